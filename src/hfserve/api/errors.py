@@ -1,0 +1,62 @@
+"""Turn every failure into OpenAI's error envelope; never leak a traceback or a path."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from hfserve.errors import HFServeError, InvalidRequest
+
+log = logging.getLogger("hfserve.api")
+
+HTTP_TYPES = {401: "authentication_error", 404: "not_found_error", 405: "invalid_request_error",
+              413: "invalid_request_error", 429: "rate_limit_error"}
+
+
+def envelope(status: int, message: str, type_: str, param: str | None = None,
+             code: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": type_, "param": param,
+                                   "code": code}}, status_code=status, headers=headers)
+
+
+async def on_hfserve_error(request: Request, exc: HFServeError) -> JSONResponse:
+    return envelope(exc.status, exc.message, exc.type, exc.param, exc.code, exc.headers)
+
+
+async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    first = exc.errors()[0] if exc.errors() else {}
+    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    param = ".".join(loc) or None
+    if first.get("type") == "json_invalid":
+        message = "request body is not valid JSON"
+    elif first.get("type") == "extra_forbidden":
+        message = f"unknown field {param!r}"
+    else:
+        message = f"{param or 'body'}: {first.get('msg', 'invalid value')}"
+    return on_error_of(InvalidRequest(message, param=param))
+
+
+def on_error_of(exc: HFServeError) -> JSONResponse:
+    return envelope(exc.status, exc.message, exc.type, exc.param, exc.code, exc.headers)
+
+
+async def on_http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    return envelope(exc.status_code, str(exc.detail),
+                    HTTP_TYPES.get(exc.status_code, "invalid_request_error"),
+                    headers=getattr(exc, "headers", None))
+
+
+async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s", request.url.path)
+    return envelope(500, "internal server error", "server_error", code="internal_error")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(HFServeError, on_hfserve_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(HTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,97 @@
+"""What chat and completions share: building the engine request, collecting a finished
+generation, and the SSE stream loop with its error event."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hfserve import metrics
+from hfserve.errors import HFServeError, ModelError
+from hfserve.runtime.engine import Engine, GenerationHandle
+from hfserve.runtime.scheduler import Finished, PromptInfo
+from hfserve.runtime.sequence import Delta
+from hfserve.types import TokenChoice
+
+
+@dataclass
+class ChoiceResult:
+    text: str = ""
+    tokens: list[TokenChoice] = field(default_factory=list)
+    finish_reason: str | None = None
+
+
+@dataclass
+class Collected:
+    prompt: PromptInfo | None = None
+    choices: dict[int, ChoiceResult] = field(default_factory=dict)
+    finished: Finished | None = None
+
+
+async def collect(engine: Engine, handle: GenerationHandle, n: int) -> Collected:
+    """Drain a generation into whole choices (non-streaming responses)."""
+    out = Collected(choices={i: ChoiceResult() for i in range(n)})
+    try:
+        async for event in handle.events:
+            if isinstance(event, Delta):
+                choice = out.choices[event.index]
+                choice.text += event.text
+                choice.tokens.extend(event.tokens)
+                choice.finish_reason = event.finish_reason or choice.finish_reason
+            elif isinstance(event, PromptInfo):
+                out.prompt = event
+            elif isinstance(event, Finished):
+                out.finished = event
+    finally:
+        if out.finished is None:
+            engine.abort(handle.request_id)
+        else:
+            engine.done(handle.request_id)
+    if out.finished is None:
+        raise ModelError("generation ended without a result")
+    return out
+
+
+def sse(payload: Any) -> bytes:
+    body = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
+    return f"data: {body}\n\n".encode()
+
+
+async def event_stream(engine: Engine, handle: GenerationHandle,
+                       render: Callable[[Any], list[str]]) -> AsyncIterator[bytes]:
+    """SSE body: ``render`` turns each engine event into serialized chunks. A failure after
+    the stream started becomes an error event followed by ``[DONE]``; a client that goes
+    away (the task is cancelled) aborts the generation and frees its slot."""
+    finished = False
+    first = True
+    try:
+        async for event in handle.events:
+            if first and isinstance(event, Delta):
+                first = False
+                metrics.TIME_TO_FIRST_TOKEN.labels(handle.model).observe(
+                    max(0.0, _now() - handle.created_monotonic))
+            finished = finished or isinstance(event, Finished)
+            for chunk in render(event):
+                yield sse(chunk)
+    except HFServeError as exc:
+        yield sse(exc.to_dict())
+    except Exception as exc:  # never a traceback to the client
+        yield sse(ModelError(f"generation failed: {type(exc).__name__}").to_dict())
+    finally:
+        if finished:
+            engine.done(handle.request_id)
+        else:
+            engine.abort(handle.request_id)
+    yield sse("[DONE]")
+
+
+def _now() -> float:
+    import time
+
+    return time.monotonic()
+
+
+def logprob_bytes(text: str) -> list[int]:
+    return list(text.encode("utf-8"))

@@ -1,0 +1,99 @@
+"""Pure-ASGI middleware (safe on streaming responses): body size limit, API key, request id
+and request metrics."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+import uuid
+
+from hfserve import metrics
+from hfserve.errors import AuthenticationError, HFServeError, PayloadTooLarge
+
+OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/docs", "/openapi.json"})
+
+
+async def send_error(send, exc: HFServeError) -> None:
+    body = json.dumps(exc.to_dict()).encode()
+    headers = [(b"content-type", b"application/json"),
+               (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
+    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimit:
+    """413 for bodies over ``limit`` bytes, by Content-Length or while streaming in."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        too_large = PayloadTooLarge(f"request body is larger than {self.limit} bytes")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            return await send_error(send, too_large)
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise too_large
+            return message
+
+        return await self.app(scope, limited, send)
+
+
+class ApiKey:
+    """Bearer-token check when an API key is configured (health and metrics stay open)."""
+
+    def __init__(self, app, key: str | None) -> None:
+        self.app, self.key = app, key
+
+    async def __call__(self, scope, receive, send):
+        if self.key and scope["type"] == "http" and scope["path"] not in OPEN_PATHS:
+            auth = dict(scope["headers"]).get(b"authorization", b"").decode()
+            token = auth.removeprefix("Bearer ").strip()
+            if not hmac.compare_digest(token, self.key):
+                return await send_error(send, AuthenticationError("invalid or missing API key"))
+        return await self.app(scope, receive, send)
+
+
+class RequestMetrics:
+    """X-Request-Id on every response; count and time requests by route, model, status."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        request_id = dict(scope["headers"]).get(b"x-request-id", b"").decode() or \
+            uuid.uuid4().hex
+        status = 500
+
+        async def tracked(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []),
+                                      (b"x-request-id", request_id.encode())]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                self._record(scope, status, time.perf_counter() - started)
+            await send(message)
+
+        await self.app(scope, receive, tracked)
+
+    @staticmethod
+    def _record(scope, status: int, seconds: float) -> None:
+        route = scope.get("route")
+        path = getattr(route, "path", None) or "unmatched"
+        model = (scope.get("state") or {}).get("model", "")
+        metrics.REQUESTS.labels(path, model, str(status)).inc()
+        metrics.REQUEST_LATENCY.labels(path, model).observe(seconds)

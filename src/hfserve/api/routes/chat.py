@@ -1,0 +1,87 @@
+"""POST /v1/chat/completions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+
+from hfserve.api.generation import collect, event_stream, logprob_bytes
+from hfserve.api.schemas.chat import ChatCompletion, ChatCompletionRequest
+from hfserve.api.schemas.common import usage
+from hfserve.api.state import engine_of
+from hfserve.runtime.engine import GenerationInput
+from hfserve.runtime.scheduler import Finished, PromptInfo
+from hfserve.runtime.sequence import Delta
+from hfserve.types import TokenChoice
+
+router = APIRouter()
+
+
+def chat_logprobs(tokens: list[TokenChoice]) -> dict[str, Any]:
+    return {"content": [
+        {"token": t.text or "", "logprob": t.logprob, "bytes": logprob_bytes(t.text or ""),
+         "top_logprobs": [{"token": s, "logprob": lp, "bytes": logprob_bytes(s)}
+                          for s, lp in (t.top_text or [])]}
+        for t in tokens], "refusal": None}
+
+
+def to_input(req: ChatCompletionRequest) -> GenerationInput:
+    top = (req.top_logprobs or 0) if req.logprobs else None
+    return GenerationInput(
+        messages=[m.model_dump(exclude_none=True) for m in req.messages],
+        params=req.sampling(logprobs=top),
+        max_tokens=req.max_completion_tokens or req.max_tokens,
+        n=req.n, priority=req.priority, timeout=req.timeout,
+        options={"tools": req.tools, "chat_template_kwargs": req.chat_template_kwargs})
+
+
+@router.post("/v1/chat/completions", response_model=ChatCompletion,
+             responses={200: {"content": {"text/event-stream": {}}}})
+async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
+    engine = engine_of(request)
+    request.state.model = body.model
+    handle = await engine.stream(body.model, to_input(body))
+    rid = f"chatcmpl-{handle.request_id}"
+    if body.stream:
+        return StreamingResponse(event_stream(engine, handle, _renderer(body, handle, rid)),
+                                 media_type="text/event-stream")
+    got = await collect(engine, handle, body.n)
+    choices = [{"index": i,
+                "message": {"role": "assistant", "content": c.text},
+                "finish_reason": c.finish_reason or "stop",
+                "logprobs": chat_logprobs(c.tokens) if body.logprobs else None}
+               for i, c in sorted(got.choices.items())]
+    result = ChatCompletion(id=rid, created=handle.created, model=handle.model,
+                            choices=choices,
+                            usage=usage(got.finished.prompt_tokens,
+                                        got.finished.completion_tokens))
+    return Response(result.model_dump_json(), media_type="application/json")
+
+
+def _renderer(body: ChatCompletionRequest, handle, rid: str):
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    base = {"id": rid, "object": "chat.completion.chunk", "created": handle.created,
+            "model": handle.model}
+
+    def chunk(choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+        return {**base, "choices": choices, **extra}
+
+    def render(event: Any) -> list[dict[str, Any]]:
+        if isinstance(event, PromptInfo):
+            return [chunk([{"index": i, "delta": {"role": "assistant", "content": ""},
+                            "finish_reason": None, "logprobs": None}
+                           for i in range(body.n)])]
+        if isinstance(event, Delta):
+            if not event.text and not event.finish_reason and not event.tokens:
+                return []
+            return [chunk([{"index": event.index, "delta": {"content": event.text},
+                            "finish_reason": event.finish_reason,
+                            "logprobs": chat_logprobs(event.tokens) if body.logprobs
+                            else None}])]
+        if isinstance(event, Finished) and include_usage:
+            return [chunk([], usage=usage(event.prompt_tokens, event.completion_tokens))]
+        return []
+
+    return render

@@ -1,0 +1,125 @@
+"""POST /v1/completions, including ``echo`` and prompt ``logprobs`` as evaluation harnesses
+use them to score text."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+
+from hfserve.api.generation import collect, event_stream
+from hfserve.api.schemas.common import usage
+from hfserve.api.schemas.completions import Completion, CompletionRequest
+from hfserve.api.state import engine_of
+from hfserve.errors import InvalidRequest
+from hfserve.runtime.engine import Engine, GenerationInput
+from hfserve.runtime.scheduler import Finished
+from hfserve.runtime.sequence import Delta
+from hfserve.types import TokenChoice
+
+router = APIRouter()
+
+
+def prompts_of(prompt: Any) -> list[str | list[int]]:
+    if isinstance(prompt, str):
+        return [prompt]
+    if prompt and all(isinstance(t, int) for t in prompt):
+        return [prompt]
+    return list(prompt)
+
+
+def completion_logprobs(tokens: list[TokenChoice], start_offset: int) -> dict[str, Any]:
+    texts = [t.text or "" for t in tokens]
+    offsets, pos = [], start_offset
+    for text in texts:
+        offsets.append(pos)
+        pos += len(text)
+    return {"tokens": texts,
+            "token_logprobs": [t.logprob for t in tokens],
+            "top_logprobs": [dict(t.top_text) if t.top_text is not None else None
+                             for t in tokens],
+            "text_offset": offsets}
+
+
+def to_input(req: CompletionRequest, prompt: str | list[int]) -> GenerationInput:
+    if req.suffix:
+        raise InvalidRequest("suffix is not supported", param="suffix")
+    k = req.logprobs
+    return GenerationInput(prompt=prompt, params=req.sampling(
+        logprobs=k, prompt_logprobs=k if (req.echo and k is not None) else None),
+        max_tokens=req.max_tokens, n=req.n, priority=req.priority, timeout=req.timeout)
+
+
+async def _one(engine: Engine, req: CompletionRequest, prompt: str | list[int], base: int
+               ) -> tuple[list[dict[str, Any]], int, int]:
+    handle = await engine.stream(req.model, to_input(req, prompt))
+    got = await collect(engine, handle, req.n)
+    echo_text = ""
+    if req.echo:
+        echo_text = prompt if isinstance(prompt, str) else \
+            await engine.detokenize(req.model, prompt)
+    choices = []
+    for i, c in sorted(got.choices.items()):
+        logprobs = None
+        if req.logprobs is not None:
+            tokens = (got.prompt.prompt_choices or []) if req.echo else []
+            logprobs = completion_logprobs([*tokens, *c.tokens], 0)
+        choices.append({"index": base + i, "text": echo_text + c.text,
+                        "finish_reason": c.finish_reason or "length", "logprobs": logprobs})
+    return choices, got.finished.prompt_tokens, got.finished.completion_tokens
+
+
+@router.post("/v1/completions", response_model=Completion,
+             responses={200: {"content": {"text/event-stream": {}}}})
+async def completions(body: CompletionRequest, request: Request) -> Response:
+    engine = engine_of(request)
+    request.state.model = body.model
+    prompts = prompts_of(body.prompt)
+    if not prompts:
+        raise InvalidRequest("prompt must not be empty", param="prompt")
+    if body.stream:
+        if len(prompts) > 1:
+            raise InvalidRequest("streaming takes a single prompt", param="prompt")
+        if body.echo:
+            raise InvalidRequest("echo is not supported with stream", param="echo")
+        handle = await engine.stream(body.model, to_input(body, prompts[0]))
+        return StreamingResponse(event_stream(engine, handle, _renderer(body, handle)),
+                                 media_type="text/event-stream")
+    parts = await asyncio.gather(*(_one(engine, body, p, i * body.n)
+                                   for i, p in enumerate(prompts)))
+    choices = [c for part in parts for c in part[0]]
+    prompt_tokens = sum(p[1] for p in parts)
+    completion_tokens = sum(p[2] for p in parts)
+    result = Completion(id=f"cmpl-{uuid.uuid4().hex}", created=int(time.time()),
+                        model=body.model,
+                        choices=choices, usage=usage(prompt_tokens, completion_tokens))
+    return Response(result.model_dump_json(), media_type="application/json")
+
+
+def _renderer(body: CompletionRequest, handle):
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    base = {"id": f"cmpl-{handle.request_id}", "object": "text_completion",
+            "created": handle.created, "model": handle.model}
+    offsets: dict[int, int] = {}
+
+    def render(event: Any) -> list[dict[str, Any]]:
+        if isinstance(event, Delta):
+            if not event.text and not event.finish_reason:
+                return []
+            logprobs = None
+            if body.logprobs is not None:
+                logprobs = completion_logprobs(event.tokens, offsets.get(event.index, 0))
+            offsets[event.index] = offsets.get(event.index, 0) + len(event.text)
+            return [{**base, "choices": [{"index": event.index, "text": event.text,
+                                          "finish_reason": event.finish_reason,
+                                          "logprobs": logprobs}]}]
+        if isinstance(event, Finished) and include_usage:
+            return [{**base, "choices": [],
+                     "usage": usage(event.prompt_tokens, event.completion_tokens)}]
+        return []
+
+    return render

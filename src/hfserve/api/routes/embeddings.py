@@ -1,0 +1,45 @@
+"""POST /v1/embeddings."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from hfserve.api.schemas.common import usage
+from hfserve.api.schemas.embeddings import EmbeddingRequest, EmbeddingResponse
+from hfserve.api.state import engine_of
+from hfserve.types import Task
+
+router = APIRouter()
+
+
+def inputs_of(value: str | list) -> list:
+    """A string, a list of strings, one token list, or a list of token lists -> items."""
+    if isinstance(value, str):
+        return [value]
+    if value and all(isinstance(t, int) for t in value):
+        return [value]
+    return list(value)
+
+
+def encode(vector: np.ndarray, fmt: str) -> list[float] | str:
+    if fmt == "base64":
+        return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
+    return vector.tolist()
+
+
+@router.post("/v1/embeddings", response_model=EmbeddingResponse)
+async def embeddings(body: EmbeddingRequest, request: Request) -> Response:
+    request.state.model = body.model
+    result = await engine_of(request).run(
+        body.model, Task.EMBEDDING, inputs_of(body.input),
+        {"truncate": body.truncate, "dimensions": body.dimensions},
+        priority=body.priority, timeout=body.timeout)
+    response = EmbeddingResponse(
+        data=[{"index": i, "embedding": encode(v, body.encoding_format)}
+              for i, v in enumerate(result.results)],
+        model=result.model, usage=usage(result.prompt_tokens))
+    return Response(response.model_dump_json(), media_type="application/json")

@@ -1,0 +1,126 @@
+"""Command line: ``hfserve serve MODEL...``, ``hfserve hardware``, ``hfserve models``.
+
+Flags are generated from the Settings class, so the CLI, ``HFSERVE_*`` variables, the config
+file and ``--help`` never drift apart. Only flags given on the command line override the
+other sources."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+from pydantic.fields import FieldInfo
+
+from hfserve import __version__
+from hfserve.config import ModelConfig, Settings
+
+SKIP = {"models", "config"}
+
+
+def _scalar(annotation: Any) -> Any:
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    return args[0] if args else annotation
+
+
+def add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=argparse.SUPPRESS,
+                        help=Settings.model_fields["config"].description)
+    for name, field in Settings.model_fields.items():
+        if name in SKIP:
+            continue
+        flag = "--" + name.replace("_", "-")
+        kind = _scalar(field.annotation)
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction,
+                                default=argparse.SUPPRESS, help=_help(field))
+        elif get_origin(kind) is list:
+            parser.add_argument(flag, action="append", type=_scalar(get_args(kind)[0]),
+                                default=argparse.SUPPRESS, help=_help(field))
+        else:
+            parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=_help(field))
+
+
+def _help(field: FieldInfo) -> str:
+    default = field.default if not callable(field.default_factory) else "[]"
+    return f"{field.description} (default: {default})"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hfserve", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"hfserve {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve models over the OpenAI API")
+    serve.add_argument("sources", nargs="*", metavar="MODEL",
+                       help="model folder, .gguf file or HuggingFace cache id")
+    add_settings_flags(serve)
+    hardware = sub.add_parser("hardware", help="show detected devices")
+    hardware.add_argument("--json", action="store_true", help="print JSON")
+    models = sub.add_parser("models", help="list the models a serve would offer")
+    models.add_argument("sources", nargs="*", metavar="MODEL")
+    add_settings_flags(models)
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "sources", "json")}
+    settings = Settings(**given)
+    extra = [ModelConfig(source=s) for s in getattr(args, "sources", [])]
+    from hfserve.registry.discovery import scan_folders, scan_hf_cache
+
+    found = scan_folders(settings.model_dirs) + (scan_hf_cache() if settings.hf_cache else [])
+    return settings.model_copy(update={"models": [*settings.models, *extra, *found]})
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from hfserve.api.app import create_app
+
+    settings = settings_from(args)
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not settings.models:
+        print("hfserve: no models given (pass MODEL, --config or --model-dirs)", file=sys.stderr)
+        return 2
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level=settings.log_level, timeout_graceful_shutdown=5)
+    return 0
+
+
+def cmd_hardware(args: argparse.Namespace) -> int:
+    from hfserve.hardware import detect, format_table, to_json
+
+    devices = detect()
+    print(to_json(devices) if args.json else format_table(devices))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from hfserve.registry import build_spec
+
+    rows = []
+    for mc in settings_from(args).models:
+        try:
+            spec = build_spec(mc)
+            rows.append({"id": mc.served_name, "family": spec.family.value,
+                         "task": spec.task.value, "source": mc.source})
+        except Exception as exc:
+            rows.append({"id": mc.served_name, "error": str(exc), "source": mc.source})
+    print(json.dumps(rows, indent=2))
+    return 0
+
+
+COMMANDS = {"serve": cmd_serve, "hardware": cmd_hardware, "models": cmd_models}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.command](args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,110 @@
+"""Typed settings: one class feeds CLI flags, ``HFSERVE_*`` environment variables and the YAML
+config file (priority in that order, then defaults). ``--help`` is generated from it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from hfserve.types import Task
+
+
+class ModelConfig(BaseModel):
+    """One served model, as listed in the config file or given on the command line."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    source: str = Field(description="Local folder, .gguf file, or HuggingFace cache id")
+    name: str | None = Field(None, description="Name clients use (default: derived from source)")
+    aliases: list[str] = Field(default_factory=list, description="Other names for this model")
+    task: Task | None = Field(None, description="Override the task read from the model config")
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:1, mps, openvino, ...")
+    dtype: str | None = Field(None, description="float32, bfloat16, float16 (default: per device)")
+    gguf_file: str | None = Field(None, description="GGUF file inside the source folder")
+    threads: int | None = Field(None, ge=1, description="Intra-op threads for this model")
+    max_batch_size: int = Field(32, ge=1, description="Most items in one encoder batch")
+    max_batch_tokens: int = Field(16384, ge=1, description="Token budget of one encoder batch")
+    max_wait_ms: float = Field(2.0, ge=0, description="How long a batch waits to fill")
+    max_queue: int = Field(1024, ge=1, description="Queued requests before 429")
+    max_concurrent: int = Field(8, ge=1, description="Generation sequences decoded together")
+    max_tokens_default: int = Field(512, ge=1, description="max_tokens when a request names none")
+    trust_remote_code: bool = False
+
+    @property
+    def served_name(self) -> str:
+        if self.name:
+            return self.name
+        src = self.source.rstrip("/")
+        base = Path(src).name if (os.sep in src or src.endswith(".gguf")) and Path(src).exists() \
+            else src
+        return base.removesuffix(".gguf")
+
+
+class Settings(BaseSettings):
+    """Server settings. Every field is a ``--flag`` and an ``HFSERVE_<FIELD>`` variable."""
+
+    model_config = SettingsConfigDict(env_prefix="HFSERVE_", env_nested_delimiter="__",
+                                      extra="forbid", protected_namespaces=())
+
+    config: Path | None = Field(None, description="YAML config file (models and settings)")
+    host: str = Field("127.0.0.1", description="Address to bind")
+    port: int = Field(8000, ge=0, le=65535, description="Port to bind")
+    models: list[ModelConfig] = Field(default_factory=list, description="Models to serve")
+    model_dirs: list[Path] = Field(default_factory=list,
+                                   description="Folders whose model subfolders are served")
+    hf_cache: bool = Field(False, description="Also serve every model in the HuggingFace cache")
+    preload: bool = Field(True, description="Load configured models at start-up")
+    threads: int | None = Field(None, ge=1, description="Default intra-op threads per model")
+    device: str = Field("auto", description="Default device for models that name none")
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest request body")
+    request_timeout_s: float = Field(600.0, gt=0, description="Default per-request deadline")
+    api_key: str | None = Field(None, description="Require this bearer token when set")
+    log_level: str = Field("info", description="debug, info, warning, error")
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _models_from_strings(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v]
+        if isinstance(value, list):
+            return [{"source": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        init_kwargs = getattr(init_settings, "init_kwargs", {})
+        path = init_kwargs.get("config") or os.environ.get("HFSERVE_CONFIG")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path:
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"config file not found: {path}")
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=Path(path)))
+        return tuple(sources)
+
+    def model_configs(self) -> list[ModelConfig]:
+        """Configured models with server-wide defaults filled in."""
+        out = []
+        for mc in self.models:
+            updates: dict[str, Any] = {}
+            if mc.device == "auto" and self.device != "auto":
+                updates["device"] = self.device
+            if mc.threads is None and self.threads is not None:
+                updates["threads"] = self.threads
+            out.append(mc.model_copy(update=updates))
+        return out

@@ -1,0 +1,47 @@
+"""Find models to serve in configured folders and in the HuggingFace cache."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from hfserve.config import ModelConfig
+
+
+def is_model_folder(path: Path) -> bool:
+    return path.is_dir() and ((path / "config.json").is_file() or any(path.glob("*.gguf")))
+
+
+def scan_folders(folders: Iterable[Path]) -> list[ModelConfig]:
+    """Each model subfolder (or a folder that is itself a model) and each loose .gguf file."""
+    found: list[ModelConfig] = []
+    for folder in folders:
+        folder = Path(folder).expanduser()
+        if is_model_folder(folder) and (folder / "config.json").is_file():
+            found.append(ModelConfig(source=str(folder)))
+            continue
+        for child in sorted(folder.iterdir()) if folder.is_dir() else []:
+            if child.suffix == ".gguf" and child.is_file():
+                found.append(ModelConfig(source=str(child)))
+            elif is_model_folder(child):
+                found.append(ModelConfig(source=str(child), name=child.name))
+    return found
+
+
+def scan_hf_cache() -> list[ModelConfig]:
+    """Every cached model repository that has a config.json or a GGUF file."""
+    from huggingface_hub import scan_cache_dir
+    from huggingface_hub.errors import CacheNotFound
+
+    try:
+        cache = scan_cache_dir()
+    except CacheNotFound:
+        return []
+    found = []
+    for repo in sorted(cache.repos, key=lambda r: r.repo_id):
+        if repo.repo_type != "model":
+            continue
+        files = {f.file_name for rev in repo.revisions for f in rev.files}
+        if "config.json" in files or any(name.endswith(".gguf") for name in files):
+            found.append(ModelConfig(source=repo.repo_id, name=repo.repo_id))
+    return found

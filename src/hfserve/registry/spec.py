@@ -1,0 +1,60 @@
+"""Build the ModelSpec of a configured model: resolve its source, classify it, size it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hfserve.config import ModelConfig
+from hfserve.errors import InvalidRequest
+from hfserve.registry.classify import classify
+from hfserve.registry.source import resolve
+from hfserve.types import ModelSpec
+
+
+def parameter_count(config: dict[str, Any]) -> int | None:
+    """Rough parameter count from the config, for memory estimates before loading."""
+    hidden = config.get("hidden_size") or config.get("d_model") or config.get("n_embd")
+    layers = (config.get("num_hidden_layers") or config.get("num_layers")
+              or config.get("n_layer"))
+    vocab = config.get("vocab_size") or 0
+    if not hidden or not layers:
+        return None
+    inner = config.get("intermediate_size") or config.get("d_ff") or 4 * hidden
+    experts = max(1, int(config.get("num_local_experts") or config.get("num_experts") or 1))
+    per_layer = 4 * hidden * hidden + 3 * hidden * inner * experts
+    return int(layers * per_layer + vocab * hidden)
+
+
+def max_context(config: dict[str, Any]) -> int | None:
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "n_ctx"):
+        if isinstance(config.get(key), int):
+            return config[key]
+    return None
+
+
+def build_spec(mc: ModelConfig) -> ModelSpec:
+    local = resolve(mc.source, mc.gguf_file)
+    try:
+        family, task, tasks = classify(local.config,
+                                       sentence_transformers=local.sentence_transformers)
+    except ValueError as exc:
+        raise InvalidRequest(f"cannot serve {mc.served_name!r}: {exc}", param="model") from exc
+    if mc.task is not None:
+        task = mc.task
+        tasks = (task, *[t for t in tasks if t != task])
+    architectures = local.config.get("architectures") or [local.config.get("model_type", "")]
+    return ModelSpec(
+        name=mc.served_name,
+        source=mc.source,
+        path=local.path,
+        architecture=architectures[0],
+        model_type=local.config.get("model_type", ""),
+        family=family,
+        task=task,
+        tasks=tasks,
+        config=local.config,
+        gguf_file=local.gguf_file,
+        parameters=parameter_count(local.config),
+        max_context=max_context(local.config),
+        options=mc.model_dump(),
+    )

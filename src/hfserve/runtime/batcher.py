@@ -1,0 +1,127 @@
+"""Dynamic batcher for encoder work: one per model. Items wait in a bounded queue; a single
+asyncio task forms batches (see batching.py) and runs them on the model's own worker thread,
+so tokenization of the next requests (done before queueing) overlaps the forward pass.
+Every item carries its own future; a failing batch is retried item by item so one bad
+input fails only itself."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from hfserve import metrics
+from hfserve.errors import DeadlineExceeded, HFServeError, ModelError, Overloaded
+from hfserve.runtime.batching import Pending, ready, select_batch
+
+
+class Batcher:
+    def __init__(self, name: str, run_batch: Callable[[list[Any]], list[Any]], *,
+                 max_batch_size: int, max_batch_tokens: int, max_wait: float, max_queue: int,
+                 executor: ThreadPoolExecutor, clock: Callable[[], float] = time.monotonic
+                 ) -> None:
+        self.name = name
+        self.run_batch = run_batch
+        self.max_batch_size = max_batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.max_wait = max_wait
+        self.max_queue = max_queue
+        self.executor = executor
+        self.clock = clock
+        self._queue: list[Pending] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self.alive = True
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for item in self._queue:
+            if not item.future.done():
+                item.future.set_exception(ModelError("model was unloaded"))
+        self._queue.clear()
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    async def submit(self, payloads: list[Any], costs: list[int], *, priority: int = 1,
+                     deadline: float | None = None) -> list[Any]:
+        """Queue items (all or none) and wait for their results, in order."""
+        if len(self._queue) + len(payloads) > self.max_queue:
+            metrics.REJECTED.labels(self.name, "queue_full").inc()
+            raise Overloaded(f"model {self.name!r} queue is full; retry later",
+                             retry_after=1.0)
+        loop = asyncio.get_running_loop()
+        now = self.clock()
+        items = [Pending(cost=c, arrival=now, payload=p, priority=priority, deadline=deadline,
+                         future=loop.create_future()) for p, c in zip(payloads, costs,
+                                                                        strict=True)]
+        self._queue.extend(items)
+        self._queue.sort(key=lambda p: p.priority)  # stable: arrival order within a priority
+        metrics.QUEUE_DEPTH.labels(self.name).set(len(self._queue))
+        self._wake.set()
+        try:
+            return list(await asyncio.gather(*(p.future for p in items)))
+        except asyncio.CancelledError:
+            for p in items:  # a client that left frees its places in the queue
+                if p in self._queue:
+                    self._queue.remove(p)
+            raise
+
+    async def _loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                limits = dict(max_batch_size=self.max_batch_size,
+                              max_batch_tokens=self.max_batch_tokens)
+                while not ready(self._queue, self.clock(), max_wait=self.max_wait, **limits):
+                    oldest = min(p.arrival for p in self._queue)
+                    delay = max(0.0, oldest + self.max_wait - self.clock())
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), timeout=delay or 1e-4)
+                    except TimeoutError:
+                        pass
+                    self._wake.clear()
+                self._drop_expired()
+                batch = select_batch(self._queue, **limits)
+                for p in batch:
+                    self._queue.remove(p)
+                metrics.QUEUE_DEPTH.labels(self.name).set(len(self._queue))
+                if batch:
+                    await self._run(batch)
+
+    def _drop_expired(self) -> None:
+        now = self.clock()
+        for p in [p for p in self._queue if p.deadline is not None and now > p.deadline]:
+            self._queue.remove(p)
+            metrics.REJECTED.labels(self.name, "deadline").inc()
+            if not p.future.done():
+                p.future.set_exception(DeadlineExceeded("request deadline passed while queued"))
+
+    async def _run(self, batch: list[Pending]) -> None:
+        metrics.BATCH_SIZE.labels(self.name).observe(len(batch))
+        loop = asyncio.get_running_loop()
+        try:
+            results = await loop.run_in_executor(self.executor, self.run_batch,
+                                                 [p.payload for p in batch])
+        except Exception as exc:
+            if len(batch) > 1:
+                for p in batch:  # isolate the failing item
+                    await self._run([p])
+                return
+            error = exc if isinstance(exc, HFServeError) else ModelError(
+                f"model failed: {type(exc).__name__}: {exc}")
+            if not batch[0].future.done():
+                batch[0].future.set_exception(error)
+            return
+        for p, result in zip(batch, results, strict=True):
+            if not p.future.done():
+                p.future.set_result(result)

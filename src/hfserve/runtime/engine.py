@@ -1,0 +1,172 @@
+"""Engine façade: the only thing the API layer talks to. Validates and tokenizes off the event
+loop, enforces context limits, and hands valid work to the model's batcher or scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from hfserve.config import Settings
+from hfserve.errors import ContextLengthExceeded, InvalidRequest
+from hfserve.runtime.manager import ModelManager
+from hfserve.runtime.scheduler import GenerationRequest
+from hfserve.runtime.stream import EventStream
+from hfserve.skills.base import BatchSkill, GenerativeSkill
+from hfserve.types import ModelState, SamplingParams, Task
+
+PRIORITIES = {"high": 0, "normal": 1, "low": 2}
+
+
+@dataclass
+class RunResult:
+    results: list[Any]
+    prompt_tokens: int
+    model: str
+
+
+@dataclass
+class GenerationInput:
+    """A generation request before tokenization: chat messages or a raw prompt."""
+
+    messages: list[dict[str, Any]] | None = None
+    prompt: str | list[int] | None = None
+    params: SamplingParams = field(default_factory=SamplingParams)
+    max_tokens: int | None = None       # None: fill up to the model's default / context
+    n: int = 1
+    priority: str = "normal"
+    timeout: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GenerationHandle:
+    request_id: str
+    model: str
+    prompt_ids: list[int]
+    events: EventStream
+    created: int
+    created_monotonic: float = field(default_factory=time.monotonic)
+
+
+class Engine:
+    def __init__(self, settings: Settings, manager: ModelManager | None = None) -> None:
+        self.settings = settings
+        self.manager = manager or ModelManager(settings.model_configs())
+        self._streams: dict[str, str] = {}   # request id -> model name
+        self._loading: asyncio.Task | None = None
+
+    # --- lifecycle ---------------------------------------------------------------
+    async def start(self) -> None:
+        """Begin loading configured models in the background: the server answers at once
+        (503 for a model still loading) and /ready turns 200 when all are loaded."""
+        if self.settings.preload:
+            self._loading = asyncio.create_task(self.manager.load_all())
+
+    async def close(self) -> None:
+        if self._loading is not None:
+            self._loading.cancel()
+            await asyncio.gather(self._loading, return_exceptions=True)
+        await self.manager.close()
+
+    # --- encoder work --------------------------------------------------------------
+    async def run(self, model: str, task: Task, items: list[Any],
+                  options: dict[str, Any] | None = None, *, priority: str = "normal",
+                  timeout: float | None = None) -> RunResult:
+        options = options or {}
+        if not items:
+            raise InvalidRequest("input must not be empty", param="input")
+        entry = await self.manager.ready(model, task)
+        skill: BatchSkill = entry.skill  # type: ignore[assignment]
+        prepared = await asyncio.to_thread(lambda: [skill.prepare(i, options) for i in items])
+        results = await entry.batcher.submit(
+            prepared, [p.cost for p in prepared], priority=self._priority(priority),
+            deadline=self._deadline(timeout))
+        return RunResult(results=results, prompt_tokens=sum(p.cost for p in prepared),
+                         model=entry.name)
+
+    # --- generation ----------------------------------------------------------------
+    async def stream(self, model: str, request: GenerationInput) -> GenerationHandle:
+        entry = await self.manager.ready(model, Task.TEXT_GENERATION)
+        skill: GenerativeSkill = entry.skill  # type: ignore[assignment]
+        prompt_ids = await asyncio.to_thread(self._encode, skill, request)
+        params = request.params
+        params.max_tokens = self._max_tokens(skill, entry.config.max_tokens_default,
+                                             len(prompt_ids), request.max_tokens)
+        request_id = uuid.uuid4().hex
+        events = EventStream(asyncio.get_running_loop())
+        entry.scheduler.submit(GenerationRequest(
+            request_id=request_id, prompt_ids=prompt_ids, params=params, n=request.n,
+            priority=self._priority(request.priority),
+            deadline=self._deadline(request.timeout)), events)
+        self._streams[request_id] = entry.name
+        return GenerationHandle(request_id, entry.name, prompt_ids, events, int(time.time()))
+
+    async def detokenize(self, model: str, token_ids: list[int]) -> str:
+        entry = await self.manager.ready(model, Task.TEXT_GENERATION)
+        return await asyncio.to_thread(entry.skill.decode_tokens, token_ids)
+
+    def abort(self, request_id: str) -> None:
+        name = self._streams.pop(request_id, None)
+        if name is None:
+            return
+        scheduler = self.manager.entries[name].scheduler
+        if scheduler is not None:
+            scheduler.abort(request_id)
+
+    def done(self, request_id: str) -> None:
+        self._streams.pop(request_id, None)
+
+    @staticmethod
+    def _encode(skill: GenerativeSkill, request: GenerationInput) -> list[int]:
+        if request.messages is not None:
+            ids = skill.encode_chat(request.messages, request.options)
+        elif isinstance(request.prompt, str):
+            ids = skill.encode_text(request.prompt)
+        else:
+            ids = list(request.prompt or [])
+        if not ids:
+            raise InvalidRequest("prompt must not be empty", param="prompt")
+        return ids
+
+    @staticmethod
+    def _max_tokens(skill: GenerativeSkill, default: int, prompt_len: int,
+                    asked: int | None) -> int:
+        room = skill.max_context - prompt_len
+        if room <= 0 or (asked is not None and asked > room):
+            raise ContextLengthExceeded(
+                f"this model's maximum context length is {skill.max_context} tokens; the "
+                f"prompt has {prompt_len} tokens and {asked or 1} more were requested",
+                param="max_tokens" if asked else "messages")
+        return min(default, room) if asked is None else asked
+
+    def _priority(self, name: str) -> int:
+        if name not in PRIORITIES:
+            raise InvalidRequest(f"priority must be one of {', '.join(PRIORITIES)}",
+                                 param="priority")
+        return PRIORITIES[name]
+
+    def _deadline(self, timeout: float | None) -> float:
+        return time.monotonic() + (timeout or self.settings.request_timeout_s)
+
+    # --- introspection -------------------------------------------------------------
+    def models(self) -> list[dict[str, Any]]:
+        return [self.describe(name) for name in self.manager.entries]
+
+    def describe(self, name: str) -> dict[str, Any]:
+        entry = self.manager.entry(name)
+        info = entry.describe()
+        worker = entry.batcher or entry.scheduler
+        info.update(id=entry.name, aliases=entry.config.aliases,
+                    created=int(entry.loaded_at or 0),
+                    queue_depth=worker.queue_depth if worker else 0)
+        return info
+
+    def ready(self) -> tuple[bool, dict[str, str]]:
+        states = {name: e.state.value for name, e in self.manager.entries.items()}
+        ok = all(e.state == ModelState.READY and (e.batcher or e.scheduler).alive
+                 for e in self.manager.entries.values())
+        return ok, states

@@ -1,0 +1,197 @@
+"""ModelManager: owns every served model's lifecycle (spec -> placement -> loaded skill ->
+worker), one lock per model, and answers which model serves a request."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from hfserve import metrics
+from hfserve.config import ModelConfig
+from hfserve.errors import (
+    HFServeError,
+    InvalidRequest,
+    ModelLoading,
+    ModelNotFound,
+    ModelUnavailable,
+    UnsupportedTask,
+)
+from hfserve.registry import build_spec
+from hfserve.registry.skills import skill_target
+from hfserve.runtime.batcher import Batcher
+from hfserve.runtime.placement import choices
+from hfserve.runtime.scheduler import Scheduler
+from hfserve.skills.base import BatchSkill, GenerativeSkill, Skill
+from hfserve.types import ModelSpec, ModelState, Task
+
+log = logging.getLogger("hfserve.manager")
+
+
+def skill_class(task: Task) -> type[Skill]:
+    target = skill_target(task)
+    if target is None:
+        raise UnsupportedTask(f"no skill serves task {task.value!r} yet", param="model")
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@dataclass
+class ModelEntry:
+    config: ModelConfig
+    name: str
+    spec: ModelSpec | None = None
+    state: ModelState = ModelState.PENDING
+    skill: Skill | None = None
+    batcher: Batcher | None = None
+    scheduler: Scheduler | None = None
+    executor: ThreadPoolExecutor | None = None
+    error: str | None = None
+    placement_reason: str | None = None
+    attempts: list[dict[str, str]] = field(default_factory=list)
+    loaded_at: float | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def describe(self) -> dict[str, Any]:
+        spec = self.spec
+        info: dict[str, Any] = {"state": self.state.value, "source": self.config.source,
+                                "error": self.error}
+        if spec is not None:
+            info.update(architecture=spec.architecture, model_type=spec.model_type,
+                        family=spec.family.value, task=spec.task.value,
+                        tasks=[t.value for t in spec.tasks], parameters=spec.parameters,
+                        max_context=spec.max_context, gguf_file=spec.gguf_file)
+        if self.skill is not None and self.state == ModelState.READY:
+            info.update(self.skill.info())
+        info["placement_reason"] = self.placement_reason
+        info["placement_attempts"] = self.attempts
+        return info
+
+
+class ModelManager:
+    def __init__(self, configs: list[ModelConfig]) -> None:
+        self.entries: dict[str, ModelEntry] = {}
+        self.aliases: dict[str, str] = {}
+        for mc in configs:
+            self.add(mc)
+
+    def add(self, mc: ModelConfig) -> ModelEntry:
+        name = mc.served_name
+        if name in self.aliases:
+            raise InvalidRequest(f"two models are named {name!r}; give one a name",
+                                 param="name")
+        entry = ModelEntry(config=mc, name=name)
+        self.entries[name] = entry
+        for alias in [name, *mc.aliases]:
+            self.aliases[alias] = name
+        return entry
+
+    def entry(self, name: str) -> ModelEntry:
+        key = self.aliases.get(name)
+        if key is None:
+            raise ModelNotFound(f"model {name!r} does not exist", param="model")
+        return self.entries[key]
+
+    async def ready(self, name: str, task: Task) -> ModelEntry:
+        """The entry serving ``name`` once loaded; loads on demand; typed errors otherwise."""
+        entry = self.entry(name)
+        if entry.state == ModelState.LOADING:
+            raise ModelLoading(f"model {name!r} is loading; retry shortly")
+        if entry.state in (ModelState.PENDING, ModelState.UNLOADED):
+            await self.load(entry)
+        if entry.state == ModelState.FAILED:
+            raise ModelUnavailable(f"model {name!r} failed to load: {entry.error}")
+        if entry.spec is not None and task not in entry.spec.tasks:
+            raise UnsupportedTask(
+                f"model {name!r} does not serve {task.value}; it serves "
+                f"{', '.join(t.value for t in entry.spec.tasks)}", param="model")
+        worker = entry.batcher or entry.scheduler
+        if worker is None or not worker.alive:
+            raise ModelUnavailable(f"model {name!r} is not running")
+        return entry
+
+    async def load(self, entry: ModelEntry) -> None:
+        async with entry.lock:
+            if entry.state == ModelState.READY:
+                return
+            entry.state, entry.error, entry.attempts = ModelState.LOADING, None, []
+            started = time.monotonic()
+            try:
+                await asyncio.to_thread(self._load_blocking, entry)
+                self._start_worker(entry)
+            except Exception as exc:
+                entry.state = ModelState.FAILED
+                entry.error = exc.message if isinstance(exc, HFServeError) else \
+                    f"{type(exc).__name__}: {exc}"
+                log.error("model %s failed to load: %s", entry.name, entry.error)
+                return
+            entry.state, entry.loaded_at = ModelState.READY, time.time()
+            metrics.MODEL_READY.labels(entry.name).set(1)
+            metrics.LOAD_SECONDS.labels(entry.name).observe(time.monotonic() - started)
+            log.info("model %s ready on %s in %.1fs", entry.name, entry.skill.placement.device,
+                     time.monotonic() - started)
+
+    def _load_blocking(self, entry: ModelEntry) -> None:
+        """Resolve, place and load, falling down the device chain on failure."""
+        if entry.spec is None:
+            entry.spec = build_spec(entry.config)
+        cls = skill_class(entry.spec.task)
+        for choice in choices(entry.spec, entry.config, cls):
+            skill = cls(entry.spec)
+            try:
+                skill.load(choice.placement)
+            except Exception as exc:  # fall back to the next device, remember why
+                entry.attempts.append({"device": choice.device_id,
+                                       "error": f"{type(exc).__name__}: {exc}"})
+                log.warning("model %s failed on %s: %s", entry.name, choice.device_id, exc)
+                skill.unload()
+                continue
+            entry.skill = skill
+            entry.placement_reason = f"{choice.device_id}: {choice.reason}"
+            return
+        tried = "; ".join(f"{a['device']}: {a['error']}" for a in entry.attempts)
+        raise ModelUnavailable(f"no device could load the model ({tried})")
+
+    def _start_worker(self, entry: ModelEntry) -> None:
+        mc, skill = entry.config, entry.skill
+        if isinstance(skill, GenerativeSkill):
+            entry.scheduler = Scheduler(entry.name, skill, max_concurrent=mc.max_concurrent,
+                                        max_queue=mc.max_queue)
+        elif isinstance(skill, BatchSkill):
+            entry.executor = ThreadPoolExecutor(1, thread_name_prefix=f"model-{entry.name}",
+                                                initializer=skill.worker_init)
+            entry.batcher = Batcher(entry.name, skill.run_batch,
+                                    max_batch_size=mc.max_batch_size,
+                                    max_batch_tokens=mc.max_batch_tokens,
+                                    max_wait=mc.max_wait_ms / 1000, max_queue=mc.max_queue,
+                                    executor=entry.executor)
+            entry.batcher.start()
+        else:
+            raise ModelUnavailable(f"skill {type(skill).__name__} has no runtime worker")
+
+    async def unload(self, entry: ModelEntry) -> None:
+        async with entry.lock:
+            if entry.batcher is not None:
+                await entry.batcher.stop()
+            if entry.scheduler is not None:
+                await asyncio.to_thread(entry.scheduler.stop)
+            if entry.executor is not None:
+                entry.executor.shutdown(wait=False)
+            if entry.skill is not None:
+                entry.skill.unload()
+            entry.batcher = entry.scheduler = entry.executor = entry.skill = None
+            entry.state = ModelState.UNLOADED
+            metrics.MODEL_READY.labels(entry.name).set(0)
+
+    async def load_all(self) -> None:
+        for entry in list(self.entries.values()):
+            await self.load(entry)
+
+    async def close(self) -> None:
+        for entry in list(self.entries.values()):
+            await self.unload(entry)
+

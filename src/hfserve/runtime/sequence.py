@@ -1,0 +1,97 @@
+"""One generated sequence: turns sampled tokens into text deltas, applies stop strings, stop
+tokens and max_tokens, and holds back text that may still become a stop string or an
+incomplete character. Pure Python; the scheduler feeds it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hfserve.types import SamplingParams, TokenChoice
+
+
+@dataclass
+class Delta:
+    """What one step adds to a sequence's output."""
+
+    index: int
+    text: str
+    tokens: list[TokenChoice]
+    finish_reason: str | None = None
+
+
+@dataclass
+class Sequence:
+    index: int
+    prompt_len: int
+    params: SamplingParams
+    decode: Callable[[list[int]], str]
+    eos_token_ids: frozenset[int]
+    state: Any = None
+    generator: Any = None
+    token_ids: list[int] = field(default_factory=list)
+    emitted: int = 0                     # characters of text already sent
+    pending: list[TokenChoice] = field(default_factory=list)
+    finish_reason: str | None = None
+    history: list[int] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return self.finish_reason is not None
+
+    def append(self, choice: TokenChoice) -> Delta | None:
+        """Add one sampled token; return the text that can be sent now (or None)."""
+        token = choice.token_id
+        self.history.append(token)
+        is_stop_token = (token in self.eos_token_ids and not self.params.ignore_eos) \
+            or token in self.params.stop_token_ids
+        if is_stop_token:
+            self.finish_reason = "stop"
+            return self._flush(self.decode(self.token_ids))
+        self.token_ids.append(token)
+        self.pending.append(choice)
+        text = self.decode(self.token_ids)
+        stop_at = self._find_stop(text)
+        if stop_at is not None:
+            self.finish_reason = "stop"
+            return self._flush(text[:stop_at])
+        if len(self.token_ids) >= self.params.max_tokens:
+            self.finish_reason = "length"
+            return self._flush(text)
+        safe = len(text) - self._held_back(text)
+        if safe <= self.emitted:
+            return None
+        return self._flush(text[:safe])
+
+    def finish(self, reason: str) -> Delta:
+        """End early (cancel, error, context full) with whatever text is complete."""
+        self.finish_reason = reason
+        return self._flush(self.decode(self.token_ids))
+
+    def _flush(self, text: str) -> Delta:
+        delta = Delta(index=self.index, text=text[self.emitted:], tokens=self.pending,
+                      finish_reason=self.finish_reason)
+        self.emitted = max(self.emitted, len(text))
+        self.pending = []
+        return delta
+
+    def _find_stop(self, text: str) -> int | None:
+        if not self.params.stop:
+            return None
+        start = max(0, self.emitted - max(len(s) for s in self.params.stop))
+        hits = [i for i in (text.find(s, start) for s in self.params.stop) if i >= 0]
+        return min(hits) if hits else None
+
+    def _held_back(self, text: str) -> int:
+        """Characters at the end that must wait: a partial UTF-8 character, or a suffix
+        that is the beginning of a stop string."""
+        if text.endswith("\ufffd"):
+            return len(text) - len(text.rstrip("\ufffd"))
+        held = 0
+        for stop in self.params.stop:
+            for size in range(min(len(stop) - 1, len(text)), held, -1):
+                if text.endswith(stop[:size]):
+                    held = size
+                    break
+        return held

@@ -1,0 +1,130 @@
+"""Skill contracts. A skill holds one loaded model and exposes pure stages; it never sees a
+queue, a request object of the HTTP layer, or an event loop."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from hfserve.types import ModelSpec, SamplingParams, Task, TokenChoice
+
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
+
+
+@dataclass
+class Placement:
+    """Where and how a skill runs: the runtime fills this from the hardware layer."""
+
+    device: str = "cpu"          # torch device string
+    dtype: str = "float32"
+    threads: int | None = None
+    backend: str = "torch"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class Skill(ABC):
+    """Common part of every skill."""
+
+    task: ClassVar[Task]
+    backends: ClassVar[tuple[str, ...]] = ("torch",)   # backends this skill can load on
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        self.placement = Placement()
+
+    @abstractmethod
+    def load(self, placement: Placement) -> None:
+        """Load weights onto ``placement``; raise on failure (the runtime falls back)."""
+
+    def memory_estimate(self, dtype: str = "float32") -> int:
+        params = self.spec.parameters or 0
+        return int(params * DTYPE_BYTES.get(dtype, 4) * 1.2)
+
+    def unload(self) -> None:
+        """Drop references to the weights so memory can be reclaimed."""
+
+    def worker_init(self) -> None:
+        """Called once on the model's worker thread before it runs anything."""
+        if self.placement.threads and self.placement.backend == "torch":
+            import torch
+
+            torch.set_num_threads(self.placement.threads)
+
+    def info(self) -> dict[str, Any]:
+        return {"device": self.placement.device, "dtype": self.placement.dtype,
+                "backend": self.placement.backend, "threads": self.placement.threads}
+
+
+@dataclass
+class Prepared:
+    """One validated, tokenized item waiting for a batch; ``cost`` is its token count."""
+
+    payload: Any
+    cost: int
+
+
+class BatchSkill(Skill):
+    """Encoder-style work: items are independent, batched by the runtime's batcher."""
+
+    @abstractmethod
+    def prepare(self, item: Any, options: dict[str, Any]) -> Prepared:
+        """Validate and tokenize one item (runs off the event loop, before queueing)."""
+
+    @abstractmethod
+    def run_batch(self, items: list[Prepared]) -> list[Any]:
+        """preprocess -> forward -> postprocess for a batch: one result per item."""
+
+
+class GenerativeSkill(Skill):
+    """Autoregressive work. The runtime's scheduler owns the loop and calls these stages;
+    ``state`` is an opaque per-sequence object (its KV cache) the skill creates and frees."""
+
+    eos_token_ids: frozenset[int] = frozenset()
+    max_context: int = 2048
+
+    @abstractmethod
+    def encode_chat(self, messages: list[dict[str, Any]], options: dict[str, Any]) -> list[int]:
+        """Render the chat template and tokenize (off the event loop)."""
+
+    @abstractmethod
+    def encode_text(self, prompt: str) -> list[int]:
+        """Tokenize a raw prompt."""
+
+    @abstractmethod
+    def decode_tokens(self, token_ids: list[int]) -> str:
+        """Token ids -> text, without special tokens."""
+
+    @abstractmethod
+    def token_text(self, token_id: int) -> str:
+        """Text of one token, for logprobs."""
+
+    @abstractmethod
+    def prefill(self, prompt_ids: list[int], prompt_logprobs: int | None
+                ) -> tuple[Any, Any, list[TokenChoice] | None]:
+        """Run the prompt; return (state, next-token logits, prompt token choices or None)."""
+
+    @abstractmethod
+    def decode(self, states: list[Any], last_tokens: list[int]) -> list[Any]:
+        """One step for each sequence: feed its last token, return next-token logits."""
+
+    @abstractmethod
+    def sample(self, logits: Any, params: SamplingParams, generator: Any,
+               history: list[int]) -> TokenChoice:
+        """Pick the next token from logits under ``params``."""
+
+    def release(self, state: Any) -> None:
+        """Free a sequence's cache."""
+
+    def fork(self, state: Any, copies: int) -> list[Any]:
+        """Independent copies of a prefilled state (for ``n`` > 1)."""
+        return [state] + [self.copy_state(state) for _ in range(copies - 1)]
+
+    def copy_state(self, state: Any) -> Any:
+        import copy
+
+        return copy.deepcopy(state)
+
+    @abstractmethod
+    def new_generator(self, seed: int | None) -> Any:
+        """A random generator for one sequence (seeded when ``seed`` is given)."""

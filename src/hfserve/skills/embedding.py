@@ -1,0 +1,76 @@
+"""Text embeddings: any encoder (or decoder) checkpoint, pooled and normalised exactly as its
+sentence-transformers config says."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from hfserve.errors import ContextLengthExceeded, InvalidRequest
+from hfserve.skills.base import BatchSkill, Placement, Prepared
+from hfserve.skills.pooling import pool, read_pooling
+from hfserve.skills.torch_backend import load_torch_model, torch_dtype
+from hfserve.types import Task
+
+
+class EmbeddingSkill(BatchSkill):
+    task: ClassVar[Task] = Task.EMBEDDING
+
+    def load(self, placement: Placement) -> None:
+        from transformers import AutoModel, AutoTokenizer
+
+        self.placement = placement
+        self.pooling = read_pooling(self.spec.path)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.spec.path),
+                                                       gguf_file=self.spec.gguf_file)
+        self.model = load_torch_model(AutoModel, self.spec, placement)
+        limits = [v for v in (self.pooling.max_seq_length, self.spec.max_context,
+                              getattr(self.tokenizer, "model_max_length", None))
+                  if isinstance(v, int) and 0 < v < 1_000_000]
+        self.max_length = min(limits) if limits else 512
+        self.dimensions = int(self.spec.config.get("hidden_size") or 0)
+
+    def unload(self) -> None:
+        self.model = None
+
+    def prepare(self, item: Any, options: dict[str, Any]) -> Prepared:
+        if isinstance(item, str):
+            if not item:
+                raise InvalidRequest("input must not be an empty string", param="input")
+            ids = self.tokenizer(item, truncation=False, add_special_tokens=True)["input_ids"]
+        elif isinstance(item, list) and item and all(isinstance(t, int) for t in item):
+            vocab = self.tokenizer.vocab_size + len(self.tokenizer.get_added_vocab())
+            if any(t < 0 or t >= vocab for t in item):
+                raise InvalidRequest("input token id out of the vocabulary", param="input")
+            ids = list(item)
+        else:
+            raise InvalidRequest("each input must be a non-empty string or list of token ids",
+                                 param="input")
+        if len(ids) > self.max_length:
+            if not options.get("truncate"):
+                raise ContextLengthExceeded(
+                    f"input has {len(ids)} tokens, more than this model's maximum of "
+                    f"{self.max_length}; shorten it or pass truncate=true", param="input")
+            ids = ids[: self.max_length - 1] + ids[-1:]
+        return Prepared(payload=(ids, options.get("dimensions")), cost=len(ids))
+
+    def run_batch(self, items: list[Prepared]) -> list[Any]:
+        import torch
+
+        features = self.tokenizer.pad({"input_ids": [p.payload[0] for p in items]},
+                                      return_tensors="pt")
+        features = {k: v.to(self.placement.device) for k, v in features.items()}
+        with torch.inference_mode():
+            hidden = self.model(**features).last_hidden_state
+            emb = pool(self.pooling.mode, hidden, features["attention_mask"]).float()
+            if self.pooling.normalize:
+                emb = torch.nn.functional.normalize(emb, p=2, dim=1)
+        rows = emb.cpu().numpy()
+        return [self._resize(row, p.payload[1]) for row, p in zip(rows, items, strict=True)]
+
+    def _resize(self, row, dimensions: int | None):
+        if not dimensions or dimensions >= row.shape[0]:
+            return row
+        import numpy as np
+
+        row = row[:dimensions]
+        return row / max(float(np.linalg.norm(row)), 1e-12) if self.pooling.normalize else row

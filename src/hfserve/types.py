@@ -1,0 +1,106 @@
+"""Plain data types shared by every layer: tasks, architecture families, model specs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+
+class Task(StrEnum):
+    """What a served model does; a skill implements exactly one task."""
+
+    EMBEDDING = "embedding"
+    TEXT_GENERATION = "text-generation"
+    TEXT_CLASSIFICATION = "text-classification"
+    TOKEN_CLASSIFICATION = "token-classification"
+    RERANK = "rerank"
+    TEXT2TEXT = "text2text-generation"
+    IMAGE_CLASSIFICATION = "image-classification"
+    OBJECT_DETECTION = "object-detection"
+    SPEECH_RECOGNITION = "automatic-speech-recognition"
+    AUDIO_CLASSIFICATION = "audio-classification"
+    ZERO_SHOT_IMAGE = "zero-shot-image-classification"
+    IMAGE_TEXT_TO_TEXT = "image-text-to-text"
+    FILL_MASK = "fill-mask"
+    FEATURE_EXTRACTION = "feature-extraction"
+
+
+class Family(StrEnum):
+    """Architecture family: decides hardware compatibility and the default task."""
+
+    ENCODER_ONLY = "encoder-only"
+    DECODER_ONLY = "decoder-only"
+    ENCODER_DECODER = "encoder-decoder"
+    VISION = "vision"
+    OBJECT_DETECTION = "object-detection"
+    SPEECH = "speech"
+    SPEECH_GENERATION = "speech-generation"
+    VISION_TEXT = "vision-text"
+    VISION_LANGUAGE = "vision-language"
+    MOE = "moe"
+    STATE_SPACE = "state-space"
+    DIFFUSION = "diffusion"
+
+
+class ModelState(StrEnum):
+    """Lifecycle of one served model."""
+
+    PENDING = "pending"
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+    UNLOADED = "unloaded"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything known about a model before it is loaded.
+
+    ``path`` is a local folder (or the folder holding ``gguf_file``); ``config`` is the
+    raw config.json dict (or the one rebuilt from GGUF metadata).
+    """
+
+    name: str
+    source: str
+    path: Path
+    architecture: str
+    model_type: str
+    family: Family
+    task: Task
+    tasks: tuple[Task, ...]
+    config: dict[str, Any] = field(default_factory=dict, repr=False)
+    gguf_file: str | None = None
+    parameters: int | None = None
+    max_context: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SamplingParams:
+    """Per-sequence decoding choices; validated by the API layer before they get here."""
+
+    max_tokens: int = 16
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    stop_token_ids: tuple[int, ...] = ()
+    ignore_eos: bool = False
+    logprobs: int | None = None        # top-k alternatives per token; None = no logprobs
+    prompt_logprobs: int | None = None  # same for prompt tokens (completions echo)
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+
+
+@dataclass
+class TokenChoice:
+    """One sampled token with its log-probability and the top alternatives."""
+
+    token_id: int
+    logprob: float | None = None
+    top: list[tuple[int, float]] | None = None
+    text: str | None = None                          # filled when logprobs are asked for
+    top_text: list[tuple[str, float]] | None = None
