@@ -54,6 +54,7 @@ class ModelEntry:
     placement_reason: str | None = None
     attempts: list[dict[str, str]] = field(default_factory=list)
     loaded_at: float | None = None
+    scheduled: bool = False              # queued for start-up loading
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def describe(self) -> dict[str, Any]:
@@ -76,6 +77,9 @@ class ModelManager:
     def __init__(self, configs: list[ModelConfig]) -> None:
         self.entries: dict[str, ModelEntry] = {}
         self.aliases: dict[str, str] = {}
+        # One load at a time: loads compete for the same cores and memory, and the first
+        # import of transformers from two threads at once is not safe.
+        self._load_lock = asyncio.Lock()
         for mc in configs:
             self.add(mc)
 
@@ -99,7 +103,8 @@ class ModelManager:
     async def ready(self, name: str, task: Task) -> ModelEntry:
         """The entry serving ``name`` once loaded; loads on demand; typed errors otherwise."""
         entry = self.entry(name)
-        if entry.state == ModelState.LOADING:
+        if entry.state == ModelState.LOADING or (entry.state == ModelState.PENDING
+                                                  and entry.scheduled):
             raise ModelLoading(f"model {name!r} is loading; retry shortly")
         if entry.state in (ModelState.PENDING, ModelState.UNLOADED):
             await self.load(entry)
@@ -119,9 +124,11 @@ class ModelManager:
             if entry.state == ModelState.READY:
                 return
             entry.state, entry.error, entry.attempts = ModelState.LOADING, None, []
+            entry.scheduled = False
             started = time.monotonic()
             try:
-                await asyncio.to_thread(self._load_blocking, entry)
+                async with self._load_lock:
+                    await asyncio.to_thread(self._load_blocking, entry)
                 self._start_worker(entry)
             except Exception as exc:
                 entry.state = ModelState.FAILED
@@ -188,7 +195,10 @@ class ModelManager:
             metrics.MODEL_READY.labels(entry.name).set(0)
 
     async def load_all(self) -> None:
-        for entry in list(self.entries.values()):
+        entries = list(self.entries.values())
+        for entry in entries:
+            entry.scheduled = entry.state == ModelState.PENDING
+        for entry in entries:
             await self.load(entry)
 
     async def close(self) -> None:

@@ -13,6 +13,16 @@ from hfserve.skills.torch_backend import load_torch_model
 from hfserve.types import Task
 
 
+def _cache_kwarg() -> str:
+    """transformers renamed ``past_key_values`` to ``cache``; the output type tells which
+    this installed version takes. The cache object is updated in place either way."""
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+
+    return "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ \
+        else "past_key_values"
+
+
+
 def flatten_content(content: Any) -> str:
     """OpenAI message content (a string or a list of parts) -> text for a text-only model."""
     if content is None or isinstance(content, str):
@@ -32,6 +42,7 @@ class GenerationSkill(GenerativeSkill):
     def load(self, placement: Placement) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        self.cache_kwarg = _cache_kwarg()
         self.placement = placement
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.spec.path),
                                                        gguf_file=self.spec.gguf_file)
@@ -77,15 +88,18 @@ class GenerationSkill(GenerativeSkill):
                 ) -> tuple[Any, Any, list[TokenChoice] | None]:
         import torch
 
+        from transformers import DynamicCache
+
         ids = torch.tensor([prompt_ids], device=self.placement.device)
+        cache = DynamicCache(config=self.model.config)
         with torch.inference_mode():
-            out = self.model(input_ids=ids, use_cache=True,
+            out = self.model(input_ids=ids, use_cache=True, **{self.cache_kwarg: cache},
                              logits_to_keep=0 if prompt_logprobs is not None else 1)
         logits = out.logits[0]
         prompt = None
         if prompt_logprobs is not None:
             prompt = sampling.prompt_choices(logits[:-1], prompt_ids, prompt_logprobs)
-        return out.past_key_values, logits[-1], prompt
+        return cache, logits[-1], prompt
 
     def decode(self, states: list[Any], last_tokens: list[int]) -> list[Any]:
         import torch
@@ -94,7 +108,7 @@ class GenerationSkill(GenerativeSkill):
         with torch.inference_mode():
             for cache, token in zip(states, last_tokens, strict=True):
                 ids = torch.tensor([[token]], device=self.placement.device)
-                out = self.model(input_ids=ids, past_key_values=cache, use_cache=True)
+                out = self.model(input_ids=ids, use_cache=True, **{self.cache_kwarg: cache})
                 results.append(out.logits[0, -1])
         return results
 

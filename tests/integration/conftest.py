@@ -1,0 +1,117 @@
+"""Real models, real server process, the real openai SDK as the client. Offline."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+MODELS = ROOT / ".cache" / "models"
+MINILM = MODELS / "all-MiniLM-L6-v2"
+SMOL = MODELS / "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBED = "all-MiniLM-L6-v2"
+CHAT = "SmolLM2-135M-Instruct"
+TINY_QUEUE = "minilm-tiny-queue"
+MAX_BODY = 256 * 1024
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    if not (MINILM.exists() and SMOL.exists()):
+        pytest.fail("demo models missing: run `make models`")
+    tmp = tmp_path_factory.mktemp("server")
+    config = {
+        "max_body_bytes": MAX_BODY,
+        "models": [
+            {"name": EMBED, "source": str(MINILM), "threads": 1,
+             "aliases": ["sentence-transformers/all-MiniLM-L6-v2"]},
+            {"name": CHAT, "source": str(SMOL), "threads": 1, "max_concurrent": 4},
+            {"name": TINY_QUEUE, "source": str(MINILM), "threads": 1, "max_queue": 1,
+             "max_batch_size": 1, "max_wait_ms": 0},
+        ],
+    }
+    (tmp / "config.yaml").write_text(yaml.safe_dump(config))
+    port = _free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    log = open(tmp / "server.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hfserve", "serve", "--config", str(tmp / "config.yaml"),
+         "--port", str(port), "--log-level", "warning"],
+        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp)
+    base = f"http://127.0.0.1:{port}"
+    early = None
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"server exited: {(tmp / 'server.log').read_text()[-3000:]}")
+            try:
+                ready = httpx.get(f"{base}/ready", timeout=2)
+            except httpx.HTTPError:
+                time.sleep(0.2)
+                continue
+            if early is None:
+                # The first answer comes while models still load: a request now must get 503.
+                early = httpx.post(f"{base}/v1/chat/completions", timeout=10, json={
+                    "model": CHAT, "messages": [{"role": "user", "content": "hi"}]})
+            if ready.status_code == 200:
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("server did not become ready")
+        yield {"base": base, "early": early, "log": tmp / "server.log", "tmp": tmp}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def client(server):
+    from openai import OpenAI
+
+    return OpenAI(base_url=f"{server['base']}/v1", api_key="unused", max_retries=0,
+                  _strict_response_validation=True, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def loose_client(server):
+    """For the two places where the SDK's types are narrower than the API: base64 embeddings
+    and echo logprobs, whose first prompt token has no logprob (null, as OpenAI sends)."""
+    from openai import OpenAI
+
+    return OpenAI(base_url=f"{server['base']}/v1", api_key="unused", max_retries=0,
+                  timeout=120)
+
+
+@pytest.fixture(scope="session")
+def aclient(server):
+    from openai import AsyncOpenAI
+
+    return AsyncOpenAI(base_url=f"{server['base']}/v1", api_key="unused", max_retries=0,
+                       _strict_response_validation=True, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def http(server):
+    with httpx.Client(base_url=server["base"], timeout=120) as c:
+        yield c
