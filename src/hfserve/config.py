@@ -3,13 +3,15 @@ config file (priority in that order, then defaults). ``--help`` is generated fro
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
@@ -29,6 +31,8 @@ class ModelConfig(BaseModel):
     task: Task | None = Field(None, description="Override the task read from the model config")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:1, mps, openvino, ...")
     dtype: str | None = Field(None, description="float32, bfloat16, float16 (default: per device)")
+    backend: str = Field("auto", description="auto, torch, openvino, onnxruntime")
+    int8: bool = Field(False, description="int8 weight compression where the backend has it")
     gguf_file: str | None = Field(None, description="GGUF file inside the source folder")
     threads: int | None = Field(None, ge=1, description="Intra-op threads for this model")
     max_batch_size: int = Field(32, ge=1, description="Most items in one encoder batch")
@@ -58,7 +62,8 @@ class Settings(BaseSettings):
     config: Path | None = Field(None, description="YAML config file (models and settings)")
     host: str = Field("127.0.0.1", description="Address to bind")
     port: int = Field(8000, ge=0, le=65535, description="Port to bind")
-    models: list[ModelConfig] = Field(default_factory=list, description="Models to serve")
+    models: Annotated[list[ModelConfig], NoDecode] = Field(
+        default_factory=list, description="Models to serve")
     model_dirs: list[Path] = Field(default_factory=list,
                                    description="Folders whose model subfolders are served")
     hf_cache: bool = Field(False, description="Also serve every model in the HuggingFace cache")
@@ -66,6 +71,8 @@ class Settings(BaseSettings):
     threads: int | None = Field(None, ge=1, description="Default intra-op threads per model")
     device: str = Field("auto", description="Default device for models that name none")
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest request body")
+    cache_dir: Path = Field(Path.home() / ".cache" / "hfserve",
+                            description="Exported models (OpenVINO IR, ONNX) and profiles")
     request_timeout_s: float = Field(600.0, gt=0, description="Default per-request deadline")
     api_key: str | None = Field(None, description="Require this bearer token when set")
     log_level: str = Field("info", description="debug, info, warning, error")
@@ -74,7 +81,8 @@ class Settings(BaseSettings):
     @classmethod
     def _models_from_strings(cls, value: Any) -> Any:
         if isinstance(value, str):
-            value = [v for v in value.split(",") if v]
+            value = json.loads(value) if value.lstrip().startswith("[") else \
+                [v.strip() for v in value.split(",") if v.strip()]
         if isinstance(value, list):
             return [{"source": v} if isinstance(v, str) else v for v in value]
         return value

@@ -49,7 +49,7 @@ def server(tmp_path_factory):
     (tmp / "config.yaml").write_text(yaml.safe_dump(config))
     port = _free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    log = open(tmp / "server.log", "w")
+    log = open(tmp / "server.log", "w")  # noqa: SIM115 - lives as long as the server
     proc = subprocess.Popen(
         [sys.executable, "-m", "hfserve", "serve", "--config", str(tmp / "config.yaml"),
          "--port", str(port), "--log-level", "warning"],

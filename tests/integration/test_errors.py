@@ -58,8 +58,8 @@ def test_context_overflow_code(client):
 
 
 def test_nan_and_unknown_fields_are_400(http, client):
-    raw = '{"model": "%s", "messages": [{"role": "user", "content": "hi"}], ' \
-          '"temperature": NaN}' % CHAT
+    raw = f'{{"model": "{CHAT}", "messages": [{{"role": "user", "content": "hi"}}], ' \
+          '"temperature": NaN}'
     r = http.post("/v1/chat/completions", content=raw,
                   headers={"content-type": "application/json"})
     assert r.status_code == 400 and r.json()["error"]["param"] == "temperature"

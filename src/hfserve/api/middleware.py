@@ -36,17 +36,24 @@ class BodyLimit:
         too_large = PayloadTooLarge(f"request body is larger than {self.limit} bytes")
         if length is not None and length.isdigit() and int(length) > self.limit:
             return await send_error(send, too_large)
-        seen = 0
-
-        async def limited():
-            nonlocal seen
+        if length is not None:
+            return await self.app(scope, receive, send)
+        # No length given (chunked): read the body here, so an oversized one gets a clean 413
+        # instead of failing inside the framework's body parsing.
+        messages, seen = [], 0
+        while True:
             message = await receive()
+            messages.append(message)
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                raise too_large
-            return message
+                return await send_error(send, too_large)
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
 
-        return await self.app(scope, limited, send)
+        async def replay():
+            return messages.pop(0) if messages else await receive()
+
+        return await self.app(scope, replay, send)
 
 
 class ApiKey:

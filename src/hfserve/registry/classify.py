@@ -68,6 +68,12 @@ def tasks_for(model_type: str, architectures: list[str]) -> list[Task]:
     return [task for name, task in TASK_MAPPINGS if model_type in mappings[name]]
 
 
+def _is_vision_backbone(model_type: str) -> bool:
+    from transformers.models.auto import modeling_auto
+
+    return model_type in modeling_auto.MODEL_FOR_IMAGE_MAPPING_NAMES
+
+
 def family_for(config: dict[str, Any], task: Task) -> Family:
     """The architecture family: special shapes (MoE, state-space, speech generation) first."""
     if any((config.get(k) or 0) > 1 for k in _EXPERT_KEYS if isinstance(config.get(k), int)):
@@ -77,6 +83,8 @@ def family_for(config: dict[str, Any], task: Task) -> Family:
     if task == Task.SPEECH_RECOGNITION and config.get("is_encoder_decoder"):
         return Family.SPEECH_GENERATION
     family = TASK_FAMILY.get(task, Family.ENCODER_ONLY)
+    if task == Task.FEATURE_EXTRACTION and _is_vision_backbone(config.get("model_type", "")):
+        return Family.VISION
     if family == Family.ENCODER_ONLY and config.get("is_encoder_decoder"):
         return Family.ENCODER_DECODER
     return family
@@ -90,7 +98,8 @@ def classify(config: dict[str, Any], *, sentence_transformers: bool = False
     tasks = tasks_for(model_type, architectures)
     if sentence_transformers:
         tasks = [Task.EMBEDDING, *tasks]
-    elif tasks and tasks[0] in (Task.FEATURE_EXTRACTION, Task.FILL_MASK):
+    elif tasks and tasks[0] in (Task.FEATURE_EXTRACTION, Task.FILL_MASK) \
+            and not _is_vision_backbone(model_type):
         # A bare encoder serves embeddings (mean pooling), as TEI and Infinity do.
         tasks.insert(0, Task.EMBEDDING)
     elif Task.FEATURE_EXTRACTION in tasks:

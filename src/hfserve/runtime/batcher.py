@@ -37,6 +37,11 @@ class Batcher:
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop())
+        self._task.add_done_callback(self._on_exit)
+
+    def _on_exit(self, task: asyncio.Task) -> None:
+        # The loop only ends when stopped; anything else marks the model as not running.
+        self.alive = False
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -82,7 +87,8 @@ class Batcher:
             while self._queue:
                 limits = dict(max_batch_size=self.max_batch_size,
                               max_batch_tokens=self.max_batch_tokens)
-                while not ready(self._queue, self.clock(), max_wait=self.max_wait, **limits):
+                while self._queue and not ready(self._queue, self.clock(),
+                                                max_wait=self.max_wait, **limits):
                     oldest = min(p.arrival for p in self._queue)
                     delay = max(0.0, oldest + self.max_wait - self.clock())
                     try:

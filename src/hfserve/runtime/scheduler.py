@@ -176,9 +176,8 @@ class Scheduler:
                            decode=self.skill.decode_tokens,
                            eos_token_ids=self.skill.eos_token_ids, state=st,
                            generator=self.skill.new_generator(
-                               None if seed is None else seed + i))
-            seq.history = list(req.prompt_ids) if req.params.presence_penalty or \
-                req.params.frequency_penalty else []
+                               None if seed is None else seed + i),
+                           prompt_ids=req.prompt_ids)
             active.seqs.append(seq)
         self._advance(active, [(seq, logits) for seq in active.seqs])
 
@@ -187,7 +186,7 @@ class Scheduler:
         if not seqs:
             return
         metrics.BATCH_SIZE.labels(self.name).observe(len(seqs))
-        logits = self.skill.decode([s.state for s in seqs], [s.history[-1] for s in seqs])
+        logits = self.skill.decode([s.state for s in seqs], [s.last_token for s in seqs])
         pairs = dict(zip(map(id, seqs), zip(seqs, logits, strict=True), strict=True))
         for active in list(self._running):
             mine = [pairs[id(s)] for s in active.seqs if id(s) in pairs]
@@ -197,14 +196,14 @@ class Scheduler:
     def _advance(self, active: _Active, pairs: list[tuple[Sequence, Any]]) -> None:
         events: list[Delta] = []
         for seq, logits in pairs:
-            choice = self.skill.sample(logits, seq.params, seq.generator, seq.history)
+            choice = self.skill.sample(logits, seq.params, seq.generator, seq.penalty_history)
             if seq.params.logprobs is not None:
                 self._name(choice)
             delta = seq.append(choice)
-            if not seq.finished and seq.prompt_len + len(seq.history) >= self.skill.max_context:
-                delta = seq.finish("length")
             if delta is not None:
                 events.append(delta)
+            if not seq.finished and seq.prompt_len + seq.generated >= self.skill.max_context:
+                events.append(seq.finish("length"))
             if seq.finished:
                 self.skill.release(seq.state)
                 seq.state = None

@@ -34,16 +34,26 @@ class Sequence:
     emitted: int = 0                     # characters of text already sent
     pending: list[TokenChoice] = field(default_factory=list)
     finish_reason: str | None = None
-    history: list[int] = field(default_factory=list)
+    prompt_ids: list[int] = field(default_factory=list, repr=False)
+    generated: int = 0                   # sampled tokens, stop tokens included
+    last_token: int = -1
 
     @property
     def finished(self) -> bool:
         return self.finish_reason is not None
 
+    @property
+    def penalty_history(self) -> list[int]:
+        """Tokens that presence/frequency penalties count (prompt and output, as OpenAI)."""
+        if not (self.params.presence_penalty or self.params.frequency_penalty):
+            return []
+        return [*self.prompt_ids, *self.token_ids]
+
     def append(self, choice: TokenChoice) -> Delta | None:
         """Add one sampled token; return the text that can be sent now (or None)."""
         token = choice.token_id
-        self.history.append(token)
+        self.generated += 1
+        self.last_token = token
         is_stop_token = (token in self.eos_token_ids and not self.params.ignore_eos) \
             or token in self.params.stop_token_ids
         if is_stop_token:

@@ -41,7 +41,7 @@ class Skill(ABC):
         params = self.spec.parameters or 0
         return int(params * DTYPE_BYTES.get(dtype, 4) * 1.2)
 
-    def unload(self) -> None:
+    def unload(self) -> None:  # noqa: B027 - optional hook
         """Drop references to the weights so memory can be reclaimed."""
 
     def worker_init(self) -> None:
@@ -113,7 +113,7 @@ class GenerativeSkill(Skill):
                history: list[int]) -> TokenChoice:
         """Pick the next token from logits under ``params``."""
 
-    def release(self, state: Any) -> None:
+    def release(self, state: Any) -> None:  # noqa: B027 - optional hook
         """Free a sequence's cache."""
 
     def fork(self, state: Any, copies: int) -> list[Any]:

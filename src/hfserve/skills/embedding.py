@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from hfserve.errors import ContextLengthExceeded, InvalidRequest
 from hfserve.skills.base import BatchSkill, Placement, Prepared
 from hfserve.skills.pooling import pool, read_pooling
-from hfserve.skills.torch_backend import load_torch_model, torch_dtype
+from hfserve.skills.torch_backend import load_torch_model
 from hfserve.types import Task
 
 

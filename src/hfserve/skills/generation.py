@@ -8,9 +8,8 @@ from typing import Any, ClassVar
 from hfserve.errors import InvalidRequest
 from hfserve.skills import sampling
 from hfserve.skills.base import GenerativeSkill, Placement
-from hfserve.types import SamplingParams, TokenChoice
 from hfserve.skills.torch_backend import load_torch_model
-from hfserve.types import Task
+from hfserve.types import SamplingParams, Task, TokenChoice
 
 
 def _cache_kwarg() -> str:
@@ -87,7 +86,6 @@ class GenerationSkill(GenerativeSkill):
     def prefill(self, prompt_ids: list[int], prompt_logprobs: int | None
                 ) -> tuple[Any, Any, list[TokenChoice] | None]:
         import torch
-
         from transformers import DynamicCache
 
         ids = torch.tensor([prompt_ids], device=self.placement.device)

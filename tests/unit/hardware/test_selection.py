@@ -163,7 +163,8 @@ def test_unknown_request_raises(machine) -> None:
 def test_requested_device_too_small_raises(machine) -> None:
     with pytest.raises(
         HardwareError,
-        match=r"'cuda:0' cannot run this decoder-only model \(cuda:0: needs 20\.0 GiB, has 10\.0 GiB free\)",
+        match=r"'cuda:0' cannot run this decoder-only model "
+        r"\(cuda:0: needs 20\.0 GiB, has 10\.0 GiB free\)",
     ):
         plan(Family.DECODER_ONLY, machine, requested="cuda:0", needed_bytes=20 * GIB)
 

@@ -1,0 +1,35 @@
+"""Where exported copies of a model live (OpenVINO IR, ONNX): one folder per source, backend
+and options, keyed by the source files' identity so an edited model is exported again."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from hfserve.types import ModelSpec
+
+
+def _identity(spec: ModelSpec) -> list[Any]:
+    files = [spec.path / spec.gguf_file] if spec.gguf_file else sorted(
+        p for p in spec.path.iterdir() if p.suffix in (".json", ".safetensors", ".bin"))
+    return [[p.name, p.stat().st_size, int(p.stat().st_mtime)] for p in files if p.is_file()]
+
+
+def export_dir(cache_dir: Path, spec: ModelSpec, backend: str, **options: Any) -> Path:
+    """A stable folder for this model exported to ``backend`` with ``options``."""
+    key = json.dumps([str(spec.path), spec.gguf_file, _identity(spec), backend, options],
+                     sort_keys=True, default=str)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", spec.name)[:48]
+    return Path(cache_dir) / backend / f"{slug}-{digest}"
+
+
+def is_complete(folder: Path) -> bool:
+    return (folder / ".complete").is_file()
+
+
+def mark_complete(folder: Path) -> None:
+    (folder / ".complete").write_text("ok\n")

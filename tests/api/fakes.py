@@ -1,0 +1,176 @@
+"""Torch-free skills for the in-process API tests.
+
+Both skills are selected by the real registry (their models are tiny config.json folders) and
+run under the real batcher and scheduler. Behaviour is steered by the inputs themselves and
+by the shared ``CONTROL`` switches, which the tests reset and release.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import numpy as np
+
+from hfserve.errors import InvalidRequest
+from hfserve.skills.base import BatchSkill, GenerativeSkill, Placement, Prepared
+from hfserve.types import SamplingParams, Task, TokenChoice
+
+DIMENSIONS = 4
+BLOCK = "block"              # an embedding input that holds the worker until released
+FOREVER = "forever"          # a prompt word that makes the reply endless
+EXPLODE = "explode"          # a prompt word that makes decode fail after two tokens
+SLOW_LOAD = "fake_slow_load"  # a config.json key that makes load wait until released
+
+VOCAB = ["<eos>", "<unk>", "user:", "assistant:", "system:", "hello", "world", "how", "are",
+         "you", "fine", "thanks", "the", "end", "say", "something", "once", "upon", "a",
+         "time", FOREVER, EXPLODE]
+EOS = 0
+REPLY = ["hello", "world", "the", "end"]
+
+
+class Control:
+    """Switches and counters shared between the tests and the fakes' worker threads."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.load_release = threading.Event()
+        self.run_started = threading.Event()
+        self.run_release = threading.Event()
+        self.loads: list[str] = []
+        self.batches: list[list[str]] = []
+        self.prefills: list[list[int]] = []
+        self.released: list[int] = []
+        self.decode_steps = 0
+        self.lock = threading.Lock()
+
+    def release_all(self) -> None:
+        self.load_release.set()
+        self.run_release.set()
+
+
+CONTROL = Control()
+
+
+def embed(text: str) -> np.ndarray:
+    """A vector derived from the text: length, word count, first letter, constant."""
+    first = ord(text[0]) / 100 if text else 0.0
+    return np.array([len(text), len(text.split()), first, 1.0], dtype=np.float32)
+
+
+def vector_of_ids(ids: list[int]) -> np.ndarray:
+    return np.array([len(ids), sum(ids), ids[0] / 100, 1.0], dtype=np.float32)
+
+
+class FakeEmbeddingSkill(BatchSkill):
+    task: ClassVar[Task] = Task.EMBEDDING
+
+    def load(self, placement: Placement) -> None:
+        CONTROL.loads.append(self.spec.name)
+        if self.spec.config.get(SLOW_LOAD):
+            CONTROL.load_release.wait(30)
+        self.placement = placement
+
+    def prepare(self, item: Any, options: dict[str, Any]) -> Prepared:
+        if isinstance(item, str):
+            if not item:
+                raise InvalidRequest("input must not be an empty string", param="input")
+            return Prepared(payload=item, cost=len(item.split()))
+        if isinstance(item, list) and item and all(isinstance(t, int) for t in item):
+            return Prepared(payload=list(item), cost=len(item))
+        raise InvalidRequest("each input must be a non-empty string or list of token ids",
+                             param="input")
+
+    def run_batch(self, items: list[Prepared]) -> list[Any]:
+        payloads = [p.payload for p in items]
+        with CONTROL.lock:
+            CONTROL.batches.append([str(p) for p in payloads])
+        if BLOCK in payloads:
+            CONTROL.run_started.set()
+            CONTROL.run_release.wait(30)
+        return [embed(p) if isinstance(p, str) else vector_of_ids(p) for p in payloads]
+
+
+class FakeGenerationSkill(GenerativeSkill):
+    """The tokenizer is the VOCAB word list; the 'model' replies with REPLY then eos
+    (endlessly when the prompt says FOREVER; failing on the third token after EXPLODE)."""
+
+    task: ClassVar[Task] = Task.TEXT_GENERATION
+    eos_token_ids = frozenset({EOS})
+
+    def load(self, placement: Placement) -> None:
+        CONTROL.loads.append(self.spec.name)
+        if self.spec.config.get(SLOW_LOAD):
+            CONTROL.load_release.wait(30)
+        self.placement = placement
+        self.max_context = self.spec.max_context or 64
+        self._ids = itertools.count()
+        self._mode = "reply"
+
+    # --- text <-> tokens
+    def encode_text(self, prompt: str) -> list[int]:
+        return [VOCAB.index(w) if w in VOCAB else 1 for w in prompt.split()]
+
+    def encode_chat(self, messages: list[dict[str, Any]], options: dict[str, Any]) -> list[int]:
+        ids: list[int] = []
+        for message in messages:
+            content = message.get("content") or ""
+            if not isinstance(content, str):
+                raise InvalidRequest("only text content", param="messages")
+            ids += [VOCAB.index(f"{message['role']}:")] if f"{message['role']}:" in VOCAB \
+                else [1]
+            ids += self.encode_text(content)
+        return [*ids, VOCAB.index("assistant:")]
+
+    def decode_tokens(self, token_ids: list[int]) -> str:
+        return " ".join(VOCAB[t] for t in token_ids if t != EOS)
+
+    def token_text(self, token_id: int) -> str:
+        return VOCAB[token_id]
+
+    # --- model stages
+    def prefill(self, prompt_ids: list[int], prompt_logprobs: int | None):
+        with CONTROL.lock:
+            CONTROL.prefills.append(list(prompt_ids))
+        words = {VOCAB[t] for t in prompt_ids}
+        self._mode = FOREVER if FOREVER in words else EXPLODE if EXPLODE in words else "reply"
+        state = {"id": next(self._ids), "tokens": 1, "explode": self._mode == EXPLODE}
+        prompt = None
+        if prompt_logprobs is not None:
+            prompt = [TokenChoice(token_id=t, logprob=-1.0) for t in prompt_ids[1:]]
+        return state, None, prompt
+
+    def decode(self, states: list[Any], last_tokens: list[int]) -> list[Any]:
+        with CONTROL.lock:
+            CONTROL.decode_steps += 1
+        if self._mode == FOREVER:
+            time.sleep(0.005)
+        for state in states:
+            if state["explode"] and state["tokens"] >= 2:
+                raise RuntimeError("fake decode failure")
+            state["tokens"] += 1
+        return [None] * len(states)
+
+    def sample(self, logits: Any, params: SamplingParams, generator: Iterator[int],
+               history: list[int]) -> TokenChoice:
+        token = next(generator)
+        top = [(token, -0.25)] if params.logprobs else None
+        return TokenChoice(token_id=token, logprob=-0.25, top=top)
+
+    def new_generator(self, seed: int | None) -> Iterator[int]:
+        reply = [VOCAB.index(w) for w in REPLY]
+        if self._mode == FOREVER:
+            return itertools.cycle(reply)
+        return itertools.chain(reply, itertools.repeat(EOS))
+
+    def release(self, state: Any) -> None:
+        with CONTROL.lock:
+            CONTROL.released.append(state["id"])
+
+    def copy_state(self, state: Any) -> Any:
+        return {**state, "id": next(self._ids)}

@@ -1,0 +1,190 @@
+"""Typed settings (config.py) and the command line generated from them (cli.py)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from hfserve import cli
+from hfserve.config import ModelConfig, Settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith("HFSERVE_"):
+            monkeypatch.delenv(key)
+
+
+def write_yaml(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+# --- Settings ---------------------------------------------------------------------------
+def test_defaults() -> None:
+    s = Settings()
+    assert (s.host, s.port) == ("127.0.0.1", 8000)
+    assert s.models == [] and s.model_dirs == []
+    assert s.preload is True and s.hf_cache is False
+    assert s.device == "auto" and s.threads is None
+    assert s.api_key is None
+    assert s.max_body_bytes == 16 * 1024 * 1024
+
+
+def test_port_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HFSERVE_PORT", "9001")
+    assert Settings().port == 9001
+
+
+def test_bad_environment_value_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HFSERVE_PORT", "70000")
+    with pytest.raises(ValidationError):
+        Settings()
+
+
+def test_yaml_config_file_with_models(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "hfserve.yaml", {
+        "port": 7000, "threads": 2,
+        "models": [{"source": "org/embedder", "name": "emb", "max_batch_size": 4},
+                   "org/chat"],
+    })
+    s = Settings(config=path)
+    assert s.port == 7000 and s.threads == 2
+    assert [m.source for m in s.models] == ["org/embedder", "org/chat"]
+    assert s.models[0].name == "emb" and s.models[0].max_batch_size == 4
+    assert s.models[1].max_batch_size == 32
+
+
+def test_config_file_named_by_environment(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_yaml(tmp_path / "c.yaml", {"host": "0.0.0.0"})
+    monkeypatch.setenv("HFSERVE_CONFIG", str(path))
+    assert Settings().host == "0.0.0.0"
+
+
+def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        Settings(config=tmp_path / "absent.yaml")
+
+
+def test_precedence_init_over_env_over_yaml(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_yaml(tmp_path / "c.yaml", {"port": 7000, "host": "10.0.0.1",
+                                            "log_level": "debug"})
+    monkeypatch.setenv("HFSERVE_PORT", "7001")
+    monkeypatch.setenv("HFSERVE_HOST", "10.0.0.2")
+    s = Settings(config=path, port=7002)
+    assert s.port == 7002            # init (command line) beats env
+    assert s.host == "10.0.0.2"      # env beats the file
+    assert s.log_level == "debug"    # the file beats defaults
+
+
+def test_models_as_a_comma_string() -> None:
+    s = Settings(models="org/a,./b,,c.gguf")
+    assert [m.source for m in s.models] == ["org/a", "./b", "c.gguf"]
+
+
+def test_models_as_a_comma_string_from_yaml(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "c.yaml", {"models": "org/a,org/b"})
+    assert [m.source for m in Settings(config=path).models] == ["org/a", "org/b"]
+
+
+def test_models_as_a_comma_string_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HFSERVE_MODELS", "org/a,org/b")
+    assert [m.source for m in Settings().models] == ["org/a", "org/b"]
+
+
+def test_unknown_field_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError):
+        Settings(prot=9)
+    with pytest.raises(ValidationError):
+        ModelConfig(source="x", batch=3)
+    path = write_yaml(tmp_path / "c.yaml", {"models": [{"source": "x", "maxqueue": 1}]})
+    with pytest.raises(ValidationError):
+        Settings(config=path)
+
+
+def test_model_config_limits_are_validated() -> None:
+    with pytest.raises(ValidationError):
+        ModelConfig(source="x", max_queue=0)
+    with pytest.raises(ValidationError):
+        ModelConfig(source="x", task="no-such-task")
+
+
+# --- ModelConfig.served_name ----------------------------------------------------------------
+def test_served_name_prefers_the_given_name(tmp_path: Path) -> None:
+    assert ModelConfig(source=str(tmp_path), name="chat").served_name == "chat"
+
+
+def test_served_name_of_a_hub_id() -> None:
+    assert ModelConfig(source="HuggingFaceTB/SmolLM2-135M").served_name == \
+        "HuggingFaceTB/SmolLM2-135M"
+
+
+def test_served_name_of_a_folder_path(tmp_path: Path) -> None:
+    folder = tmp_path / "all-MiniLM-L6-v2"
+    folder.mkdir()
+    assert ModelConfig(source=str(folder)).served_name == "all-MiniLM-L6-v2"
+    assert ModelConfig(source=str(folder) + "/").served_name == "all-MiniLM-L6-v2"
+
+
+def test_served_name_of_a_gguf_path(tmp_path: Path) -> None:
+    gguf = tmp_path / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    gguf.write_bytes(b"GGUF")
+    assert ModelConfig(source=str(gguf)).served_name == "SmolLM2-135M-Instruct.Q4_1"
+
+
+# --- model_configs ----------------------------------------------------------------------------
+def test_model_configs_fill_server_wide_defaults() -> None:
+    s = Settings(device="cpu", threads=2, models=[
+        {"source": "a"}, {"source": "b", "device": "cuda:1", "threads": 4}])
+    a, b = s.model_configs()
+    assert (a.device, a.threads) == ("cpu", 2)
+    assert (b.device, b.threads) == ("cuda:1", 4)
+    assert s.models[0].device == "auto"  # the settings themselves are not changed
+
+
+def test_model_configs_leave_auto_alone() -> None:
+    (only,) = Settings(models=["a"]).model_configs()
+    assert (only.device, only.threads) == ("auto", None)
+
+
+# --- command line ----------------------------------------------------------------------------
+def test_serve_flags_become_settings() -> None:
+    args = cli.build_parser().parse_args(["serve", "a", "b", "--port", "9", "--no-preload",
+                                          "--threads", "3"])
+    s = cli.settings_from(args)
+    assert [m.source for m in s.models] == ["a", "b"]
+    assert s.port == 9 and s.threads == 3
+    assert s.preload is False
+    assert s.host == "127.0.0.1"     # not given: the default, not None
+
+
+def test_command_line_beats_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HFSERVE_PORT", "7001")
+    monkeypatch.setenv("HFSERVE_HOST", "10.0.0.2")
+    s = cli.settings_from(cli.build_parser().parse_args(["serve", "--port", "9"]))
+    assert s.port == 9
+    assert s.host == "10.0.0.2"
+
+
+def test_config_file_models_come_before_command_line_models(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "c.yaml", {"models": [{"source": "from-file"}]})
+    args = cli.build_parser().parse_args(["serve", "extra", "--config", str(path)])
+    assert [m.source for m in cli.settings_from(args).models] == ["from-file", "extra"]
+
+
+def test_serve_help_describes_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.build_parser().parse_args(["serve", "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--max-body-bytes" in out
+    assert "Port to bind" in out
+    assert "--no-preload" in out
+    assert "(default: 8000)" in out

@@ -1,0 +1,365 @@
+"""The generation scheduler (runtime/scheduler.py) driving a scripted, torch-free skill."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from hfserve.errors import Cancelled, DeadlineExceeded, ModelError, Overloaded
+from hfserve.runtime.scheduler import Finished, GenerationRequest, PromptInfo, Scheduler
+from hfserve.runtime.sequence import Delta
+from hfserve.runtime.stream import EventStream
+from hfserve.skills.base import GenerativeSkill, Placement
+from hfserve.types import Family, ModelSpec, SamplingParams, Task, TokenChoice
+
+EOS = 0
+WORDS = ["<eos>", "alpha", "beta", "gamma", "delta", "epsilon", "zeta"]
+ENDLESS = 99          # a prompt token that makes the reply never end
+POISON = 98           # a prompt token whose sequence makes decode raise
+
+
+def spec() -> ModelSpec:
+    return ModelSpec(name="fake", source="fake", path=Path("fake"), architecture="FakeLM",
+                     model_type="fake", family=Family.DECODER_ONLY,
+                     task=Task.TEXT_GENERATION, tasks=(Task.TEXT_GENERATION,))
+
+
+class ScriptedSkill(GenerativeSkill):
+    """A 'model' that replies with a fixed script of words, then eos. The per-sequence
+    generator is an iterator over the script; sample ignores logits and takes its next
+    token. Records prefills, decode steps and released states."""
+
+    task = Task.TEXT_GENERATION
+    eos_token_ids = frozenset({EOS})
+
+    def __init__(self, script: list[int], max_context: int = 1000) -> None:
+        super().__init__(spec())
+        self.script = script
+        self.max_context = max_context
+        self.prefills: list[list[int]] = []
+        self.decode_calls: list[int] = []        # batch size of each decode step
+        self.released: list[int] = []            # ids of released states
+        self.gate = threading.Event()            # decode waits for it when 'gated'
+        self.gate.set()
+        self.step_delay = 0.0
+        self._ids = itertools.count()
+        self._endless = False
+        self.lock = threading.Lock()
+
+    # text <-> tokens
+    def encode_chat(self, messages: list[dict[str, Any]], options: dict[str, Any]) -> list[int]:
+        return [1] * len(messages)
+
+    def encode_text(self, prompt: str) -> list[int]:
+        return [WORDS.index(w) for w in prompt.split()]
+
+    def decode_tokens(self, token_ids: list[int]) -> str:
+        return " ".join(WORDS[t] for t in token_ids if t != EOS)
+
+    def token_text(self, token_id: int) -> str:
+        return WORDS[token_id]
+
+    # model stages
+    def load(self, placement: Placement) -> None:
+        self.placement = placement
+
+    def prefill(self, prompt_ids: list[int], prompt_logprobs: int | None):
+        with self.lock:
+            self.prefills.append(list(prompt_ids))
+        self._endless = ENDLESS in prompt_ids
+        state = {"id": next(self._ids), "poison": POISON in prompt_ids}
+        return state, "logits", None
+
+    def decode(self, states: list[Any], last_tokens: list[int]) -> list[Any]:
+        self.gate.wait(10)
+        if self.step_delay:
+            time.sleep(self.step_delay)
+        with self.lock:
+            self.decode_calls.append(len(states))
+        if any(s["poison"] for s in states):
+            raise RuntimeError("decode blew up")
+        return ["logits"] * len(states)
+
+    def sample(self, logits: Any, params: SamplingParams, generator: Iterator[int],
+               history: list[int]) -> TokenChoice:
+        return TokenChoice(token_id=next(generator), logprob=-1.0)
+
+    def new_generator(self, seed: int | None) -> Iterator[int]:
+        if self._endless:
+            return itertools.cycle(self.script)
+        return itertools.chain(self.script, itertools.repeat(EOS))
+
+    def release(self, state: Any) -> None:
+        with self.lock:
+            self.released.append(state["id"])
+
+    def copy_state(self, state: Any) -> Any:
+        return {**state, "id": next(self._ids)}
+
+
+class Harness:
+    """A scheduler and the means to submit requests to it."""
+
+    def __init__(self, skill: ScriptedSkill, **kw: Any) -> None:
+        self.skill = skill
+        options = dict(max_concurrent=4, max_queue=16)
+        options.update(kw)
+        self.scheduler = Scheduler("fake", skill, **options)
+        self._ids = itertools.count()
+
+    def submit(self, prompt: list[int], *, priority: int = 1, n: int = 1,
+               deadline: float | None = None, request_id: str | None = None,
+               **params: Any) -> tuple[str, EventStream]:
+        params.setdefault("max_tokens", 50)
+        rid = request_id or f"req-{next(self._ids)}"
+        stream = EventStream(asyncio.get_running_loop())
+        self.scheduler.submit(GenerationRequest(rid, prompt, SamplingParams(**params), n=n,
+                                                priority=priority, deadline=deadline), stream)
+        return rid, stream
+
+
+async def drain(stream: EventStream, timeout: float = 5.0) -> list[Any]:
+    async def collect() -> list[Any]:
+        return [event async for event in stream]
+
+    return await asyncio.wait_for(collect(), timeout)
+
+
+async def next_event(iterator, timeout: float = 5.0) -> Any:
+    return await asyncio.wait_for(iterator.__anext__(), timeout)
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition never became true"
+        await asyncio.sleep(0.002)
+
+
+def text(events: list[Any], index: int = 0) -> str:
+    return "".join(e.text for e in events if isinstance(e, Delta) and e.index == index)
+
+
+@pytest_asyncio.fixture(loop_scope="function")
+async def make():
+    made: list[Harness] = []
+
+    def factory(script: list[int] | None = None, max_context: int = 1000,
+                **kw: Any) -> Harness:
+        harness = Harness(ScriptedSkill(script or [1, 2, 3], max_context), **kw)
+        made.append(harness)
+        return harness
+
+    yield factory
+    for harness in made:  # stop the worker while the event loop still runs
+        harness.skill.gate.set()
+        await asyncio.to_thread(harness.scheduler.stop)
+
+
+async def test_request_streams_prompt_info_deltas_and_finished(make) -> None:
+    h = make([1, 2, 3])
+    _, stream = h.submit([4, 5])
+    events = await drain(stream)
+    assert isinstance(events[0], PromptInfo)
+    assert events[0].prompt_tokens == 2
+    assert isinstance(events[-1], Finished)
+    assert (events[-1].prompt_tokens, events[-1].completion_tokens) == (2, 3)
+    assert text(events) == "alpha beta gamma"
+    deltas = [e for e in events if isinstance(e, Delta)]
+    assert deltas[-1].finish_reason == "stop"
+    assert h.skill.prefills == [[4, 5]]
+    assert h.skill.released == [0]
+
+
+async def test_max_tokens_finishes_length(make) -> None:
+    h = make([1, 2, 3, 4, 5])
+    _, stream = h.submit([4], max_tokens=2)
+    events = await drain(stream)
+    assert text(events) == "alpha beta"
+    assert events[-1].completion_tokens == 2
+    assert [e for e in events if isinstance(e, Delta)][-1].finish_reason == "length"
+
+
+async def test_n_2_yields_two_indices(make) -> None:
+    h = make([1, 2])
+    _, stream = h.submit([4], n=2)
+    events = await drain(stream)
+    assert {e.index for e in events if isinstance(e, Delta)} == {0, 1}
+    assert text(events, 0) == text(events, 1) == "alpha beta"
+    assert events[-1].completion_tokens == 4
+    assert sorted(h.skill.released) == [0, 1]   # the prefilled state and its fork
+
+
+async def test_abort_stops_a_running_request_and_frees_its_slot(make) -> None:
+    h = make([1, 2, 3], max_concurrent=1)
+    h.skill.step_delay = 0.002
+    rid, stream = h.submit([ENDLESS], max_tokens=100_000)
+    events = aiter(stream)
+    assert isinstance(await next_event(events), PromptInfo)
+    assert isinstance(await next_event(events), Delta)
+    h.scheduler.abort(rid)
+    rest = [e async for e in _bounded(events)]
+    assert not any(isinstance(e, Finished) for e in rest)
+    assert h.skill.released == [0]
+    await wait_until(lambda: h.scheduler.running == 0)
+    # The only slot is free again.
+    _, second = h.submit([4])
+    assert text(await drain(second)) == "alpha beta gamma"
+
+
+async def _bounded(iterator, timeout: float = 5.0):
+    while True:
+        try:
+            yield await asyncio.wait_for(iterator.__anext__(), timeout)
+        except StopAsyncIteration:
+            return
+
+
+async def test_abort_of_a_queued_request_closes_it_without_prefill(make) -> None:
+    h = make([1], max_concurrent=1)
+    h.skill.gate.clear()
+    _, first = h.submit([ENDLESS], max_tokens=100_000)
+    first_events = aiter(first)
+    assert isinstance(await next_event(first_events), PromptInfo)
+    rid, queued = h.submit([5])
+    h.scheduler.abort(rid)
+    h.skill.gate.set()
+    h.scheduler.abort("req-0")
+    assert await drain(queued) == []
+    assert [5] not in h.skill.prefills
+
+
+async def test_max_concurrent_holds_back_the_next_request(make) -> None:
+    h = make([1, 2], max_concurrent=1)
+    h.skill.gate.clear()
+    _, first = h.submit([4])
+    _, second = h.submit([5])
+    first_events = aiter(first)
+    assert isinstance(await next_event(first_events), PromptInfo)
+    await asyncio.sleep(0.05)
+    assert h.skill.prefills == [[4]]            # the second waits for the slot
+    assert h.scheduler.queue_depth == 1
+    h.skill.gate.set()
+    rest = [e async for e in _bounded(first_events)]
+    assert isinstance(rest[-1], Finished)
+    second_events = await drain(second)
+    assert isinstance(second_events[-1], Finished)
+    assert h.skill.prefills == [[4], [5]]
+    assert max(h.skill.decode_calls) == 1       # never two sequences in one step
+
+
+async def test_concurrent_requests_share_decode_steps(make) -> None:
+    h = make([1, 2, 3, 4], max_concurrent=4)
+    h.skill.gate.clear()
+    streams = [h.submit([i + 1])[1] for i in range(3)]
+    await asyncio.sleep(0.05)
+    h.skill.gate.set()
+    results = await asyncio.gather(*(drain(s) for s in streams))
+    assert all(text(r) == "alpha beta gamma delta" for r in results)
+    assert max(h.skill.decode_calls) >= 2
+
+
+async def test_priority_order_is_honoured_when_saturated(make) -> None:
+    h = make([1], max_concurrent=1)
+    h.skill.gate.clear()
+    _, blocker = h.submit([6], max_tokens=3)
+    blocker_events = aiter(blocker)
+    assert isinstance(await next_event(blocker_events), PromptInfo)
+    _, low = h.submit([2], priority=2)
+    _, normal = h.submit([3], priority=1)
+    _, high = h.submit([4], priority=0)
+    h.skill.gate.set()
+    await asyncio.gather(drain(low), drain(normal), drain(high))
+    assert h.skill.prefills == [[6], [4], [3], [2]]
+
+
+async def test_expired_deadline_fails_without_prefill(make) -> None:
+    h = make([1, 2])
+    _, stream = h.submit([4], deadline=time.monotonic() - 1)
+    with pytest.raises(DeadlineExceeded):
+        await drain(stream)
+    assert h.skill.prefills == []
+    _, ok = h.submit([5], deadline=time.monotonic() + 60)
+    assert text(await drain(ok)) == "alpha beta"
+
+
+async def test_failing_decode_fails_its_members_and_the_loop_goes_on(make) -> None:
+    h = make([1, 2, 3])
+    _, bad = h.submit([POISON])
+    events: list[Any] = []
+    with pytest.raises(ModelError) as info:
+        async for event in _bounded(aiter(bad)):
+            events.append(event)
+    assert "decode blew up" in info.value.message
+    assert isinstance(events[0], PromptInfo)
+    assert not any(isinstance(e, Finished) for e in events)
+    assert h.skill.released == [0]
+    assert h.scheduler.alive
+    _, good = h.submit([4])
+    assert text(await drain(good)) == "alpha beta gamma"
+
+
+async def test_failing_step_spares_requests_that_were_not_in_it(make) -> None:
+    h = make([1, 2, 3], max_concurrent=1)
+    h.skill.gate.clear()
+    _, bad = h.submit([POISON])
+    _, waiting = h.submit([4])
+    h.skill.gate.set()
+    with pytest.raises(ModelError):
+        await drain(bad)
+    assert text(await drain(waiting)) == "alpha beta gamma"
+
+
+async def test_full_queue_raises_overloaded(make) -> None:
+    h = make([1], max_concurrent=1, max_queue=1)
+    h.skill.gate.clear()
+    _, running = h.submit([4])
+    assert isinstance(await next_event(aiter(running)), PromptInfo)
+    h.submit([5])
+    with pytest.raises(Overloaded) as info:
+        h.submit([6])
+    assert info.value.headers["Retry-After"] == "1"
+    h.skill.gate.set()
+    assert [6] not in h.skill.prefills
+
+
+async def test_stop_cancels_waiting_requests(make) -> None:
+    h = make([1], max_concurrent=1)
+    h.skill.gate.clear()
+    _, running = h.submit([ENDLESS], max_tokens=100_000)
+    running_events = aiter(running)
+    assert isinstance(await next_event(running_events), PromptInfo)
+    _, waiting = h.submit([5])
+    h.skill.gate.set()
+    await asyncio.to_thread(h.scheduler.stop)
+    with pytest.raises(Cancelled):
+        await drain(waiting)
+    assert not h.scheduler.alive
+
+
+async def test_context_limit_keeps_the_last_token_text(make) -> None:
+    # Two prompt tokens and a 5-token context leave room for three generated tokens; the
+    # third one ends the sequence with "length" and its text must still be delivered.
+    h = make([1, 2, 3, 4, 5], max_context=5)
+    _, stream = h.submit([4, 5])
+    events = await drain(stream)
+    assert events[-1].completion_tokens == 3
+    assert [e for e in events if isinstance(e, Delta)][-1].finish_reason == "length"
+    assert text(events) == "alpha beta gamma"
+
+
+async def test_penalties_do_not_count_the_prompt_twice_against_the_context(make) -> None:
+    # Three prompt tokens in a 10-token context leave room for 7; the script stops after 5.
+    h = make([1, 2, 3, 4, 5], max_context=10)
+    _, stream = h.submit([4, 5, 6], max_tokens=7, presence_penalty=0.5)
+    events = await drain(stream)
+    assert text(events) == "alpha beta gamma delta epsilon"
+    assert [e for e in events if isinstance(e, Delta)][-1].finish_reason == "stop"
