@@ -59,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings_flags(serve)
     hardware = sub.add_parser("hardware", help="show detected devices")
     hardware.add_argument("--json", action="store_true", help="print JSON")
+    prof = sub.add_parser("profile", help="measure a model on each device; placement uses it")
+    prof.add_argument("source", metavar="MODEL")
+    prof.add_argument("--devices", default="cpu",
+                      help="comma-separated kinds or ids, e.g. cpu,openvino,cuda:0")
+    prof.add_argument("--seconds", type=float, default=5.0, help="time per device")
+    prof.add_argument("--threads", type=int, default=None, help="intra-op threads")
+    prof.add_argument("--backend", default="auto", help="auto, torch, openvino, onnxruntime")
+    prof.add_argument("--cache-dir", type=Path, default=None)
     models = sub.add_parser("models", help="list the models a serve would offer")
     models.add_argument("sources", nargs="*", metavar="MODEL")
     add_settings_flags(models)
@@ -114,7 +122,18 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"serve": cmd_serve, "hardware": cmd_hardware, "models": cmd_models}
+def cmd_profile(args: argparse.Namespace) -> int:
+    from hfserve.runtime.profiler import profile
+
+    cache_dir = args.cache_dir or Settings.model_fields["cache_dir"].default
+    mc = ModelConfig(source=args.source, threads=args.threads, backend=args.backend)
+    results = profile(mc, [d.strip() for d in args.devices.split(",") if d.strip()],
+                      cache_dir, args.seconds)
+    return 0 if results else 1
+
+
+COMMANDS = {"serve": cmd_serve, "hardware": cmd_hardware, "models": cmd_models,
+            "profile": cmd_profile}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from hfserve import __version__
 from hfserve.api import errors
 from hfserve.api.middleware import ApiKey, BodyLimit, RequestMetrics
-from hfserve.api.routes import chat, completions, embeddings, health, models
+from hfserve.api.routes import chat, completions, embeddings, hardware, health, models
 from hfserve.config import Settings
 from hfserve.runtime.engine import Engine
 
@@ -29,7 +29,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app = FastAPI(title="hfserve", version=__version__, lifespan=lifespan,
                   description="One server for every HuggingFace model, behind the OpenAI API.")
     app.state.engine = engine
-    for module in (models, embeddings, chat, completions, health):
+    for module in (models, embeddings, chat, completions, hardware, health):
         app.include_router(module.router)
     errors.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

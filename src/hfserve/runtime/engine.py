@@ -54,7 +54,7 @@ class GenerationHandle:
 class Engine:
     def __init__(self, settings: Settings, manager: ModelManager | None = None) -> None:
         self.settings = settings
-        self.manager = manager or ModelManager(settings.model_configs())
+        self.manager = manager or ModelManager(settings.model_configs(), settings.cache_dir)
         self._streams: dict[str, str] = {}   # request id -> model name
         self._loading: asyncio.Task | None = None
 
@@ -163,6 +163,13 @@ class Engine:
                     created=int(entry.loaded_at or 0),
                     queue_depth=worker.queue_depth if worker else 0)
         return info
+
+    def hardware(self) -> dict[str, Any]:
+        """Detected devices, why the missing kinds are missing, and the compatibility table."""
+        from hfserve.hardware import detect, probe_errors, table
+
+        return {"devices": [d.to_dict() for d in detect()],
+                "unavailable": probe_errors(), "compatibility": table()}
 
     def ready(self) -> tuple[bool, dict[str, str]]:
         states = {name: e.state.value for name, e in self.manager.entries.items()}

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hfserve import metrics
@@ -21,15 +23,21 @@ from hfserve.errors import (
     ModelUnavailable,
     UnsupportedTask,
 )
+from hfserve.hardware import table as compatibility_table
 from hfserve.registry import build_spec
 from hfserve.registry.skills import skill_target
 from hfserve.runtime.batcher import Batcher
 from hfserve.runtime.placement import choices
 from hfserve.runtime.scheduler import Scheduler
 from hfserve.skills.base import BatchSkill, GenerativeSkill, Skill
-from hfserve.types import ModelSpec, ModelState, Task
+from hfserve.types import Family, ModelSpec, ModelState, Task
 
 log = logging.getLogger("hfserve.manager")
+
+
+def compatibility_row(family: Family) -> dict[str, str]:
+    """Which device kinds run this family: full, partial or none."""
+    return compatibility_table().get(family.value, {})
 
 
 def skill_class(task: Task) -> type[Skill]:
@@ -51,6 +59,7 @@ class ModelEntry:
     scheduler: Scheduler | None = None
     executor: ThreadPoolExecutor | None = None
     error: str | None = None
+    device_id: str | None = None
     placement_reason: str | None = None
     attempts: list[dict[str, str]] = field(default_factory=list)
     loaded_at: float | None = None
@@ -66,15 +75,17 @@ class ModelEntry:
                         family=spec.family.value, task=spec.task.value,
                         tasks=[t.value for t in spec.tasks], parameters=spec.parameters,
                         max_context=spec.max_context, gguf_file=spec.gguf_file)
+            info["compatibility"] = compatibility_row(spec.family)
         if self.skill is not None and self.state == ModelState.READY:
-            info.update(self.skill.info())
+            info.update(self.skill.info(), device=self.device_id)
         info["placement_reason"] = self.placement_reason
         info["placement_attempts"] = self.attempts
         return info
 
 
 class ModelManager:
-    def __init__(self, configs: list[ModelConfig]) -> None:
+    def __init__(self, configs: list[ModelConfig], cache_dir: Path | None = None) -> None:
+        self.cache_dir = cache_dir or Path.home() / ".cache" / "hfserve"
         self.entries: dict[str, ModelEntry] = {}
         self.aliases: dict[str, str] = {}
         # One load at a time: loads compete for the same cores and memory, and the first
@@ -132,8 +143,7 @@ class ModelManager:
                 self._start_worker(entry)
             except Exception as exc:
                 entry.state = ModelState.FAILED
-                entry.error = exc.message if isinstance(exc, HFServeError) else \
-                    f"{type(exc).__name__}: {exc}"
+                entry.error = exc.message if isinstance(exc, HFServeError) else _brief(exc)
                 log.error("model %s failed to load: %s", entry.name, entry.error)
                 return
             entry.state, entry.loaded_at = ModelState.READY, time.time()
@@ -147,18 +157,19 @@ class ModelManager:
         if entry.spec is None:
             entry.spec = build_spec(entry.config)
         cls = skill_class(entry.spec.task)
-        for choice in choices(entry.spec, entry.config, cls):
+        for choice in choices(entry.spec, entry.config, cls, self.cache_dir):
             skill = cls(entry.spec)
             try:
                 skill.load(choice.placement)
             except Exception as exc:  # fall back to the next device, remember why
-                entry.attempts.append({"device": choice.device_id,
-                                       "error": f"{type(exc).__name__}: {exc}"})
+                entry.attempts.append({"device": choice.device_id, "backend":
+                                       choice.placement.backend, "error": _brief(exc)})
                 log.warning("model %s failed on %s: %s", entry.name, choice.device_id, exc)
                 skill.unload()
                 continue
             entry.skill = skill
-            entry.placement_reason = f"{choice.device_id}: {choice.reason}"
+            entry.device_id = choice.device_id
+            entry.placement_reason = choice.reason
             return
         tried = "; ".join(f"{a['device']}: {a['error']}" for a in entry.attempts)
         raise ModelUnavailable(f"no device could load the model ({tried})")
@@ -205,3 +216,12 @@ class ModelManager:
         for entry in list(self.entries.values()):
             await self.unload(entry)
 
+
+def _brief(exc: BaseException) -> str:
+    """First line of an exception, short enough for a status field and free of paths."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    first = _PATH.sub(lambda m: m.group(0).rsplit("/", 1)[-1], first)
+    return f"{type(exc).__name__}: {first[:300]}"
+
+
+_PATH = re.compile(r"(?<![\w.])/(?:[\w.@+-]+/)+[\w.@+-]*")

@@ -1,15 +1,28 @@
-"""Where a model runs: the hardware layer's fallback chain, narrowed to the backends the
-skill can load on, turned into Placements the skill understands."""
+"""Where a model runs: the hardware layer's fallback chain, narrowed to the backends the skill
+can load on and the backend the model config asks for, turned into Placements."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from hfserve.config import ModelConfig
 from hfserve.errors import InvalidRequest
-from hfserve.hardware import HardwareError, detect, plan
+from hfserve.hardware import Device, HardwareError, detect, plan
+from hfserve.hardware.device import OPENVINO_DEVICE
+from hfserve.hardware.profiles import ProfileStore
 from hfserve.skills.base import Placement, Skill
 from hfserve.types import ModelSpec
+
+# Which backends can drive each kind of device (the device's own backend first).
+KIND_BACKENDS: dict[str, tuple[str, ...]] = {
+    "cuda": ("torch", "onnxruntime"),
+    "rocm": ("torch",),
+    "mps": ("torch",),
+    "openvino": ("openvino",),
+    "qnn": ("onnxruntime",),
+    "cpu": ("torch", "onnxruntime"),
+}
 
 
 @dataclass(frozen=True)
@@ -19,16 +32,38 @@ class Choice:
     reason: str
 
 
-def choices(spec: ModelSpec, mc: ModelConfig, skill_cls: type[Skill]) -> list[Choice]:
+def profile_key(spec: ModelSpec) -> str:
+    """Profiles are kept per model files, however the source was spelled."""
+    return str(spec.path / spec.gguf_file) if spec.gguf_file else str(spec.path)
+
+
+def backend_for(device: Device, mc: ModelConfig, skill_cls: type[Skill]) -> str | None:
+    """The backend to run ``skill_cls`` on ``device``, or None when none fits."""
+    wanted = device.backend if mc.backend == "auto" else mc.backend
+    if wanted in KIND_BACKENDS.get(device.kind, ()) and wanted in skill_cls.backends:
+        return wanted
+    return None
+
+
+def choices(spec: ModelSpec, mc: ModelConfig, skill_cls: type[Skill], cache_dir: Path,
+            profile: dict[str, float] | None = None, exclude: frozenset[str] = frozenset()
+            ) -> list[Choice]:
     """The ordered devices to try for this model; raises InvalidRequest when none can."""
-    devices = [d for d in detect() if d.backend in skill_cls.backends]
+    if profile is None:
+        profile = ProfileStore(Path(cache_dir) / "profiles.sqlite").scores(profile_key(spec))
+    usable = {d.id: backend_for(d, mc, skill_cls) for d in detect()}
+    devices = [d for d in detect() if usable[d.id] and d.id not in exclude]
     try:
         chain = plan(spec.family, devices, requested=mc.device, parameters=spec.parameters,
-                     dtype=mc.dtype)
+                     dtype=mc.dtype, profile=profile)
     except HardwareError as exc:
         raise InvalidRequest(f"cannot place model {spec.name!r}: {exc}", param="device") from exc
     return [Choice(device_id=c.device.id,
-                   placement=Placement(device=c.device.torch_device(), dtype=c.dtype,
-                                       threads=mc.threads, backend=c.device.backend),
+                   placement=Placement(
+                       device=c.device.torch_device(), dtype=c.dtype, threads=mc.threads,
+                       backend=usable[c.device.id],
+                       options={"cache_dir": cache_dir, "int8": mc.int8,
+                                "device_kind": c.device.kind,
+                                "ov_device": c.device.details.get(OPENVINO_DEVICE, "CPU")}),
                    reason=c.reason)
             for c in chain.candidates]

@@ -3,26 +3,54 @@ sentence-transformers config says."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from hfserve.errors import ContextLengthExceeded, InvalidRequest
 from hfserve.skills.base import BatchSkill, Placement, Prepared
+from hfserve.skills.onnx_backend import load_onnx_encoder
+from hfserve.skills.openvino_backend import load_openvino
 from hfserve.skills.pooling import pool, read_pooling
 from hfserve.skills.torch_backend import load_torch_model
-from hfserve.types import Task
+from hfserve.types import ModelSpec, Task
+
+
+def _torch_encoder(spec: ModelSpec, placement: Placement) -> Callable[..., Any]:
+    from transformers import AutoModel
+
+    model = load_torch_model(AutoModel, spec, placement)
+    return lambda **features: model(**features).last_hidden_state
+
+
+def _openvino_encoder(spec: ModelSpec, placement: Placement) -> Callable[..., Any]:
+    model = load_openvino("feature-extraction", spec, placement)
+    return lambda **features: model(**features).last_hidden_state
+
+
+def _onnx_encoder(spec: ModelSpec, placement: Placement) -> Callable[..., Any]:
+    return load_onnx_encoder(spec, placement, placement.options.get("device_kind", "cpu"))
+
+
+# Backend -> loader returning ``encode(**features) -> last hidden state``.
+ENCODERS: dict[str, Callable[[ModelSpec, Placement], Callable[..., Any]]] = {
+    "torch": _torch_encoder,
+    "openvino": _openvino_encoder,
+    "onnxruntime": _onnx_encoder,
+}
 
 
 class EmbeddingSkill(BatchSkill):
     task: ClassVar[Task] = Task.EMBEDDING
+    backends: ClassVar[tuple[str, ...]] = tuple(ENCODERS)
 
     def load(self, placement: Placement) -> None:
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoTokenizer
 
         self.placement = placement
         self.pooling = read_pooling(self.spec.path)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.spec.path),
                                                        gguf_file=self.spec.gguf_file)
-        self.model = load_torch_model(AutoModel, self.spec, placement)
+        self.encode = ENCODERS[placement.backend](self.spec, placement)
         limits = [v for v in (self.pooling.max_seq_length, self.spec.max_context,
                               getattr(self.tokenizer, "model_max_length", None))
                   if isinstance(v, int) and 0 < v < 1_000_000]
@@ -30,7 +58,7 @@ class EmbeddingSkill(BatchSkill):
         self.dimensions = int(self.spec.config.get("hidden_size") or 0)
 
     def unload(self) -> None:
-        self.model = None
+        self.encode = None
 
     def prepare(self, item: Any, options: dict[str, Any]) -> Prepared:
         if isinstance(item, str):
@@ -56,11 +84,13 @@ class EmbeddingSkill(BatchSkill):
     def run_batch(self, items: list[Prepared]) -> list[Any]:
         import torch
 
-        features = self.tokenizer.pad({"input_ids": [p.payload[0] for p in items]},
-                                      return_tensors="pt")
+        features = dict(self.tokenizer.pad({"input_ids": [p.payload[0] for p in items]},
+                                           return_tensors="pt"))
+        if "token_type_ids" in self.tokenizer.model_input_names:
+            features.setdefault("token_type_ids", torch.zeros_like(features["input_ids"]))
         features = {k: v.to(self.placement.device) for k, v in features.items()}
         with torch.inference_mode():
-            hidden = self.model(**features).last_hidden_state
+            hidden = self.encode(**features)
             emb = pool(self.pooling.mode, hidden, features["attention_mask"]).float()
             if self.pooling.normalize:
                 emb = torch.nn.functional.normalize(emb, p=2, dim=1)

@@ -43,20 +43,25 @@ def _export_encoder(spec: ModelSpec, path: str) -> list[str]:
     tokenizer = AutoTokenizer.from_pretrained(str(spec.path), gguf_file=spec.gguf_file)
     sample = dict(tokenizer(["an example sentence", "another"], padding=True,
                             return_tensors="pt"))
-    names = list(sample)
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
 
     class Hidden(torch.nn.Module):
+        """A fixed signature for the exporter; token_type_ids only where the model has them."""
+
         def __init__(self, inner: Any) -> None:
             super().__init__()
             self.inner = inner
 
-        def forward(self, *args: Any) -> Any:
-            return self.inner(**dict(zip(names, args, strict=True))).last_hidden_state
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None
+                    ) -> Any:
+            extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
+                              **extra).last_hidden_state
 
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
-    torch.onnx.export(Hidden(model), tuple(sample[n] for n in names), path,
+    torch.onnx.export(Hidden(model).eval(), tuple(sample[n] for n in names), path,
                       input_names=names, output_names=["last_hidden_state"],
-                      dynamic_shapes=tuple({0: batch, 1: seq} for _ in names), dynamo=True)
+                      dynamic_shapes={n: {0: batch, 1: seq} for n in names}, dynamo=True)
     return names
 
 
