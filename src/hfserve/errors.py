@@ -90,6 +90,12 @@ class ModelUnavailable(HFServeError):
     code = "model_unavailable"
 
 
+class DeviceOutOfMemory(ModelLoading):
+    """The device ran out of memory mid-request; the model is being moved elsewhere."""
+
+    code = "device_out_of_memory"
+
+
 class DeadlineExceeded(HFServeError):
     status = 504
     type = "timeout_error"

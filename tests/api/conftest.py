@@ -112,6 +112,7 @@ def start(dirs: ModelDirs, tmp_path: Path):
         if models is None:
             models = [{"source": str(dirs.emb), "name": "emb", "max_wait_ms": 0},
                       {"source": str(dirs.gen), "name": "gen"}]
+        settings.setdefault("cache_dir", tmp_path / "cache")
         app = create_app(Settings(models=models, **settings))
         engine = app.state.engine
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

@@ -24,6 +24,11 @@ BLOCK = "block"              # an embedding input that holds the worker until re
 FOREVER = "forever"          # a prompt word that makes the reply endless
 EXPLODE = "explode"          # a prompt word that makes decode fail after two tokens
 SLOW_LOAD = "fake_slow_load"  # a config.json key that makes load wait until released
+OOM = "oom"                  # an embedding input that exhausts any device but the CPU
+
+
+class OutOfMemoryError(RuntimeError):
+    """Named like torch.cuda.OutOfMemoryError, which is what the runtime recognises."""
 
 VOCAB = ["<eos>", "<unk>", "user:", "assistant:", "system:", "hello", "world", "how", "are",
          "you", "fine", "thanks", "the", "end", "say", "something", "once", "upon", "a",
@@ -90,6 +95,8 @@ class FakeEmbeddingSkill(BatchSkill):
         payloads = [p.payload for p in items]
         with CONTROL.lock:
             CONTROL.batches.append([str(p) for p in payloads])
+        if OOM in payloads and self.placement.device != "cpu":
+            raise OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         if BLOCK in payloads:
             CONTROL.run_started.set()
             CONTROL.run_release.wait(30)

@@ -13,15 +13,22 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hfserve import metrics
-from hfserve.errors import DeadlineExceeded, HFServeError, ModelError, Overloaded
+from hfserve.errors import (
+    DeadlineExceeded,
+    DeviceOutOfMemory,
+    HFServeError,
+    ModelError,
+    Overloaded,
+)
 from hfserve.runtime.batching import Pending, ready, select_batch
 
 
 class Batcher:
     def __init__(self, name: str, run_batch: Callable[[list[Any]], list[Any]], *,
                  max_batch_size: int, max_batch_tokens: int, max_wait: float, max_queue: int,
-                 executor: ThreadPoolExecutor, clock: Callable[[], float] = time.monotonic
-                 ) -> None:
+                 executor: ThreadPoolExecutor, clock: Callable[[], float] = time.monotonic,
+                 is_out_of_memory: Callable[[BaseException], bool] = lambda exc: False,
+                 on_out_of_memory: Callable[[BaseException], None] = lambda exc: None) -> None:
         self.name = name
         self.run_batch = run_batch
         self.max_batch_size = max_batch_size
@@ -30,6 +37,8 @@ class Batcher:
         self.max_queue = max_queue
         self.executor = executor
         self.clock = clock
+        self.is_out_of_memory = is_out_of_memory
+        self.on_out_of_memory = on_out_of_memory
         self._queue: list[Pending] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -119,6 +128,16 @@ class Batcher:
             results = await loop.run_in_executor(self.executor, self.run_batch,
                                                  [p.payload for p in batch])
         except Exception as exc:
+            if self.is_out_of_memory(exc):
+                # Not the input's fault: fail the batch retryably and let the model move.
+                self.alive = False
+                self.on_out_of_memory(exc)
+                for p in batch:
+                    if not p.future.done():
+                        p.future.set_exception(DeviceOutOfMemory(
+                            f"model {self.name!r} ran out of device memory and is being "
+                            "moved; retry shortly"))
+                return
             if len(batch) > 1:
                 for p in batch:  # isolate the failing item
                     await self._run([p])

@@ -64,6 +64,7 @@ class ModelEntry:
     attempts: list[dict[str, str]] = field(default_factory=list)
     loaded_at: float | None = None
     scheduled: bool = False              # queued for start-up loading
+    excluded: set[str] = field(default_factory=set)   # devices that failed this model
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def describe(self) -> dict[str, Any]:
@@ -91,6 +92,7 @@ class ModelManager:
         # One load at a time: loads compete for the same cores and memory, and the first
         # import of transformers from two threads at once is not safe.
         self._load_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task] = set()
         for mc in configs:
             self.add(mc)
 
@@ -157,7 +159,8 @@ class ModelManager:
         if entry.spec is None:
             entry.spec = build_spec(entry.config)
         cls = skill_class(entry.spec.task)
-        for choice in choices(entry.spec, entry.config, cls, self.cache_dir):
+        for choice in choices(entry.spec, entry.config, cls, self.cache_dir,
+                              exclude=frozenset(entry.excluded)):
             skill = cls(entry.spec)
             try:
                 skill.load(choice.placement)
@@ -176,9 +179,14 @@ class ModelManager:
 
     def _start_worker(self, entry: ModelEntry) -> None:
         mc, skill = entry.config, entry.skill
+        loop = asyncio.get_running_loop()
+
+        def out_of_memory(exc: BaseException) -> None:  # from any thread
+            loop.call_soon_threadsafe(self._replace_later, entry, exc)
+
         if isinstance(skill, GenerativeSkill):
             entry.scheduler = Scheduler(entry.name, skill, max_concurrent=mc.max_concurrent,
-                                        max_queue=mc.max_queue)
+                                        max_queue=mc.max_queue, on_out_of_memory=out_of_memory)
         elif isinstance(skill, BatchSkill):
             entry.executor = ThreadPoolExecutor(1, thread_name_prefix=f"model-{entry.name}",
                                                 initializer=skill.worker_init)
@@ -186,10 +194,29 @@ class ModelManager:
                                     max_batch_size=mc.max_batch_size,
                                     max_batch_tokens=mc.max_batch_tokens,
                                     max_wait=mc.max_wait_ms / 1000, max_queue=mc.max_queue,
-                                    executor=entry.executor)
+                                    executor=entry.executor,
+                                    is_out_of_memory=skill.is_out_of_memory,
+                                    on_out_of_memory=out_of_memory)
             entry.batcher.start()
         else:
             raise ModelUnavailable(f"skill {type(skill).__name__} has no runtime worker")
+
+    def _replace_later(self, entry: ModelEntry, exc: BaseException) -> None:
+        if entry.state == ModelState.READY and entry.device_id not in entry.excluded:
+            entry.state = ModelState.LOADING   # 503 + Retry-After until it is back
+            self._tasks.add(task := asyncio.create_task(self.replace(entry, exc)))
+            task.add_done_callback(self._tasks.discard)
+
+    async def replace(self, entry: ModelEntry, exc: BaseException) -> None:
+        """Out of memory at inference: move the model down its device chain."""
+        failed = entry.device_id
+        log.warning("model %s ran out of memory on %s; moving it", entry.name, failed)
+        await self.unload(entry)
+        if failed:
+            entry.excluded.add(failed)
+        await self.load(entry)
+        entry.attempts.insert(0, {"device": failed or "?", "error": "out of memory while "
+                                  f"serving: {_brief(exc)}"})
 
     async def unload(self, entry: ModelEntry) -> None:
         async with entry.lock:

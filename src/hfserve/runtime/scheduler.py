@@ -10,11 +10,19 @@ import heapq
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from hfserve import metrics
-from hfserve.errors import Cancelled, DeadlineExceeded, HFServeError, ModelError, Overloaded
+from hfserve.errors import (
+    Cancelled,
+    DeadlineExceeded,
+    DeviceOutOfMemory,
+    HFServeError,
+    ModelError,
+    Overloaded,
+)
 from hfserve.runtime.sequence import Delta, Sequence
 from hfserve.runtime.stream import EventStream
 from hfserve.skills.base import GenerativeSkill
@@ -57,11 +65,13 @@ class _Active:
 
 class Scheduler:
     def __init__(self, name: str, skill: GenerativeSkill, *, max_concurrent: int,
-                 max_queue: int) -> None:
+                 max_queue: int,
+                 on_out_of_memory: Callable[[BaseException], None] = lambda exc: None) -> None:
         self.name = name
         self.skill = skill
         self.max_concurrent = max_concurrent
         self.max_queue = max_queue
+        self.on_out_of_memory = on_out_of_memory
         self._waiting: list[tuple[int, int, _Active]] = []
         self._running: list[_Active] = []
         self._by_id: dict[str, _Active] = {}
@@ -133,6 +143,11 @@ class Scheduler:
         except Exception as exc:  # a worker loop never dies
             error = exc if isinstance(exc, HFServeError) else ModelError(
                 f"generation failed: {type(exc).__name__}: {exc}")
+            if self.skill.is_out_of_memory(exc):
+                error = DeviceOutOfMemory(f"model {self.name!r} ran out of device memory and "
+                                          "is being moved; retry shortly")
+                self.alive = False
+                self.on_out_of_memory(exc)
             for active in members:
                 self._retire(active, error)
 

@@ -44,6 +44,11 @@ class Skill(ABC):
     def unload(self) -> None:  # noqa: B027 - optional hook
         """Drop references to the weights so memory can be reclaimed."""
 
+    @staticmethod
+    def is_out_of_memory(exc: BaseException) -> bool:
+        """Did the device run out of memory? (torch.cuda.OutOfMemoryError, MPS, HIP...)"""
+        return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+
     def worker_init(self) -> None:
         """Called once on the model's worker thread before it runs anything."""
         if self.placement.threads and self.placement.backend == "torch":
