@@ -67,8 +67,9 @@ def control() -> fakes.Control:
 def fake_skills():
     saved = dict(skill_table.SKILLS)
     module = fakes.FakeEmbeddingSkill.__module__
-    skill_table.register(Task.EMBEDDING, f"{module}:FakeEmbeddingSkill")
-    skill_table.register(Task.TEXT_GENERATION, f"{module}:FakeGenerationSkill")
+    # Only the fakes: no real skill may pick up the tiny test folders on another device.
+    skill_table.SKILLS[Task.EMBEDDING] = (f"{module}:FakeEmbeddingSkill",)
+    skill_table.SKILLS[Task.TEXT_GENERATION] = (f"{module}:FakeGenerationSkill",)
     yield
     skill_table.SKILLS.clear()
     skill_table.SKILLS.update(saved)

@@ -118,17 +118,23 @@ def table():
 
 
 def test_default_table_serves_embeddings_and_generation(table) -> None:
-    assert skill_table.skill_target(T.EMBEDDING) == "hfserve.skills.embedding:EmbeddingSkill"
-    assert skill_table.skill_target(T.TEXT_GENERATION).endswith(":GenerationSkill")
-    assert skill_table.skill_target(T.OBJECT_DETECTION) is None
+    assert skill_table.skill_targets(T.EMBEDDING) == ("hfserve.skills.embedding:EmbeddingSkill",)
+    generation = skill_table.skill_targets(T.TEXT_GENERATION)
+    assert generation[0].endswith(":OpenVINOGenerationSkill")
+    assert generation[-1].endswith(":GenerationSkill")
+    assert skill_table.skill_targets(T.OBJECT_DETECTION) == ()
 
 
-def test_register_adds_and_replaces_entries(table) -> None:
+def test_register_adds_before_or_after_and_never_twice(table) -> None:
     skill_table.register(T.RERANK, "plugins.rerank:RerankSkill")
-    assert skill_table.skill_target(T.RERANK) == "plugins.rerank:RerankSkill"
+    assert skill_table.skill_targets(T.RERANK) == ("plugins.rerank:RerankSkill",)
     assert T.RERANK in skill_table.served_tasks()
     skill_table.register("rerank", "plugins.other:Better")
-    assert skill_table.skill_target(T.RERANK) == "plugins.other:Better"
+    assert skill_table.skill_targets(T.RERANK) == ("plugins.other:Better",
+                                                   "plugins.rerank:RerankSkill")
+    skill_table.register(T.RERANK, "plugins.rerank:RerankSkill", first=False)
+    assert skill_table.skill_targets(T.RERANK) == ("plugins.other:Better",
+                                                   "plugins.rerank:RerankSkill")
 
 
 def test_register_rejects_bad_targets_and_tasks(table) -> None:
@@ -141,7 +147,7 @@ def test_register_rejects_bad_targets_and_tasks(table) -> None:
 
 
 def test_table_fixture_restored_the_defaults() -> None:
-    assert skill_table.skill_target(T.RERANK) is None
+    assert skill_table.skill_targets(T.RERANK) == ()
 
 
 # --- spec sizing ----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ TABLE = [
     (e.Overloaded, 429, "rate_limit_error", "queue_full"),
     (e.ModelLoading, 503, "service_unavailable", "model_loading"),
     (e.ModelUnavailable, 503, "service_unavailable", "model_unavailable"),
+    (e.DeviceOutOfMemory, 503, "service_unavailable", "device_out_of_memory"),
     (e.DeadlineExceeded, 504, "timeout_error", "deadline_exceeded"),
     (e.Cancelled, 499, "cancelled", "client_closed_request"),
     (e.ModelError, 500, "server_error", "model_error"),

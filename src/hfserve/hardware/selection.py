@@ -36,7 +36,8 @@ DEFAULT_DTYPES: Mapping[str, tuple[str, ...]] = {
     "cuda": _GPU_ORDER,
     "rocm": _GPU_ORDER,
     "mps": _GPU_ORDER,
-    "openvino": ("float32",),
+    # OpenVINO's own default on CPUs with bf16 units: about twice the speed of f32 here.
+    "openvino": ("bfloat16", "float16", "float32"),
     "qnn": ("float32",),
     "cpu": ("float32",),
 }

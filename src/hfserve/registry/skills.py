@@ -1,26 +1,30 @@
-"""The task -> skill table. Entries are import paths so the registry never imports the heavy
-skill modules; the table is open: ``register`` adds or replaces an entry (plugin skills)."""
+"""The task -> skills table. Entries are import paths so the registry never imports the heavy
+skill modules. A task may have several skills, one per backend family, tried in order for
+each device; the table is open: ``register`` adds one (plugin skills)."""
 
 from __future__ import annotations
 
 from hfserve.types import Task
 
-SKILLS: dict[Task, str] = {
-    Task.EMBEDDING: "hfserve.skills.embedding:EmbeddingSkill",
-    Task.FEATURE_EXTRACTION: "hfserve.skills.embedding:EmbeddingSkill",
-    Task.TEXT_GENERATION: "hfserve.skills.generation:GenerationSkill",
+SKILLS: dict[Task, tuple[str, ...]] = {
+    Task.EMBEDDING: ("hfserve.skills.embedding:EmbeddingSkill",),
+    Task.FEATURE_EXTRACTION: ("hfserve.skills.embedding:EmbeddingSkill",),
+    Task.TEXT_GENERATION: ("hfserve.skills.openvino_generation:OpenVINOGenerationSkill",
+                           "hfserve.skills.generation:GenerationSkill"),
 }
 
 
-def register(task: Task, target: str) -> None:
-    """Serve ``task`` with the skill class at ``target`` ("package.module:Class")."""
+def register(task: Task, target: str, *, first: bool = True) -> None:
+    """Serve ``task`` with the skill class at ``target`` ("package.module:Class"), before
+    (``first``) or after the skills already registered for it."""
     if ":" not in target:
         raise ValueError(f"skill target must look like 'module:Class', got {target!r}")
-    SKILLS[Task(task)] = target
+    current = tuple(t for t in SKILLS.get(Task(task), ()) if t != target)
+    SKILLS[Task(task)] = (target, *current) if first else (*current, target)
 
 
-def skill_target(task: Task) -> str | None:
-    return SKILLS.get(task)
+def skill_targets(task: Task) -> tuple[str, ...]:
+    return SKILLS.get(task, ())
 
 
 def served_tasks() -> set[Task]:

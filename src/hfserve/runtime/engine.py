@@ -14,7 +14,7 @@ from hfserve.errors import ContextLengthExceeded, InvalidRequest
 from hfserve.runtime.manager import ModelManager
 from hfserve.runtime.scheduler import GenerationRequest
 from hfserve.runtime.stream import EventStream
-from hfserve.skills.base import BatchSkill, GenerativeSkill
+from hfserve.skills.base import BatchSkill, TextGenerator
 from hfserve.types import ModelState, SamplingParams, Task
 
 PRIORITIES = {"high": 0, "normal": 1, "low": 2}
@@ -90,7 +90,8 @@ class Engine:
     # --- generation ----------------------------------------------------------------
     async def stream(self, model: str, request: GenerationInput) -> GenerationHandle:
         entry = await self.manager.ready(model, Task.TEXT_GENERATION)
-        skill: GenerativeSkill = entry.skill  # type: ignore[assignment]
+        skill: TextGenerator = entry.skill  # type: ignore[assignment]
+        self._check_capabilities(skill, request.params)
         prompt_ids = await asyncio.to_thread(self._encode, skill, request)
         params = request.params
         params.max_tokens = self._max_tokens(skill, entry.config.max_tokens_default,
@@ -120,7 +121,19 @@ class Engine:
         self._streams.pop(request_id, None)
 
     @staticmethod
-    def _encode(skill: GenerativeSkill, request: GenerationInput) -> list[int]:
+    def _check_capabilities(skill: TextGenerator, params: SamplingParams) -> None:
+        backend = skill.placement.backend
+        if params.logprobs and not skill.supports_top_logprobs:
+            raise InvalidRequest(f"top_logprobs are not available on this model's backend "
+                                 f"({backend}); serve it with backend: torch",
+                                 param="top_logprobs")
+        if params.prompt_logprobs is not None and not skill.supports_prompt_logprobs:
+            raise InvalidRequest(f"prompt logprobs (echo with logprobs) are not available on "
+                                 f"this model's backend ({backend}); serve it with "
+                                 "backend: torch", param="logprobs")
+
+    @staticmethod
+    def _encode(skill: TextGenerator, request: GenerationInput) -> list[int]:
         if request.messages is not None:
             ids = skill.encode_chat(request.messages, request.options)
         elif isinstance(request.prompt, str):
@@ -132,7 +145,7 @@ class Engine:
         return ids
 
     @staticmethod
-    def _max_tokens(skill: GenerativeSkill, default: int, prompt_len: int,
+    def _max_tokens(skill: TextGenerator, default: int, prompt_len: int,
                     asked: int | None) -> int:
         room = skill.max_context - prompt_len
         if room <= 0 or (asked is not None and asked > room):

@@ -25,11 +25,12 @@ from hfserve.errors import (
 )
 from hfserve.hardware import table as compatibility_table
 from hfserve.registry import build_spec
-from hfserve.registry.skills import skill_target
+from hfserve.registry.skills import skill_targets
 from hfserve.runtime.batcher import Batcher
+from hfserve.runtime.pipeline_worker import PipelineWorker
 from hfserve.runtime.placement import choices
 from hfserve.runtime.scheduler import Scheduler
-from hfserve.skills.base import BatchSkill, GenerativeSkill, Skill
+from hfserve.skills.base import BatchSkill, GenerativeSkill, PipelineSkill, Skill
 from hfserve.types import Family, ModelSpec, ModelState, Task
 
 log = logging.getLogger("hfserve.manager")
@@ -40,12 +41,16 @@ def compatibility_row(family: Family) -> dict[str, str]:
     return compatibility_table().get(family.value, {})
 
 
-def skill_class(task: Task) -> type[Skill]:
-    target = skill_target(task)
-    if target is None:
+def skill_classes(task: Task) -> list[type[Skill]]:
+    """The skills registered for ``task``, in preference order."""
+    targets = skill_targets(task)
+    if not targets:
         raise UnsupportedTask(f"no skill serves task {task.value!r} yet", param="model")
-    module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
+    classes = []
+    for target in targets:
+        module, _, name = target.partition(":")
+        classes.append(getattr(importlib.import_module(module), name))
+    return classes
 
 
 @dataclass
@@ -158,9 +163,10 @@ class ModelManager:
         """Resolve, place and load, falling down the device chain on failure."""
         if entry.spec is None:
             entry.spec = build_spec(entry.config)
-        cls = skill_class(entry.spec.task)
-        for choice in choices(entry.spec, entry.config, cls, self.cache_dir,
+        classes = skill_classes(entry.spec.task)
+        for choice in choices(entry.spec, entry.config, classes, self.cache_dir,
                               exclude=frozenset(entry.excluded)):
+            cls = next(c for c in classes if choice.placement.backend in c.backends)
             skill = cls(entry.spec)
             try:
                 skill.load(choice.placement)
@@ -184,9 +190,11 @@ class ModelManager:
         def out_of_memory(exc: BaseException) -> None:  # from any thread
             loop.call_soon_threadsafe(self._replace_later, entry, exc)
 
-        if isinstance(skill, GenerativeSkill):
-            entry.scheduler = Scheduler(entry.name, skill, max_concurrent=mc.max_concurrent,
-                                        max_queue=mc.max_queue, on_out_of_memory=out_of_memory)
+        workers = {GenerativeSkill: Scheduler, PipelineSkill: PipelineWorker}
+        kind = next((w for base, w in workers.items() if isinstance(skill, base)), None)
+        if kind is not None:
+            entry.scheduler = kind(entry.name, skill, max_concurrent=mc.max_concurrent,
+                                   max_queue=mc.max_queue, on_out_of_memory=out_of_memory)
         elif isinstance(skill, BatchSkill):
             entry.executor = ThreadPoolExecutor(1, thread_name_prefix=f"model-{entry.name}",
                                                 initializer=skill.worker_init)

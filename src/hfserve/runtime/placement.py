@@ -37,21 +37,22 @@ def profile_key(spec: ModelSpec) -> str:
     return str(spec.path / spec.gguf_file) if spec.gguf_file else str(spec.path)
 
 
-def backend_for(device: Device, mc: ModelConfig, skill_cls: type[Skill]) -> str | None:
-    """The backend to run ``skill_cls`` on ``device``, or None when none fits."""
+def backend_for(device: Device, mc: ModelConfig, skills: list[type[Skill]]) -> str | None:
+    """The backend to run the model on ``device``, or None when no skill can."""
     wanted = device.backend if mc.backend == "auto" else mc.backend
-    if wanted in KIND_BACKENDS.get(device.kind, ()) and wanted in skill_cls.backends:
+    if wanted in KIND_BACKENDS.get(device.kind, ()) and any(wanted in s.backends
+                                                             for s in skills):
         return wanted
     return None
 
 
-def choices(spec: ModelSpec, mc: ModelConfig, skill_cls: type[Skill], cache_dir: Path,
+def choices(spec: ModelSpec, mc: ModelConfig, skills: list[type[Skill]], cache_dir: Path,
             profile: dict[str, float] | None = None, exclude: frozenset[str] = frozenset()
             ) -> list[Choice]:
     """The ordered devices to try for this model; raises InvalidRequest when none can."""
     if profile is None:
         profile = ProfileStore(Path(cache_dir) / "profiles.sqlite").scores(profile_key(spec))
-    usable = {d.id: backend_for(d, mc, skill_cls) for d in detect()}
+    usable = {d.id: backend_for(d, mc, skills) for d in detect()}
     devices = [d for d in detect() if usable[d.id] and d.id not in exclude]
     try:
         chain = plan(spec.family, devices, requested=mc.device, parameters=spec.parameters,
@@ -64,6 +65,7 @@ def choices(spec: ModelSpec, mc: ModelConfig, skill_cls: type[Skill], cache_dir:
                        backend=usable[c.device.id],
                        options={"cache_dir": cache_dir, "int8": mc.int8,
                                 "device_kind": c.device.kind,
+                                "max_concurrent": mc.max_concurrent,
                                 "ov_device": c.device.details.get(OPENVINO_DEVICE, "CPU")}),
                    reason=c.reason)
             for c in chain.candidates]

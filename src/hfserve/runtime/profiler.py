@@ -11,7 +11,7 @@ from pathlib import Path
 from hfserve.config import ModelConfig
 from hfserve.hardware.profiles import Measurement, ProfileStore
 from hfserve.registry import build_spec
-from hfserve.runtime.manager import skill_class
+from hfserve.runtime.manager import skill_classes
 from hfserve.runtime.placement import choices, profile_key
 from hfserve.skills.base import BatchSkill, GenerativeSkill, Skill
 from hfserve.types import SamplingParams
@@ -63,15 +63,20 @@ def profile(mc: ModelConfig, devices: list[str], cache_dir: Path, seconds: float
             log: Callable[[str], None] = print) -> list[Measurement]:
     """Measure ``mc`` on each of ``devices`` (kinds or ids) and store the results."""
     spec = build_spec(mc)
-    cls = skill_class(spec.task)
-    workload = next(fn for base, fn in WORKLOADS.items() if issubclass(cls, base))
+    classes = skill_classes(spec.task)
     store = ProfileStore(Path(cache_dir) / "profiles.sqlite")
     results = []
     for wanted in devices:
         try:
-            choice = choices(spec, mc.model_copy(update={"device": wanted}), cls, cache_dir)[0]
+            choice = choices(spec, mc.model_copy(update={"device": wanted}), classes,
+                             cache_dir)[0]
         except Exception as exc:
             log(f"{wanted}: skipped ({exc})")
+            continue
+        cls = next(c for c in classes if choice.placement.backend in c.backends)
+        workload = next((fn for base, fn in WORKLOADS.items() if issubclass(cls, base)), None)
+        if workload is None:
+            log(f"{choice.device_id}: no workload for {cls.__name__}")
             continue
         before = _rss()
         skill = cls(spec)

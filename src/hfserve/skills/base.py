@@ -81,12 +81,13 @@ class BatchSkill(Skill):
         """preprocess -> forward -> postprocess for a batch: one result per item."""
 
 
-class GenerativeSkill(Skill):
-    """Autoregressive work. The runtime's scheduler owns the loop and calls these stages;
-    ``state`` is an opaque per-sequence object (its KV cache) the skill creates and frees."""
+class TextGenerator(Skill):
+    """What every text-generating skill offers the runtime: its tokenizer's view of text."""
 
     eos_token_ids: frozenset[int] = frozenset()
     max_context: int = 2048
+    supports_prompt_logprobs: ClassVar[bool] = True
+    supports_top_logprobs: ClassVar[bool] = True
 
     @abstractmethod
     def encode_chat(self, messages: list[dict[str, Any]], options: dict[str, Any]) -> list[int]:
@@ -103,6 +104,11 @@ class GenerativeSkill(Skill):
     @abstractmethod
     def token_text(self, token_id: int) -> str:
         """Text of one token, for logprobs."""
+
+
+class GenerativeSkill(TextGenerator):
+    """Autoregressive work. The runtime's scheduler owns the loop and calls these stages;
+    ``state`` is an opaque per-sequence object (its KV cache) the skill creates and frees."""
 
     @abstractmethod
     def prefill(self, prompt_ids: list[int], prompt_logprobs: int | None
@@ -133,3 +139,38 @@ class GenerativeSkill(Skill):
     @abstractmethod
     def new_generator(self, seed: int | None) -> Any:
         """A random generator for one sequence (seeded when ``seed`` is given)."""
+
+
+@dataclass
+class PipelineOutput:
+    """New tokens of a pipeline request (one sequence) since the last read."""
+
+    token_ids: list[int]
+    logprobs: list[float] | None
+    finished: bool
+
+
+class PipelineSkill(TextGenerator):
+    """A generation engine that owns its own continuous-batching loop (openvino-genai,
+    transformers' continuous batching). The runtime's pipeline worker feeds it requests,
+    calls ``step`` and reads tokens; it never sees a model stage."""
+
+    @abstractmethod
+    def add(self, key: int, prompt_ids: list[int], params: SamplingParams) -> Any:
+        """Queue one sequence; return its handle."""
+
+    @abstractmethod
+    def step(self) -> None:
+        """Advance every running request by one scheduling step."""
+
+    @abstractmethod
+    def has_work(self) -> bool:
+        """Are any requests unfinished?"""
+
+    @abstractmethod
+    def read(self, handle: Any) -> PipelineOutput:
+        """Tokens produced for ``handle`` since the last read."""
+
+    @abstractmethod
+    def cancel(self, handle: Any) -> None:
+        """Stop a request and free its cache."""

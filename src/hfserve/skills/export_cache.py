@@ -23,7 +23,7 @@ def export_dir(cache_dir: Path, spec: ModelSpec, backend: str, **options: Any) -
     key = json.dumps([str(spec.path), spec.gguf_file, _identity(spec), backend, options],
                      sort_keys=True, default=str)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", spec.name)[:48]
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", spec.gguf_file or spec.path.name)[:48]
     return Path(cache_dir) / backend / f"{slug}-{digest}"
 
 

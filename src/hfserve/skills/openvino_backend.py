@@ -3,6 +3,7 @@ cache directory, compile it for an OpenVINO device (CPU, GPU, NPU)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -23,35 +24,52 @@ def _source_folder(spec: ModelSpec, scratch: Path) -> str:
     if not spec.gguf_file:
         return str(spec.path)
     if not (scratch / "config.json").is_file():
-        from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
         config = AutoConfig.from_pretrained(str(spec.path), gguf_file=spec.gguf_file)
         auto = AutoModelForCausalLM if config.architectures and \
             config.architectures[0].endswith("ForCausalLM") else AutoModel
         model = auto.from_pretrained(str(spec.path), gguf_file=spec.gguf_file)
         model.save_pretrained(scratch)
-        AutoTokenizer.from_pretrained(str(spec.path), gguf_file=spec.gguf_file
-                                      ).save_pretrained(scratch)
     return str(scratch)
+
+
+def ensure_export(kind: str, spec: ModelSpec, placement: Placement) -> Path:
+    """The IR folder for ``spec`` as ``kind``, exported on first use."""
+    import optimum.intel as oi
+
+    cls = getattr(oi, OV_CLASSES[kind])
+    int8 = bool(placement.options.get("int8"))
+    target = export_dir(placement.options["cache_dir"], spec, "openvino", kind=kind, int8=int8)
+    if not is_complete(target):
+        target.mkdir(parents=True, exist_ok=True)
+        scratch = target / "source"
+        quant = oi.OVWeightQuantizationConfig(bits=8) if int8 else None
+        model = cls.from_pretrained(_source_folder(spec, scratch), export=True, compile=False,
+                                    quantization_config=quant)
+        model.save_pretrained(target)
+        shutil.rmtree(scratch, ignore_errors=True)
+        mark_complete(target)
+    return target
+
+
+PRECISION_HINTS = {"float32": "f32", "bfloat16": "bf16", "float16": "f16"}
+
+
+def ov_config(placement: Placement) -> dict[str, Any]:
+    """Compile options: thread count and the inference precision of the chosen dtype."""
+    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": PRECISION_HINTS.get(placement.dtype,
+                                                                              "f32")}
+    if placement.threads:
+        config["INFERENCE_NUM_THREADS"] = placement.threads
+    return config
 
 
 def load_openvino(kind: str, spec: ModelSpec, placement: Placement) -> Any:
     """The optimum-intel model for ``kind``, exported on first use and cached."""
     import optimum.intel as oi
 
-    cls = getattr(oi, OV_CLASSES[kind])
-    int8 = bool(placement.options.get("int8"))
-    target = export_dir(placement.options["cache_dir"], spec, "openvino", kind=kind, int8=int8)
-    ov_device = placement.options.get("ov_device", "CPU")
-    config = {"INFERENCE_NUM_THREADS": placement.threads} if placement.threads else {}
-    if not is_complete(target):
-        target.mkdir(parents=True, exist_ok=True)
-        source = _source_folder(spec, target / "source")
-        quant = None
-        if int8:
-            quant = oi.OVWeightQuantizationConfig(bits=8)
-        model = cls.from_pretrained(source, export=True, compile=False,
-                                    quantization_config=quant)
-        model.save_pretrained(target)
-        mark_complete(target)
-    return cls.from_pretrained(str(target), device=ov_device, ov_config=config)
+    target = ensure_export(kind, spec, placement)
+    return getattr(oi, OV_CLASSES[kind]).from_pretrained(
+        str(target), device=placement.options.get("ov_device", "CPU"),
+        ov_config=ov_config(placement))

@@ -1,0 +1,240 @@
+"""What every generation worker shares: one thread per model, a bounded priority queue,
+admission between steps, cancellation, per-request event streams, and turning sampled tokens
+into text deltas. Subclasses supply how a request starts and how one step advances."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hfserve import metrics
+from hfserve.errors import (
+    Cancelled,
+    DeadlineExceeded,
+    DeviceOutOfMemory,
+    HFServeError,
+    ModelError,
+    Overloaded,
+)
+from hfserve.runtime.sequence import Delta, Sequence
+from hfserve.runtime.stream import EventStream
+from hfserve.skills.base import TextGenerator
+from hfserve.types import SamplingParams, TokenChoice  # noqa: F401
+
+
+@dataclass
+class GenerationRequest:
+    request_id: str
+    prompt_ids: list[int]
+    params: SamplingParams
+    n: int = 1
+    priority: int = 1                    # 0 high, 1 normal, 2 low
+    deadline: float | None = None        # time.monotonic() value
+
+
+@dataclass
+class PromptInfo:
+    """First event of every request: prompt size and, when asked, prompt logprobs."""
+
+    prompt_tokens: int
+    prompt_choices: list[TokenChoice] | None
+
+
+@dataclass
+class Finished:
+    """Last event of every request."""
+
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass
+class Active:
+    request: GenerationRequest
+    stream: EventStream
+    seqs: list[Sequence] = field(default_factory=list)
+    cancelled: bool = False
+
+
+class GenerationWorker(ABC):
+    def __init__(self, name: str, skill: TextGenerator, *, max_concurrent: int,
+                 max_queue: int,
+                 on_out_of_memory: Callable[[BaseException], None] = lambda exc: None) -> None:
+        self.name = name
+        self.skill = skill
+        self.max_concurrent = max_concurrent
+        self.max_queue = max_queue
+        self.on_out_of_memory = on_out_of_memory
+        self._waiting: list[tuple[int, int, Active]] = []
+        self._running: list[Active] = []
+        self._by_id: dict[str, Active] = {}
+        self._order = itertools.count()
+        self._cond = threading.Condition()
+        self._stopped = False
+        self.alive = True
+        self._thread = threading.Thread(target=self._loop, name=f"gen-{name}", daemon=True)
+        self._thread.start()
+
+    # --- called from the event loop ------------------------------------------------
+    def submit(self, request: GenerationRequest, stream: EventStream) -> None:
+        with self._cond:
+            if len(self._waiting) >= self.max_queue:
+                metrics.REJECTED.labels(self.name, "queue_full").inc()
+                raise Overloaded(f"model {self.name!r} has {len(self._waiting)} requests "
+                                 "waiting; retry later", retry_after=1.0)
+            active = Active(request, stream)
+            self._by_id[request.request_id] = active
+            heapq.heappush(self._waiting, (request.priority, next(self._order), active))
+            metrics.QUEUE_DEPTH.labels(self.name).set(len(self._waiting))
+            self._cond.notify()
+
+    def abort(self, request_id: str) -> None:
+        with self._cond:
+            active = self._by_id.get(request_id)
+            if active is not None:
+                active.cancelled = True
+                self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+        self._thread.join(timeout=10)
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def running(self) -> int:
+        return sum(len(a.seqs) for a in self._running)
+
+    # --- worker thread -------------------------------------------------------------
+    def _loop(self) -> None:
+        self.skill.worker_init()
+        while True:
+            with self._cond:
+                while not self._stopped and not self._waiting and not self._running:
+                    self._cond.wait()
+                if self._stopped:
+                    break
+                newcomers = self._admit()
+            for active in newcomers:
+                self._guard([active], self._start, active)
+            self._drop_cancelled()
+            if self._running:
+                self._guard(list(self._running), self._step)
+            metrics.RUNNING.labels(self.name).set(self.running)
+        for active in self._running + [a for _, _, a in self._waiting]:
+            active.stream.fail(Cancelled("server is shutting down"))
+        self.alive = False
+
+    def _guard(self, members: list[Active], fn, *args) -> None:
+        """Run a stage; on failure fail only ``members`` and keep the loop alive."""
+        try:
+            fn(*args)
+        except Exception as exc:  # a worker loop never dies
+            error = exc if isinstance(exc, HFServeError) else ModelError(
+                f"generation failed: {type(exc).__name__}: {exc}")
+            if self.skill.is_out_of_memory(exc):
+                error = DeviceOutOfMemory(f"model {self.name!r} ran out of device memory and "
+                                          "is being moved; retry shortly")
+                self.alive = False
+                self.on_out_of_memory(exc)
+            for active in members:
+                self._retire(active, error)
+
+    def _admit(self) -> list[Active]:
+        admitted: list[Active] = []
+        now = time.monotonic()
+        while self._waiting:
+            active = self._waiting[0][2]
+            if self.running + sum(a.request.n for a in admitted) + active.request.n \
+                    > self.max_concurrent and (self._running or admitted):
+                break
+            heapq.heappop(self._waiting)
+            if active.cancelled:
+                self._by_id.pop(active.request.request_id, None)
+                active.stream.close()
+            elif active.request.deadline is not None and now > active.request.deadline:
+                metrics.REJECTED.labels(self.name, "deadline").inc()
+                self._by_id.pop(active.request.request_id, None)
+                active.stream.fail(DeadlineExceeded("request deadline passed while queued"))
+            else:
+                admitted.append(active)
+        metrics.QUEUE_DEPTH.labels(self.name).set(len(self._waiting))
+        return admitted
+
+    @abstractmethod
+    def _start(self, active: Active) -> None:
+        """Begin a request (prefill, or hand it to the engine); add it to the running set."""
+
+    @abstractmethod
+    def _step(self) -> None:
+        """Advance every running request by one token (or one engine step)."""
+
+    @abstractmethod
+    def _on_sequence_end(self, seq: Sequence) -> None:
+        """Free what a finished or abandoned sequence holds (``seq.state``)."""
+
+    def _emit(self, active: Active, choices: list[tuple[Sequence, TokenChoice]]) -> None:
+        """Append sampled tokens to their sequences and stream the resulting text."""
+        events: list[Delta] = []
+        for seq, choice in choices:
+            if seq.finished:
+                continue
+            if seq.params.logprobs is not None:
+                self._name(choice)
+            delta = seq.append(choice)
+            if delta is not None:
+                events.append(delta)
+            if not seq.finished and seq.prompt_len + seq.generated >= self.skill.max_context:
+                events.append(seq.finish("length"))
+            if seq.finished:
+                self._on_sequence_end(seq)
+        metrics.TOKENS.labels(self.name, "completion").inc(len(choices))
+        active.stream.push(events)
+        if all(s.finished for s in active.seqs):
+            self._finish_request(active)
+
+    def _new_sequence(self, active: Active, index: int, state: Any = None,
+                      generator: Any = None) -> Sequence:
+        req = active.request
+        seq = Sequence(index=index, prompt_len=len(req.prompt_ids), params=req.params,
+                       decode=self.skill.decode_tokens, eos_token_ids=self.skill.eos_token_ids,
+                       state=state, generator=generator, prompt_ids=req.prompt_ids)
+        active.seqs.append(seq)
+        return seq
+
+    def _name(self, choice: TokenChoice) -> None:
+        """Fill in token texts for logprobs (decoded here, on the worker thread)."""
+        choice.text = self.skill.token_text(choice.token_id)
+        if choice.top is not None:
+            choice.top_text = [(self.skill.token_text(i), lp) for i, lp in choice.top]
+
+    def _finish_request(self, active: Active) -> None:
+        completion = sum(len(s.token_ids) for s in active.seqs)
+        active.stream.push([Finished(len(active.request.prompt_ids), completion)])
+        self._retire(active, None)
+
+    def _drop_cancelled(self) -> None:
+        for active in [a for a in self._running if a.cancelled]:
+            self._retire(active, None)
+
+    def _retire(self, active: Active, error: BaseException | None) -> None:
+        for seq in active.seqs:
+            if seq.state is not None:
+                self._on_sequence_end(seq)
+        if active in self._running:
+            self._running.remove(active)
+        self._by_id.pop(active.request.request_id, None)
+        if error is not None:
+            active.stream.fail(error)
+        else:
+            active.stream.close()

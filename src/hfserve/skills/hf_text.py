@@ -1,0 +1,62 @@
+"""Text <-> tokens for generative skills, through the model's own HF tokenizer and chat
+template (shared by every backend, so prompts tokenize the same everywhere)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hfserve.errors import InvalidRequest
+from hfserve.types import ModelSpec
+
+
+def flatten_content(content: Any) -> str:
+    """OpenAI message content (a string or a list of parts) -> text for a text-only model."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    parts = []
+    for part in content:
+        if part.get("type") != "text":
+            raise InvalidRequest(f"this model accepts only text content, got {part.get('type')!r}",
+                                 param="messages")
+        parts.append(part.get("text", ""))
+    return "".join(parts)
+
+
+class HFTextCodec:
+    """Mixin: needs ``self.tokenizer``; provides the TextGenerator text methods."""
+
+    tokenizer: Any
+
+    def load_tokenizer(self, spec: ModelSpec, eos_from_model: Any = None) -> frozenset[int]:
+        """Load the tokenizer; return every token id that ends a sequence."""
+        from transformers import AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(str(spec.path), gguf_file=spec.gguf_file)
+        self._token_text: dict[int, str] = {}
+        eos = eos_from_model if isinstance(eos_from_model, list) else [eos_from_model]
+        return frozenset(int(e) for e in [*eos, self.tokenizer.eos_token_id] if e is not None)
+
+    def encode_chat(self, messages: list[dict[str, Any]], options: dict[str, Any]) -> list[int]:
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise InvalidRequest("this model has no chat template; use /v1/completions",
+                                 param="messages")
+        rendered = [{**m, "content": flatten_content(m.get("content"))} for m in messages]
+        try:
+            text = self.tokenizer.apply_chat_template(
+                rendered, tokenize=False, add_generation_prompt=True,
+                tools=options.get("tools"), **(options.get("chat_template_kwargs") or {}))
+        except Exception as exc:  # template errors are the client's input problem
+            raise InvalidRequest(f"chat template failed: {exc}", param="messages") from exc
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def encode_text(self, prompt: str) -> list[int]:
+        return self.tokenizer(prompt)["input_ids"]
+
+    def decode_tokens(self, token_ids: list[int]) -> str:
+        return self.tokenizer.decode(token_ids, skip_special_tokens=True)
+
+    def token_text(self, token_id: int) -> str:
+        text = self._token_text.get(token_id)
+        if text is None:
+            text = self._token_text[token_id] = self.tokenizer.decode([token_id])
+        return text

@@ -1,0 +1,89 @@
+"""Text generation on OpenVINO through openvino-genai's continuous-batching pipeline: paged
+KV cache, new requests join between steps, finished ones leave at once. Prompts are tokenized
+and outputs detokenized with the model's own HF tokenizer, as on every other backend."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from hfserve.skills.base import PipelineOutput, PipelineSkill, Placement
+from hfserve.skills.hf_text import HFTextCodec
+from hfserve.skills.openvino_backend import ensure_export, ov_config
+from hfserve.types import SamplingParams, Task
+
+
+class OpenVINOGenerationSkill(HFTextCodec, PipelineSkill):
+    task: ClassVar[Task] = Task.TEXT_GENERATION
+    backends: ClassVar[tuple[str, ...]] = ("openvino",)
+    # The pipeline reports the chosen token's log-probability only.
+    supports_prompt_logprobs: ClassVar[bool] = False
+    supports_top_logprobs: ClassVar[bool] = False
+
+    def load(self, placement: Placement) -> None:
+        import openvino_genai as genai
+
+        self.placement = placement
+        generation = self.spec.config.get("eos_token_id")
+        self.eos_token_ids = self.load_tokenizer(self.spec, generation)
+        self.max_context = self.spec.max_context or 2048
+        # The pipeline is fed token ids and returns token ids, so it needs no tokenizer IR.
+        folder = ensure_export("text-generation", self.spec, placement)
+        scheduler = genai.SchedulerConfig()
+        scheduler.cache_size = int(placement.options.get("kv_cache_gb", 1))
+        scheduler.max_num_seqs = int(placement.options.get("max_concurrent", 32))
+        scheduler.max_num_batched_tokens = int(placement.options.get("max_batch_tokens", 2048))
+        scheduler.dynamic_split_fuse = True   # chunked prefill: running streams keep flowing
+        self.pipe = genai.ContinuousBatchingPipeline(
+            str(folder), scheduler, placement.options.get("ov_device", "CPU"),
+            ov_config(placement))
+
+    def unload(self) -> None:
+        self.pipe = None
+
+    def _config(self, params: SamplingParams) -> Any:
+        import openvino_genai as genai
+
+        config = genai.GenerationConfig()
+        config.max_new_tokens = params.max_tokens
+        config.ignore_eos = params.ignore_eos
+        config.stop_token_ids = set(self.eos_token_ids) | set(params.stop_token_ids)
+        config.logprobs = 1 if params.logprobs is not None else 0
+        config.presence_penalty = params.presence_penalty
+        config.frequency_penalty = params.frequency_penalty
+        if params.temperature == 0:
+            config.do_sample = False
+        else:
+            config.do_sample = True
+            config.temperature = params.temperature
+            config.top_p = params.top_p
+            config.top_k = params.top_k or 0
+            if params.seed is not None:
+                config.rng_seed = params.seed
+        return config
+
+    def add(self, key: int, prompt_ids: list[int], params: SamplingParams) -> Any:
+        import numpy as np
+        import openvino as ov
+
+        ids = ov.Tensor(np.asarray([prompt_ids], dtype=np.int64))
+        return self.pipe.add_request(key, ids, self._config(params))
+
+    def step(self) -> None:
+        self.pipe.step()
+
+    def has_work(self) -> bool:
+        return self.pipe.has_non_finished_requests()
+
+    def read(self, handle: Any) -> PipelineOutput:
+        finished = handle.get_status().name != "RUNNING"
+        if not handle.can_read():
+            return PipelineOutput([], None, finished)
+        tokens: list[int] = []
+        logprobs: list[float] = []
+        for out in handle.read().values():   # one sequence per request
+            tokens += list(out.generated_ids)
+            logprobs += list(out.generated_log_probs)
+        return PipelineOutput(tokens, logprobs or None, finished)
+
+    def cancel(self, handle: Any) -> None:
+        handle.cancel()
