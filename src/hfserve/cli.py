@@ -37,6 +37,9 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction,
                                 default=argparse.SUPPRESS, help=_help(field))
+        elif get_origin(kind) is dict:
+            parser.add_argument(flag, type=json.loads, default=argparse.SUPPRESS,
+                                help=_help(field) + " (JSON)")
         elif get_origin(kind) is list:
             parser.add_argument(flag, action="append", type=_scalar(get_args(kind)[0]),
                                 default=argparse.SUPPRESS, help=_help(field))

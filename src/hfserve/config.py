@@ -19,6 +19,21 @@ from pydantic_settings import (
 
 from hfserve.types import Task
 
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_size(value: int | float | str) -> int:
+    """Bytes from 1073741824, "1GiB", "512 MiB" or "1.5GB"."""
+    if isinstance(value, int | float):
+        return int(value)
+    text = value.strip().lower().replace(" ", "")
+    number = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = text[len(number):]
+    if unit not in _UNITS or not number:
+        raise ValueError(f"not a size: {value!r} (use e.g. 8GiB or 512MiB)")
+    return int(float(number) * _UNITS[unit])
+
 
 class ModelConfig(BaseModel):
     """One served model, as listed in the config file or given on the command line."""
@@ -73,6 +88,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest request body")
     cache_dir: Path = Field(Path.home() / ".cache" / "hfserve",
                             description="Exported models (OpenVINO IR, ONNX) and profiles")
+    memory_limits: dict[str, int] = Field(
+        default_factory=dict,
+        description="Memory each device may use, e.g. {cuda:0: 8GiB, cpu: 16GiB}")
     request_timeout_s: float = Field(600.0, gt=0, description="Default per-request deadline")
     api_key: str | None = Field(None, description="Require this bearer token when set")
     log_level: str = Field("info", description="debug, info, warning, error")
@@ -85,6 +103,15 @@ class Settings(BaseSettings):
                 [v.strip() for v in value.split(",") if v.strip()]
         if isinstance(value, list):
             return [{"source": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("memory_limits", mode="before")
+    @classmethod
+    def _sizes(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = json.loads(value)
+        if isinstance(value, dict):
+            return {k: parse_size(v) for k, v in value.items()}
         return value
 
     @classmethod

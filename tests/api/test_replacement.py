@@ -64,3 +64,21 @@ async def test_hardware_route_lists_devices_and_compatibility(server):
     assert kinds[-1] == "cpu"
     assert body["compatibility"]["vision-language"]["openvino"] == "none"
     assert set(body["unavailable"]) <= {"cuda", "rocm", "mps", "openvino", "qnn", "cpu"}
+
+
+async def test_a_small_gpu_budget_places_the_model_on_the_cpu(start, dirs, gpu_machine):
+    models = [{"source": str(dirs.emb), "name": "emb", "max_wait_ms": 0}]
+    async with start(models=models, memory_limits={"cuda:0": "1KiB"}) as srv:
+        await srv.wait_ready()
+        info = (await srv.client.get("/v1/models/emb")).json()
+        assert info["device"] == "cpu"
+        assert info["placement_reason"] == "fallback"
+        r = await srv.client.post("/v1/embeddings", json={"model": "emb", "input": "hi"})
+        assert r.status_code == 200
+
+
+async def test_a_budget_that_fits_keeps_the_gpu(start, dirs, gpu_machine):
+    models = [{"source": str(dirs.emb), "name": "emb", "max_wait_ms": 0}]
+    async with start(models=models, memory_limits={"cuda:0": "1GiB"}) as srv:
+        await srv.wait_ready()
+        assert (await srv.client.get("/v1/models/emb")).json()["device"] == "cuda:0"

@@ -20,6 +20,10 @@ SMOL = MODELS / "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBED = "all-MiniLM-L6-v2"
 CHAT = "SmolLM2-135M-Instruct"
 TINY_QUEUE = "minilm-tiny-queue"
+EMBED_OV = "minilm-openvino"
+EMBED_ONNX = "minilm-onnx"
+EMBED_FALLBACK = "minilm-fallback"
+CHAT_OV = "smol-openvino"
 MAX_BODY = 256 * 1024
 
 pytestmark = pytest.mark.integration
@@ -31,6 +35,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def corrupt_openvino_export(cache: Path, name: str) -> None:
+    """Plant an unreadable OpenVINO export where the int8 MiniLM export would be cached."""
+    from hfserve.config import ModelConfig
+    from hfserve.registry import build_spec
+    from hfserve.skills.export_cache import export_dir, mark_complete
+
+    spec = build_spec(ModelConfig(source=str(MINILM), name=name))
+    folder = export_dir(cache, spec, "openvino", kind="feature-extraction", int8=True)
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text((MINILM / "config.json").read_text())
+    (folder / "openvino_model.xml").write_text("this is not an OpenVINO model")
+    (folder / "openvino_model.bin").write_bytes(b"\0" * 16)
+    mark_complete(folder)
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     if not (MINILM.exists() and SMOL.exists()):
@@ -38,15 +57,26 @@ def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("server")
     config = {
         "max_body_bytes": MAX_BODY,
+        "cache_dir": str(tmp / "cache"),
         "models": [
-            {"name": EMBED, "source": str(MINILM), "threads": 1,
+            # Eager torch, to compare with transformers and sentence-transformers exactly.
+            {"name": EMBED, "source": str(MINILM), "threads": 1, "backend": "torch",
              "aliases": ["sentence-transformers/all-MiniLM-L6-v2"]},
-            {"name": CHAT, "source": str(SMOL), "threads": 1, "max_concurrent": 4},
+            {"name": CHAT, "source": str(SMOL), "threads": 1, "max_concurrent": 4,
+             "backend": "torch"},
             {"name": TINY_QUEUE, "source": str(MINILM), "threads": 1, "max_queue": 1,
-             "max_batch_size": 1, "max_wait_ms": 0},
+             "max_batch_size": 1, "max_wait_ms": 0, "backend": "torch"},
+            # Automatic placement: the fastest backend installed (OpenVINO when present).
+            {"name": EMBED_OV, "source": str(MINILM), "threads": 1},
+            {"name": CHAT_OV, "source": str(SMOL), "threads": 1, "max_concurrent": 8},
+            {"name": EMBED_ONNX, "source": str(MINILM), "threads": 1,
+             "backend": "onnxruntime"},
+            # Its cached OpenVINO export is broken on purpose: it must fall back to torch.
+            {"name": EMBED_FALLBACK, "source": str(MINILM), "threads": 1, "int8": True},
         ],
     }
     (tmp / "config.yaml").write_text(yaml.safe_dump(config))
+    corrupt_openvino_export(tmp / "cache", EMBED_FALLBACK)
     port = _free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     log = open(tmp / "server.log", "w")  # noqa: SIM115 - lives as long as the server

@@ -228,3 +228,21 @@ async def test_stop_fails_queued_items(make_batcher, model: FakeModel) -> None:
     blocker.cancel()
     await asyncio.gather(blocker, return_exceptions=True)
     assert "a" not in model.seen
+
+
+async def test_under_pressure_low_priority_is_shed_first(make_batcher, model: FakeModel) -> None:
+    batcher = make_batcher(max_batch_size=1, max_queue=2)
+    blocker = await block_worker(batcher, model)
+    low = [asyncio.create_task(batcher.submit([f"low{i}"], [1], priority=2)) for i in range(2)]
+    await wait_until(lambda: batcher.queue_depth == 2)
+    high = asyncio.create_task(batcher.submit(["high"], [1], priority=0))
+    await wait_until(lambda: low[1].done())
+    with pytest.raises(Overloaded) as shed:
+        await low[1]
+    assert shed.value.headers["Retry-After"] == "2"
+    # Same priority never sheds: a second low request is refused outright.
+    with pytest.raises(Overloaded):
+        await batcher.submit(["low-late"], [1], priority=2)
+    model.release.set()
+    await asyncio.gather(blocker, low[0], high)
+    assert model.seen == ["block", "high", "low0"]

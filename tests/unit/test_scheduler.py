@@ -363,3 +363,20 @@ async def test_penalties_do_not_count_the_prompt_twice_against_the_context(make)
     events = await drain(stream)
     assert text(events) == "alpha beta gamma delta epsilon"
     assert [e for e in events if isinstance(e, Delta)][-1].finish_reason == "stop"
+
+
+async def test_full_queue_sheds_the_newest_lower_priority_request(make) -> None:
+    h = make([1], max_concurrent=1, max_queue=2)
+    h.skill.gate.clear()
+    _, blocker = h.submit([6], max_tokens=3)
+    assert isinstance(await next_event(aiter(blocker)), PromptInfo)
+    _, low_old = h.submit([2], priority=2)
+    _, low_new = h.submit([3], priority=2)
+    _, high = h.submit([4], priority=0)
+    with pytest.raises(Overloaded):
+        await drain(low_new)
+    with pytest.raises(Overloaded):   # equal priority is refused, never swapped in
+        h.submit([5], priority=2)
+    h.skill.gate.set()
+    await asyncio.gather(drain(blocker), drain(low_old), drain(high))
+    assert h.skill.prefills == [[6], [4], [2]]

@@ -68,7 +68,7 @@ class Batcher:
     async def submit(self, payloads: list[Any], costs: list[int], *, priority: int = 1,
                      deadline: float | None = None) -> list[Any]:
         """Queue items (all or none) and wait for their results, in order."""
-        if len(self._queue) + len(payloads) > self.max_queue:
+        if not self._make_room(len(payloads), priority):
             metrics.REJECTED.labels(self.name, "queue_full").inc()
             raise Overloaded(f"model {self.name!r} queue is full; retry later",
                              retry_after=1.0)
@@ -83,11 +83,27 @@ class Batcher:
         self._wake.set()
         try:
             return list(await asyncio.gather(*(p.future for p in items)))
-        except asyncio.CancelledError:
-            for p in items:  # a client that left frees its places in the queue
+        except (asyncio.CancelledError, HFServeError):
+            for p in items:  # a client that left (or was shed) frees its places
                 if p in self._queue:
                     self._queue.remove(p)
             raise
+
+    def _make_room(self, needed: int, priority: int) -> bool:
+        """Under pressure, lower-priority work is shed first (newest first) to admit
+        ``needed`` items of ``priority``; False when the queue holds nothing to shed."""
+        while len(self._queue) + needed > self.max_queue:
+            victims = [p for p in self._queue if p.priority > priority]
+            if not victims:
+                return False
+            worst = max(victims, key=lambda p: (p.priority, p.arrival))
+            self._queue.remove(worst)
+            metrics.REJECTED.labels(self.name, "shed").inc()
+            if not worst.future.done():
+                worst.future.set_exception(Overloaded(
+                    f"model {self.name!r} is busy with higher-priority work; retry later",
+                    retry_after=2.0))
+        return True
 
     async def _loop(self) -> None:
         while True:

@@ -54,7 +54,8 @@ class GenerationHandle:
 class Engine:
     def __init__(self, settings: Settings, manager: ModelManager | None = None) -> None:
         self.settings = settings
-        self.manager = manager or ModelManager(settings.model_configs(), settings.cache_dir)
+        self.manager = manager or ModelManager(settings.model_configs(), settings.cache_dir,
+                                               settings.memory_limits)
         self._streams: dict[str, str] = {}   # request id -> model name
         self._loading: asyncio.Task | None = None
 

@@ -84,7 +84,7 @@ class GenerationWorker(ABC):
     # --- called from the event loop ------------------------------------------------
     def submit(self, request: GenerationRequest, stream: EventStream) -> None:
         with self._cond:
-            if len(self._waiting) >= self.max_queue:
+            if len(self._waiting) >= self.max_queue and not self._shed(request.priority):
                 metrics.REJECTED.labels(self.name, "queue_full").inc()
                 raise Overloaded(f"model {self.name!r} has {len(self._waiting)} requests "
                                  "waiting; retry later", retry_after=1.0)
@@ -93,6 +93,21 @@ class GenerationWorker(ABC):
             heapq.heappush(self._waiting, (request.priority, next(self._order), active))
             metrics.QUEUE_DEPTH.labels(self.name).set(len(self._waiting))
             self._cond.notify()
+
+    def _shed(self, priority: int) -> bool:
+        """Drop the newest waiting request of a lower priority (caller holds the lock)."""
+        victims = [entry for entry in self._waiting if entry[0] > priority]
+        if not victims:
+            return False
+        victim = max(victims, key=lambda entry: (entry[0], entry[1]))
+        self._waiting.remove(victim)
+        heapq.heapify(self._waiting)
+        active = victim[2]
+        self._by_id.pop(active.request.request_id, None)
+        metrics.REJECTED.labels(self.name, "shed").inc()
+        active.stream.fail(Overloaded(f"model {self.name!r} is busy with higher-priority "
+                                      "work; retry later", retry_after=2.0))
+        return True
 
     def abort(self, request_id: str) -> None:
         with self._cond:

@@ -90,8 +90,10 @@ class ModelEntry:
 
 
 class ModelManager:
-    def __init__(self, configs: list[ModelConfig], cache_dir: Path | None = None) -> None:
+    def __init__(self, configs: list[ModelConfig], cache_dir: Path | None = None,
+                 memory_limits: dict[str, int] | None = None) -> None:
         self.cache_dir = cache_dir or Path.home() / ".cache" / "hfserve"
+        self.memory_limits = memory_limits or {}
         self.entries: dict[str, ModelEntry] = {}
         self.aliases: dict[str, str] = {}
         # One load at a time: loads compete for the same cores and memory, and the first
@@ -165,7 +167,8 @@ class ModelManager:
             entry.spec = build_spec(entry.config)
         classes = skill_classes(entry.spec.task)
         for choice in choices(entry.spec, entry.config, classes, self.cache_dir,
-                              exclude=frozenset(entry.excluded)):
+                              exclude=frozenset(entry.excluded),
+                              memory_limits=self.memory_limits):
             cls = next(c for c in classes if choice.placement.backend in c.backends)
             skill = cls(entry.spec)
             try:

@@ -3,7 +3,7 @@ can load on and the backend the model config asks for, turned into Placements.""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hfserve.config import ModelConfig
@@ -46,14 +46,27 @@ def backend_for(device: Device, mc: ModelConfig, skills: list[type[Skill]]) -> s
     return None
 
 
+def within_limits(devices: list[Device], limits: dict[str, int]) -> list[Device]:
+    """Devices with free memory capped by the configured budget (by id, then by kind)."""
+    out = []
+    for d in devices:
+        limit = limits.get(d.id, limits.get(d.kind))
+        if limit is not None:
+            free = limit if d.memory_free is None else min(d.memory_free, limit)
+            d = replace(d, memory_free=free)
+        out.append(d)
+    return out
+
+
 def choices(spec: ModelSpec, mc: ModelConfig, skills: list[type[Skill]], cache_dir: Path,
-            profile: dict[str, float] | None = None, exclude: frozenset[str] = frozenset()
-            ) -> list[Choice]:
+            profile: dict[str, float] | None = None, exclude: frozenset[str] = frozenset(),
+            memory_limits: dict[str, int] | None = None) -> list[Choice]:
     """The ordered devices to try for this model; raises InvalidRequest when none can."""
     if profile is None:
         profile = ProfileStore(Path(cache_dir) / "profiles.sqlite").scores(profile_key(spec))
     usable = {d.id: backend_for(d, mc, skills) for d in detect()}
-    devices = [d for d in detect() if usable[d.id] and d.id not in exclude]
+    devices = within_limits([d for d in detect() if usable[d.id] and d.id not in exclude],
+                            memory_limits or {})
     try:
         chain = plan(spec.family, devices, requested=mc.device, parameters=spec.parameters,
                      dtype=mc.dtype, profile=profile)

@@ -1,0 +1,113 @@
+"""The same models on OpenVINO and ONNX Runtime, chosen automatically or by config, and the
+fallback to eager torch when the first-choice backend fails."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import openvino  # noqa: F401 - the extra this module tests must be installed
+import pytest
+
+from .conftest import CHAT, CHAT_OV, EMBED, EMBED_FALLBACK, EMBED_ONNX, EMBED_OV, MINILM
+
+SENTENCES = ["The quick brown fox jumps over the lazy dog.", "Paris is the capital of France.",
+             "Embeddings map text to vectors.", "short"]
+QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+@pytest.fixture(scope="module")
+def reference():
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(MINILM), device="cpu").encode(SENTENCES)
+
+
+def cosines(a, b) -> list[float]:
+    a, b = np.asarray(a), np.asarray(b)
+    return list((a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)))
+
+
+def embed(client, model):
+    got = client.embeddings.create(model=model, input=SENTENCES, encoding_format="float")
+    return [d.embedding for d in got.data]
+
+
+def test_automatic_placement_picks_openvino(http):
+    info = http.get(f"/v1/models/{EMBED_OV}").json()
+    assert info["backend"] == "openvino" and info["device"] == "openvino:CPU"
+    assert info["placement_attempts"] == []
+    chat = http.get(f"/v1/models/{CHAT_OV}").json()
+    assert chat["backend"] == "openvino", chat["placement_attempts"]
+    assert http.get(f"/v1/models/{EMBED}").json()["backend"] == "torch"
+
+
+@pytest.mark.parametrize("model", [EMBED_OV, EMBED_ONNX])
+def test_backend_embeddings_match_sentence_transformers(client, reference, model):
+    assert min(cosines(embed(client, model), reference)) >= 0.999
+
+
+def test_onnx_backend_is_onnxruntime(http):
+    info = http.get(f"/v1/models/{EMBED_ONNX}").json()
+    assert info["backend"] == "onnxruntime" and info["device"] == "cpu"
+
+
+def test_broken_first_choice_falls_back_to_torch(http, client, reference):
+    info = http.get(f"/v1/models/{EMBED_FALLBACK}").json()
+    assert info["state"] == "ready"
+    assert info["backend"] == "torch" and info["device"] == "cpu"
+    failed = info["placement_attempts"][0]
+    assert failed["device"] == "openvino:CPU" and failed["backend"] == "openvino"
+    assert failed["error"]
+    assert min(cosines(embed(client, EMBED_FALLBACK), reference)) >= 0.999
+
+
+def test_openvino_chat_answers_paris(client):
+    reply = client.chat.completions.create(model=CHAT_OV, messages=QUESTION, temperature=0,
+                                           max_tokens=24)
+    assert "Paris" in reply.choices[0].message.content
+    assert reply.choices[0].finish_reason == "stop"
+    assert reply.usage.completion_tokens >= 5
+
+
+async def test_openvino_greedy_is_the_same_alone_and_in_a_busy_batch(aclient):
+    prompts = [[{"role": "user", "content": f"Write a sentence about the number {i}."}]
+               for i in range(8)]
+
+    async def ask(messages):
+        reply = await aclient.chat.completions.create(model=CHAT_OV, messages=messages,
+                                                      temperature=0, max_tokens=24)
+        return reply.choices[0].message.content
+
+    alone = [await ask(p) for p in prompts[:3]]
+    together = await asyncio.gather(*(ask(p) for p in prompts))
+    assert together[:3] == alone
+
+
+def test_openvino_stream_and_stop(client):
+    chunks = list(client.chat.completions.create(
+        model=CHAT_OV, messages=QUESTION, temperature=0, max_tokens=24, stream=True,
+        stream_options={"include_usage": True}))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert "Paris" in text and chunks[-1].usage.completion_tokens >= 5
+    cut = client.chat.completions.create(model=CHAT_OV, messages=QUESTION, temperature=0,
+                                         max_tokens=24, stop=["Paris"])
+    assert "Paris" not in cut.choices[0].message.content
+    assert cut.choices[0].finish_reason == "stop"
+
+
+def test_openvino_refuses_what_its_engine_cannot_give(client):
+    import openai
+
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(model=CHAT_OV, messages=QUESTION, logprobs=True,
+                                       top_logprobs=2, max_tokens=2)
+    assert err.value.body["param"] == "top_logprobs"
+    with pytest.raises(openai.BadRequestError):
+        client.completions.create(model=CHAT_OV, prompt="Hi", echo=True, logprobs=1,
+                                  max_tokens=0)
+    # The torch-served copy of the same model gives them.
+    ok = client.chat.completions.create(model=CHAT, messages=QUESTION, logprobs=True,
+                                        top_logprobs=2, max_tokens=2)
+    assert len(ok.choices[0].logprobs.content[0].top_logprobs) == 2
+
