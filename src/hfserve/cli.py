@@ -98,7 +98,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print("hfserve: no models given (pass MODEL, --config or --model-dirs)", file=sys.stderr)
         return 2
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=settings.log_level, timeout_graceful_shutdown=5)
+                log_level=settings.log_level, access_log=settings.access_log,
+                timeout_graceful_shutdown=5)
     return 0
 
 

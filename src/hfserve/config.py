@@ -94,6 +94,7 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(600.0, gt=0, description="Default per-request deadline")
     api_key: str | None = Field(None, description="Require this bearer token when set")
     log_level: str = Field("info", description="debug, info, warning, error")
+    access_log: bool = Field(False, description="Log every HTTP request")
 
     @field_validator("models", mode="before")
     @classmethod
