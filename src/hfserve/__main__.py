@@ -1,3 +1,4 @@
 from hfserve.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # also imported by spawned export processes
+    raise SystemExit(main())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,21 @@ def export_dir(cache_dir: Path, spec: ModelSpec, backend: str, **options: Any) -
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", spec.gguf_file or spec.path.name)[:48]
     return Path(cache_dir) / backend / f"{slug}-{digest}"
+
+
+def run_isolated(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run an export in a fresh process: an exporter that crashes (tracing and graph
+    conversion can die on a signal) becomes a load failure the runtime falls back from,
+    not the end of the server; the memory it used is returned when it exits."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        try:
+            return pool.submit(fn, *args).result()
+        except BrokenProcessPool as exc:
+            raise RuntimeError("the export process died; see the server log") from exc
 
 
 def is_complete(folder: Path) -> bool:

@@ -6,10 +6,11 @@ this server needs, so the export goes through ``torch.onnx.export`` directly."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from hfserve.skills.base import Placement
-from hfserve.skills.export_cache import export_dir, is_complete, mark_complete
+from hfserve.skills.export_cache import export_dir, is_complete, mark_complete, run_isolated
 from hfserve.types import ModelSpec
 
 PROVIDERS = {
@@ -65,6 +66,15 @@ def _export_encoder(spec: ModelSpec, path: str) -> list[str]:
     return names
 
 
+def _export_to(spec: ModelSpec, target: Path) -> None:
+    import json
+
+    target.mkdir(parents=True, exist_ok=True)
+    names = _export_encoder(spec, str(target / "model.onnx"))
+    (target / "inputs.json").write_text(json.dumps(names))
+    mark_complete(target)
+
+
 def load_onnx_encoder(spec: ModelSpec, placement: Placement, device_kind: str) -> OnnxEncoder:
     import json
 
@@ -73,9 +83,7 @@ def load_onnx_encoder(spec: ModelSpec, placement: Placement, device_kind: str) -
     target = export_dir(placement.options["cache_dir"], spec, "onnx", kind="encoder")
     model_file, names_file = target / "model.onnx", target / "inputs.json"
     if not is_complete(target):
-        target.mkdir(parents=True, exist_ok=True)
-        names_file.write_text(json.dumps(_export_encoder(spec, str(model_file))))
-        mark_complete(target)
+        run_isolated(_export_to, spec, target)
     options = ort.SessionOptions()
     if placement.threads:
         options.intra_op_num_threads = placement.threads

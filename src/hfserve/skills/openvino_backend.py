@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from hfserve.skills.base import Placement
-from hfserve.skills.export_cache import export_dir, is_complete, mark_complete
+from hfserve.skills.export_cache import export_dir, is_complete, mark_complete, run_isolated
 from hfserve.types import ModelSpec
 
 # Task family -> optimum-intel model class name.
@@ -34,22 +34,26 @@ def _source_folder(spec: ModelSpec, scratch: Path) -> str:
     return str(scratch)
 
 
-def ensure_export(kind: str, spec: ModelSpec, placement: Placement) -> Path:
-    """The IR folder for ``spec`` as ``kind``, exported on first use."""
+def _export(kind: str, spec: ModelSpec, int8: bool, target: Path) -> None:
     import optimum.intel as oi
 
     cls = getattr(oi, OV_CLASSES[kind])
+    target.mkdir(parents=True, exist_ok=True)
+    scratch = target / "source"
+    quant = oi.OVWeightQuantizationConfig(bits=8) if int8 else None
+    model = cls.from_pretrained(_source_folder(spec, scratch), export=True, compile=False,
+                                quantization_config=quant)
+    model.save_pretrained(target)
+    shutil.rmtree(scratch, ignore_errors=True)
+    mark_complete(target)
+
+
+def ensure_export(kind: str, spec: ModelSpec, placement: Placement) -> Path:
+    """The IR folder for ``spec`` as ``kind``, exported on first use (in its own process)."""
     int8 = bool(placement.options.get("int8"))
     target = export_dir(placement.options["cache_dir"], spec, "openvino", kind=kind, int8=int8)
     if not is_complete(target):
-        target.mkdir(parents=True, exist_ok=True)
-        scratch = target / "source"
-        quant = oi.OVWeightQuantizationConfig(bits=8) if int8 else None
-        model = cls.from_pretrained(_source_folder(spec, scratch), export=True, compile=False,
-                                    quantization_config=quant)
-        model.save_pretrained(target)
-        shutil.rmtree(scratch, ignore_errors=True)
-        mark_complete(target)
+        run_isolated(_export, kind, spec, int8, target)
     return target
 
 

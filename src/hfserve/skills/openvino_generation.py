@@ -33,9 +33,13 @@ class OpenVINOGenerationSkill(HFTextCodec, PipelineSkill):
         scheduler.max_num_seqs = int(placement.options.get("max_concurrent", 32))
         scheduler.max_num_batched_tokens = int(placement.options.get("max_batch_tokens", 2048))
         scheduler.dynamic_split_fuse = True   # chunked prefill: running streams keep flowing
+        config = ov_config(placement)
+        if config.get("INFERENCE_NUM_THREADS") == 1 and placement.dtype != "float32":
+            # OpenVINO 2026.4's CPU plugin dies (SIGFPE) building a continuous-batching
+            # pipeline with one inference thread in bf16/f16; two threads run fine.
+            config["INFERENCE_NUM_THREADS"] = 2
         self.pipe = genai.ContinuousBatchingPipeline(
-            str(folder), scheduler, placement.options.get("ov_device", "CPU"),
-            ov_config(placement))
+            str(folder), scheduler, placement.options.get("ov_device", "CPU"), config)
 
     def unload(self) -> None:
         self.pipe = None
