@@ -133,7 +133,7 @@ def loose_client(server):
                   timeout=120)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def aclient(server):
     from openai import AsyncOpenAI
 

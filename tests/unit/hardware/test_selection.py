@@ -99,16 +99,13 @@ def test_best_dtype_on_cpu_defaults_to_float32() -> None:
     assert best_dtype(CPU, "auto") == "float32"
     assert best_dtype(CPU, "bf16") == "bfloat16"
 
-def test_best_dtype_on_openvino_prefers_its_fast_precisions() -> None:
-    assert best_dtype(openvino("NPU")) == "float16"
+def test_best_dtype_on_openvino_is_float32_unless_asked() -> None:
     with_bf16 = Device(kind="openvino", index=None, name="CPU",
                        dtypes=("float32", "bfloat16", "float16"),
                        details={OPENVINO_DEVICE: "CPU"})
-    assert best_dtype(with_bf16) == "bfloat16"
-    only_f32 = Device(kind="openvino", index=None, name="CPU", dtypes=("float32",),
-                      details={OPENVINO_DEVICE: "CPU"})
-    assert best_dtype(only_f32) == "float32"
-    assert best_dtype(with_bf16, "float32") == "float32"
+    assert best_dtype(openvino("NPU")) == "float32"
+    assert best_dtype(with_bf16) == "float32"
+    assert best_dtype(with_bf16, "bfloat16") == "bfloat16"
 
 
 def test_best_dtype_unsupported_preference_raises() -> None:

@@ -1,0 +1,154 @@
+"""Run hfserve as a subprocess on a free local port with a generated config, for benchmarks.
+
+``ServerProcess`` is a context manager: the server is always stopped on exit, even when the
+benchmark fails."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ROOT / ".cache" / "models"
+EMBED_NAME = "all-MiniLM-L6-v2"
+CHAT_NAME = "SmolLM2-135M-Instruct"
+EMBED_DIR = MODELS / "all-MiniLM-L6-v2"
+CHAT_GGUF = MODELS / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass
+class ServerOptions:
+    embed_threads: int = 1
+    chat_threads: int = 1
+    max_batch_size: int = 32
+    max_wait_ms: float = 2.0
+    max_concurrent: int = 8
+    log_level: str = "warning"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def config_dict(opts: ServerOptions) -> dict:
+    return {"models": [
+        {"name": EMBED_NAME, "source": str(EMBED_DIR), "threads": opts.embed_threads,
+         "max_batch_size": opts.max_batch_size, "max_wait_ms": opts.max_wait_ms},
+        {"name": CHAT_NAME, "source": str(CHAT_GGUF), "threads": opts.chat_threads,
+         "max_concurrent": opts.max_concurrent},
+    ]}
+
+
+def hfserve_command() -> list[str]:
+    script = Path(sys.executable).parent / "hfserve"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "hfserve"]
+
+
+class ServerProcess:
+    def __init__(self, opts: ServerOptions, log_path: Path) -> None:
+        self.opts = opts
+        self.log_path = log_path
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+        self._tmp = tempfile.TemporaryDirectory(prefix="hfserve-bench-")
+        self.config_path = Path(self._tmp.name) / "bench.yaml"
+        self.startup_s = float("nan")
+        self.exit_code: int | None = None
+
+    def __enter__(self) -> ServerProcess:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self, timeout: float = 300.0) -> None:
+        for path in (EMBED_DIR, CHAT_GGUF):
+            if not path.exists():
+                raise SystemExit(f"missing model {path}; run `make models` first")
+        self.config_path.write_text(yaml.safe_dump(config_dict(self.opts), sort_keys=False))
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+        cmd = [*hfserve_command(), "serve", "--config", str(self.config_path),
+               "--host", "127.0.0.1", "--port", str(self.port),
+               "--log-level", self.opts.log_level]
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("w")
+        started = time.monotonic()
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                     cwd=ROOT, start_new_session=True)
+        log.close()
+        self._wait_ready(started, timeout)
+        self.startup_s = time.monotonic() - started
+
+    def _wait_ready(self, started: float, timeout: float) -> None:
+        assert self.proc is not None
+        with httpx.Client(timeout=5.0) as client:
+            while time.monotonic() - started < timeout:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"hfserve exited with {self.proc.returncode} before "
+                                       f"ready:\n{self.log_tail()}")
+                try:
+                    if client.get(f"{self.base_url}/ready").status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.25)
+        raise RuntimeError(f"hfserve not ready after {timeout:.0f}s:\n{self.log_tail()}")
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, grace: float = 15.0) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            if proc.poll() is None:
+                for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 5.0),
+                                  (signal.SIGKILL, 5.0)):
+                    try:
+                        os.killpg(proc.pid, sig)
+                    except ProcessLookupError:
+                        break
+                    try:
+                        proc.wait(wait)
+                        break
+                    except subprocess.TimeoutExpired:
+                        continue
+            self.exit_code = proc.returncode
+        self._tmp.cleanup()
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def log_problems(self) -> list[str]:
+        """Lines of the server log that look like errors or warnings."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return []
+        keys = ("ERROR", "Traceback", "CRITICAL", "WARNING", "Warning", "Exception",
+                "deprecated")
+        return [line for line in text.splitlines() if any(k in line for k in keys)]
