@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import openai
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from .conftest import CHAT, EMBED
 
@@ -41,11 +42,13 @@ def test_health_ready_metrics(http):
     ready = http.get("/ready").json()
     assert ready["status"] == "ready" and ready["models"][EMBED] == "ready"
     http.post("/v1/embeddings", json={"model": EMBED, "input": "metrics please"})
-    text = http.get("/metrics").text
-    assert ('hfserve_requests_total{route="/v1/embeddings",model="all-MiniLM-L6-v2",'
-            'status="200"}') in text
-    assert "hfserve_batch_size_bucket" in text
-    assert "hfserve_queue_depth" in text
+    families = {f.name: f for f in text_string_to_metric_families(http.get("/metrics").text)}
+    served = [s for s in families["hfserve_requests"].samples
+              if s.name == "hfserve_requests_total" and s.labels == {
+                  "route": "/v1/embeddings", "model": EMBED, "status": "200"}]
+    assert served and served[0].value >= 1
+    assert any(s.labels.get("model") == EMBED for s in families["hfserve_batch_size"].samples)
+    assert "hfserve_queue_depth" in families
 
 
 def test_openapi_docs_served(http):
