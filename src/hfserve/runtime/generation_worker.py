@@ -10,6 +10,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,7 +66,8 @@ class Active:
 class GenerationWorker(ABC):
     def __init__(self, name: str, skill: TextGenerator, *, max_concurrent: int,
                  max_queue: int,
-                 on_out_of_memory: Callable[[BaseException], None] = lambda exc: None) -> None:
+                 on_out_of_memory: Callable[[BaseException], None] = lambda exc: None,
+                 executor: Executor | None = None) -> None:
         self.name = name
         self.skill = skill
         self.max_concurrent = max_concurrent
@@ -78,8 +80,10 @@ class GenerationWorker(ABC):
         self._cond = threading.Condition()
         self._stopped = False
         self.alive = True
-        self._thread = threading.Thread(target=self._loop, name=f"gen-{name}", daemon=True)
-        self._thread.start()
+        # The loop runs on the model's own thread (the one that loaded it) when given one.
+        self._own_executor = executor is None
+        self._executor = executor or ThreadPoolExecutor(1, thread_name_prefix=f"gen-{name}")
+        self._done = self._executor.submit(self._loop)
 
     # --- called from the event loop ------------------------------------------------
     def submit(self, request: GenerationRequest, stream: EventStream) -> None:
@@ -120,7 +124,12 @@ class GenerationWorker(ABC):
         with self._cond:
             self._stopped = True
             self._cond.notify()
-        self._thread.join(timeout=10)
+        try:
+            self._done.result(timeout=10)
+        except Exception:  # the loop logs nothing worth re-raising at shutdown
+            pass
+        if self._own_executor:
+            self._executor.shutdown(wait=False)
 
     @property
     def queue_depth(self) -> int:

@@ -17,10 +17,7 @@ def torch_dtype(name: str):
 
 def load_torch_model(auto_class: Any, spec: ModelSpec, placement: Placement):
     """``auto_class.from_pretrained`` on the spec's files, moved to the placement, eval mode."""
-    import torch
 
-    if placement.threads:
-        torch.set_num_threads(placement.threads)
     model = auto_class.from_pretrained(
         str(spec.path),
         gguf_file=spec.gguf_file,
