@@ -28,13 +28,13 @@ def scan_folders(folders: Iterable[Path]) -> list[ModelConfig]:
     return found
 
 
-def scan_hf_cache() -> list[ModelConfig]:
+def scan_hf_cache(cache_dir: Path | None = None) -> list[ModelConfig]:
     """Every cached model repository that has a config.json or a GGUF file."""
-    from huggingface_hub import scan_cache_dir
+    from huggingface_hub import constants, scan_cache_dir
     from huggingface_hub.errors import CacheNotFound
 
     try:
-        cache = scan_cache_dir()
+        cache = scan_cache_dir(cache_dir or constants.HF_HUB_CACHE)
     except CacheNotFound:
         return []
     found = []

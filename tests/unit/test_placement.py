@@ -1,0 +1,113 @@
+"""Placement: backends per device, profiles steering the order, memory budgets, exclusions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from hfserve.config import ModelConfig, parse_size
+from hfserve.errors import InvalidRequest
+from hfserve.hardware import Device
+from hfserve.hardware.profiles import Measurement, ProfileStore
+from hfserve.runtime import placement
+from hfserve.skills.base import Skill
+from hfserve.types import Family, ModelSpec, Task
+
+GIB = 2**30
+
+
+class TorchOnly(Skill):
+    task: ClassVar[Task] = Task.EMBEDDING
+
+    def load(self, placement) -> None:  # pragma: no cover - never loaded here
+        raise AssertionError
+
+
+class Everywhere(TorchOnly):
+    backends: ClassVar[tuple[str, ...]] = ("torch", "openvino", "onnxruntime")
+
+
+MACHINE = [
+    Device(kind="cuda", index=0, name="GPU", memory_total=8 * GIB, memory_free=8 * GIB,
+           dtypes=("float32", "bfloat16", "float16")),
+    Device(kind="openvino", index=None, name="OV CPU", dtypes=("float32", "bfloat16"),
+           details={"openvino_device": "CPU"}),
+    Device(kind="cpu", index=None, name="CPU", memory_total=32 * GIB, memory_free=30 * GIB,
+           dtypes=("float32",)),
+]
+
+
+@pytest.fixture(autouse=True)
+def machine(monkeypatch):
+    monkeypatch.setattr(placement, "detect", lambda: MACHINE)
+
+
+def spec(tmp_path: Path) -> ModelSpec:
+    return ModelSpec(name="m", source=str(tmp_path), path=tmp_path, architecture="BertModel",
+                     model_type="bert", family=Family.ENCODER_ONLY, task=Task.EMBEDDING,
+                     tasks=(Task.EMBEDDING,), parameters=100_000_000)
+
+
+def ids(chain) -> list[tuple[str, str]]:
+    return [(c.device_id, c.placement.backend) for c in chain]
+
+
+def test_devices_without_a_usable_backend_are_left_out(tmp_path: Path) -> None:
+    chain = placement.choices(spec(tmp_path), ModelConfig(source="x"), [TorchOnly], tmp_path)
+    assert ids(chain) == [("cuda:0", "torch"), ("cpu", "torch")]
+    chain = placement.choices(spec(tmp_path), ModelConfig(source="x"), [Everywhere], tmp_path)
+    assert ids(chain) == [("cuda:0", "torch"), ("openvino:CPU", "openvino"), ("cpu", "torch")]
+
+
+def test_an_asked_backend_narrows_the_chain(tmp_path: Path) -> None:
+    mc = ModelConfig(source="x", backend="onnxruntime")
+    chain = placement.choices(spec(tmp_path), mc, [Everywhere], tmp_path)
+    assert ids(chain) == [("cuda:0", "onnxruntime"), ("cpu", "onnxruntime")]
+
+
+def test_profiles_put_the_fastest_measured_device_first(tmp_path: Path) -> None:
+    store = ProfileStore(tmp_path / "profiles.sqlite")
+    key = placement.profile_key(spec(tmp_path))
+    store.record(Measurement(key, "openvino:CPU", "openvino", 900.0, "items/s", 30.0, 1))
+    store.record(Measurement(key, "cuda:0", "torch", 400.0, "items/s", 5.0, 1))
+    assert store.scores(key) == {"openvino:CPU": 900.0, "cuda:0": 400.0}
+    assert [m.device for m in store.measurements(key)] == ["openvino:CPU", "cuda:0"]
+    chain = placement.choices(spec(tmp_path), ModelConfig(source="x"), [Everywhere], tmp_path)
+    assert ids(chain)[0] == ("openvino:CPU", "openvino")
+    assert "fastest" in chain[0].reason or "measured" in chain[0].reason
+
+
+def test_memory_budget_and_exclusions(tmp_path: Path) -> None:
+    mc = ModelConfig(source="x")
+    chain = placement.choices(spec(tmp_path), mc, [TorchOnly], tmp_path,
+                              memory_limits={"cuda:0": parse_size("100MiB")})
+    assert ids(chain) == [("cpu", "torch")]
+    chain = placement.choices(spec(tmp_path), mc, [TorchOnly], tmp_path,
+                              exclude=frozenset({"cuda:0"}))
+    assert ids(chain) == [("cpu", "torch")]
+
+
+def test_placement_carries_threads_dtype_and_options(tmp_path: Path) -> None:
+    mc = ModelConfig(source="x", threads=3, int8=True)
+    first = placement.choices(spec(tmp_path), mc, [Everywhere], tmp_path)[0].placement
+    assert (first.device, first.dtype, first.threads) == ("cuda:0", "bfloat16", 3)
+    assert first.options["int8"] is True and first.options["cache_dir"] == tmp_path
+
+
+def test_an_absent_requested_device_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(InvalidRequest, match="mps"):
+        placement.choices(spec(tmp_path), ModelConfig(source="x", device="mps"),
+                          [TorchOnly], tmp_path)
+
+
+@pytest.mark.parametrize("text, size", [("1GiB", 2**30), ("512 MiB", 512 * 2**20),
+                                        ("1.5GB", 1_500_000_000), (4096, 4096)])
+def test_parse_size(text, size) -> None:
+    assert parse_size(text) == size
+
+
+def test_parse_size_rejects_nonsense() -> None:
+    with pytest.raises(ValueError):
+        parse_size("lots")
