@@ -70,12 +70,13 @@ def test_openvino_chat_answers_paris(client):
     assert reply.usage.completion_tokens >= 5
 
 
-async def test_openvino_greedy_is_the_same_alone_and_in_a_busy_batch(aclient):
+@pytest.mark.parametrize("model", [CHAT, CHAT_OV])
+async def test_greedy_is_the_same_alone_and_in_a_busy_batch(aclient, model):
     prompts = [[{"role": "user", "content": f"Write a sentence about the number {i}."}]
                for i in range(8)]
 
     async def ask(messages):
-        reply = await aclient.chat.completions.create(model=CHAT_OV, messages=messages,
+        reply = await aclient.chat.completions.create(model=model, messages=messages,
                                                       temperature=0, max_tokens=24)
         return reply.choices[0].message.content
 

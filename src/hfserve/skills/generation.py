@@ -21,6 +21,13 @@ def _cache_kwarg() -> str:
         else "past_key_values"
 
 
+def _batchable(cache: Any) -> bool:
+    """Only plain full-attention caches can be padded and stacked."""
+    from transformers.cache_utils import DynamicLayer
+
+    return all(type(layer) is DynamicLayer for layer in getattr(cache, "layers", [None]))
+
+
 class GenerationSkill(HFTextCodec, GenerativeSkill):
     task: ClassVar[Task] = Task.TEXT_GENERATION
 
@@ -57,13 +64,47 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
     def decode(self, states: list[Any], last_tokens: list[int]) -> list[Any]:
         import torch
 
-        results = []
         with torch.inference_mode():
+            if len(states) > 1 and all(_batchable(s) for s in states):
+                return self._decode_batched(states, last_tokens)
+            results = []
             for cache, token in zip(states, last_tokens, strict=True):
                 ids = torch.tensor([[token]], device=self.placement.device)
                 out = self.model(input_ids=ids, use_cache=True, **{self.cache_kwarg: cache})
                 results.append(out.logits[0, -1])
-        return results
+            return results
+
+    def _decode_batched(self, states: list[Any], last_tokens: list[int]) -> list[Any]:
+        """One forward for every running sequence: their caches are left-padded to a common
+        length and stacked, the step runs with a mask over the padding, and each sequence
+        takes its own slice back. (Our own because transformers' continuous-batching manager
+        fixes sampling per manager, not per request.)"""
+        import torch
+        from torch.nn.functional import pad
+        from transformers import DynamicCache
+
+        device = self.placement.device
+        lengths = [s.get_seq_length() for s in states]
+        longest = max(lengths)
+        batched = DynamicCache(config=self.model.config)
+        for index in range(len(states[0].layers)):
+            keys = [pad(s.layers[index].keys, (0, 0, longest - n, 0))
+                    for s, n in zip(states, lengths, strict=True)]
+            values = [pad(s.layers[index].values, (0, 0, longest - n, 0))
+                      for s, n in zip(states, lengths, strict=True)]
+            batched.update(torch.cat(keys), torch.cat(values), index)
+        mask = torch.zeros(len(states), longest + 1, dtype=torch.long, device=device)
+        for row, n in enumerate(lengths):
+            mask[row, longest - n:] = 1
+        out = self.model(input_ids=torch.tensor([[t] for t in last_tokens], device=device),
+                         attention_mask=mask,
+                         position_ids=torch.tensor([[n] for n in lengths], device=device),
+                         use_cache=True, **{self.cache_kwarg: batched})
+        for row, (state, n) in enumerate(zip(states, lengths, strict=True)):
+            for index, layer in enumerate(batched.layers):
+                state.layers[index].keys = layer.keys[row:row + 1, :, longest - n:].clone()
+                state.layers[index].values = layer.values[row:row + 1, :, longest - n:].clone()
+        return list(out.logits[:, -1])
 
     def sample(self, logits: Any, params: SamplingParams, generator: Any,
                history: list[int]) -> TokenChoice:
