@@ -47,6 +47,7 @@ class ScriptedSkill(GenerativeSkill):
         self.prefills: list[list[int]] = []
         self.decode_calls: list[int] = []        # batch size of each decode step
         self.released: list[int] = []            # ids of released states
+        self.timeline: list[str] = []            # "p" per prefill, "d" per decode step
         self.gate = threading.Event()            # decode waits for it when 'gated'
         self.gate.set()
         self.step_delay = 0.0
@@ -74,6 +75,7 @@ class ScriptedSkill(GenerativeSkill):
     def prefill(self, prompt_ids: list[int], prompt_logprobs: int | None):
         with self.lock:
             self.prefills.append(list(prompt_ids))
+            self.timeline.append("p")
         self._endless = ENDLESS in prompt_ids
         state = {"id": next(self._ids), "poison": POISON in prompt_ids}
         return state, "logits", None
@@ -84,6 +86,7 @@ class ScriptedSkill(GenerativeSkill):
             time.sleep(self.step_delay)
         with self.lock:
             self.decode_calls.append(len(states))
+            self.timeline.append("d")
         if any(s["poison"] for s in states):
             raise RuntimeError("decode blew up")
         return ["logits"] * len(states)
@@ -380,3 +383,20 @@ async def test_full_queue_sheds_the_newest_lower_priority_request(make) -> None:
     h.skill.gate.set()
     await asyncio.gather(drain(blocker), drain(low_old), drain(high))
     assert h.skill.prefills == [[6], [4], [2]]
+
+
+async def test_long_prompts_are_prefilled_between_decode_steps(make) -> None:
+    h = make([1, 2, 3, 4, 5, 6], max_concurrent=8)
+    h.skill.gate.clear()
+    _, running = h.submit([ENDLESS], max_tokens=40)
+    events = aiter(running)
+    assert isinstance(await next_event(events), PromptInfo)
+    long_prompts = [h.submit([2] * 400, max_tokens=2)[1] for _ in range(3)]
+    h.skill.gate.set()
+    await asyncio.gather(*(drain(s) for s in long_prompts))
+    # Budget 512 prompt tokens per step: one 400-token prompt, then a decode step, then the next.
+    assert [len(p) for p in h.skill.prefills] == [1, 400, 400, 400]
+    timeline = "".join(h.skill.timeline)
+    first_long = timeline.index("p", 1)
+    assert "pp" not in timeline[first_long:], timeline   # a decode step between prefills
+    await drain(running)

@@ -64,6 +64,9 @@ class Active:
 
 
 class GenerationWorker(ABC):
+    # Prompt tokens prefilled between two decode steps while others stream (None: no cap).
+    prefill_budget: int | None = None
+
     def __init__(self, name: str, skill: TextGenerator, *, max_concurrent: int,
                  max_queue: int,
                  on_out_of_memory: Callable[[BaseException], None] = lambda exc: None,
@@ -182,6 +185,10 @@ class GenerationWorker(ABC):
             if self.running + sum(a.request.n for a in admitted) + active.request.n \
                     > self.max_concurrent and (self._running or admitted):
                 break
+            if self.prefill_budget is not None and admitted and self._running and sum(
+                    len(a.request.prompt_ids) for a in admitted) + len(
+                    active.request.prompt_ids) > self.prefill_budget:
+                break  # the rest wait a step, so running streams keep flowing
             heapq.heappop(self._waiting)
             if active.cancelled:
                 self._by_id.pop(active.request.request_id, None)

@@ -21,6 +21,7 @@ from hfserve.skills.base import GenerativeSkill
 
 class Scheduler(GenerationWorker):
     skill: GenerativeSkill
+    prefill_budget = 512
 
     def _start(self, active: Active) -> None:
         req = active.request
