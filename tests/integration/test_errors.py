@@ -129,3 +129,12 @@ def test_disconnect_stops_generation(server, client, http):
     else:
         pytest.fail("generation kept running after the client left")
     good_request_still_works(client)
+
+
+def test_token_ids_outside_the_vocabulary_are_400(client):
+    with pytest.raises(openai.BadRequestError) as err:
+        client.completions.create(model=CHAT, prompt=[1, 2, 10_000_000], max_tokens=2)
+    assert err.value.body["param"] == "prompt" and "vocabulary" in err.value.body["message"]
+    with pytest.raises(openai.BadRequestError):
+        client.embeddings.create(model=EMBED, input=[[5, -3]], encoding_format="float")
+    good_request_still_works(client)

@@ -141,6 +141,7 @@ class Engine:
             ids = skill.encode_text(request.prompt)
         else:
             ids = list(request.prompt or [])
+            skill.check_token_ids(ids)
         if not ids:
             raise InvalidRequest("prompt must not be empty", param="prompt")
         return ids

@@ -105,6 +105,10 @@ class TextGenerator(Skill):
     def token_text(self, token_id: int) -> str:
         """Text of one token, for logprobs."""
 
+    def check_token_ids(self, token_ids: list[int]) -> None:
+        """Raise InvalidRequest for ids the model has no embedding for (prompts given as
+        token ids)."""
+
 
 class GenerativeSkill(TextGenerator):
     """Autoregressive work. The runtime's scheduler owns the loop and calls these stages;

@@ -55,6 +55,13 @@ class HFTextCodec:
     def decode_tokens(self, token_ids: list[int]) -> str:
         return self.tokenizer.decode(token_ids, skip_special_tokens=True)
 
+    def check_token_ids(self, token_ids: list[int]) -> None:
+        size = len(self.tokenizer)
+        bad = next((t for t in token_ids if not 0 <= t < size), None)
+        if bad is not None:
+            raise InvalidRequest(f"token id {bad} is outside this model's vocabulary "
+                                 f"(0..{size - 1})", param="prompt")
+
     def token_text(self, token_id: int) -> str:
         text = self._token_text.get(token_id)
         if text is None:
