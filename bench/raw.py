@@ -33,16 +33,24 @@ class RawEmbedder:
     """AutoModel + mean pooling + L2 normalisation, as sentence-transformers configures
     all-MiniLM-L6-v2 (mean pooling, Normalize, max_seq_length 256)."""
 
+    engine = "torch"
+
     def __init__(self, threads: int) -> None:
         import torch
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoTokenizer
 
         torch.set_num_threads(threads)
         self.torch = torch
+        self.threads = threads
         self.tokenizer = AutoTokenizer.from_pretrained(str(EMBED_DIR))
-        self.model = AutoModel.from_pretrained(str(EMBED_DIR), dtype=torch.float32).eval()
+        self.model = self._load_model()
         cfg = json.loads((EMBED_DIR / "sentence_bert_config.json").read_text())
         self.max_length = int(cfg.get("max_seq_length", 256))
+
+    def _load_model(self) -> Any:
+        from transformers import AutoModel
+
+        return AutoModel.from_pretrained(str(EMBED_DIR), dtype=self.torch.float32).eval()
 
     def embed(self, texts: list[str]):
         torch = self.torch
@@ -67,8 +75,25 @@ class RawEmbedder:
 
         units, seconds, times, cpu = _timed_loop(
             step, lambda: [step() for _ in range(3)], duration, min_runs=3)
-        return {"batch_size": batch_size, "rate": units / seconds, "unit": "sentences/s",
-                "batch_p50_ms": pct(times, 50) * 1e3, "seconds": seconds, **cpu}
+        return {"engine": self.engine, "batch_size": batch_size, "rate": units / seconds,
+                "unit": "sentences/s", "batch_p50_ms": pct(times, 50) * 1e3, "seconds": seconds, **cpu}
+
+
+def gguf_tokenizer() -> Any:
+    """SmolLM2's tokenizer as read from the GGUF file (what hfserve uses)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(CHAT_GGUF.parent), gguf_file=CHAT_GGUF.name)
+
+
+def chat_text(tokenizer: Any, prompt: str) -> str:
+    """One user message rendered with the model's chat template, generation prompt added."""
+    return tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
+                                         tokenize=False, add_generation_prompt=True)
+
+
+def chat_ids(tokenizer: Any, prompt: str) -> list[int]:
+    return tokenizer(chat_text(tokenizer, prompt), add_special_tokens=False)["input_ids"]
 
 
 class RawGenerator:
@@ -77,12 +102,12 @@ class RawGenerator:
 
     def __init__(self, threads: int) -> None:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
         torch.set_num_threads(threads)
         self.torch = torch
         folder, name = str(CHAT_GGUF.parent), CHAT_GGUF.name
-        self.tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        self.tokenizer = gguf_tokenizer()
         self.tokenizer.padding_side = "left"
         self.model = AutoModelForCausalLM.from_pretrained(
             folder, gguf_file=name, dtype=torch.float32).eval()
@@ -97,11 +122,8 @@ class RawGenerator:
         return gc
 
     def _encode(self, prompts: list[str]):
-        texts = [self.tokenizer.apply_chat_template(
-            [{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
-            for p in prompts]
-        return self.tokenizer(texts, return_tensors="pt", padding=True,
-                              add_special_tokens=False)
+        return self.tokenizer([chat_text(self.tokenizer, p) for p in prompts],
+                              return_tensors="pt", padding=True, add_special_tokens=False)
 
     def generate(self, prompts: list[str], max_new_tokens: int) -> list[list[int]]:
         enc = self._encode(prompts)
@@ -130,6 +152,7 @@ class RawGenerator:
             self.generate(prompts[:batch_size], 8)
 
         units, seconds, times, cpu = _timed_loop(step, warmup, duration)
-        return {"batch_size": batch_size, "rate": units / seconds, "unit": "tokens/s",
+        return {"engine": "torch generate", "batch_size": batch_size,
+                "rate": units / seconds, "unit": "tokens/s",
                 "run_p50_ms": pct(times, 50) * 1e3, "runs": len(times), "seconds": seconds,
                 "ms_per_step": pct(times, 50) * 1e3 / max_new_tokens, **cpu}

@@ -1,7 +1,8 @@
-"""Run hfserve as a subprocess on a free local port with a generated config, for benchmarks.
+"""Run servers as subprocesses on free local ports, for benchmarks: hfserve with a generated
+config, and any other server (the peers) from a command line.
 
-``ServerProcess`` is a context manager: the server is always stopped on exit, even when the
-benchmark fails."""
+``ManagedProcess`` is a context manager: the server is always stopped on exit (SIGINT, then
+SIGTERM and SIGKILL to its whole process group), even when the benchmark fails."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / ".cache" / "models"
+CACHE_DIR = ROOT / ".cache" / "hfserve"      # hfserve's exports (OpenVINO IR), reused
 EMBED_NAME = "all-MiniLM-L6-v2"
 CHAT_NAME = "SmolLM2-135M-Instruct"
 EMBED_DIR = MODELS / "all-MiniLM-L6-v2"
@@ -33,6 +35,8 @@ class ServerOptions:
     max_batch_size: int = 32
     max_wait_ms: float = 2.0
     max_concurrent: int = 8
+    backend: str = "auto"            # auto, torch, openvino, onnxruntime (both models)
+    dtype: str | None = None         # None: hfserve's default for the chosen device
     log_level: str = "warning"
 
 
@@ -43,11 +47,12 @@ def free_port() -> int:
 
 
 def config_dict(opts: ServerOptions) -> dict:
-    return {"models": [
+    common = {"backend": opts.backend, **({"dtype": opts.dtype} if opts.dtype else {})}
+    return {"cache_dir": str(CACHE_DIR), "models": [
         {"name": EMBED_NAME, "source": str(EMBED_DIR), "threads": opts.embed_threads,
-         "max_batch_size": opts.max_batch_size, "max_wait_ms": opts.max_wait_ms},
+         "max_batch_size": opts.max_batch_size, "max_wait_ms": opts.max_wait_ms, **common},
         {"name": CHAT_NAME, "source": str(CHAT_GGUF), "threads": opts.chat_threads,
-         "max_concurrent": opts.max_concurrent},
+         "max_concurrent": opts.max_concurrent, **common},
     ]}
 
 
@@ -56,19 +61,30 @@ def hfserve_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "hfserve"]
 
 
-class ServerProcess:
-    def __init__(self, opts: ServerOptions, log_path: Path) -> None:
-        self.opts = opts
+class ManagedProcess:
+    """A server started from ``command()`` on ``self.port``, ready when ``ready_path``
+    answers 200."""
+
+    name = "server"
+    ready_path = "/health"
+
+    def __init__(self, log_path: Path) -> None:
         self.log_path = log_path
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
-        self._tmp = tempfile.TemporaryDirectory(prefix="hfserve-bench-")
-        self.config_path = Path(self._tmp.name) / "bench.yaml"
+        self._tmp = tempfile.TemporaryDirectory(prefix="bench-server-")
+        self.tmp = Path(self._tmp.name)
         self.startup_s = float("nan")
         self.exit_code: int | None = None
 
-    def __enter__(self) -> ServerProcess:
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+    def __enter__(self) -> ManagedProcess:
         try:
             self.start()
         except BaseException:
@@ -80,18 +96,11 @@ class ServerProcess:
         self.stop()
 
     def start(self, timeout: float = 300.0) -> None:
-        for path in (EMBED_DIR, CHAT_GGUF):
-            if not path.exists():
-                raise SystemExit(f"missing model {path}; run `make models` first")
-        self.config_path.write_text(yaml.safe_dump(config_dict(self.opts), sort_keys=False))
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-        cmd = [*hfserve_command(), "serve", "--config", str(self.config_path),
-               "--host", "127.0.0.1", "--port", str(self.port),
-               "--log-level", self.opts.log_level]
+        cmd = self.command()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("w")
         started = time.monotonic()
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env(),
                                      cwd=ROOT, start_new_session=True)
         log.close()
         self._wait_ready(started, timeout)
@@ -102,15 +111,15 @@ class ServerProcess:
         with httpx.Client(timeout=5.0) as client:
             while time.monotonic() - started < timeout:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"hfserve exited with {self.proc.returncode} before "
-                                       f"ready:\n{self.log_tail()}")
+                    raise RuntimeError(f"{self.name} exited with {self.proc.returncode} "
+                                       f"before ready:\n{self.log_tail()}")
                 try:
-                    if client.get(f"{self.base_url}/ready").status_code == 200:
+                    if client.get(f"{self.base_url}{self.ready_path}").status_code == 200:
                         return
                 except httpx.HTTPError:
                     pass
                 time.sleep(0.25)
-        raise RuntimeError(f"hfserve not ready after {timeout:.0f}s:\n{self.log_tail()}")
+        raise RuntimeError(f"{self.name} not ready after {timeout:.0f}s:\n{self.log_tail()}")
 
     @property
     def pid(self) -> int | None:
@@ -152,3 +161,24 @@ class ServerProcess:
         keys = ("ERROR", "Traceback", "CRITICAL", "WARNING", "Warning", "Exception",
                 "deprecated")
         return [line for line in text.splitlines() if any(k in line for k in keys)]
+
+
+class ServerProcess(ManagedProcess):
+    """hfserve serving both benchmark models from a generated YAML config."""
+
+    name = "hfserve"
+    ready_path = "/ready"
+
+    def __init__(self, opts: ServerOptions, log_path: Path) -> None:
+        super().__init__(log_path)
+        self.opts = opts
+        self.config_path = self.tmp / "bench.yaml"
+
+    def command(self) -> list[str]:
+        for path in (EMBED_DIR, CHAT_GGUF):
+            if not path.exists():
+                raise SystemExit(f"missing model {path}; run `make models` first")
+        self.config_path.write_text(yaml.safe_dump(config_dict(self.opts), sort_keys=False))
+        return [*hfserve_command(), "serve", "--config", str(self.config_path),
+                "--host", "127.0.0.1", "--port", str(self.port),
+                "--log-level", self.opts.log_level]

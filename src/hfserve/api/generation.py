@@ -4,6 +4,7 @@ generation, and the SSE stream loop with its error event."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,7 +72,7 @@ async def event_stream(engine: Engine, handle: GenerationHandle,
             if first and isinstance(event, Delta):
                 first = False
                 metrics.TIME_TO_FIRST_TOKEN.labels(handle.model).observe(
-                    max(0.0, _now() - handle.created_monotonic))
+                    max(0.0, time.monotonic() - handle.created_monotonic))
             finished = finished or isinstance(event, Finished)
             for chunk in render(event):
                 yield sse(chunk)
@@ -85,12 +86,6 @@ async def event_stream(engine: Engine, handle: GenerationHandle,
         else:
             engine.abort(handle.request_id)
     yield sse("[DONE]")
-
-
-def _now() -> float:
-    import time
-
-    return time.monotonic()
 
 
 def logprob_bytes(text: str) -> list[int]:
