@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,10 @@ class Engine:
                                                settings.memory_limits)
         self._streams: dict[str, str] = {}   # request id -> model name
         self._loading: asyncio.Task | None = None
+        # Tokenization and chat templates run here, off the event loop. One small pool rather
+        # than asyncio's default (up to cores + 4 threads), so few threads contend for the GIL
+        # with the event loop and the model threads (64 clients: 507 -> 529 sentences/s).
+        self._prepare_pool = ThreadPoolExecutor(2, thread_name_prefix="prepare")
 
     # --- lifecycle ---------------------------------------------------------------
     async def start(self) -> None:
@@ -66,11 +71,15 @@ class Engine:
         if self.settings.preload:
             self._loading = asyncio.create_task(self.manager.load_all())
 
+    async def _off_loop(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._prepare_pool, fn, *args)
+
     async def close(self) -> None:
         if self._loading is not None:
             self._loading.cancel()
             await asyncio.gather(self._loading, return_exceptions=True)
         await self.manager.close()
+        self._prepare_pool.shutdown(wait=False)
 
     # --- encoder work --------------------------------------------------------------
     async def run(self, model: str, task: Task, items: list[Any],
@@ -81,7 +90,7 @@ class Engine:
             raise InvalidRequest("input must not be empty", param="input")
         entry = await self.manager.ready(model, task)
         skill: BatchSkill = entry.skill  # type: ignore[assignment]
-        prepared = await asyncio.to_thread(lambda: [skill.prepare(i, options) for i in items])
+        prepared = await self._off_loop(lambda: [skill.prepare(i, options) for i in items])
         results = await entry.batcher.submit(
             prepared, [p.cost for p in prepared], priority=self._priority(priority),
             deadline=self._deadline(timeout))
@@ -93,7 +102,7 @@ class Engine:
         entry = await self.manager.ready(model, Task.TEXT_GENERATION)
         skill: TextGenerator = entry.skill  # type: ignore[assignment]
         self._check_capabilities(skill, request.params)
-        prompt_ids = await asyncio.to_thread(self._encode, skill, request)
+        prompt_ids = await self._off_loop(self._encode, skill, request)
         params = request.params
         params.max_tokens = self._max_tokens(skill, entry.config.max_tokens_default,
                                              len(prompt_ids), request.max_tokens)
@@ -108,7 +117,7 @@ class Engine:
 
     async def detokenize(self, model: str, token_ids: list[int]) -> str:
         entry = await self.manager.ready(model, Task.TEXT_GENERATION)
-        return await asyncio.to_thread(entry.skill.decode_tokens, token_ids)
+        return await self._off_loop(entry.skill.decode_tokens, token_ids)
 
     def abort(self, request_id: str) -> None:
         name = self._streams.pop(request_id, None)
