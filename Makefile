@@ -55,6 +55,7 @@ lint: dev
 	$(BIN)/lint-imports
 
 bench: install models
+	$(PIP) matplotlib
 	$(BIN)/python bench/serve_bench.py
 
 clean:

@@ -9,6 +9,7 @@ window."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -50,9 +51,11 @@ class Totals:
             self.error_samples.append(text[:300])
 
 
-def _client(concurrency: int, base_url: str) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=concurrency + 4,
-                          max_keepalive_connections=concurrency + 4)
+def _client(base_url: str) -> httpx.AsyncClient:
+    """One keep-alive connection per client. A single pool shared by all clients costs
+    O(clients x connections) CPU per request in httpcore, which made this process, not the
+    server, the bottleneck at 64 clients."""
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     return httpx.AsyncClient(base_url=base_url, limits=limits,
                              timeout=httpx.Timeout(120.0, connect=10.0))
 
@@ -64,8 +67,9 @@ async def _drive(concurrency: int, base_url: str, warmup: float, duration: float
     totals = Totals()
     now = time.perf_counter()
     window = Window(now + warmup, now + warmup + duration)
-    async with _client(concurrency, base_url) as client:
+    async with contextlib.AsyncExitStack() as stack:
         async def worker(index: int) -> None:
+            client = await stack.enter_async_context(_client(base_url))
             n = index
             while time.perf_counter() < window.end:
                 await one(client, n, window, totals)
@@ -168,12 +172,16 @@ def _account(totals: Totals, window: Window, t0: float, stamps: list[float],
 
 async def chat_load(base_url: str, model: str, prompts: list[str], *, concurrency: int,
                     max_tokens: int, warmup: float, duration: float,
-                    server_pid: int | None, drain: float = 1.0) -> dict:
-    """Aggregate streamed output tokens/s, TTFT and inter-token latency of chat streams."""
+                    server_pid: int | None, drain: float = 1.0,
+                    fields: dict | None = None) -> dict:
+    """Aggregate streamed output tokens/s, TTFT and inter-token latency of chat streams.
+    ``fields`` are the request fields that make the server produce exactly ``max_tokens``
+    tokens (default ``ignore_eos``; servers without it need another way)."""
+    fields = {"ignore_eos": True} if fields is None else fields
 
     async def one(client: httpx.AsyncClient, n: int, window: Window, totals: Totals) -> None:
         body = {"model": model, "stream": True, "max_tokens": max_tokens, "temperature": 0,
-                "ignore_eos": True, "stream_options": {"include_usage": True},
+                "stream_options": {"include_usage": True}, **fields,
                 "messages": [{"role": "user", "content": prompts[n % len(prompts)]}]}
         t0 = time.perf_counter()
         stamps: list[float] = []

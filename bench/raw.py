@@ -76,7 +76,8 @@ class RawEmbedder:
         units, seconds, times, cpu = _timed_loop(
             step, lambda: [step() for _ in range(3)], duration, min_runs=3)
         return {"engine": self.engine, "batch_size": batch_size, "rate": units / seconds,
-                "unit": "sentences/s", "batch_p50_ms": pct(times, 50) * 1e3, "seconds": seconds, **cpu}
+                "unit": "sentences/s", "batch_p50_ms": pct(times, 50) * 1e3,
+                "seconds": seconds, **cpu}
 
 
 def gguf_tokenizer() -> Any:
@@ -111,6 +112,10 @@ class RawGenerator:
         self.tokenizer.padding_side = "left"
         self.model = AutoModelForCausalLM.from_pretrained(
             folder, gguf_file=name, dtype=torch.float32).eval()
+        if self.tokenizer.pad_token is None:  # the GGUF tokenizer may name none
+            cfg = self.model.config
+            pad = cfg.pad_token_id if cfg.pad_token_id is not None else cfg.eos_token_id
+            self.tokenizer.pad_token = self.tokenizer.convert_ids_to_tokens(pad)
 
     def _config(self, max_new_tokens: int) -> Any:
         gc = copy.deepcopy(self.model.generation_config)
