@@ -68,13 +68,14 @@ def _row(workload: str, metric: str, clients: int, mine: float, raw: tuple[float
 
 
 def _notes(run: dict, peers: list[tuple[dict | None, str]]) -> str:
-    parts = [f"errors {run['errors']}" if run["errors"] else ""]
-    parts += [f"{n} errors {p['errors']}" for n, (p, _) in zip("AB", peers, strict=True)
-              if p and p["errors"]]
-    other = max([run.get("other_cpu_pct") or 0.0] + [(p or {}).get("other_cpu_pct") or 0.0
-                                                     for p, _ in peers])
-    parts.append(f"other load up to {other:.0f}%" if other >= 10 else "")
-    return "; ".join(p for p in parts if p)
+    """Errors and other processes' CPU load (>= 10 % of a core), per server."""
+    parts = []
+    for name, r in [("hfserve", run)] + [(n, p) for n, (p, _) in zip("AB", peers, strict=True)]:
+        if r and r["errors"]:
+            parts.append(f"{name}: {r['errors']} errors")
+        if r and (r.get("other_cpu_pct") or 0.0) >= 10:
+            parts.append(f"{name}: other load {r['other_cpu_pct']:.0f}%")
+    return "; ".join(parts)
 
 
 def comparison(results: dict[str, Any]) -> list[dict[str, Any]]:
