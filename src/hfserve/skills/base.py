@@ -9,8 +9,6 @@ from typing import Any, ClassVar
 
 from hfserve.types import ModelSpec, SamplingParams, Task, TokenChoice
 
-DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
-
 
 @dataclass
 class Placement:
@@ -36,10 +34,6 @@ class Skill(ABC):
     @abstractmethod
     def load(self, placement: Placement) -> None:
         """Load weights onto ``placement``; raise on failure (the runtime falls back)."""
-
-    def memory_estimate(self, dtype: str = "float32") -> int:
-        params = self.spec.parameters or 0
-        return int(params * DTYPE_BYTES.get(dtype, 4) * 1.2)
 
     def unload(self) -> None:  # noqa: B027 - optional hook
         """Drop references to the weights so memory can be reclaimed."""
