@@ -96,6 +96,16 @@ class SamplingParams:
 
 
 @dataclass
+class Pick:
+    """One sequence's next-token choice from row ``row`` of a step's logits."""
+
+    row: int
+    params: SamplingParams
+    generator: Any
+    history: list[int]
+
+
+@dataclass
 class TokenChoice:
     """One sampled token with its log-probability and the top alternatives."""
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from hfserve.errors import InvalidRequest
 from hfserve.skills.base import BatchSkill, GenerativeSkill, Placement, Prepared
-from hfserve.types import SamplingParams, Task, TokenChoice
+from hfserve.types import Pick, Task, TokenChoice
 
 DIMENSIONS = 4
 BLOCK = "block"              # an embedding input that holds the worker until released
@@ -141,16 +141,17 @@ class FakeGenerationSkill(GenerativeSkill):
         return VOCAB[token_id]
 
     # --- model stages
-    def prefill(self, prompt_ids: list[int], prompt_logprobs: int | None):
+    def prefill(self, prompts: list[list[int]], prompt_logprobs: list[int | None]):
+        (prompt_ids,), (wanted,) = prompts, prompt_logprobs   # max_prefill_batch is 1
         with CONTROL.lock:
             CONTROL.prefills.append(list(prompt_ids))
         words = {VOCAB[t] for t in prompt_ids}
         self._mode = FOREVER if FOREVER in words else EXPLODE if EXPLODE in words else "reply"
         state = {"id": next(self._ids), "tokens": 1, "explode": self._mode == EXPLODE}
         prompt = None
-        if prompt_logprobs is not None:
+        if wanted is not None:
             prompt = [TokenChoice(token_id=t, logprob=-1.0) for t in prompt_ids[1:]]
-        return state, None, prompt
+        return [state], None, [prompt]
 
     def decode(self, states: list[Any], last_tokens: list[int]) -> list[Any]:
         with CONTROL.lock:
@@ -163,11 +164,13 @@ class FakeGenerationSkill(GenerativeSkill):
             state["tokens"] += 1
         return [None] * len(states)
 
-    def sample(self, logits: Any, params: SamplingParams, generator: Iterator[int],
-               history: list[int]) -> TokenChoice:
-        token = next(generator)
-        top = [(token, -0.25)] if params.logprobs else None
-        return TokenChoice(token_id=token, logprob=-0.25, top=top)
+    def sample(self, logits: Any, picks: list[Pick]) -> list[TokenChoice]:
+        out = []
+        for pick in picks:
+            token = next(pick.generator)
+            top = [(token, -0.25)] if pick.params.logprobs else None
+            out.append(TokenChoice(token_id=token, logprob=-0.25, top=top))
+        return out
 
     def new_generator(self, seed: int | None) -> Iterator[int]:
         reply = [VOCAB.index(w) for w in REPLY]

@@ -18,12 +18,13 @@ from hfserve.runtime.scheduler import Finished, GenerationRequest, PromptInfo, S
 from hfserve.runtime.sequence import Delta
 from hfserve.runtime.stream import EventStream
 from hfserve.skills.base import GenerativeSkill, Placement
-from hfserve.types import Family, ModelSpec, SamplingParams, Task, TokenChoice
+from hfserve.types import Family, ModelSpec, Pick, SamplingParams, Task, TokenChoice
 
 EOS = 0
 WORDS = ["<eos>", "alpha", "beta", "gamma", "delta", "epsilon", "zeta"]
 ENDLESS = 99          # a prompt token that makes the reply never end
 POISON = 98           # a prompt token whose sequence makes decode raise
+PREFILL_POISON = 97   # a prompt token that makes any prefill holding it raise
 
 
 def spec() -> ModelSpec:
@@ -72,13 +73,15 @@ class ScriptedSkill(GenerativeSkill):
     def load(self, placement: Placement) -> None:
         self.placement = placement
 
-    def prefill(self, prompt_ids: list[int], prompt_logprobs: int | None):
+    def prefill(self, prompts: list[list[int]], prompt_logprobs: list[int | None]):
+        if any(PREFILL_POISON in p for p in prompts):
+            raise RuntimeError("prefill blew up")
         with self.lock:
-            self.prefills.append(list(prompt_ids))
+            self.prefills.extend(list(p) for p in prompts)
             self.timeline.append("p")
-        self._endless = ENDLESS in prompt_ids
-        state = {"id": next(self._ids), "poison": POISON in prompt_ids}
-        return state, "logits", None
+        self._endless = any(ENDLESS in p for p in prompts)
+        states = [{"id": next(self._ids), "poison": POISON in p} for p in prompts]
+        return states, ["logits"] * len(prompts), [None] * len(prompts)
 
     def decode(self, states: list[Any], last_tokens: list[int]) -> list[Any]:
         self.gate.wait(10)
@@ -91,9 +94,8 @@ class ScriptedSkill(GenerativeSkill):
             raise RuntimeError("decode blew up")
         return ["logits"] * len(states)
 
-    def sample(self, logits: Any, params: SamplingParams, generator: Iterator[int],
-               history: list[int]) -> TokenChoice:
-        return TokenChoice(token_id=next(generator), logprob=-1.0)
+    def sample(self, logits: Any, picks: list[Pick]) -> list[TokenChoice]:
+        return [TokenChoice(token_id=next(p.generator), logprob=-1.0) for p in picks]
 
     def new_generator(self, seed: int | None) -> Iterator[int]:
         if self._endless:
@@ -400,3 +402,38 @@ async def test_long_prompts_are_prefilled_between_decode_steps(make) -> None:
     first_long = timeline.index("p", 1)
     assert "pp" not in timeline[first_long:], timeline   # a decode step between prefills
     await drain(running)
+
+
+async def _queue_behind_a_running_request(h: Harness, prompts: list[list[int]]):
+    """Hold the loop in a decode step while ``prompts`` queue, so they are admitted
+    together in the next round."""
+    h.skill.gate.clear()
+    rid, first = h.submit([ENDLESS], max_tokens=100_000)
+    first_events = aiter(first)
+    assert isinstance(await next_event(first_events), PromptInfo)
+    streams = [h.submit(p)[1] for p in prompts]
+    h.skill.gate.set()
+    return rid, streams
+
+
+async def test_newcomers_are_prefilled_together_up_to_the_skill_batch(make) -> None:
+    h = make([1, 2], max_concurrent=8)
+    h.skill.max_prefill_batch = 2
+    rid, streams = await _queue_behind_a_running_request(h, [[4], [5], [6]])
+    results = [await drain(s) for s in streams]
+    h.scheduler.abort(rid)
+    assert all(text(events) == "alpha beta" for events in results)
+    # One prefill for the running request, then [4]+[5] together and [6] alone.
+    assert h.skill.timeline.count("p") == 3
+    assert h.skill.prefills == [[ENDLESS], [4], [5], [6]]
+
+
+async def test_a_failing_group_prefill_fails_only_the_bad_prompt(make) -> None:
+    h = make([1, 2], max_concurrent=8)
+    h.skill.max_prefill_batch = 4
+    rid, streams = await _queue_behind_a_running_request(h, [[4], [PREFILL_POISON], [5]])
+    good, bad, other = streams
+    assert text(await drain(good)) == text(await drain(other)) == "alpha beta"
+    with pytest.raises(ModelError, match="prefill blew up"):
+        await drain(bad)
+    h.scheduler.abort(rid)

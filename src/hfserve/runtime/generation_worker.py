@@ -152,8 +152,8 @@ class GenerationWorker(ABC):
                 if self._stopped:
                     break
                 newcomers = self._admit()
-            for active in newcomers:
-                self._guard([active], self._start, active)
+            if newcomers:
+                self._start_all(newcomers)
             self._drop_cancelled()
             if self._running:
                 self._guard(list(self._running), self._step)
@@ -201,6 +201,11 @@ class GenerationWorker(ABC):
                 admitted.append(active)
         metrics.QUEUE_DEPTH.labels(self.name).set(len(self._waiting))
         return admitted
+
+    def _start_all(self, newcomers: list[Active]) -> None:
+        """Begin the requests admitted this round; a failure fails only its own request."""
+        for active in newcomers:
+            self._guard([active], self._start, active)
 
     @abstractmethod
     def _start(self, active: Active) -> None:

@@ -14,7 +14,7 @@ from hfserve.registry import build_spec
 from hfserve.runtime.manager import skill_classes
 from hfserve.runtime.placement import choices, profile_key
 from hfserve.skills.base import BatchSkill, GenerativeSkill, Skill
-from hfserve.types import SamplingParams
+from hfserve.types import Pick, SamplingParams
 
 SENTENCE = "A model server turns requests into batches and batches into answers, quickly."
 
@@ -43,13 +43,13 @@ def _generation_workload(skill: GenerativeSkill, seconds: float) -> tuple[float,
     steps = []
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline or len(steps) < 32:
-        state, logits, _ = skill.prefill(prompt, None)
+        states, logits, _ = skill.prefill([prompt], [None])
         for _ in range(32):
-            token = skill.sample(logits, params, None, []).token_id
+            token = skill.sample(logits, [Pick(0, params, None, [])])[0].token_id
             start = time.perf_counter()
-            logits = skill.decode([state], [token])[0]
+            logits = skill.decode(states, [token])
             steps.append(time.perf_counter() - start)
-        skill.release(state)
+        skill.release(states[0])
     return len(steps) / sum(steps), statistics.median(steps) * 1000, "tokens/s"
 
 

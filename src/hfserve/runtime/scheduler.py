@@ -17,48 +17,90 @@ from hfserve.runtime.generation_worker import (  # noqa: F401 - re-exported
 )
 from hfserve.runtime.sequence import Sequence
 from hfserve.skills.base import GenerativeSkill
+from hfserve.types import Pick
 
 
 class Scheduler(GenerationWorker):
     skill: GenerativeSkill
-    prefill_budget = 512
+
+    @property
+    def prefill_budget(self) -> int:  # type: ignore[override]
+        return self.skill.prefill_budget
+
+    def _start_all(self, newcomers: list[Active]) -> None:
+        """Prefill newcomers in groups of the skill's size. A group whose prefill fails is
+        retried one request at a time, so one bad prompt fails only its own request."""
+        size = max(1, self.skill.max_prefill_batch)
+        for first in range(0, len(newcomers), size):
+            group = newcomers[first:first + size]
+            try:
+                prefilled = self._prefill(group)
+            except Exception as exc:
+                if len(group) == 1 or self.skill.is_out_of_memory(exc):
+                    self._guard(group, _raise, exc)
+                    continue
+                for active in group:
+                    self._guard([active], self._start, active)
+                continue
+            self._guard(group, self._begin, group, prefilled)
 
     def _start(self, active: Active) -> None:
-        req = active.request
-        state, logits, prompt = self.skill.prefill(req.prompt_ids, req.params.prompt_logprobs)
-        for choice in prompt or ():
-            self._name(choice)
-        metrics.TOKENS.labels(self.name, "prompt").inc(len(req.prompt_ids))
-        active.stream.push([PromptInfo(len(req.prompt_ids), prompt)])
-        self._running.append(active)
-        if req.params.max_tokens == 0:
-            self.skill.release(state)
-            self._finish_request(active)
-            return
-        seed = req.params.seed
-        for i, st in enumerate(self.skill.fork(state, req.n)):
-            self._new_sequence(active, i, st,
-                               self.skill.new_generator(None if seed is None else seed + i))
-        self._advance(active, [(seq, logits) for seq in active.seqs])
+        self._begin([active], self._prefill([active]))
+
+    def _prefill(self, group: list[Active]) -> tuple:
+        return self.skill.prefill([a.request.prompt_ids for a in group],
+                                  [a.request.params.prompt_logprobs for a in group])
+
+    def _begin(self, group: list[Active], prefilled: tuple) -> None:
+        """Announce each prompt, create its sequences, and sample their first tokens."""
+        states, logits, prompts = prefilled
+        picks: list[tuple[Active, Sequence, Pick]] = []
+        for row, (active, state, prompt) in enumerate(zip(group, states, prompts,
+                                                          strict=True)):
+            req = active.request
+            for choice in prompt or ():
+                self._name(choice)
+            metrics.TOKENS.labels(self.name, "prompt").inc(len(req.prompt_ids))
+            active.stream.push([PromptInfo(len(req.prompt_ids), prompt)])
+            self._running.append(active)
+            if req.params.max_tokens == 0:
+                self.skill.release(state)
+                self._finish_request(active)
+                continue
+            seed = req.params.seed
+            for i, st in enumerate(self.skill.fork(state, req.n)):
+                seq = self._new_sequence(active, i, st, self.skill.new_generator(
+                    None if seed is None else seed + i))
+                picks.append((active, seq, Pick(row, seq.params, seq.generator,
+                                                seq.penalty_history)))
+        self._sample_and_emit(logits, picks)
 
     def _step(self) -> None:
-        seqs = [s for a in self._running for s in a.seqs if not s.finished]
+        seqs = [(a, s) for a in self._running for s in a.seqs if not s.finished]
         if not seqs:
             return
         metrics.BATCH_SIZE.labels(self.name).observe(len(seqs))
-        logits = self.skill.decode([s.state for s in seqs], [s.last_token for s in seqs])
-        pairs = dict(zip(map(id, seqs), zip(seqs, logits, strict=True), strict=True))
-        for active in list(self._running):
-            mine = [pairs[id(s)] for s in active.seqs if id(s) in pairs]
-            if mine:
-                self._advance(active, mine)
+        logits = self.skill.decode([s.state for _, s in seqs], [s.last_token for _, s in seqs])
+        self._sample_and_emit(logits, [
+            (active, seq, Pick(row, seq.params, seq.generator, seq.penalty_history))
+            for row, (active, seq) in enumerate(seqs)])
 
-    def _advance(self, active: Active, pairs: list[tuple[Sequence, object]]) -> None:
-        self._emit(active, [(seq, self.skill.sample(logits, seq.params, seq.generator,
-                                                    seq.penalty_history))
-                            for seq, logits in pairs])
+    def _sample_and_emit(self, logits: object,
+                         picks: list[tuple[Active, Sequence, Pick]]) -> None:
+        if not picks:
+            return
+        choices = self.skill.sample(logits, [pick for _, _, pick in picks])
+        by_request: dict[int, tuple[Active, list]] = {}
+        for (active, seq, _), choice in zip(picks, choices, strict=True):
+            by_request.setdefault(id(active), (active, []))[1].append((seq, choice))
+        for active, pairs in by_request.values():
+            self._emit(active, pairs)
 
     def _on_sequence_end(self, seq: Sequence) -> None:
         if seq.state is not None:
             self.skill.release(seq.state)
             seq.state = None
+
+
+def _raise(exc: BaseException) -> None:
+    raise exc

@@ -37,6 +37,13 @@ class Sequence:
     prompt_ids: list[int] = field(default_factory=list, repr=False)
     generated: int = 0                   # sampled tokens, stop tokens included
     last_token: int = -1
+    text: str = ""                       # complete characters decoded so far
+    # Incremental detokenization: only the tokens from ``prefix_offset`` on are decoded
+    # each step (the ones before ``read_offset`` are already in ``text``), so a step costs
+    # the same at token 10 and token 10,000. Decoding from a few tokens earlier keeps
+    # tokenizers that merge spaces or bytes across token borders right.
+    prefix_offset: int = 0
+    read_offset: int = 0
 
     @property
     def finished(self) -> bool:
@@ -58,10 +65,10 @@ class Sequence:
             or token in self.params.stop_token_ids
         if is_stop_token:
             self.finish_reason = "stop"
-            return self._flush(self.decode(self.token_ids))
+            return self._flush(self._text(final=True))
         self.token_ids.append(token)
         self.pending.append(choice)
-        text = self.decode(self.token_ids)
+        text = self._text(final=False)
         stop_at = self._find_stop(text)
         if stop_at is not None:
             self.finish_reason = "stop"
@@ -77,7 +84,22 @@ class Sequence:
     def finish(self, reason: str) -> Delta:
         """End early (cancel, error, context full) with whatever text is complete."""
         self.finish_reason = reason
-        return self._flush(self.decode(self.token_ids))
+        return self._flush(self._text(final=True))
+
+    def _text(self, final: bool) -> str:
+        """The decoded text so far. Until ``final``, a trailing incomplete character stays
+        out and is decoded again with the next token."""
+        ids = self.token_ids
+        done = self.decode(ids[self.prefix_offset:self.read_offset])
+        window = self.decode(ids[self.prefix_offset:])
+        new = window[len(done):]
+        if not new:
+            return self.text
+        if new.endswith("\ufffd") and not final:
+            return self.text + new
+        self.text += new
+        self.prefix_offset, self.read_offset = self.read_offset, len(ids)
+        return self.text
 
     def _flush(self, text: str) -> Delta:
         delta = Delta(index=self.index, text=text[self.emitted:], tokens=self.pending,

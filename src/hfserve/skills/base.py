@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from hfserve.types import ModelSpec, SamplingParams, Task, TokenChoice
+from hfserve.types import ModelSpec, Pick, SamplingParams, Task, TokenChoice
 
 
 @dataclass
@@ -106,21 +106,27 @@ class TextGenerator(Skill):
 
 class GenerativeSkill(TextGenerator):
     """Autoregressive work. The runtime's scheduler owns the loop and calls these stages;
-    ``state`` is an opaque per-sequence object (its KV cache) the skill creates and frees."""
+    ``state`` is an opaque per-sequence object (its place in the KV cache) the skill creates
+    and frees. Logits are opaque too: rows of a step, read only through ``sample``."""
+
+    # How many prompts one prefill call may take, and how many prompt tokens the scheduler
+    # prefills between two decode steps while other sequences stream.
+    max_prefill_batch: int = 1
+    prefill_budget: int = 512
 
     @abstractmethod
-    def prefill(self, prompt_ids: list[int], prompt_logprobs: int | None
-                ) -> tuple[Any, Any, list[TokenChoice] | None]:
-        """Run the prompt; return (state, next-token logits, prompt token choices or None)."""
+    def prefill(self, prompts: list[list[int]], prompt_logprobs: list[int | None]
+                ) -> tuple[list[Any], Any, list[list[TokenChoice] | None]]:
+        """Run the prompts together; return (a state per prompt, next-token logits with a
+        row per prompt, each prompt's token choices or None)."""
 
     @abstractmethod
-    def decode(self, states: list[Any], last_tokens: list[int]) -> list[Any]:
-        """One step for each sequence: feed its last token, return next-token logits."""
+    def decode(self, states: list[Any], last_tokens: list[int]) -> Any:
+        """One step for each sequence: feed its last token; return logits, a row each."""
 
     @abstractmethod
-    def sample(self, logits: Any, params: SamplingParams, generator: Any,
-               history: list[int]) -> TokenChoice:
-        """Pick the next token from logits under ``params``."""
+    def sample(self, logits: Any, picks: list[Pick]) -> list[TokenChoice]:
+        """The next token of each pick, from its row of ``logits`` under its params."""
 
     def release(self, state: Any) -> None:  # noqa: B027 - optional hook
         """Free a sequence's cache."""

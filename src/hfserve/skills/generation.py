@@ -8,8 +8,9 @@ from typing import Any, ClassVar
 from hfserve.skills import sampling
 from hfserve.skills.base import GenerativeSkill, Placement
 from hfserve.skills.hf_text import HFTextCodec
+from hfserve.skills.kv_batch import Group, KVBatch, Row, zero_padding
 from hfserve.skills.torch_backend import load_torch_model
-from hfserve.types import SamplingParams, Task, TokenChoice
+from hfserve.types import Pick, Task, TokenChoice
 
 
 def _cache_kwarg() -> str:
@@ -40,75 +41,95 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
         self.eos_token_ids = self.load_tokenizer(self.spec,
                                                  self.model.generation_config.eos_token_id)
         self.max_context = self.spec.max_context or 2048
+        self.start_batching(self.tokenizer.pad_token_id or 0)
+
+    def start_batching(self, pad_id: int) -> None:
+        """Batching choices for the loaded model on its device."""
+        from transformers import DynamicCache
+
+        self.batched = _batchable(DynamicCache(config=self.model.config))
+        gpu = not self.placement.device.startswith("cpu")
+        # A GPU has room to prefill many prompts in one forward; a CPU core does not, and
+        # prefilling less per step keeps running streams flowing there.
+        self.max_prefill_batch = (256 if gpu else 16) if self.batched else 1
+        self.prefill_budget = 8192 if gpu else 512
+        self.pad_id = pad_id
+        self.running = KVBatch()
 
     def unload(self) -> None:
         self.model = None
+        self.running = KVBatch()
 
     # --- model stages ----------------------------------------------------------------
-    def prefill(self, prompt_ids: list[int], prompt_logprobs: int | None
-                ) -> tuple[Any, Any, list[TokenChoice] | None]:
+    def prefill(self, prompts: list[list[int]], prompt_logprobs: list[int | None]
+                ) -> tuple[list[Any], Any, list[list[TokenChoice] | None]]:
+        """All prompts in one forward, left-padded to the longest."""
         import torch
-        from transformers import DynamicCache
-
-        ids = torch.tensor([prompt_ids], device=self.placement.device)
-        cache = DynamicCache(config=self.model.config)
-        with torch.inference_mode():
-            out = self.model(input_ids=ids, use_cache=True, **{self.cache_kwarg: cache},
-                             logits_to_keep=0 if prompt_logprobs is not None else 1)
-        logits = out.logits[0]
-        prompt = None
-        if prompt_logprobs is not None:
-            prompt = sampling.prompt_choices(logits[:-1], prompt_ids, prompt_logprobs)
-        return cache, logits[-1], prompt
-
-    def decode(self, states: list[Any], last_tokens: list[int]) -> list[Any]:
-        import torch
-
-        with torch.inference_mode():
-            if len(states) > 1 and all(_batchable(s) for s in states):
-                return self._decode_batched(states, last_tokens)
-            results = []
-            for cache, token in zip(states, last_tokens, strict=True):
-                ids = torch.tensor([[token]], device=self.placement.device)
-                out = self.model(input_ids=ids, use_cache=True, **{self.cache_kwarg: cache})
-                results.append(out.logits[0, -1])
-            return results
-
-    def _decode_batched(self, states: list[Any], last_tokens: list[int]) -> list[Any]:
-        """One forward for every running sequence: their caches are left-padded to a common
-        length and stacked, the step runs with a mask over the padding, and each sequence
-        takes its own slice back. (Our own because transformers' continuous-batching manager
-        fixes sampling per manager, not per request.)"""
-        import torch
-        from torch.nn.functional import pad
         from transformers import DynamicCache
 
         device = self.placement.device
-        lengths = [s.get_seq_length() for s in states]
-        longest = max(lengths)
-        batched = DynamicCache(config=self.model.config)
-        for index in range(len(states[0].layers)):
-            keys = [pad(s.layers[index].keys, (0, 0, longest - n, 0))
-                    for s, n in zip(states, lengths, strict=True)]
-            values = [pad(s.layers[index].values, (0, 0, longest - n, 0))
-                      for s, n in zip(states, lengths, strict=True)]
-            batched.update(torch.cat(keys), torch.cat(values), index)
-        mask = torch.zeros(len(states), longest + 1, dtype=torch.long, device=device)
-        for row, n in enumerate(lengths):
-            mask[row, longest - n:] = 1
-        out = self.model(input_ids=torch.tensor([[t] for t in last_tokens], device=device),
-                         attention_mask=mask,
-                         position_ids=torch.tensor([[n] for n in lengths], device=device),
-                         use_cache=True, **{self.cache_kwarg: batched})
-        for row, (state, n) in enumerate(zip(states, lengths, strict=True)):
-            for index, layer in enumerate(batched.layers):
-                state.layers[index].keys = layer.keys[row:row + 1, :, longest - n:].clone()
-                state.layers[index].values = layer.values[row:row + 1, :, longest - n:].clone()
-        return list(out.logits[:, -1])
+        width = max(map(len, prompts))
+        ids = torch.tensor([[self.pad_id] * (width - len(p)) + p for p in prompts],
+                           device=device)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts],
+                            device=device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache(config=self.model.config)
+        full = any(k is not None for k in prompt_logprobs)
+        with torch.inference_mode():
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                             use_cache=True, **{self.cache_kwarg: cache},
+                             logits_to_keep=0 if full else 1)
+        lengths = [len(p) for p in prompts]
+        zero_padding(cache, lengths)
+        group = Group(cache)
+        group.rows = [Row(length=n, group=group, index=i) for i, n in enumerate(lengths)]
+        choices: list[list[TokenChoice] | None] = []
+        for i, (p, k) in enumerate(zip(prompts, prompt_logprobs, strict=True)):
+            choices.append(None if k is None else sampling.prompt_choices(
+                out.logits[i, width - len(p):-1], p, k))
+        return list(group.rows), out.logits[:, -1], choices
 
-    def sample(self, logits: Any, params: SamplingParams, generator: Any,
-               history: list[int]) -> TokenChoice:
-        return sampling.sample(logits, params, generator, history)
+    def decode(self, states: list[Any], last_tokens: list[int]) -> Any:
+        import torch
+
+        with torch.inference_mode():
+            if not self.batched:
+                return torch.cat([self._decode_alone(s, t)
+                                  for s, t in zip(states, last_tokens, strict=True)])
+            batch = self.running
+            batch.arrange(states)
+            mask, positions = batch.step_inputs()
+            ids = torch.tensor(last_tokens, device=self.placement.device)[:, None]
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                             use_cache=True, **{self.cache_kwarg: batch.cache})
+            batch.advanced()
+            return out.logits[:, -1]
+
+    def _decode_alone(self, row: Row, token: int) -> Any:
+        """A model whose cache cannot be stacked (sliding-window or hybrid layers): each
+        sequence steps on its own prefill group's cache."""
+        import torch
+
+        out = self.model(input_ids=torch.tensor([[token]], device=self.placement.device),
+                         use_cache=True, **{self.cache_kwarg: row.group.cache})
+        row.length += 1
+        return out.logits[:, -1]
+
+    def release(self, state: Any) -> None:
+        state.alive = False
+        self.running.clear_if_idle()
+
+    def copy_state(self, state: Any) -> Any:
+        if not self.batched:
+            import copy
+
+            group = Group(copy.deepcopy(state.group.cache))
+            return Row(length=state.length, group=group, index=0)
+        return Row(length=state.length, group=state.group, index=state.index)
+
+    def sample(self, logits: Any, picks: list[Pick]) -> list[TokenChoice]:
+        return sampling.sample(logits, picks)
 
     def new_generator(self, seed: int | None) -> Any:
         import torch

@@ -3,15 +3,16 @@ log-probabilities (taken from the model's own distribution, before any warping).
 
 from __future__ import annotations
 
-from hfserve.types import SamplingParams, TokenChoice
+from hfserve.types import Pick, SamplingParams, TokenChoice
 
 
 def apply_penalties(logits, params: SamplingParams, history: list[int]):
+    """``logits`` is one row; returns a penalised copy (or the row itself)."""
     import torch
 
     if not history or (params.presence_penalty == 0 and params.frequency_penalty == 0):
         return logits
-    ids, counts = torch.tensor(history).unique(return_counts=True)
+    ids, counts = torch.tensor(history, device=logits.device).unique(return_counts=True)
     logits = logits.clone()
     logits[ids] -= params.frequency_penalty * counts.to(logits.dtype)
     logits[ids] -= params.presence_penalty
@@ -25,32 +26,55 @@ def top_choices(logprobs, k: int | None) -> list[tuple[int, float]] | None:
     return [(int(i), float(v)) for i, v in zip(ids.tolist(), values.tolist(), strict=True)]
 
 
-def sample(logits, params: SamplingParams, generator, history: list[int]) -> TokenChoice:
-    """``logits`` is a 1-D float tensor over the vocabulary."""
+def _warp(scores, picks: list[Pick]):
+    """Temperature, top-k and top-p for every row at once (rows are sequences with their
+    own params). Returns the kept probabilities sorted high to low, and their token ids."""
     import torch
 
-    logits = logits.float().cpu()
-    logprobs = torch.log_softmax(logits, dim=-1)
-    scores = apply_penalties(logits, params, history)
-    if params.temperature == 0:
-        token = int(scores.argmax())
-    else:
-        scores = scores / params.temperature
-        if params.top_k and params.top_k < scores.shape[-1]:
-            kth = scores.topk(params.top_k).values[-1]
-            scores = scores.masked_fill(scores < kth, float("-inf"))
-        probs = torch.softmax(scores, dim=-1)
-        if params.top_p < 1.0:
-            sorted_probs, order = probs.sort(descending=True)
-            cumulative = sorted_probs.cumsum(-1)
-            drop = cumulative - sorted_probs > params.top_p
-            sorted_probs[drop] = 0.0
-            probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
-        token = int(torch.multinomial(probs, 1, generator=generator))
-    want = params.logprobs is not None
-    return TokenChoice(token_id=token,
-                       logprob=float(logprobs[token]) if want else None,
-                       top=top_choices(logprobs, params.logprobs) if want else None)
+    device = scores.device
+    temperature = torch.tensor([p.params.temperature or 1.0 for p in picks], device=device)
+    ranked, order = (scores / temperature[:, None]).sort(dim=-1, descending=True)
+    top_k = torch.tensor([p.params.top_k or scores.shape[-1] for p in picks], device=device)
+    rank = torch.arange(scores.shape[-1], device=device)
+    ranked = ranked.masked_fill(rank[None, :] >= top_k[:, None], float("-inf"))
+    probs = torch.softmax(ranked, dim=-1)
+    top_p = torch.tensor([p.params.top_p for p in picks], device=device)
+    before = probs.cumsum(-1) - probs           # mass of the tokens ranked above each one
+    probs = probs.masked_fill(before > top_p[:, None], 0.0)
+    return probs, order
+
+
+def sample(logits, picks: list[Pick]) -> list[TokenChoice]:
+    """``logits`` holds one row per sequence of a step (2-D, on the model's device); each
+    pick names its row. Sampling runs on the device for all rows at once and copies only
+    the chosen ids (and asked-for logprobs) back. A seeded sequence draws its uniform number
+    from its own CPU generator, so its output does not depend on its neighbours."""
+    import torch
+
+    scores = logits.float()[torch.tensor([p.row for p in picks], device=logits.device)]
+    raw = scores
+    for i, pick in enumerate(picks):
+        if pick.history and (pick.params.presence_penalty or pick.params.frequency_penalty):
+            if scores is raw:
+                scores = scores.clone()
+            scores[i] = apply_penalties(scores[i], pick.params, pick.history)
+    tokens = scores.argmax(-1)
+    drawn = [i for i, p in enumerate(picks) if p.params.temperature != 0]
+    if drawn:
+        probs, order = _warp(scores[drawn], [picks[i] for i in drawn])
+        uniform = torch.cat([torch.rand(1, generator=picks[i].generator) for i in drawn])
+        cumulative = probs.cumsum(-1)
+        target = uniform.to(cumulative.device)[:, None] * cumulative[:, -1:]
+        slot = torch.searchsorted(cumulative, target).clamp_(max=probs.shape[-1] - 1)
+        tokens[drawn] = order.gather(-1, slot)[:, 0]
+    ids = tokens.tolist()
+    wanted = [i for i, p in enumerate(picks) if p.params.logprobs is not None]
+    logprobs = torch.log_softmax(raw[wanted], dim=-1).cpu() if wanted else None
+    out = [TokenChoice(token_id=t) for t in ids]
+    for j, i in enumerate(wanted):
+        out[i].logprob = float(logprobs[j, ids[i]])
+        out[i].top = top_choices(logprobs[j], picks[i].params.logprobs)
+    return out
 
 
 def prompt_choices(logits, prompt_ids: list[int], k: int | None) -> list[TokenChoice]:

@@ -1,0 +1,132 @@
+"""The torch generation skill's stages on a tiny random Llama: rows prefilled together,
+joining and leaving the running batch, give the tokens each prompt gives alone; batched
+sampling honours each row's own params and seed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from hfserve.skills.base import Placement
+from hfserve.skills.generation import GenerationSkill, _cache_kwarg
+from hfserve.types import Family, ModelSpec, Pick, SamplingParams, Task
+
+PROMPTS = [[5, 9, 11, 3], [7, 2], [12, 40, 33, 8, 21, 17], [4]]
+STEPS = 8
+
+
+@pytest.fixture(scope="module")
+def skill() -> GenerationSkill:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=128)
+    spec = ModelSpec(name="tiny", source="tiny", path=Path("tiny"),
+                     architecture="LlamaForCausalLM", model_type="llama",
+                     family=Family.DECODER_ONLY, task=Task.TEXT_GENERATION,
+                     tasks=(Task.TEXT_GENERATION,))
+    skill = GenerationSkill(spec)
+    skill.model = LlamaForCausalLM(config).eval()
+    skill.placement = Placement()
+    skill.cache_kwarg = _cache_kwarg()
+    skill.start_batching(pad_id=0)
+    return skill
+
+
+def alone(skill: GenerationSkill, prompt: list[int]) -> list[int]:
+    with torch.inference_mode():
+        out = skill.model.generate(torch.tensor([prompt]), max_new_tokens=STEPS,
+                                   do_sample=False, pad_token_id=0)
+    return out[0, len(prompt):].tolist()
+
+
+GREEDY = SamplingParams(temperature=0)
+
+
+def greedy(skill: GenerationSkill, logits, rows: int) -> list[int]:
+    return [c.token_id for c in skill.sample(logits, [Pick(i, GREEDY, None, [])
+                                                      for i in range(rows)])]
+
+
+def test_rows_joining_and_leaving_the_batch_match_each_prompt_alone(skill) -> None:
+    expected = [alone(skill, p) for p in PROMPTS]
+    got: dict[int, list[int]] = {i: [] for i in range(len(PROMPTS))}
+    live: list[tuple[int, object]] = []
+
+    def join(indexes: list[int]) -> None:
+        states, logits, _ = skill.prefill([PROMPTS[i] for i in indexes], [None] * len(indexes))
+        for i, state, token in zip(indexes, states, greedy(skill, logits, len(indexes)),
+                                   strict=True):
+            got[i].append(token)
+            live.append((i, state))
+
+    def step() -> None:
+        logits = skill.decode([s for _, s in live], [got[i][-1] for i, _ in live])
+        for (i, _), token in zip(live, greedy(skill, logits, len(live)), strict=True):
+            got[i].append(token)
+        for i, state in list(live):
+            if len(got[i]) == STEPS:
+                skill.release(state)
+                live.remove((i, state))
+
+    join([0, 1])
+    step()
+    step()
+    join([2, 3])           # a longer prompt joins a batch already two steps in
+    while live:
+        step()
+    assert got == dict(enumerate(expected))
+    assert skill.running.cache is None          # every row released: nothing held
+
+
+def test_a_row_released_early_leaves_the_others_unchanged(skill) -> None:
+    expected = alone(skill, PROMPTS[2])
+    states, logits, _ = skill.prefill([PROMPTS[2], PROMPTS[0]], [None, None])
+    tokens = greedy(skill, logits, 2)
+    mine = [tokens[0]]
+    skill.release(states[1])
+    for _ in range(STEPS - 1):
+        logits = skill.decode([states[0]], [mine[-1]])
+        mine += greedy(skill, logits, 1)
+    skill.release(states[0])
+    assert mine == expected
+
+
+def test_batched_sampling_uses_each_rows_params_and_seed(skill) -> None:
+    states, logits, _ = skill.prefill([PROMPTS[0], PROMPTS[1]], [None, None])
+    for state in states:
+        skill.release(state)
+    warm = SamplingParams(temperature=1.5, top_p=0.9)
+
+    def draw(seed: int) -> list[int]:
+        picks = [Pick(0, warm, skill.new_generator(seed), []),
+                 Pick(1, SamplingParams(temperature=0, logprobs=2), None, []),
+                 Pick(0, SamplingParams(temperature=2.0, top_k=1), skill.new_generator(seed),
+                      [])]
+        return skill.sample(logits, picks)
+
+    first, second = draw(11), draw(11)
+    assert [c.token_id for c in first] == [c.token_id for c in second]
+    argmax = logits.float().argmax(-1).tolist()
+    assert first[1].token_id == argmax[1] and first[2].token_id == argmax[0]
+    reference = torch.log_softmax(logits[1].float(), -1)
+    assert first[1].logprob == pytest.approx(float(reference[argmax[1]]), abs=1e-5)
+    assert [t for t, _ in first[1].top] == reference.topk(2).indices.tolist()
+    assert first[0].logprob is None and first[0].top is None
+    draws = {c.token_id for seed in range(40) for c in draw(seed)[:1]}
+    assert len(draws) > 1                      # temperature 1.5 really samples
+
+
+def test_penalties_change_only_their_own_row(skill) -> None:
+    states, logits, _ = skill.prefill([PROMPTS[0]], [None])
+    skill.release(states[0])
+    top = int(logits[0].argmax())
+    penalised = SamplingParams(temperature=0, presence_penalty=2.0, frequency_penalty=2.0)
+    plain, penalty = skill.sample(logits, [Pick(0, GREEDY, None, [top]),
+                                           Pick(0, penalised, None, [top] * 50)])
+    assert plain.token_id == top
+    assert penalty.token_id != top
