@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install dev models serve test unit lint bench clean
+.PHONY: install dev models serve test unit lint bench bench-backends clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -57,6 +57,12 @@ lint: dev
 bench: install models
 	$(PIP) matplotlib
 	$(BIN)/python bench/serve_bench.py
+
+# MiniLM on eager torch, OpenVINO and ONNX Runtime in one server, and each in-process.
+bench-backends: install models
+	$(PIP) -e '.[openvino,onnx]'
+	$(BIN)/pip uninstall -y -q torchvision 2>/dev/null || true
+	$(BIN)/python bench/backends.py
 
 clean:
 	rm -rf $(VENV) .cache

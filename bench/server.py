@@ -38,6 +38,7 @@ class ServerOptions:
     backend: str = "auto"            # auto, torch, openvino, onnxruntime (both models)
     dtype: str | None = None         # None: hfserve's default for the chosen device
     log_level: str = "warning"
+    models: list[dict] | None = None  # model entries served instead of the two above
 
 
 def free_port() -> int:
@@ -47,6 +48,8 @@ def free_port() -> int:
 
 
 def config_dict(opts: ServerOptions) -> dict:
+    if opts.models is not None:
+        return {"cache_dir": str(CACHE_DIR), "models": opts.models}
     common = {"backend": opts.backend, **({"dtype": opts.dtype} if opts.dtype else {})}
     return {"cache_dir": str(CACHE_DIR), "models": [
         {"name": EMBED_NAME, "source": str(EMBED_DIR), "threads": opts.embed_threads,
@@ -164,7 +167,8 @@ class ManagedProcess:
 
 
 class ServerProcess(ManagedProcess):
-    """hfserve serving both benchmark models from a generated YAML config."""
+    """hfserve serving both benchmark models (or ``opts.models``) from a generated YAML
+    config."""
 
     name = "hfserve"
     ready_path = "/ready"
@@ -175,7 +179,9 @@ class ServerProcess(ManagedProcess):
         self.config_path = self.tmp / "bench.yaml"
 
     def command(self) -> list[str]:
-        for path in (EMBED_DIR, CHAT_GGUF):
+        sources = ([Path(m["source"]) for m in self.opts.models]
+                   if self.opts.models is not None else (EMBED_DIR, CHAT_GGUF))
+        for path in sources:
             if not path.exists():
                 raise SystemExit(f"missing model {path}; run `make models` first")
         self.config_path.write_text(yaml.safe_dump(config_dict(self.opts), sort_keys=False))

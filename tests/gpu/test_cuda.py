@@ -6,13 +6,15 @@ from __future__ import annotations
 import httpx
 import numpy as np
 import pytest
+import pytest_asyncio
 
 from hfserve.api.app import create_app
 from hfserve.config import Settings
 
 from .conftest import MINILM, SMOL
 
-pytestmark = pytest.mark.gpu
+# One app for the module (loading three models takes a minute), on the session's loop.
+pytestmark = [pytest.mark.gpu, pytest.mark.asyncio(loop_scope="session")]
 
 SENTENCES = ["The quick brown fox jumps over the lazy dog.", "Paris is the capital of France."]
 
@@ -32,8 +34,9 @@ async def _ready(client: httpx.AsyncClient) -> None:
     raise AssertionError("models did not load")
 
 
-@pytest.fixture
-async def cuda_server(tmp_path):
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def cuda_server(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("cuda")
     models = [{"name": "minilm", "source": str(MINILM), "device": "cuda", "dtype": "float16"},
               {"name": "smol", "source": str(SMOL), "device": "cuda", "dtype": "bfloat16"},
               {"name": "minilm-cpu", "source": str(MINILM), "device": "cpu",

@@ -1,0 +1,382 @@
+"""Generation throughput on one GPU: plain transformers static-batch ``generate`` against
+hfserve serving the same model, in one run.
+
+(a) static: SmolLM2-135M-Instruct from its GGUF file in this process, a left-padded batch of
+    B chat prompts, greedy, exactly N new tokens per row; tokens/s = B*N / wall time of one
+    ``generate`` call after a warm-up call of the same shape.
+(b) hfserve: the same GGUF served by ``hfserve serve`` (a subprocess), driven by B
+    closed-loop streaming clients, each asking for N tokens with ``ignore_eos``; aggregate
+    output tokens/s in a measurement window, TTFT and inter-token latency.
+
+Results (JSON and a markdown table) are rewritten after every step, so a run cut short keeps
+what it measured; ``--budget-s`` skips the steps that would start after it is spent.
+
+    python3 bench/gpu.py --out bench/results                       # CUDA, the full run
+    python3 bench/gpu.py --device cpu --batches 1,2 --max-tokens 8 --duration 3 --warmup 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import gc
+import json
+import math
+import os
+import platform
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import httpx  # noqa: E402
+
+from bench.load import chat_load  # noqa: E402
+from bench.sentences import chat_prompts  # noqa: E402
+from bench.server import CHAT_GGUF, ServerOptions, ServerProcess  # noqa: E402
+from bench.stats import ratio  # noqa: E402
+
+MODEL = "smol"
+
+
+def log(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results",
+                   help="folder for gpu.json, gpu.md and the server log")
+    p.add_argument("--device", default="cuda", help="cuda (default) or cpu for a dry run")
+    p.add_argument("--dtype", help="default bfloat16 on cuda, float32 on cpu")
+    p.add_argument("--gguf", type=Path, default=CHAT_GGUF)
+    p.add_argument("--batches", default="1,64,256",
+                   help="static batch sizes = client concurrencies (comma-separated)")
+    p.add_argument("--max-tokens", type=int, default=128, help="N, new tokens per sequence")
+    p.add_argument("--prompts", type=int, default=16, help="distinct prompts, cycled")
+    p.add_argument("--warmup", type=float, default=5.0, help="seconds before each window")
+    p.add_argument("--duration", type=float, default=15.0, help="measured seconds per run")
+    p.add_argument("--drain", type=float, default=2.0,
+                   help="seconds streams may finish after a window before being cut off")
+    p.add_argument("--pause", type=float, default=2.0, help="seconds idle between runs")
+    p.add_argument("--no-ignore-eos", action="store_true",
+                   help="do not send ignore_eos (streams may then end early and count as "
+                        "errors)")
+    p.add_argument("--skip-static", action="store_true")
+    p.add_argument("--skip-server", action="store_true")
+    p.add_argument("--budget-s", type=float, default=300.0,
+                   help="overall time budget; steps that would start later are skipped")
+    p.add_argument("--log-level", default="warning", help="hfserve's log level")
+    args = p.parse_args(argv)
+    args.batches = [int(x) for x in args.batches.split(",") if x.strip()]
+    args.dtype = args.dtype or ("float32" if args.device == "cpu" else "bfloat16")
+    return args
+
+
+class Budget:
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.t0 = time.monotonic()
+        self.skipped: list[str] = []
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def left(self) -> float:
+        return self.seconds - self.elapsed()
+
+    def allows(self, what: str, needs: float = 0.0) -> bool:
+        """True when ``needs`` seconds still fit; else say that ``what`` is skipped."""
+        if self.left() > needs:
+            return True
+        self.skipped.append(what)
+        log(f"SKIPPED {what}: budget {self.seconds:.0f}s, {self.elapsed():.0f}s spent"
+            + (f", needs ~{needs:.0f}s" if needs else ""))
+        return False
+
+
+# --- (a) static-batch generate ---------------------------------------------------------------
+
+class StaticGenerator:
+    def __init__(self, gguf: Path, device: str, dtype: str) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.torch = torch
+        self.device = device
+        folder, name = str(gguf.parent), gguf.name
+        self.tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        self.tokenizer.padding_side = "left"
+        self.model = AutoModelForCausalLM.from_pretrained(
+            folder, gguf_file=name, dtype=getattr(torch, dtype)).to(device).eval()
+        cfg = self.model.config
+        if self.tokenizer.pad_token is None:  # the GGUF tokenizer may name none
+            pad = cfg.pad_token_id if cfg.pad_token_id is not None else cfg.eos_token_id
+            pad = pad[0] if isinstance(pad, list) else pad
+            self.tokenizer.pad_token = self.tokenizer.convert_ids_to_tokens(pad)
+
+    def sync(self) -> None:
+        if self.device.startswith("cuda"):
+            self.torch.cuda.synchronize()
+
+    def encode(self, prompts: list[str]) -> Any:
+        texts = [self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+            for p in prompts]
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        return enc.to(self.device)
+
+    def config(self, n: int) -> Any:
+        gc_ = copy.deepcopy(self.model.generation_config)
+        gc_.do_sample = False
+        gc_.max_new_tokens = n
+        gc_.min_new_tokens = n          # every row produces exactly n tokens
+        gc_.temperature = gc_.top_p = gc_.top_k = None
+        gc_.pad_token_id = self.tokenizer.pad_token_id
+        return gc_
+
+    def generate(self, enc: Any, n: int) -> Any:
+        with self.torch.inference_mode():
+            out = self.model.generate(**enc, generation_config=self.config(n))
+        return out[:, enc["input_ids"].shape[1]:]
+
+    def run(self, prompts: list[str], batch: int, n: int) -> dict:
+        rows = [prompts[i % len(prompts)] for i in range(batch)]
+        enc = self.encode(rows)
+        t0 = time.perf_counter()
+        self.generate(enc, n)                         # warm-up, same shape
+        self.sync()
+        warm = time.perf_counter() - t0
+        self.sync()
+        t0 = time.perf_counter()
+        new = self.generate(enc, n)
+        self.sync()
+        seconds = time.perf_counter() - t0
+        if tuple(new.shape) != (batch, n):
+            raise RuntimeError(f"generate returned shape {tuple(new.shape)}, not {(batch, n)}")
+        lengths = enc["attention_mask"].sum(dim=1).tolist()
+        out = {"batch": batch, "max_new_tokens": n, "seconds": seconds,
+               "warmup_seconds": warm, "tokens_per_s": batch * n / seconds,
+               "ms_per_step": seconds / n * 1e3, "padded_prompt_tokens": enc["input_ids"].shape[1],
+               "mean_prompt_tokens": sum(lengths) / len(lengths)}
+        if self.device.startswith("cuda"):
+            out["max_memory_gib"] = self.torch.cuda.max_memory_allocated() / 2**30
+        return out
+
+    def text(self, prompt: str, n: int) -> str:
+        new = self.generate(self.encode([prompt]), n)[0]
+        return self.tokenizer.decode(new, skip_special_tokens=True)
+
+    def close(self) -> None:
+        del self.model
+        gc.collect()
+        if self.device.startswith("cuda"):
+            self.torch.cuda.empty_cache()
+
+
+def static_phase(args: argparse.Namespace, prompts: list[str], budget: Budget,
+                 results: dict, save) -> None:
+    log(f"== static generate: {args.gguf.name} on {args.device}, {args.dtype}")
+    t0 = time.monotonic()
+    gen = StaticGenerator(args.gguf, args.device, args.dtype)
+    results["static_load_s"] = time.monotonic() - t0
+    log(f"   loaded in {results['static_load_s']:.1f}s")
+    try:
+        results["sample_static"] = gen.text(prompts[0], args.max_tokens)
+        for batch in args.batches:
+            if not budget.allows(f"static generate B={batch}"):
+                break
+            try:
+                r = gen.run(prompts, batch, args.max_tokens)
+            except Exception as exc:  # an out-of-memory or similar: record, go on
+                r = {"batch": batch, "error": f"{type(exc).__name__}: {exc}"[:500]}
+                log(f"   B={batch}: FAILED {r['error']}")
+            else:
+                log(f"   B={batch}: {r['tokens_per_s']:,.0f} tok/s ({r['seconds']:.2f}s, "
+                    f"{r['ms_per_step']:.1f} ms/step, warm-up {r['warmup_seconds']:.2f}s)")
+            results["static"][str(batch)] = r
+            save()
+    finally:
+        gen.close()
+
+
+# --- (b) hfserve -----------------------------------------------------------------------------
+
+def server_phase(args: argparse.Namespace, prompts: list[str], budget: Budget,
+                 results: dict, save) -> None:
+    model = {"name": MODEL, "source": str(args.gguf), "device": args.device,
+             "dtype": args.dtype, "backend": "torch", "max_concurrent": max(args.batches)}
+    results["server_model"] = model
+    fields = {} if args.no_ignore_eos else {"ignore_eos": True}
+    log(f"== hfserve: {model}")
+    srv = ServerProcess(ServerOptions(models=[model], log_level=args.log_level),
+                        args.out / "gpu-server.log")
+    try:
+        srv.start(timeout=max(30.0, min(300.0, budget.left())))
+        results["server_startup_s"] = srv.startup_s
+        log(f"   ready on {srv.base_url} in {srv.startup_s:.1f}s")
+        with httpx.Client(base_url=srv.base_url, timeout=120) as client:
+            info = client.get(f"/v1/models/{MODEL}").json()
+            results["server_info"] = info
+            log(f"   {info.get('backend')} on {info.get('device')}, {info.get('dtype')}")
+            r = client.post("/v1/chat/completions", json={
+                "model": MODEL, "max_tokens": args.max_tokens, "temperature": 0, **fields,
+                "messages": [{"role": "user", "content": prompts[0]}]})
+            if r.status_code != 200:
+                raise RuntimeError(f"sample request: HTTP {r.status_code}: {r.text[:500]}")
+            results["sample_server"] = r.json()["choices"][0]["message"]["content"]
+        save()
+        window = args.warmup + args.duration + args.drain + args.pause
+        for batch in args.batches:
+            if not budget.allows(f"hfserve c={batch}", needs=window):
+                break
+            r = asyncio.run(chat_load(
+                srv.base_url, MODEL, prompts, concurrency=batch, max_tokens=args.max_tokens,
+                warmup=args.warmup, duration=args.duration, server_pid=srv.pid,
+                drain=args.drain, fields=fields))
+            r["server_alive"] = srv.alive()
+            results["server"][str(batch)] = r
+            log(f"   c={batch}: {r['rate']:,.0f} tok/s, TTFT p50 {r['ttft_p50_ms']:.0f} ms, "
+                f"ITL p50 {r['itl_p50_ms']:.1f} ms, {r['requests']} requests, "
+                f"errors {r['errors']}, client CPU {r['client_cpu_pct']:.0f}%, "
+                f"server CPU {r.get('server_cpu_pct', float('nan')):.0f}%")
+            for sample in r["error_samples"][:2]:
+                log(f"     error: {sample}")
+            save()
+            if not srv.alive():
+                raise RuntimeError(f"hfserve died during c={batch}:\n{srv.log_tail()}")
+            time.sleep(args.pause)     # streams cut off at the end: let the server settle
+    finally:
+        srv.stop(grace=5.0)
+        results["server_exit_code"] = srv.exit_code
+        results["server_log_problems"] = srv.log_problems()[:30]
+
+
+# --- report ----------------------------------------------------------------------------------
+
+def _fmt(value: Any, spec: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return format(value, spec)
+
+
+def table(results: dict) -> str:
+    rows = ["| B = clients | static generate tok/s | hfserve tok/s | hfserve/static "
+            "| TTFT p50 ms | ITL p50 ms | hfserve requests | errors | client CPU % |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for batch in results["config"]["batches"]:
+        st = results["static"].get(str(batch), {})
+        sv = results["server"].get(str(batch), {})
+        a, b = st.get("tokens_per_s"), sv.get("rate")
+        rows.append(" | ".join([
+            f"| {batch}", _fmt(a, ",.0f"), _fmt(b, ",.0f"),
+            _fmt(ratio(b, a) if a and b is not None else None, ".2f"),
+            _fmt(sv.get("ttft_p50_ms"), ".0f"), _fmt(sv.get("itl_p50_ms"), ".1f"),
+            _fmt(sv.get("requests"), "d"), _fmt(sv.get("errors"), "d"),
+            _fmt(sv.get("client_cpu_pct"), ".0f")]) + " |")
+    env = results["environment"]
+    head = (f"GPU: {env['gpu']}; torch {env['torch']} (CUDA {env['cuda']}), transformers "
+            f"{env['transformers']}, Python {env['python']}; {results['config']['gguf']}, "
+            f"{results['config']['dtype']}, N = {results['config']['max_tokens']} new tokens, "
+            f"hfserve window {results['config']['duration']:.0f}s after "
+            f"{results['config']['warmup']:.0f}s warm-up")
+    return head + "\n\n" + "\n".join(rows)
+
+
+def clean(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean(v) for v in value]
+    return value
+
+
+def environment(device: str) -> dict:
+    import torch
+    import transformers
+
+    cuda = device.startswith("cuda") and torch.cuda.is_available()
+    return {"gpu": torch.cuda.get_device_name() if cuda else f"none ({device})",
+            "torch": torch.__version__, "cuda": torch.version.cuda,
+            "transformers": transformers.__version__, "python": platform.python_version(),
+            "cpu_count": os.cpu_count(), "platform": platform.platform()}
+
+
+def _terminate(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)    # unwinds, so the server is stopped
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    budget = Budget(args.budget_s)
+    signal.signal(signal.SIGTERM, _terminate)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if not args.gguf.exists():
+        raise SystemExit(f"missing model {args.gguf}")
+    prompts = chat_prompts(args.prompts)
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    config["gguf"] = args.gguf.name
+    results: dict = {"config": config, "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                     "environment": environment(args.device), "static": {}, "server": {},
+                     "skipped": budget.skipped}
+    env = results["environment"]
+    log(f"GPU: {env['gpu']}; torch {env['torch']} (CUDA {env['cuda']}); transformers "
+        f"{env['transformers']}; Python {env['python']}; {env['cpu_count']} CPUs")
+    if args.device.startswith("cuda") and env["gpu"].startswith("none"):
+        raise SystemExit("CUDA is not available; use --device cpu for a dry run")
+
+    def save() -> None:
+        results["elapsed_s"] = budget.elapsed()
+        text = table(results)
+        (args.out / "gpu.md").write_text(text + "\n")
+        (args.out / "gpu.json").write_text(json.dumps(clean(results), indent=2))
+
+    failed = False
+    phases = [("static", static_phase, args.skip_static),
+              ("hfserve", server_phase, args.skip_server)]
+    for name, phase, skip in phases:
+        if skip:
+            continue
+        if not budget.allows(f"phase {name}"):
+            continue
+        try:
+            phase(args, prompts, budget, results, save)
+        except (Exception, KeyboardInterrupt) as exc:
+            failed = True
+            results[f"{name}_error"] = f"{type(exc).__name__}: {exc}"[-3000:]
+            log(f"PHASE {name} FAILED: {type(exc).__name__}: {exc}")
+        except SystemExit:            # SIGTERM (e.g. from `timeout`): keep what was measured
+            results[f"{name}_error"] = "terminated"
+            log(f"PHASE {name} TERMINATED after {budget.elapsed():.0f}s")
+            save()
+            raise
+        save()
+    if "sample_static" in results and "sample_server" in results:
+        same = results["sample_static"] == results["sample_server"]
+        results["sample_texts_equal"] = same
+        log(f"greedy sample, static vs hfserve: {'equal' if same else 'DIFFERENT'}")
+        log(f"   static : {results['sample_static'][:160]!r}")
+        log(f"   hfserve: {results['sample_server'][:160]!r}")
+    save()
+    log()
+    log(table(results))
+    log()
+    log(f"total {budget.elapsed():.0f}s; results in {args.out / 'gpu.json'} and "
+        f"{args.out / 'gpu.md'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
