@@ -47,13 +47,13 @@ PY
 ls -l .cache/models/ || echo "no .cache/models"
 
 echo "== tests/gpu"
-timeout -k 10 200 python3 -m pytest -q -p no:cacheprovider tests/gpu 2>&1 \
+timeout -k 10 130 python3 -m pytest -q -p no:cacheprovider tests/gpu 2>&1 \
     | tee "$OUT/gpu-tests.log"
 tests_rc=$?
 echo "== tests/gpu exit code $tests_rc"
 
 echo "== bench/gpu.py"
-timeout -k 15 300 python3 bench/gpu.py --out "$OUT" --warmup 3 --duration 10 --budget-s 270 2>&1 | tee "$OUT/gpu-bench.log"
+timeout -k 15 200 python3 bench/gpu.py --out "$OUT" --warmup 3 --duration 6 --pause 1 --budget-s 185 2>&1 | tee "$OUT/gpu-bench.log"
 bench_rc=$?
 echo "== bench/gpu.py exit code $bench_rc"
 

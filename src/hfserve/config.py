@@ -57,6 +57,9 @@ class ModelConfig(BaseModel):
     max_concurrent: int = Field(8, ge=1, description="Generation sequences decoded together")
     max_tokens_default: int = Field(512, ge=1, description="max_tokens when a request names none")
     trust_remote_code: bool = False
+    own_process: bool | None = Field(
+        None, description="Run the model and its generation loop in a process of its own "
+        "(default: yes for generation on torch and OpenVINO)")
 
     @property
     def served_name(self) -> str:

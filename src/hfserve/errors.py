@@ -19,6 +19,10 @@ class HFServeError(Exception):
             self.code = code
         self.headers = headers or {}
 
+    def __reduce__(self):
+        """Pickle with every attribute (errors cross into the server from model processes)."""
+        return _rebuild, (type(self), self.message, dict(self.__dict__))
+
     def to_dict(self) -> dict:
         return {"error": {"message": self.message, "type": self.type,
                           "param": self.param, "code": self.code}}
@@ -114,3 +118,10 @@ class ModelError(HFServeError):
     status = 500
     type = "server_error"
     code = "model_error"
+
+
+def _rebuild(cls: type[HFServeError], message: str, attributes: dict) -> HFServeError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(attributes)
+    return error

@@ -83,3 +83,18 @@ def test_to_dict_without_param() -> None:
     assert set(body) == {"error"}
     assert set(body["error"]) == {"message", "type", "param", "code"}
     assert body["error"]["param"] is None
+
+
+@pytest.mark.parametrize("error", [
+    e.Overloaded("queue full", retry_after=3.0, param="model"),
+    e.ContextLengthExceeded("too long", param="messages"),
+    e.DeviceOutOfMemory("moved", code="custom_code"),
+], ids=lambda err: type(err).__name__)
+def test_errors_survive_pickling_with_every_attribute(error) -> None:
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error)
+    assert copy.to_dict() == error.to_dict()
+    assert copy.headers == error.headers and copy.status == error.status
+    assert str(copy) == str(error)

@@ -30,10 +30,14 @@ from hfserve.runtime.batcher import Batcher
 from hfserve.runtime.pipeline_worker import PipelineWorker
 from hfserve.runtime.placement import choices
 from hfserve.runtime.scheduler import Scheduler
+from hfserve.runtime.worker_process import ProcessGenerator
 from hfserve.skills.base import BatchSkill, GenerativeSkill, PipelineSkill, Skill
 from hfserve.types import Family, ModelSpec, ModelState, Task
 
 log = logging.getLogger("hfserve.manager")
+
+
+MAX_RESTARTS = 3      # a model whose process keeps dying is left failed
 
 
 def compatibility_row(family: Family) -> dict[str, str]:
@@ -70,6 +74,7 @@ class ModelEntry:
     loaded_at: float | None = None
     scheduled: bool = False              # queued for start-up loading
     excluded: set[str] = field(default_factory=set)   # devices that failed this model
+    restarts: int = 0                    # model processes that ended on their own
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def describe(self) -> dict[str, Any]:
@@ -177,7 +182,7 @@ class ModelManager:
                               exclude=frozenset(entry.excluded),
                               memory_limits=self.memory_limits):
             cls = next(c for c in classes if choice.placement.backend in c.backends)
-            skill = cls(entry.spec)
+            skill = self._new_skill(cls, entry)
             try:
                 skill.placement = choice.placement
                 skill.worker_init()
@@ -195,6 +200,15 @@ class ModelManager:
         tried = "; ".join(f"{a['device']}: {a['error']}" for a in entry.attempts)
         raise ModelUnavailable(f"no device could load the model ({tried})")
 
+    @staticmethod
+    def _new_skill(cls: type[Skill], entry: ModelEntry) -> Skill:
+        mc = entry.config
+        generative = issubclass(cls, GenerativeSkill | PipelineSkill)
+        if generative and (cls.own_process if mc.own_process is None else mc.own_process):
+            return ProcessGenerator(entry.spec, cls, max_concurrent=mc.max_concurrent,
+                                    max_queue=mc.max_queue)
+        return cls(entry.spec)
+
     def _start_worker(self, entry: ModelEntry) -> None:
         mc, skill = entry.config, entry.skill
         loop = asyncio.get_running_loop()
@@ -202,6 +216,13 @@ class ModelManager:
         def out_of_memory(exc: BaseException) -> None:  # from any thread
             loop.call_soon_threadsafe(self._replace_later, entry, exc)
 
+        if isinstance(skill, ProcessGenerator):
+            def exited(reason: str) -> None:  # from the worker's reader thread
+                loop.call_soon_threadsafe(self._restart_later, entry, reason)
+
+            entry.scheduler = skill.worker(entry.name, on_out_of_memory=out_of_memory,
+                                           on_exit=exited)
+            return
         workers = {GenerativeSkill: Scheduler, PipelineSkill: PipelineWorker}
         kind = next((w for base, w in workers.items() if isinstance(skill, base)), None)
         if kind is not None:
@@ -225,6 +246,25 @@ class ModelManager:
             entry.state = ModelState.LOADING   # 503 + Retry-After until it is back
             self._tasks.add(task := asyncio.create_task(self.replace(entry, exc)))
             task.add_done_callback(self._tasks.discard)
+
+    def _restart_later(self, entry: ModelEntry, reason: str) -> None:
+        """A model process ended on its own: load the model again, a few times at most."""
+        if entry.state != ModelState.READY:
+            return
+        entry.restarts += 1
+        if entry.restarts > MAX_RESTARTS:
+            entry.state, entry.error = ModelState.FAILED, f"{reason}; not restarted again"
+            metrics.MODEL_READY.labels(entry.name).set(0)
+            return
+        entry.state = ModelState.LOADING
+        self._tasks.add(task := asyncio.create_task(self._restart(entry, reason)))
+        task.add_done_callback(self._tasks.discard)
+
+    async def _restart(self, entry: ModelEntry, reason: str) -> None:
+        log.warning("model %s: %s; loading it again", entry.name, reason)
+        await self.unload(entry)
+        await self.load(entry)
+        entry.attempts.insert(0, {"device": entry.device_id or "?", "error": reason})
 
     async def replace(self, entry: ModelEntry, exc: BaseException) -> None:
         """Out of memory at inference: move the model down its device chain."""

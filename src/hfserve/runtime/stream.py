@@ -20,7 +20,7 @@ class EventStream:
     def push(self, events: list[Any]) -> None:
         """Called from any thread."""
         if events:
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, events)
+            self._send(events)
 
     def fail(self, exc: BaseException) -> None:
         self.push([exc])
@@ -29,7 +29,13 @@ class EventStream:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, [_END])
+            self._send([_END])
+
+    def _send(self, events: list[Any]) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, events)
+        except RuntimeError:  # the loop is closed: nobody is left to read this request
+            pass
 
     async def __aiter__(self) -> AsyncIterator[Any]:
         while True:

@@ -26,6 +26,9 @@ class Skill(ABC):
 
     task: ClassVar[Task]
     backends: ClassVar[tuple[str, ...]] = ("torch",)   # backends this skill can load on
+    # Generation skills whose loop holds the interpreter lock run best in a process of
+    # their own (runtime/worker_process.py), unless the model config says otherwise.
+    own_process: ClassVar[bool] = False
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec

@@ -31,6 +31,7 @@ def _batchable(cache: Any) -> bool:
 
 class GenerationSkill(HFTextCodec, GenerativeSkill):
     task: ClassVar[Task] = Task.TEXT_GENERATION
+    own_process: ClassVar[bool] = True
 
     def load(self, placement: Placement) -> None:
         from transformers import AutoModelForCausalLM

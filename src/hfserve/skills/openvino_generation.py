@@ -14,6 +14,7 @@ from hfserve.types import SamplingParams, Task
 
 class OpenVINOGenerationSkill(HFTextCodec, PipelineSkill):
     task: ClassVar[Task] = Task.TEXT_GENERATION
+    own_process: ClassVar[bool] = True
     backends: ClassVar[tuple[str, ...]] = ("openvino",)
     # The pipeline reports the chosen token's log-probability only.
     supports_prompt_logprobs: ClassVar[bool] = False

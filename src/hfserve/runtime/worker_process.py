@@ -1,0 +1,374 @@
+"""A generation model in a process of its own: the skill and its worker loop (our scheduler or
+an engine's pipeline worker) run in a spawned child; the server process keeps the tokenizer
+and talks to the child over a pipe.
+
+Why: a model loop holds the interpreter lock for most of every step (a GPU forward is
+Python launching kernels; openvino-genai's ``step`` holds it for all of its 15-30 ms), so in
+one process the event loop that reads requests and writes streamed tokens waits on it, and
+tokens reach clients a step late. Apart, each side has its own lock and its own core. A
+child that crashes takes only its model down: its requests fail with an error and the
+server stays up.
+
+Protocol (pickled tuples). Parent to child: ("submit", GenerationRequest),
+("abort", request_id), ("stop",). Child to parent: one ("ready", info) or
+("failed", text, out_of_memory) after loading, then lists of ("e", request_id, events),
+("m", metric, labels, method, value) and ("oom", text)."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import queue
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hfserve import metrics
+from hfserve.errors import HFServeError, ModelError, ModelUnavailable, Overloaded
+from hfserve.runtime.generation_worker import GenerationRequest
+from hfserve.runtime.stream import EventStream
+from hfserve.skills.base import GenerativeSkill, Placement, Skill, TextGenerator
+from hfserve.skills.hf_text import HFTextCodec
+from hfserve.types import ModelSpec
+
+log = logging.getLogger("hfserve.worker_process")
+
+_READY_TIMEOUT_S = 3600.0      # a first export of a large model can take long
+
+
+@dataclass
+class ChildSpec:
+    """What the child needs to build the real skill and its worker."""
+
+    name: str
+    skill_class: type[Skill]
+    spec: ModelSpec
+    placement: Placement
+    max_concurrent: int = 8
+    max_queue: int = 64
+
+
+# --- child side --------------------------------------------------------------------------
+
+class _Outbox:
+    """Everything the child sends goes through one thread, in batches: a step that
+    advances 200 streams costs one pipe write, not 200."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.items: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="outbox", daemon=True).start()
+
+    def put(self, item: tuple) -> None:
+        self.items.put(item)
+
+    def _run(self) -> None:
+        while True:
+            batch = [self.items.get()]
+            while True:
+                try:
+                    batch.append(self.items.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self.conn.send(batch)
+            except (OSError, EOFError):  # the server went away; the child ends with it
+                return
+
+
+class _PipeStream:
+    """The child's stand-in for an EventStream: events go to the parent's stream."""
+
+    def __init__(self, request_id: str, outbox: _Outbox) -> None:
+        self.request_id = request_id
+        self.outbox = outbox
+        self.closed = False
+
+    def push(self, events: list[Any]) -> None:
+        if events:
+            self.outbox.put(("e", self.request_id, events))
+
+    def fail(self, exc: BaseException) -> None:
+        self.push([exc if isinstance(exc, HFServeError) else ModelError(str(exc))])
+        self.close()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.outbox.put(("e", self.request_id, [None]))
+
+
+class _ForwardedMetric:
+    """The child's metrics are the server's: each update is sent along and applied there
+    (prometheus_client's multiprocess mode would need its environment set before every
+    import in every process)."""
+
+    def __init__(self, name: str, outbox: _Outbox, labels: tuple = ()) -> None:
+        self.name, self.outbox, self.label_values = name, outbox, labels
+
+    def labels(self, *values: Any) -> _ForwardedMetric:
+        return _ForwardedMetric(self.name, self.outbox, tuple(str(v) for v in values))
+
+    def _send(self, method: str, value: float) -> None:
+        self.outbox.put(("m", self.name, self.label_values, method, value))
+
+    def inc(self, value: float = 1.0) -> None:
+        self._send("inc", value)
+
+    def set(self, value: float) -> None:
+        self._send("set", value)
+
+    def observe(self, value: float) -> None:
+        self._send("observe", value)
+
+
+def _forward_metrics(outbox: _Outbox) -> None:
+    from prometheus_client.metrics import MetricWrapperBase
+
+    for name, value in list(vars(metrics).items()):
+        if isinstance(value, MetricWrapperBase):
+            setattr(metrics, name, _ForwardedMetric(name, outbox))
+
+
+def child_main(conn: Any, child: ChildSpec) -> None:
+    """Entry point of the model process."""
+    import signal
+
+    from hfserve.runtime.pipeline_worker import PipelineWorker
+    from hfserve.runtime.scheduler import Scheduler
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # the server decides when this ends
+    # The model loop rarely lets go of the interpreter lock; hand it to the threads that
+    # send events and take requests every millisecond rather than every five.
+    sys.setswitchinterval(0.001)
+    outbox = _Outbox(conn)
+    skill = child.skill_class(child.spec)
+    try:
+        skill.placement = child.placement
+        skill.worker_init()
+        skill.load(child.placement)
+    except Exception as exc:
+        conn.send([("failed", f"{type(exc).__name__}: {exc}", skill.is_out_of_memory(exc))])
+        return
+    _forward_metrics(outbox)
+    kind = Scheduler if isinstance(skill, GenerativeSkill) else PipelineWorker
+    worker = kind(child.name, skill, max_concurrent=child.max_concurrent,
+                  max_queue=child.max_queue,
+                  on_out_of_memory=lambda exc: outbox.put(("oom", str(exc))))
+    outbox.put(("ready", _describe(skill)))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):   # the server is gone
+            break
+        if message[0] == "submit":
+            request: GenerationRequest = message[1]
+            stream = _PipeStream(request.request_id, outbox)
+            try:
+                worker.submit(request, stream)   # type: ignore[arg-type]
+            except HFServeError as exc:
+                stream.fail(exc)
+        elif message[0] == "abort":
+            worker.abort(message[1])
+        elif message[0] == "stop":
+            break
+    worker.stop()
+    skill.unload()
+
+
+def _describe(skill: Skill) -> dict[str, Any]:
+    text: TextGenerator = skill  # type: ignore[assignment]
+    return {"placement": skill.placement, "info": skill.info(),
+            "eos_token_ids": text.eos_token_ids, "max_context": text.max_context,
+            "supports_prompt_logprobs": text.supports_prompt_logprobs,
+            "supports_top_logprobs": text.supports_top_logprobs}
+
+
+# --- server side -------------------------------------------------------------------------
+
+class ProcessGenerator(HFTextCodec, TextGenerator):
+    """Stands in for a generation skill in the server process: tokenizes here, generates in
+    the child. ``load`` starts the child and waits until its model is loaded (or raises
+    what failed, so placement falls back as for any skill)."""
+
+    def __init__(self, spec: ModelSpec, skill_class: type[Skill], *, max_concurrent: int,
+                 max_queue: int) -> None:
+        super().__init__(spec)
+        self.skill_class = skill_class
+        self.max_concurrent = max_concurrent
+        self.max_queue = max_queue
+        self.task = skill_class.task
+        self.process: Any = None
+        self.conn: Any = None
+        self._info: dict[str, Any] = {}
+        self.first_messages: list[tuple] = []
+
+    def load(self, placement: Placement) -> None:
+        child = ChildSpec(self.spec.name, self.skill_class, self.spec, placement,
+                          max_concurrent=self.max_concurrent, max_queue=self.max_queue)
+        context = multiprocessing.get_context("spawn")
+        self.conn, theirs = context.Pipe()
+        # Not a daemon: the model process may spawn its own (an export runs isolated). It
+        # ends when told to, or when the pipe closes because the server is gone.
+        self.process = context.Process(target=child_main, args=(theirs, child),
+                                       name=f"hfserve-model-{self.spec.name}")
+        self.process.start()
+        theirs.close()
+        self.eos_token_ids = self.load_tokenizer(self.spec)
+        reply = self._first_reply()
+        if reply[0] == "failed":
+            self.unload()
+            oom = reply[2] and "out of memory" not in reply[1].lower()
+            raise RuntimeError(f"out of memory: {reply[1]}" if oom else reply[1])
+        described = reply[1]
+        self.placement = described["placement"]
+        self._info = described["info"]
+        self.eos_token_ids = described["eos_token_ids"]
+        self.max_context = described["max_context"]
+        self.supports_prompt_logprobs = described["supports_prompt_logprobs"]
+        self.supports_top_logprobs = described["supports_top_logprobs"]
+
+    def _first_reply(self) -> tuple:
+        """Wait for "ready" or "failed"; keep anything sent with it for the worker."""
+        while self.conn.poll(_READY_TIMEOUT_S):
+            try:
+                batch = self.conn.recv()
+            except (EOFError, OSError):
+                break
+            for i, item in enumerate(batch):
+                if item[0] in ("ready", "failed"):
+                    self.first_messages = batch[i + 1:]
+                    return item
+        code = self.process.exitcode if self.process is not None else None
+        return ("failed", f"the model process ended while loading (exit code {code})", False)
+
+    def info(self) -> dict[str, Any]:
+        pid = self.process.pid if self.process is not None else None
+        return {**self._info, "process": pid}
+
+    def unload(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.send(("stop",))
+            except (OSError, EOFError, ValueError):
+                pass
+        if self.process is not None:
+            self.process.join(timeout=15)
+            if self.process.is_alive():
+                self.process.kill()
+                self.process.join(timeout=5)
+        self.process = None
+
+    def worker(self, name: str, on_out_of_memory: Callable[[BaseException], None],
+               on_exit: Callable[[str], None] = lambda reason: None) -> ProcessWorker:
+        return ProcessWorker(name, self, max_queue=self.max_queue,
+                             on_out_of_memory=on_out_of_memory, on_exit=on_exit)
+
+
+class ProcessWorker:
+    """The server-side face of the child's worker: the same calls as a GenerationWorker
+    (submit, abort, stop, alive, queue_depth, running)."""
+
+    def __init__(self, name: str, generator: ProcessGenerator, *, max_queue: int,
+                 on_out_of_memory: Callable[[BaseException], None],
+                 on_exit: Callable[[str], None]) -> None:
+        self.name = name
+        self.generator = generator
+        self.conn = generator.conn
+        self.max_queue = max_queue
+        self.on_out_of_memory = on_out_of_memory
+        self.on_exit = on_exit            # called when the process ends without being stopped
+        self.alive = True
+        self._stopping = False
+        self._lock = threading.Lock()
+        self._streams: dict[str, EventStream] = {}
+        self._waiting: dict[str, int] = {}       # request id -> priority, until it starts
+        self._started: set[str] = set()
+        self._reader = threading.Thread(target=self._read, name=f"from-{name}", daemon=True)
+        self._reader.start()
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def running(self) -> int:
+        return len(self._started)
+
+    def submit(self, request: GenerationRequest, stream: EventStream) -> None:
+        if not self.alive:
+            raise ModelUnavailable(f"model {self.name!r} is not running")
+        with self._lock:
+            full = len(self._waiting) >= self.max_queue
+            if full and not any(p > request.priority for p in self._waiting.values()):
+                metrics.REJECTED.labels(self.name, "queue_full").inc()
+                raise Overloaded(f"model {self.name!r} has {len(self._waiting)} requests "
+                                 "waiting; retry later", retry_after=1.0)
+            self._streams[request.request_id] = stream
+            self._waiting[request.request_id] = request.priority
+        self.conn.send(("submit", request))
+
+    def abort(self, request_id: str) -> None:
+        if self.alive:
+            try:
+                self.conn.send(("abort", request_id))
+            except (OSError, ValueError):
+                pass
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.generator.unload()
+        self._reader.join(timeout=5)
+
+    def _read(self) -> None:
+        pending = self.generator.first_messages
+        while True:
+            for item in pending:
+                self._handle(item)
+            try:
+                pending = self.conn.recv()
+            except (EOFError, OSError):
+                break
+        self.alive = False
+        process = self.generator.process
+        if process is not None:
+            process.join(timeout=5)   # the pipe closes just before the exit is reaped
+        code = process.exitcode if process is not None else None
+        with self._lock:
+            streams, self._streams = self._streams, {}
+            self._waiting.clear()
+            self._started.clear()
+        reason = f"the process of model {self.name!r} ended (exit code {code})"
+        for stream in streams.values():
+            stream.fail(ModelError(f"{reason}; retry shortly"))
+        if not self._stopping:
+            self.on_exit(reason)
+
+    def _handle(self, item: tuple) -> None:
+        kind = item[0]
+        if kind == "e":
+            _, request_id, events = item
+            with self._lock:
+                stream = self._streams.get(request_id)
+                if request_id in self._waiting:
+                    del self._waiting[request_id]
+                    self._started.add(request_id)
+                ended = events[-1] is None
+                if ended:
+                    self._streams.pop(request_id, None)
+                    self._started.discard(request_id)
+            if stream is None:
+                return
+            if ended:
+                stream.push(events[:-1])
+                stream.close()
+            else:
+                stream.push(events)
+        elif kind == "m":
+            _, name, labels, method, value = item
+            getattr(getattr(metrics, name).labels(*labels), method)(value)
+        elif kind == "oom":
+            self.alive = False
+            self.on_out_of_memory(RuntimeError(f"out of memory: {item[1]}"))

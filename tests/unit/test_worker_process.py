@@ -1,0 +1,141 @@
+"""A generation model in a process of its own (runtime/worker_process.py): requests and
+events cross the pipe, metrics reach the server's registry, a failed load raises in the
+server (so placement can fall back), and a crashed model process fails its requests
+without taking the server down."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from process_skills import CRASH, ScriptSkill
+
+from hfserve import metrics
+from hfserve.errors import ModelError, Overloaded
+from hfserve.runtime.generation_worker import Finished, GenerationRequest, PromptInfo
+from hfserve.runtime.sequence import Delta
+from hfserve.runtime.stream import EventStream
+from hfserve.runtime.worker_process import ProcessGenerator
+from hfserve.skills.base import Placement
+from hfserve.types import Family, ModelSpec, SamplingParams, Task
+
+# Any HF tokenizer folder will do for the server side; the model never uses it.
+TOKENIZER = Path(__file__).resolve().parents[2] / ".cache" / "models" / "all-MiniLM-L6-v2"
+
+pytestmark = pytest.mark.skipif(not TOKENIZER.exists(), reason="run `make models` first")
+
+
+def spec(**config) -> ModelSpec:
+    return ModelSpec(name="script", source="script", path=TOKENIZER, architecture="Script",
+                     model_type="script", family=Family.DECODER_ONLY,
+                     task=Task.TEXT_GENERATION, tasks=(Task.TEXT_GENERATION,), config=config)
+
+
+@pytest.fixture
+def generator():
+    gen = ProcessGenerator(spec(), ScriptSkill, max_concurrent=4, max_queue=8)
+    gen.load(Placement())
+    ooms: list[BaseException] = []
+    worker = gen.worker("script", on_out_of_memory=ooms.append)
+    yield gen, worker
+    worker.stop()
+
+
+async def run(worker, prompt: list[int], request_id: str = "r1") -> list:
+    stream = EventStream(asyncio.get_running_loop())
+    worker.submit(GenerationRequest(request_id, prompt, SamplingParams(max_tokens=10)), stream)
+
+    async def drain() -> list:
+        return [event async for event in stream]
+
+    return await asyncio.wait_for(drain(), 30)
+
+
+async def test_a_request_streams_through_the_model_process(generator) -> None:
+    gen, worker = generator
+    before = metrics.TOKENS.labels("script", "completion")._value.get()
+    events = await run(worker, [1, 2])
+    assert isinstance(events[0], PromptInfo) and events[0].prompt_tokens == 2
+    assert "".join(e.text for e in events if isinstance(e, Delta)) == "one two three"
+    assert isinstance(events[-1], Finished) and events[-1].completion_tokens == 3
+    assert gen.info()["process"] == gen.process.pid != None  # noqa: E711
+    assert gen.max_context == 100 and gen.eos_token_ids == frozenset({0})
+    for _ in range(100):   # metric updates travel in their own batches
+        if metrics.TOKENS.labels("script", "completion")._value.get() >= before + 4:
+            break
+        await asyncio.sleep(0.02)
+    assert metrics.TOKENS.labels("script", "completion")._value.get() == before + 4
+    assert worker.running == 0 and worker.queue_depth == 0
+
+
+async def test_a_crashed_model_process_fails_its_requests_only(generator) -> None:
+    gen, worker = generator
+    with pytest.raises(ModelError, match="exit code 3"):
+        await run(worker, [CRASH])
+    assert not worker.alive
+    assert gen.process.exitcode == 3
+
+
+async def test_a_full_queue_is_refused_in_the_server(generator) -> None:
+    _, worker = generator
+    worker.max_queue = 0
+    with pytest.raises(Overloaded):
+        await run(worker, [1])
+
+
+def test_a_failed_load_raises_in_the_server() -> None:
+    gen = ProcessGenerator(spec(fail_load=True), ScriptSkill, max_concurrent=4, max_queue=8)
+    with pytest.raises(RuntimeError, match="the weights are corrupt"):
+        gen.load(Placement())
+    assert gen.process is None
+
+
+@pytest.fixture
+def script_model(tmp_path, monkeypatch) -> Path:
+    """A folder that classifies as a causal LM, with a tokenizer, served by ScriptSkill."""
+    import json
+    import shutil
+
+    from hfserve.registry import skills as skill_table
+
+    folder = tmp_path / "script"
+    folder.mkdir()
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt",
+                 "special_tokens_map.json"):
+        shutil.copy(TOKENIZER / name, folder / name)
+    (folder / "config.json").write_text(json.dumps({
+        "model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 8,
+        "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2,
+        "vocab_size": 50, "max_position_embeddings": 64}))
+    monkeypatch.setitem(skill_table.SKILLS, Task.TEXT_GENERATION,
+                        (f"{ScriptSkill.__module__}:ScriptSkill",))
+    return folder
+
+
+async def test_the_manager_loads_a_model_again_after_its_process_dies(script_model,
+                                                                     tmp_path) -> None:
+    from hfserve.config import ModelConfig
+    from hfserve.runtime.manager import ModelManager
+    from hfserve.types import ModelState
+
+    manager = ModelManager([ModelConfig(source=str(script_model), name="script")],
+                           cache_dir=tmp_path / "cache")
+    entry = manager.entry("script")
+    try:
+        await manager.load(entry)
+        assert entry.state == ModelState.READY, entry.error
+        first_pid = entry.describe()["process"]
+        with pytest.raises(ModelError, match="exit code 3"):
+            await run(entry.scheduler, [CRASH])
+        for _ in range(600):
+            if entry.state == ModelState.READY and entry.scheduler.alive:
+                break
+            await asyncio.sleep(0.05)
+        info = entry.describe()
+        assert info["state"] == "ready" and info["process"] != first_pid
+        assert "exit code 3" in info["placement_attempts"][0]["error"]
+        events = await run(entry.scheduler, [1], request_id="again")
+        assert "".join(e.text for e in events if isinstance(e, Delta)) == "one two three"
+    finally:
+        await manager.close()
