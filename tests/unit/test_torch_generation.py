@@ -130,3 +130,26 @@ def test_penalties_change_only_their_own_row(skill) -> None:
                                            Pick(0, penalised, None, [top] * 50)])
     assert plain.token_id == top
     assert penalty.token_id != top
+
+
+def test_models_on_cuda_keep_attention_off_cudnn(monkeypatch) -> None:
+    """cuDNN builds a plan per attention shape; a CUDA placement switches it off."""
+    from hfserve.skills.torch_backend import load_torch_model
+
+    class Auto:
+        @staticmethod
+        def from_pretrained(path, **kw):
+            return torch.nn.Identity()
+
+    monkeypatch.setattr(torch.nn.Identity, "to", lambda self, device: self, raising=False)
+    spec = ModelSpec(name="x", source="x", path=Path("x"), architecture="X", model_type="x",
+                     family=Family.DECODER_ONLY, task=Task.TEXT_GENERATION,
+                     tasks=(Task.TEXT_GENERATION,))
+    torch.backends.cuda.enable_cudnn_sdp(True)
+    try:
+        load_torch_model(Auto, spec, Placement(device="cpu", dtype="float32"))
+        assert torch.backends.cuda.cudnn_sdp_enabled()
+        load_torch_model(Auto, spec, Placement(device="cuda:0", dtype="bfloat16"))
+        assert not torch.backends.cuda.cudnn_sdp_enabled()
+    finally:
+        torch.backends.cuda.enable_cudnn_sdp(True)

@@ -18,6 +18,8 @@ def torch_dtype(name: str):
 def load_torch_model(auto_class: Any, spec: ModelSpec, placement: Placement):
     """``auto_class.from_pretrained`` on the spec's files, moved to the placement, eval mode."""
 
+    if placement.device.startswith("cuda"):
+        shape_free_attention()
     model = auto_class.from_pretrained(
         str(spec.path),
         gguf_file=spec.gguf_file,
@@ -25,3 +27,14 @@ def load_torch_model(auto_class: Any, spec: ModelSpec, placement: Placement):
         trust_remote_code=bool(spec.options.get("trust_remote_code")),
     )
     return model.to(placement.device).eval()
+
+
+def shape_free_attention() -> None:
+    """Keep scaled-dot-product attention off cuDNN. torch 2.11 sends attention with a
+    padding mask to cuDNN first, and cuDNN builds an execution plan (hundreds of ms) for
+    every new (batch, length) shape; a server's shapes change at nearly every step, so the
+    memory-efficient and flash kernels, which need no plan, serve it better. The switch is
+    process-wide: generation models run in a process of their own."""
+    import torch
+
+    torch.backends.cuda.enable_cudnn_sdp(False)
