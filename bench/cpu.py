@@ -23,6 +23,20 @@ def process_seconds(pid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def tree_seconds(pid: int) -> float:
+    """CPU seconds of a process and of its live descendants (hfserve runs each generation
+    model in a process of its own)."""
+    import psutil
+
+    total = process_seconds(pid)
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return total
+    seconds = (process_seconds(child.pid) for child in children)
+    return total + sum(s for s in seconds if s == s)    # nan: the child has just ended
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds all cores spent not idle since boot (steal included)."""
     parts = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
@@ -38,7 +52,7 @@ class CpuMeter:
         self.start()
 
     def _sample(self) -> tuple[float, float, float, float]:
-        server = process_seconds(self.server_pid) if self.server_pid else 0.0
+        server = tree_seconds(self.server_pid) if self.server_pid else 0.0
         return time.perf_counter(), machine_busy_seconds(), process_seconds(), server
 
     def start(self) -> None:

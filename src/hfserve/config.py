@@ -59,7 +59,7 @@ class ModelConfig(BaseModel):
     trust_remote_code: bool = False
     own_process: bool | None = Field(
         None, description="Run the model and its generation loop in a process of its own "
-        "(default: yes for generation on torch and OpenVINO)")
+        "(default: yes for generation on a GPU or NPU, no on the CPU)")
 
     @property
     def served_name(self) -> str:

@@ -68,7 +68,9 @@ def server(tmp_path_factory):
              "max_batch_size": 1, "max_wait_ms": 0, "backend": "torch"},
             # Automatic placement: the fastest backend installed (OpenVINO when present).
             {"name": EMBED_OV, "source": str(MINILM), "threads": 1},
-            {"name": CHAT_OV, "source": str(SMOL), "threads": 1, "max_concurrent": 8},
+            # In a model process of its own (the default on accelerators, asked for here).
+            {"name": CHAT_OV, "source": str(SMOL), "threads": 1, "max_concurrent": 8,
+             "own_process": True},
             {"name": EMBED_ONNX, "source": str(MINILM), "threads": 1,
              "backend": "onnxruntime"},
             # Its cached OpenVINO export is broken on purpose: it must fall back to torch.

@@ -112,3 +112,28 @@ def test_openvino_refuses_what_its_engine_cannot_give(client):
                                         top_logprobs=2, max_tokens=2)
     assert len(ok.choices[0].logprobs.content[0].top_logprobs) == 2
 
+
+
+def test_a_model_in_its_own_process_reports_it_and_its_metrics(http, client):
+    import time
+
+    own = http.get(f"/v1/models/{CHAT_OV}").json()
+    assert isinstance(own["process"], int) and own["process"] > 0
+    assert http.get(f"/v1/models/{CHAT}").json().get("process") is None   # CPU: in-process
+
+    def tokens() -> float:
+        for line in http.get("/metrics").text.splitlines():
+            if line.startswith("hfserve_tokens_total{") and f'model="{CHAT_OV}"' in line \
+                    and 'kind="completion"' in line:
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    before = tokens()
+    reply = client.chat.completions.create(model=CHAT_OV, messages=QUESTION, temperature=0,
+                                           max_tokens=8, extra_body={"ignore_eos": True})
+    assert reply.usage.completion_tokens == 8
+    for _ in range(50):    # metric updates travel after the events
+        if tokens() >= before + 8:
+            break
+        time.sleep(0.05)
+    assert tokens() == before + 8

@@ -119,7 +119,8 @@ async def test_the_manager_loads_a_model_again_after_its_process_dies(script_mod
     from hfserve.runtime.manager import ModelManager
     from hfserve.types import ModelState
 
-    manager = ModelManager([ModelConfig(source=str(script_model), name="script")],
+    manager = ModelManager([ModelConfig(source=str(script_model), name="script",
+                                        own_process=True)],
                            cache_dir=tmp_path / "cache")
     entry = manager.entry("script")
     try:
@@ -139,3 +140,17 @@ async def test_the_manager_loads_a_model_again_after_its_process_dies(script_mod
         assert "".join(e.text for e in events if isinstance(e, Delta)) == "one two three"
     finally:
         await manager.close()
+
+
+@pytest.mark.parametrize(("device", "own_process", "expected"), [
+    ("cuda:0", None, ProcessGenerator), ("openvino:GPU", None, ProcessGenerator),
+    ("cpu", None, ScriptSkill), ("openvino:CPU", None, ScriptSkill),
+    ("cpu", True, ProcessGenerator), ("cuda:0", False, ScriptSkill)])
+def test_generation_gets_a_process_on_accelerators_unless_configured(device, own_process,
+                                                                     expected) -> None:
+    from hfserve.config import ModelConfig
+    from hfserve.runtime.manager import ModelEntry, ModelManager
+
+    entry = ModelEntry(config=ModelConfig(source="x", own_process=own_process), name="x",
+                       spec=spec())
+    assert type(ModelManager._new_skill(ScriptSkill, entry, device)) is expected

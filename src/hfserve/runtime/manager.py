@@ -182,7 +182,7 @@ class ModelManager:
                               exclude=frozenset(entry.excluded),
                               memory_limits=self.memory_limits):
             cls = next(c for c in classes if choice.placement.backend in c.backends)
-            skill = self._new_skill(cls, entry)
+            skill = self._new_skill(cls, entry, choice.device_id)
             try:
                 skill.placement = choice.placement
                 skill.worker_init()
@@ -201,10 +201,16 @@ class ModelManager:
         raise ModelUnavailable(f"no device could load the model ({tried})")
 
     @staticmethod
-    def _new_skill(cls: type[Skill], entry: ModelEntry) -> Skill:
+    def _new_skill(cls: type[Skill], entry: ModelEntry, device_id: str) -> Skill:
+        """The skill, or its stand-in in a model process. By default generation gets a
+        process of its own on accelerators, where the loop is Python launching kernels
+        and the cores are free; on the CPU the model's threads need the cores, and on two
+        of them a second process measured slower (docs/benchmarks.md)."""
         mc = entry.config
         generative = issubclass(cls, GenerativeSkill | PipelineSkill)
-        if generative and (cls.own_process if mc.own_process is None else mc.own_process):
+        on_cpu = device_id.lower().endswith("cpu")
+        default = cls.own_process and not on_cpu
+        if generative and (default if mc.own_process is None else mc.own_process):
             return ProcessGenerator(entry.spec, cls, max_concurrent=mc.max_concurrent,
                                     max_queue=mc.max_queue)
         return cls(entry.spec)

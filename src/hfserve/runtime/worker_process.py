@@ -203,6 +203,7 @@ class ProcessGenerator(HFTextCodec, TextGenerator):
         self.process: Any = None
         self.conn: Any = None
         self._info: dict[str, Any] = {}
+        self._send_lock = threading.Lock()
         self.first_messages: list[tuple] = []
 
     def load(self, placement: Placement) -> None:
@@ -216,7 +217,11 @@ class ProcessGenerator(HFTextCodec, TextGenerator):
                                        name=f"hfserve-model-{self.spec.name}")
         self.process.start()
         theirs.close()
-        self.eos_token_ids = self.load_tokenizer(self.spec)
+        try:
+            self.eos_token_ids = self.load_tokenizer(self.spec)   # while the child loads
+        except Exception:
+            self.unload()
+            raise
         reply = self._first_reply()
         if reply[0] == "failed":
             self.unload()
@@ -248,10 +253,15 @@ class ProcessGenerator(HFTextCodec, TextGenerator):
         pid = self.process.pid if self.process is not None else None
         return {**self._info, "process": pid}
 
+    def send(self, message: tuple) -> None:
+        """To the child, from any thread (a pipe is not safe for two writers at once)."""
+        with self._send_lock:
+            self.conn.send(message)
+
     def unload(self) -> None:
         if self.conn is not None:
             try:
-                self.conn.send(("stop",))
+                self.send(("stop",))
             except (OSError, EOFError, ValueError):
                 pass
         if self.process is not None:
@@ -308,12 +318,19 @@ class ProcessWorker:
                                  "waiting; retry later", retry_after=1.0)
             self._streams[request.request_id] = stream
             self._waiting[request.request_id] = request.priority
-        self.conn.send(("submit", request))
+        try:
+            self.generator.send(("submit", request))
+        except (OSError, ValueError) as exc:   # the process has just ended
+            with self._lock:
+                self._streams.pop(request.request_id, None)
+                self._waiting.pop(request.request_id, None)
+            raise ModelUnavailable(f"model {self.name!r} is restarting; retry "
+                                   "shortly") from exc
 
     def abort(self, request_id: str) -> None:
         if self.alive:
             try:
-                self.conn.send(("abort", request_id))
+                self.generator.send(("abort", request_id))
             except (OSError, ValueError):
                 pass
 
