@@ -24,7 +24,7 @@ from hfserve.errors import (
     Overloaded,
 )
 from hfserve.runtime.sequence import Delta, Sequence
-from hfserve.runtime.stream import EventStream
+from hfserve.runtime.stream import EventStream, let_loop_write
 from hfserve.skills.base import TextGenerator
 from hfserve.types import SamplingParams, TokenChoice  # noqa: F401
 
@@ -66,6 +66,9 @@ class Active:
 class GenerationWorker(ABC):
     # Prompt tokens prefilled between two decode steps while others stream (None: no cap).
     prefill_budget: int | None = None
+    # Let the event loop write pushed tokens before the next step (for engines whose step
+    # holds the interpreter lock).
+    yield_to_loop: bool = False
 
     def __init__(self, name: str, skill: TextGenerator, *, max_concurrent: int,
                  max_queue: int,
@@ -157,6 +160,8 @@ class GenerationWorker(ABC):
             self._drop_cancelled()
             if self._running:
                 self._guard(list(self._running), self._step)
+            if self.yield_to_loop:
+                let_loop_write([a.stream for a in [*newcomers, *self._running]])
             metrics.RUNNING.labels(self.name).set(self.running)
         for active in self._running + [a for _, _, a in self._waiting]:
             active.stream.fail(Cancelled("server is shutting down"))

@@ -17,6 +17,7 @@ from hfserve.types import TokenChoice
 
 class PipelineWorker(GenerationWorker):
     skill: PipelineSkill
+    yield_to_loop = True      # openvino-genai's step holds the interpreter lock throughout
 
     def __init__(self, *args, **kwargs) -> None:
         self._keys = itertools.count(1)

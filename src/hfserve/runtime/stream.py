@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +15,7 @@ class EventStream:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        self.pushed = False       # set on every push; the producer may clear it
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self.closed = False
 
@@ -32,6 +34,7 @@ class EventStream:
             self._send([_END])
 
     def _send(self, events: list[Any]) -> None:
+        self.pushed = True
         try:
             self._loop.call_soon_threadsafe(self._queue.put_nowait, events)
         except RuntimeError:  # the loop is closed: nobody is left to read this request
@@ -46,3 +49,22 @@ class EventStream:
                 if isinstance(event, BaseException):
                     raise event
                 yield event
+
+
+def let_loop_write(streams: list[Any], timeout: float = 0.005) -> None:
+    """Called by a producer thread after pushing: wait (at most ``timeout``) until the event
+    loop has had the turns it needs to write what was pushed. Without it, a model loop that
+    holds the interpreter lock through its next step (openvino-genai's ``step`` does, for
+    15-30 ms) delays every pushed token by that step."""
+    loops = {id(s._loop): s._loop for s in streams
+             if getattr(s, "pushed", False) and not s._loop.is_closed()}
+    for stream in streams:
+        stream.pushed = False
+    for loop in loops.values():
+        done = threading.Event()
+        try:
+            # Two turns: the first wakes each reader, the second runs after they wrote.
+            loop.call_soon_threadsafe(loop.call_soon, done.set)
+        except RuntimeError:   # closed meanwhile
+            continue
+        done.wait(timeout)
