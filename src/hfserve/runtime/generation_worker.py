@@ -160,6 +160,8 @@ class GenerationWorker(ABC):
             self._drop_cancelled()
             if self._running:
                 self._guard(list(self._running), self._step)
+            if not self._running:
+                self._guard([], self._settle)
             if self.yield_to_loop:
                 let_loop_write([a.stream for a in [*newcomers, *self._running]])
             metrics.RUNNING.labels(self.name).set(self.running)
@@ -219,6 +221,9 @@ class GenerationWorker(ABC):
     @abstractmethod
     def _step(self) -> None:
         """Advance every running request by one token (or one engine step)."""
+
+    def _settle(self) -> None:  # noqa: B027 - optional hook
+        """Nothing runs any more: let the engine release what ended requests held."""
 
     @abstractmethod
     def _on_sequence_end(self, seq: Sequence) -> None:

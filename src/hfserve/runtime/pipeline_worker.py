@@ -57,6 +57,15 @@ class PipelineWorker(GenerationWorker):
             if choices:
                 self._emit(active, choices)
 
+    def _settle(self) -> None:
+        """Requests we ended (a stop string, a cancel) are only dropped by the engine at its
+        next step; when they were the last ones, step it until it has let them go, or their
+        KV blocks would stay taken until the next request comes."""
+        for _ in range(4):
+            if not self.skill.has_work():
+                return
+            self.skill.step()
+
     def _on_sequence_end(self, seq: Sequence) -> None:
         if seq.state is not None:
             self.skill.cancel(seq.state)
