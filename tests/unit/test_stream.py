@@ -22,7 +22,6 @@ async def test_let_loop_write_waits_until_the_reader_has_the_events() -> None:
 
     def worker() -> None:
         stream.push(["token"])
-        stream.urgent = True
         let_loop_write([stream], timeout=5.0)
         order.append("next step")
         stream.close()
@@ -32,19 +31,18 @@ async def test_let_loop_write_waits_until_the_reader_has_the_events() -> None:
     await asyncio.wait_for(reader, 5)
     thread.join()
     assert order == ["read token", "next step"]
-    assert stream.urgent is False     # handled
+    assert stream.pushed is True      # the close counts as a push; nobody cleared it since
 
 
-def test_let_loop_write_skips_streams_with_nothing_urgent() -> None:
+def test_let_loop_write_skips_streams_with_nothing_new() -> None:
     loop = asyncio.new_event_loop()        # never runs: waiting on it would time out
     stream = EventStream(loop)
     try:
+        let_loop_write([stream], timeout=5.0)   # returns at once: nothing was pushed
         stream.push(["x"])
-        let_loop_write([stream], timeout=5.0)   # returns at once: nothing urgent
-        stream.urgent = True
         loop.close()
         let_loop_write([stream], timeout=5.0)   # a closed loop is skipped, not waited on
-        assert stream.urgent is False
+        assert stream.pushed is False
     finally:
         if not loop.is_closed():
             loop.close()

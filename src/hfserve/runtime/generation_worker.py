@@ -237,12 +237,9 @@ class GenerationWorker(ABC):
                 continue
             if seq.params.logprobs is not None:
                 self._name(choice)
-            first = seq.emitted == 0
             delta = seq.append(choice)
             if delta is not None:
                 events.append(delta)
-                if first and delta.text:
-                    active.stream.urgent = True    # the time to first token is waited on
             if not seq.finished and seq.prompt_len + seq.generated >= self.skill.max_context:
                 events.append(seq.finish("length"))
             if seq.finished:
@@ -270,7 +267,6 @@ class GenerationWorker(ABC):
     def _finish_request(self, active: Active) -> None:
         completion = sum(len(s.token_ids) for s in active.seqs)
         active.stream.push([Finished(len(active.request.prompt_ids), completion)])
-        active.stream.urgent = True
         self._retire(active, None)
 
     def _drop_cancelled(self) -> None:

@@ -15,7 +15,7 @@ class EventStream:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self.urgent = False       # the producer marks pushes a client waits on (first token)
+        self.pushed = False       # set on every push; the producer may clear it
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self.closed = False
 
@@ -34,6 +34,7 @@ class EventStream:
             self._send([_END])
 
     def _send(self, events: list[Any]) -> None:
+        self.pushed = True
         try:
             self._loop.call_soon_threadsafe(self._queue.put_nowait, events)
         except RuntimeError:  # the loop is closed: nobody is left to read this request
@@ -52,15 +53,13 @@ class EventStream:
 
 def let_loop_write(streams: list[Any], timeout: float = 0.005) -> None:
     """Called by a producer thread after pushing: wait (at most ``timeout``) until the event
-    loop has had the turns it needs to write what was pushed to ``urgent`` streams. Without
-    it, a model loop that holds the interpreter lock through its next step (openvino-genai's
-    ``step`` does, for 15-30 ms) delays the pushed tokens by that step. Only first tokens and
-    ends are waited for: a later token that is one step late changes neither throughput nor
-    inter-token latency, and the wait costs the model a little time each step."""
+    loop has had the turns it needs to write what was pushed. Without it, a model loop that
+    holds the interpreter lock through its next step (openvino-genai's ``step`` does, for
+    15-30 ms) delays every pushed token by that step."""
     loops = {id(s._loop): s._loop for s in streams
-             if getattr(s, "urgent", False) and not s._loop.is_closed()}
+             if getattr(s, "pushed", False) and not s._loop.is_closed()}
     for stream in streams:
-        stream.urgent = False
+        stream.pushed = False
     for loop in loops.values():
         done = threading.Event()
         try:
