@@ -256,6 +256,8 @@ class ProcessGenerator(HFTextCodec, TextGenerator):
     def send(self, message: tuple) -> None:
         """To the child, from any thread (a pipe is not safe for two writers at once)."""
         with self._send_lock:
+            if self.conn is None:
+                raise OSError("the model process is gone")
             self.conn.send(message)
 
     def unload(self) -> None:
@@ -270,6 +272,9 @@ class ProcessGenerator(HFTextCodec, TextGenerator):
                 self.process.kill()
                 self.process.join(timeout=5)
         self.process = None
+        if self.conn is not None:
+            self.conn.close()      # the reader, if any, sees the end as it would an exit
+            self.conn = None
 
     def worker(self, name: str, on_out_of_memory: Callable[[BaseException], None],
                on_exit: Callable[[str], None] = lambda reason: None) -> ProcessWorker:
