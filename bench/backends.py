@@ -32,13 +32,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
+from bench import record  # noqa: E402
 from bench.cpu import wait_quiet  # noqa: E402
 from bench.load import embeddings_load  # noqa: E402
 from bench.phases import BUSY_PCT, run_phase  # noqa: E402
 from bench.raw import _timed_loop  # noqa: E402
 from bench.report import _num  # noqa: E402
 from bench.sentences import sentences  # noqa: E402
-from bench.serve_bench import clean, machine  # noqa: E402
+from bench.serve_bench import machine  # noqa: E402
 from bench.server import CACHE_DIR, EMBED_DIR, ServerOptions, ServerProcess  # noqa: E402
 from bench.stats import pct, ratio  # noqa: E402
 
@@ -315,8 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     texts = sentences(2048)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    results: dict = {"config": config, "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    results: dict = {**record.start(args),
                      "command": " ".join([os.path.relpath(sys.executable, ROOT), *sys.argv])}
     t0 = time.monotonic()
     print(f"hfserve phase: {', '.join(BACKENDS[b][0] for b in args.backends)} "
@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     results["server"].pop("samples", None)
     for raw in results["raw"].values():
         raw.pop("sample", None)
-    args.out.write_text(json.dumps(clean(results), indent=2))
+    args.out.write_text(json.dumps(record.clean(results), indent=2))
     print(f"total {results['total_s']:.0f}s; results in {args.out}")
     return 0
 

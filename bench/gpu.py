@@ -41,6 +41,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 import httpx  # noqa: E402
 
+from bench import record  # noqa: E402
 from bench.load import chat_load  # noqa: E402
 from bench.sentences import chat_prompts  # noqa: E402
 from bench.server import CHAT_GGUF, ServerOptions, ServerProcess  # noqa: E402
@@ -293,16 +294,6 @@ def table(results: dict) -> str:
     return head + "\n\n" + "\n".join(rows)
 
 
-def clean(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [clean(v) for v in value]
-    return value
-
-
 def environment(device: str) -> dict:
     import torch
     import transformers
@@ -326,11 +317,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.gguf.exists():
         raise SystemExit(f"missing model {args.gguf}")
     prompts = chat_prompts(args.prompts)
-    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    config["gguf"] = args.gguf.name
-    results: dict = {"config": config, "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                     "environment": environment(args.device), "static": {}, "server": {},
-                     "skipped": budget.skipped}
+    results: dict = {**record.start(args), "environment": environment(args.device),
+                     "static": {}, "server": {}, "skipped": budget.skipped}
+    results["config"]["gguf"] = args.gguf.name
     env = results["environment"]
     log(f"GPU: {env['gpu']}; torch {env['torch']} (CUDA {env['cuda']}); transformers "
         f"{env['transformers']}; Python {env['python']}; {env['cpu_count']} CPUs")
@@ -341,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         results["elapsed_s"] = budget.elapsed()
         text = table(results)
         (args.out / "gpu.md").write_text(text + "\n")
-        (args.out / "gpu.json").write_text(json.dumps(clean(results), indent=2))
+        (args.out / "gpu.json").write_text(json.dumps(record.clean(results), indent=2))
 
     failed = False
     phases = [("static", static_phase, args.skip_static),

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import sys
@@ -30,7 +29,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import httpx  # noqa: E402
 
-from bench import report  # noqa: E402
+from bench import record, report  # noqa: E402
 from bench.phases import (  # noqa: E402
     measure_server,
     peers_phase,
@@ -126,17 +125,6 @@ def server_phase(args: argparse.Namespace, texts: list[str], prompts: list[str],
     return out
 
 
-def clean(value):
-    """JSON-safe copy: NaN and infinities become null."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [clean(v) for v in value]
-    return value
-
-
 def machine() -> dict:
     model = next((line.split(":", 1)[1].strip() for line in
                   Path("/proc/cpuinfo").read_text().splitlines()
@@ -160,8 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     texts, prompts = sentences(2048), chat_prompts(64)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     log_path = args.out.with_suffix(".server.log")
-    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    results: dict = {"config": config, "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    results: dict = {**record.start(args),
                      "command": " ".join([os.path.relpath(sys.executable, ROOT), *sys.argv])}
     t0 = time.monotonic()
     print(f"hfserve phase (threads: embed {args.embed_threads}, chat {args.chat_threads}, "
@@ -194,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     for line in report.checks(results):
         print(line)
     results["server"].pop("sample_embeddings", None)
-    args.out.write_text(json.dumps(clean(results), indent=2))
+    args.out.write_text(json.dumps(record.clean(results), indent=2))
     if args.plot:
         from bench.plot import plot
 
