@@ -174,15 +174,20 @@ class GenerationWorker(ABC):
         try:
             fn(*args)
         except Exception as exc:  # a worker loop never dies
-            error = exc if isinstance(exc, HFServeError) else ModelError(
-                f"generation failed: {type(exc).__name__}: {exc}")
-            if self.skill.is_out_of_memory(exc):
-                error = DeviceOutOfMemory(f"model {self.name!r} ran out of device memory and "
-                                          "is being moved; retry shortly")
-                self.alive = False
-                self.on_out_of_memory(exc)
-            for active in members:
-                self._retire(active, error)
+            self._fail(members, exc)
+
+    def _fail(self, members: list[Active], exc: Exception) -> None:
+        """End ``members`` with the error ``exc`` means for a client; report running out
+        of device memory."""
+        error = exc if isinstance(exc, HFServeError) else ModelError(
+            f"generation failed: {type(exc).__name__}: {exc}")
+        if self.skill.is_out_of_memory(exc):
+            error = DeviceOutOfMemory(f"model {self.name!r} ran out of device memory and "
+                                      "is being moved; retry shortly")
+            self.alive = False
+            self.on_out_of_memory(exc)
+        for active in members:
+            self._retire(active, error)
 
     def _admit(self) -> list[Active]:
         admitted: list[Active] = []

@@ -37,7 +37,7 @@ class Scheduler(GenerationWorker):
                 prefilled = self._prefill(group)
             except Exception as exc:
                 if len(group) == 1 or self.skill.is_out_of_memory(exc):
-                    self._guard(group, _raise, exc)
+                    self._fail(group, exc)
                     continue
                 for active in group:
                     self._guard([active], self._start, active)
@@ -100,7 +100,3 @@ class Scheduler(GenerationWorker):
         if seq.state is not None:
             self.skill.release(seq.state)
             seq.state = None
-
-
-def _raise(exc: BaseException) -> None:
-    raise exc
