@@ -26,7 +26,7 @@ def _small(items: list[Any]) -> bool:
     """Few enough characters (or token ids) that preparing them inline beats a thread hop."""
     total = 0
     for item in items:
-        total += len(item) if isinstance(item, str | list) else INLINE_CHARS
+        total += len(item) if isinstance(item, str | list) else INLINE_CHARS + 1
         if total > INLINE_CHARS:
             return False
     return True
