@@ -56,6 +56,9 @@ class ModelConfig(BaseModel):
     max_queue: int = Field(1024, ge=1, description="Queued requests before 429")
     max_concurrent: int = Field(8, ge=1, description="Generation sequences decoded together")
     max_tokens_default: int = Field(512, ge=1, description="max_tokens when a request names none")
+    prefix_caching: bool = Field(
+        True, description="Reuse the KV cache of prompt prefixes already seen (a shared system "
+        "prompt is computed once), where the backend has it")
     trust_remote_code: bool = False
     own_process: bool | None = Field(
         None, description="Run the model and its generation loop in a process of its own "

@@ -79,6 +79,7 @@ def choices(spec: ModelSpec, mc: ModelConfig, skills: list[type[Skill]], cache_d
                        options={"cache_dir": cache_dir, "int8": mc.int8,
                                 "device_kind": c.device.kind,
                                 "max_concurrent": mc.max_concurrent,
+                                "prefix_caching": mc.prefix_caching,
                                 "ov_device": c.device.details.get(OPENVINO_DEVICE, "CPU")}),
                    reason=c.reason)
             for c in chain.candidates]
