@@ -15,3 +15,17 @@ def test_long_or_many_texts_leave_the_loop():
 
 def test_unknown_item_types_count_as_large():
     assert _small([{"text": "a"}]) is False
+
+
+def test_chat_messages_are_sized_by_their_text():
+    from hfserve.runtime.engine import GenerationInput, _texts
+
+    short = GenerationInput(messages=[{"role": "user", "content": "hi"}])
+    assert _small(_texts(short)) is True
+    parts = GenerationInput(messages=[{"role": "user", "content": [{"type": "text",
+                                                                     "text": "hi"}]}])
+    assert _small(_texts(parts)) is False
+    tools = GenerationInput(messages=[{"role": "user", "content": "hi"}],
+                            options={"tools": [{"type": "function"}]})
+    assert _small(_texts(tools)) is False
+    assert _small(_texts(GenerationInput(prompt=[1, 2, 3]))) is True

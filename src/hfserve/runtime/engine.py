@@ -1,5 +1,6 @@
-"""Engine façade: the only thing the API layer talks to. Validates and tokenizes off the event
-loop, enforces context limits, and hands valid work to the model's batcher or scheduler."""
+"""Engine façade: the only thing the API layer talks to. Validates and tokenizes (short inputs
+on the event loop, long ones on a small thread pool), enforces context limits, and hands valid
+work to the model's batcher or scheduler."""
 
 from __future__ import annotations
 
@@ -30,6 +31,17 @@ def _small(items: list[Any]) -> bool:
         if total > INLINE_CHARS:
             return False
     return True
+
+
+def _texts(request: GenerationInput) -> list[Any]:
+    """What a generation request tokenizes, for sizing; tools and content parts (images,
+    audio) count as large."""
+    if request.messages is None:
+        return [request.prompt]
+    if request.options.get("tools"):
+        return [None]
+    return [c if isinstance(c := m.get("content") or "", str) else None
+            for m in request.messages]
 
 
 @dataclass
@@ -118,7 +130,8 @@ class Engine:
         entry = await self.manager.ready(model, Task.TEXT_GENERATION)
         skill: TextGenerator = entry.skill  # type: ignore[assignment]
         self._check_capabilities(skill, request.params)
-        prompt_ids = await self._off_loop(self._encode, skill, request)
+        prompt_ids = self._encode(skill, request) if _small(_texts(request)) else \
+            await self._off_loop(self._encode, skill, request)
         params = request.params
         params.max_tokens = self._max_tokens(skill, entry.config.max_tokens_default,
                                              len(prompt_ids), request.max_tokens)
