@@ -6,7 +6,9 @@ hfserve serving the same model, in one run.
     ``generate`` call after a warm-up call of the same shape.
 (b) hfserve: the same GGUF served by ``hfserve serve`` (a subprocess), driven by B
     closed-loop streaming clients, each asking for N tokens with ``ignore_eos``; aggregate
-    output tokens/s in a measurement window, TTFT and inter-token latency.
+    output tokens/s in a measurement window, TTFT and inter-token latency. Once per decode
+    mode of ``--graphs``: ``on`` (fixed cache slots, steps replayed as CUDA graphs; eager
+    slots on a CPU) and ``off`` (eager steps on a growing cache).
 
 Results (JSON and a markdown table) are rewritten after every step, so a run cut short keeps
 what it measured; ``--budget-s`` skips the steps that would start after it is spent.
@@ -73,6 +75,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-ignore-eos", action="store_true",
                    help="do not send ignore_eos (streams may then end early and count as "
                         "errors)")
+    p.add_argument("--graphs", default="on,off",
+                   help="hfserve decode modes to run, in order: on (cuda_graphs: true), off")
     p.add_argument("--skip-static", action="store_true")
     p.add_argument("--skip-server", action="store_true")
     p.add_argument("--budget-s", type=float, default=300.0,
@@ -80,6 +84,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--log-level", default="warning", help="hfserve's log level")
     args = p.parse_args(argv)
     args.batches = [int(x) for x in args.batches.split(",") if x.strip()]
+    args.graphs = [x.strip() for x in args.graphs.split(",") if x.strip() in ("on", "off")]
     args.dtype = args.dtype or ("float32" if args.device == "cpu" else "bfloat16")
     return args
 
@@ -215,27 +220,38 @@ def static_phase(args: argparse.Namespace, prompts: list[str], budget: Budget,
 
 def server_phase(args: argparse.Namespace, prompts: list[str], budget: Budget,
                  results: dict, save) -> None:
+    for mode in args.graphs:
+        if not budget.allows(f"hfserve graphs {mode}", needs=60.0):
+            break
+        results["server"][mode] = {}
+        serve_mode(args, prompts, budget, results, save, mode)
+
+
+def serve_mode(args: argparse.Namespace, prompts: list[str], budget: Budget,
+               results: dict, save, mode: str) -> None:
     model = {"name": MODEL, "source": str(args.gguf), "device": args.device,
-             "dtype": args.dtype, "backend": "torch", "max_concurrent": max(args.batches)}
-    results["server_model"] = model
+             "dtype": args.dtype, "backend": "torch", "max_concurrent": max(args.batches),
+             "cuda_graphs": mode == "on"}
+    results.setdefault("server_model", {})[mode] = model
     fields = {} if args.no_ignore_eos else {"ignore_eos": True}
-    log(f"== hfserve: {model}")
+    log(f"== hfserve, graphs {mode}: {model}")
     srv = ServerProcess(ServerOptions(models=[model], log_level=args.log_level),
-                        args.out / "gpu-server.log")
+                        args.out / f"gpu-server-{mode}.log")
     try:
         srv.start(timeout=max(30.0, min(300.0, budget.left())))
-        results["server_startup_s"] = srv.startup_s
+        results.setdefault("server_startup_s", {})[mode] = srv.startup_s
         log(f"   ready on {srv.base_url} in {srv.startup_s:.1f}s")
         with httpx.Client(base_url=srv.base_url, timeout=120) as client:
             info = client.get(f"/v1/models/{MODEL}").json()
-            results["server_info"] = info
+            results.setdefault("server_info", {})[mode] = info
             log(f"   {info.get('backend')} on {info.get('device')}, {info.get('dtype')}")
             r = client.post("/v1/chat/completions", json={
                 "model": MODEL, "max_tokens": args.max_tokens, "temperature": 0, **fields,
                 "messages": [{"role": "user", "content": prompts[0]}]})
             if r.status_code != 200:
                 raise RuntimeError(f"sample request: HTTP {r.status_code}: {r.text[:500]}")
-            results["sample_server"] = r.json()["choices"][0]["message"]["content"]
+            results.setdefault("sample_server", {})[mode] = \
+                r.json()["choices"][0]["message"]["content"]
         save()
         window = args.warmup + args.duration + args.drain + args.pause
         for batch in args.batches:
@@ -246,7 +262,7 @@ def server_phase(args: argparse.Namespace, prompts: list[str], budget: Budget,
                 warmup=args.warmup, duration=args.duration, server_pid=srv.pid,
                 drain=args.drain, fields=fields))
             r["server_alive"] = srv.alive()
-            results["server"][str(batch)] = r
+            results["server"][mode][str(batch)] = r
             log(f"   c={batch}: {r['rate']:,.0f} tok/s, TTFT p50 {r['ttft_p50_ms']:.0f} ms, "
                 f"ITL p50 {r['itl_p50_ms']:.1f} ms, {r['requests']} requests, "
                 f"errors {r['errors']}, client CPU {r['client_cpu_pct']:.0f}%, "
@@ -259,8 +275,8 @@ def server_phase(args: argparse.Namespace, prompts: list[str], budget: Budget,
             time.sleep(args.pause)     # streams cut off at the end: let the server settle
     finally:
         srv.stop(grace=5.0)
-        results["server_exit_code"] = srv.exit_code
-        results["server_log_problems"] = srv.log_problems()[:30]
+        results.setdefault("server_exit_code", {})[mode] = srv.exit_code
+        results.setdefault("server_log_problems", {})[mode] = srv.log_problems()[:30]
 
 
 # --- report ----------------------------------------------------------------------------------
@@ -272,19 +288,22 @@ def _fmt(value: Any, spec: str) -> str:
 
 
 def table(results: dict) -> str:
-    rows = ["| B = clients | static generate tok/s | hfserve tok/s | hfserve/static "
-            "| TTFT p50 ms | ITL p50 ms | hfserve requests | errors | client CPU % |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| B = clients | static generate tok/s | hfserve graphs | hfserve tok/s "
+            "| hfserve/static | TTFT p50 ms | ITL p50 ms | hfserve requests | errors "
+            "| client CPU % |",
+            "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for batch in results["config"]["batches"]:
         st = results["static"].get(str(batch), {})
-        sv = results["server"].get(str(batch), {})
-        a, b = st.get("tokens_per_s"), sv.get("rate")
-        rows.append(" | ".join([
-            f"| {batch}", _fmt(a, ",.0f"), _fmt(b, ",.0f"),
-            _fmt(ratio(b, a) if a and b is not None else None, ".2f"),
-            _fmt(sv.get("ttft_p50_ms"), ".0f"), _fmt(sv.get("itl_p50_ms"), ".1f"),
-            _fmt(sv.get("requests"), "d"), _fmt(sv.get("errors"), "d"),
-            _fmt(sv.get("client_cpu_pct"), ".0f")]) + " |")
+        a = st.get("tokens_per_s")
+        for mode, served in (results["server"].items() or [("-", {})]):
+            sv = served.get(str(batch), {})
+            b = sv.get("rate")
+            rows.append(" | ".join([
+                f"| {batch}", _fmt(a, ",.0f"), mode, _fmt(b, ",.0f"),
+                _fmt(ratio(b, a) if a and b is not None else None, ".2f"),
+                _fmt(sv.get("ttft_p50_ms"), ".0f"), _fmt(sv.get("itl_p50_ms"), ".1f"),
+                _fmt(sv.get("requests"), "d"), _fmt(sv.get("errors"), "d"),
+                _fmt(sv.get("client_cpu_pct"), ".0f")]) + " |")
     env = results["environment"]
     head = (f"GPU: {env['gpu']}; torch {env['torch']} (CUDA {env['cuda']}), transformers "
             f"{env['transformers']}, Python {env['python']}; {results['config']['gguf']}, "
@@ -352,12 +371,15 @@ def main(argv: list[str] | None = None) -> int:
             save()
             raise
         save()
-    if "sample_static" in results and "sample_server" in results:
-        same = results["sample_static"] == results["sample_server"]
-        results["sample_texts_equal"] = same
-        log(f"greedy sample, static vs hfserve: {'equal' if same else 'DIFFERENT'}")
+    for mode, text in results.get("sample_server", {}).items():
+        if "sample_static" not in results:
+            break
+        same = results["sample_static"] == text
+        results.setdefault("sample_texts_equal", {})[mode] = same
+        log(f"greedy sample, static vs hfserve (graphs {mode}): "
+            f"{'equal' if same else 'DIFFERENT'}")
         log(f"   static : {results['sample_static'][:160]!r}")
-        log(f"   hfserve: {results['sample_server'][:160]!r}")
+        log(f"   hfserve: {text[:160]!r}")
     save()
     log()
     log(table(results))

@@ -56,6 +56,9 @@ class ModelConfig(BaseModel):
     max_queue: int = Field(1024, ge=1, description="Queued requests before 429")
     max_concurrent: int = Field(8, ge=1, description="Generation sequences decoded together")
     max_tokens_default: int = Field(512, ge=1, description="max_tokens when a request names none")
+    cuda_graphs: bool | None = Field(
+        None, description="Decode in fixed KV-cache slots replayed as CUDA graphs (torch "
+        "generation; default: on for CUDA, with a fall back to eager steps if capture fails)")
     prefix_caching: bool = Field(
         True, description="Reuse the KV cache of prompt prefixes already seen (a shared system "
         "prompt is computed once), where the backend has it")

@@ -1,6 +1,7 @@
 """The torch generation skill's stages on a tiny random Llama: rows prefilled together,
-joining and leaving the running batch, give the tokens each prompt gives alone; batched
-sampling honours each row's own params and seed."""
+joining and leaving the running batch, give the tokens each prompt gives alone, with a growing
+cache and with fixed cache slots (what CUDA graphs replay; eager here); batched sampling
+honours each row's own params and seed."""
 
 from __future__ import annotations
 
@@ -9,16 +10,19 @@ from pathlib import Path
 import pytest
 import torch
 
+from hfserve.skills import slot_kv
 from hfserve.skills.base import Placement
 from hfserve.skills.generation import GenerationSkill, _cache_kwarg
+from hfserve.skills.kv_batch import KVBatch
+from hfserve.skills.slot_kv import SlotKV, bucket
 from hfserve.types import Family, ModelSpec, Pick, SamplingParams, Task
 
 PROMPTS = [[5, 9, 11, 3], [7, 2], [12, 40, 33, 8, 21, 17], [4]]
 STEPS = 8
 
 
-@pytest.fixture(scope="module")
-def skill() -> GenerationSkill:
+@pytest.fixture(scope="module", params=["growing", "slots"])
+def skill(request) -> GenerationSkill:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
@@ -31,9 +35,12 @@ def skill() -> GenerationSkill:
                      tasks=(Task.TEXT_GENERATION,))
     skill = GenerationSkill(spec)
     skill.model = LlamaForCausalLM(config).eval()
-    skill.placement = Placement()
+    skill.placement = Placement(options={"cuda_graphs": request.param == "slots",
+                                         "max_concurrent": 8})
     skill.cache_kwarg = _cache_kwarg()
+    skill.max_context = 128
     skill.start_batching(pad_id=0)
+    assert isinstance(skill.running, SlotKV if request.param == "slots" else KVBatch)
     return skill
 
 
@@ -80,7 +87,7 @@ def test_rows_joining_and_leaving_the_batch_match_each_prompt_alone(skill) -> No
     while live:
         step()
     assert got == dict(enumerate(expected))
-    assert skill.running.cache is None          # every row released: nothing held
+    assert skill.running.rows == []             # every row released: nothing held
 
 
 def test_a_row_released_early_leaves_the_others_unchanged(skill) -> None:
@@ -153,3 +160,53 @@ def test_models_on_cuda_keep_attention_off_cudnn(monkeypatch) -> None:
         assert not torch.backends.cuda.cudnn_sdp_enabled()
     finally:
         torch.backends.cuda.enable_cudnn_sdp(True)
+
+
+def test_slots_shift_and_grow_when_columns_run_out(skill, monkeypatch) -> None:
+    """With 4 columns to start from, rows joining and decoding past the end make the slot
+    cache shift rows left and grow; tokens still match each prompt alone."""
+    if not isinstance(skill.running, SlotKV):
+        pytest.skip("growing cache")
+    monkeypatch.setattr(slot_kv, "MIN_COLUMNS", 4)
+    skill.start_batching(pad_id=0)
+    expected = [alone(skill, p) for p in PROMPTS[:3]]
+    states, logits, _ = skill.prefill([PROMPTS[1]], [None])
+    got = {1: greedy(skill, logits, 1)}
+    live = [(1, states[0])]
+    for step in range(STEPS - 1):
+        if step == 2:     # longer prompts join a row whose column is past their length
+            states, logits, _ = skill.prefill([PROMPTS[0], PROMPTS[2]], [None, None])
+            for i, state, token in zip((0, 2), states, greedy(skill, logits, 2), strict=True):
+                got[i] = [token]
+                live.append((i, state))
+        logits = skill.decode([s for _, s in live], [got[i][-1] for i, _ in live])
+        for (i, _), token in zip(live, greedy(skill, logits, len(live)), strict=True):
+            got[i].append(token)
+    while any(len(got[i]) < STEPS for i, _ in live):
+        live = [(i, s) for i, s in live if len(got[i]) < STEPS]
+        logits = skill.decode([s for _, s in live], [got[i][-1] for i, _ in live])
+        for (i, _), token in zip(live, greedy(skill, logits, len(live)), strict=True):
+            got[i].append(token)
+    assert [got[i] for i in range(3)] == expected
+    assert skill.running.columns > 4
+
+
+def test_decode_order_follows_the_states_given(skill) -> None:
+    """Logit rows come back in the order the states are passed, whatever their places."""
+    def two_steps(swap: bool):
+        states, _, _ = skill.prefill([PROMPTS[0], PROMPTS[2]], [None, None])
+        skill.decode(states, [1, 2])
+        order = states[::-1] if swap else states
+        logits = skill.decode(order, [4, 3] if swap else [3, 4])
+        for state in states:
+            skill.release(state)
+        return logits
+
+    straight, swapped = two_steps(False), two_steps(True)
+    assert torch.allclose(straight, swapped.flip(0), atol=1e-5)
+    assert not torch.allclose(straight[0], straight[1], atol=1e-3)
+
+
+def test_buckets_are_powers_of_two_up_to_the_slots() -> None:
+    assert [bucket(n, 256) for n in (1, 2, 3, 5, 64, 65, 200)] == [1, 2, 4, 8, 64, 128, 256]
+    assert bucket(300, 256) == 256 and bucket(5, 6) == 6

@@ -33,9 +33,8 @@ class BodyLimit:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         length = dict(scope["headers"]).get(b"content-length")
-        too_large = PayloadTooLarge(f"request body is larger than {self.limit} bytes")
         if length is not None and length.isdigit() and int(length) > self.limit:
-            return await send_error(send, too_large)
+            return await send_error(send, self._too_large())
         if length is not None:
             return await self.app(scope, receive, send)
         # No length given (chunked): read the body here, so an oversized one gets a clean 413
@@ -46,7 +45,7 @@ class BodyLimit:
             messages.append(message)
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                return await send_error(send, too_large)
+                return await send_error(send, self._too_large())
             if message["type"] != "http.request" or not message.get("more_body"):
                 break
 
@@ -54,6 +53,9 @@ class BodyLimit:
             return messages.pop(0) if messages else await receive()
 
         return await self.app(scope, replay, send)
+
+    def _too_large(self) -> PayloadTooLarge:
+        return PayloadTooLarge(f"request body is larger than {self.limit} bytes")
 
 
 class ApiKey:

@@ -80,6 +80,7 @@ def choices(spec: ModelSpec, mc: ModelConfig, skills: list[type[Skill]], cache_d
                                 "device_kind": c.device.kind,
                                 "max_concurrent": mc.max_concurrent,
                                 "prefix_caching": mc.prefix_caching,
+                                "cuda_graphs": mc.cuda_graphs,
                                 "ov_device": c.device.details.get(OPENVINO_DEVICE, "CPU")}),
                    reason=c.reason)
             for c in chain.candidates]

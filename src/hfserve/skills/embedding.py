@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from hfserve.errors import ContextLengthExceeded, InvalidRequest
 from hfserve.skills.base import BatchSkill, Placement, Prepared
+from hfserve.skills.hf_text import token_ids
 from hfserve.skills.onnx_backend import load_onnx_encoder
 from hfserve.skills.openvino_backend import load_openvino
 from hfserve.skills.pooling import pool, read_pooling
@@ -64,7 +65,7 @@ class EmbeddingSkill(BatchSkill):
         if isinstance(item, str):
             if not item:
                 raise InvalidRequest("input must not be an empty string", param="input")
-            ids = self.tokenizer(item, truncation=False, add_special_tokens=True)["input_ids"]
+            ids = token_ids(self.tokenizer, item)
         elif isinstance(item, list) and item and all(isinstance(t, int) for t in item):
             vocab = self.tokenizer.vocab_size + len(self.tokenizer.get_added_vocab())
             if any(t < 0 or t >= vocab for t in item):

@@ -9,6 +9,7 @@ from hfserve.skills import sampling
 from hfserve.skills.base import GenerativeSkill, Placement
 from hfserve.skills.hf_text import HFTextCodec
 from hfserve.skills.kv_batch import Group, KVBatch, Row, zero_padding
+from hfserve.skills.slot_kv import SlotKV
 from hfserve.skills.torch_backend import load_torch_model
 from hfserve.types import Pick, Task, TokenChoice
 
@@ -55,11 +56,25 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
         self.max_prefill_batch = (256 if gpu else 16) if self.batched else 1
         self.prefill_budget = 8192 if gpu else 512
         self.pad_id = pad_id
-        self.running = KVBatch()
+        self.running = self._running_batch()
+
+    def _running_batch(self) -> KVBatch | SlotKV:
+        """Fixed cache slots (replayed as CUDA graphs on CUDA) where ``cuda_graphs`` is on,
+        which it is by default on CUDA; else a growing left-padded batch."""
+        wanted = self.placement.options.get("cuda_graphs")
+        if wanted is None:
+            wanted = self.placement.device.startswith("cuda")
+        attention = getattr(self.model.config, "_attn_implementation", None) or "sdpa"
+        if not (wanted and self.batched and attention in ("sdpa", "eager")):
+            return KVBatch(self._forward, self.placement.device)
+        return SlotKV(self._forward, device=self.placement.device,
+                      slots=int(self.placement.options.get("max_concurrent", 8)),
+                      max_columns=self.max_context + 1, pad_id=self.pad_id,
+                      bool_mask=attention == "sdpa", graphs=True)
 
     def unload(self) -> None:
         self.model = None
-        self.running = KVBatch()
+        self.running = None
 
     # --- model stages ----------------------------------------------------------------
     def prefill(self, prompts: list[list[int]], prompt_logprobs: list[int | None]
@@ -98,14 +113,13 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
             if not self.batched:
                 return torch.cat([self._decode_alone(s, t)
                                   for s, t in zip(states, last_tokens, strict=True)])
-            batch = self.running
-            batch.arrange(states)
-            mask, positions = batch.step_inputs()
-            ids = torch.tensor(last_tokens, device=self.placement.device)[:, None]
-            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                             use_cache=True, **{self.cache_kwarg: batch.cache})
-            batch.advanced()
-            return out.logits[:, -1]
+            return self.running.decode(states, last_tokens)
+
+    def _forward(self, ids: Any, mask: Any, positions: Any, cache: Any) -> Any:
+        """One decode step of the running batch: next-token logits, a row each."""
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                         use_cache=True, **{self.cache_kwarg: cache})
+        return out.logits[:, -1]
 
     def _decode_alone(self, row: Row, token: int) -> Any:
         """A model whose cache cannot be stacked (sliding-window or hybrid layers): each
@@ -119,7 +133,8 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
 
     def release(self, state: Any) -> None:
         state.alive = False
-        self.running.clear_if_idle()
+        if self.running is not None:
+            self.running.clear_if_idle()
 
     def copy_state(self, state: Any) -> Any:
         if not self.batched:

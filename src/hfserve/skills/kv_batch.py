@@ -12,6 +12,7 @@ or (its continuous-batching manager) fixes sampling per manager rather than per 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,11 +83,24 @@ def zero_padding(cache: Any, lengths: list[int]) -> None:
 
 
 class KVBatch:
-    """The stacked cache of the rows being decoded, in the order they were last asked for."""
+    """The stacked cache of the rows being decoded, in the order they were last asked for.
+    ``forward(ids, mask, positions, cache)`` is the model call returning next-token logits."""
 
-    def __init__(self) -> None:
+    def __init__(self, forward: Callable[..., Any], device: str) -> None:
+        self.forward, self.device = forward, device
         self.cache: Any = None
         self.rows: list[Row] = []
+
+    def decode(self, states: list[Row], last_tokens: list[int]) -> Any:
+        """Feed each state's last token; logits ``[len(states), vocab]`` in their order."""
+        import torch
+
+        self.arrange(states)
+        mask, positions = self.step_inputs()
+        ids = torch.tensor(last_tokens, device=self.device)[:, None]
+        logits = self.forward(ids, mask, positions, self.cache)
+        self.advanced()
+        return logits
 
     def arrange(self, wanted: list[Row]) -> None:
         """Make the batch hold exactly ``wanted``, in that order: merge pending groups,

@@ -1,0 +1,36 @@
+"""token_ids: the fast tokenizer's Rust object gives the ids transformers' call gives, and
+the call itself is used when the Rust object would truncate or pad."""
+
+from __future__ import annotations
+
+from tokenizers import Tokenizer, models, pre_tokenizers, processors
+from transformers import PreTrainedTokenizerFast
+
+from hfserve.skills.hf_text import token_ids
+
+VOCAB = {"[UNK]": 0, "[CLS]": 1, "[SEP]": 2, "[PAD]": 3, "the": 4, "cat": 5, "sat": 6}
+
+
+def tokenizer() -> PreTrainedTokenizerFast:
+    raw = Tokenizer(models.WordLevel(VOCAB, unk_token="[UNK]"))
+    raw.pre_tokenizer = pre_tokenizers.Whitespace()
+    raw.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 1), ("[SEP]", 2)])
+    return PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="[UNK]", pad_token="[PAD]",
+                                   cls_token="[CLS]", sep_token="[SEP]")
+
+
+def test_same_ids_as_the_transformers_call() -> None:
+    tok = tokenizer()
+    for text in ("the cat sat", "the dog sat", ""):
+        assert token_ids(tok, text) == tok(text)["input_ids"]
+        assert token_ids(tok, text, special=False) == \
+            tok(text, add_special_tokens=False)["input_ids"]
+    assert token_ids(tok, "the cat") == [1, 4, 5, 2]
+
+
+def test_a_truncating_backend_is_not_used_directly() -> None:
+    tok = tokenizer()
+    tok.backend_tokenizer.enable_truncation(max_length=2)
+    assert token_ids(tok, "the cat sat the cat") == tok("the cat sat the cat")["input_ids"]
+    assert len(token_ids(tok, "the cat sat the cat")) == 7
