@@ -210,3 +210,18 @@ def test_decode_order_follows_the_states_given(skill) -> None:
 def test_buckets_are_powers_of_two_up_to_the_slots() -> None:
     assert [bucket(n, 256) for n in (1, 2, 3, 5, 64, 65, 200)] == [1, 2, 4, 8, 64, 128, 256]
     assert bucket(300, 256) == 256 and bucket(5, 6) == 6
+
+
+def test_a_model_that_fails_on_slots_keeps_the_growing_batch(skill, monkeypatch) -> None:
+    if not isinstance(skill.running, SlotKV):
+        pytest.skip("growing cache")
+
+    def refuse(self, *args, **kwargs):
+        raise TypeError("this cache is not supported")
+
+    monkeypatch.setattr(slot_kv.SlotCache, "update", refuse)
+    skill.start_batching(pad_id=0)
+    assert isinstance(skill.running, KVBatch)
+    monkeypatch.undo()
+    skill.start_batching(pad_id=0)
+    assert isinstance(skill.running, SlotKV)

@@ -3,6 +3,7 @@ model's own KV cache. The runtime's scheduler drives the loop."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any, ClassVar
 
 from hfserve.skills import sampling
@@ -12,6 +13,8 @@ from hfserve.skills.kv_batch import Group, KVBatch, Row, zero_padding
 from hfserve.skills.slot_kv import SlotKV
 from hfserve.skills.torch_backend import load_torch_model
 from hfserve.types import Pick, Task, TokenChoice
+
+log = logging.getLogger(__name__)
 
 
 def _cache_kwarg() -> str:
@@ -57,6 +60,8 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
         self.prefill_budget = 8192 if gpu else 512
         self.pad_id = pad_id
         self.running = self._running_batch()
+        if isinstance(self.running, SlotKV) and not self._slots_work():
+            self.running = KVBatch(self._forward, self.placement.device)
 
     def _running_batch(self) -> KVBatch | SlotKV:
         """Fixed cache slots (replayed as CUDA graphs on CUDA) where ``cuda_graphs`` is on,
@@ -71,6 +76,24 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
                       slots=int(self.placement.options.get("max_concurrent", 8)),
                       max_columns=self.max_context + 1, pad_id=self.pad_id,
                       bool_mask=attention == "sdpa", graphs=True)
+
+    def _slots_work(self) -> bool:
+        """Decode one probe prompt for two steps in the slots (capturing their first graph
+        on CUDA). A model whose forward does not take a slot cache (transformers versions
+        differ in what they ask of a cache) keeps the growing batch instead of failing
+        every request."""
+        states, logits, _ = self.prefill([[self.pad_id, self.pad_id]], [None])
+        try:
+            for _ in range(2):
+                token = int(logits[0].argmax())
+                logits = self.decode(states, [token])
+        except Exception as exc:
+            log.warning("decode without fixed cache slots: the model failed on them: %s: %s",
+                        type(exc).__name__, exc)
+            return False
+        finally:
+            self.release(states[0])
+        return True
 
     def unload(self) -> None:
         self.model = None
