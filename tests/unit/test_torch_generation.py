@@ -225,3 +225,19 @@ def test_a_model_that_fails_on_slots_keeps_the_growing_batch(skill, monkeypatch)
     monkeypatch.undo()
     skill.start_batching(pad_id=0)
     assert isinstance(skill.running, SlotKV)
+
+
+def test_a_slot_step_traces_as_one_graph(skill) -> None:
+    """What a CUDA graph capture needs, checked on the CPU: the step has no data-dependent
+    Python (no ``.item()``, no branch on a tensor), so dynamo traces it whole."""
+    if not isinstance(skill.running, SlotKV):
+        pytest.skip("growing cache")
+    states, _, _ = skill.prefill([PROMPTS[0], PROMPTS[1]], [None, None])
+    skill.decode(states, [6, 7])
+    batch = skill.running
+    with torch.inference_mode():
+        eager = batch._step(2).clone()
+        traced = torch.compile(lambda: batch._step(2), backend="eager", fullgraph=True)()
+    assert torch.allclose(traced, eager)
+    for state in states:
+        skill.release(state)
