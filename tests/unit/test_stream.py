@@ -46,3 +46,36 @@ def test_let_loop_write_skips_streams_with_nothing_new() -> None:
     finally:
         if not loop.is_closed():
             loop.close()
+
+
+async def test_a_reader_that_fell_behind_gets_deltas_joined_per_choice() -> None:
+    from hfserve.runtime.sequence import Delta, coalesce
+    from hfserve.types import TokenChoice
+
+    stream = EventStream(asyncio.get_running_loop(), combine=coalesce)
+    stream.push(["prompt"])
+    for step, word in enumerate(["Hel", "lo", " there"]):
+        stream.push([Delta(0, word, [TokenChoice(step)]), Delta(1, word.upper(),
+                                                                 [TokenChoice(10 + step)])])
+    stream.push([Delta(0, "!", [TokenChoice(3)], "stop"), "finished"])
+    stream.close()
+    await asyncio.sleep(0)                 # every push is queued before the reader starts
+    got = [event async for event in stream]
+    assert got[0] == "prompt" and got[-1] == "finished"
+    zero, one, last = got[1:4]
+    assert (zero.index, zero.text, zero.finish_reason) == (0, "Hello there!", "stop")
+    assert [t.token_id for t in zero.tokens] == [0, 1, 2, 3]
+    assert (one.index, one.text, one.finish_reason) == (1, "HELLO THERE", None)
+    assert last == "finished" and len(got) == 4
+
+
+async def test_a_reader_that_keeps_up_gets_every_step() -> None:
+    from hfserve.runtime.sequence import Delta, coalesce
+
+    stream = EventStream(asyncio.get_running_loop(), combine=coalesce)
+    got = []
+    for word in ["a", "b", "c"]:
+        stream.push([Delta(0, word, [])])
+        await asyncio.sleep(0)
+        got.append((await anext(aiter(stream))).text)
+    assert got == ["a", "b", "c"]

@@ -15,6 +15,7 @@ from hfserve.config import Settings
 from hfserve.errors import ContextLengthExceeded, InvalidRequest
 from hfserve.runtime.manager import ModelManager
 from hfserve.runtime.scheduler import GenerationRequest
+from hfserve.runtime.sequence import coalesce
 from hfserve.runtime.stream import EventStream
 from hfserve.skills.base import BatchSkill, TextGenerator
 from hfserve.types import ModelState, SamplingParams, Task
@@ -136,7 +137,7 @@ class Engine:
         params.max_tokens = self._max_tokens(skill, entry.config.max_tokens_default,
                                              len(prompt_ids), request.max_tokens)
         request_id = uuid.uuid4().hex
-        events = EventStream(asyncio.get_running_loop())
+        events = EventStream(asyncio.get_running_loop(), combine=coalesce)
         entry.scheduler.submit(GenerationRequest(
             request_id=request_id, prompt_ids=prompt_ids, params=params, n=request.n,
             priority=self._priority(request.priority),

@@ -21,6 +21,26 @@ class Delta:
     finish_reason: str | None = None
 
 
+def coalesce(events: list[Any]) -> list[Any]:
+    """Each run of consecutive deltas becomes one delta per choice (texts and tokens joined,
+    the last finish reason); other events keep their place. A reader that fell behind then
+    sends one chunk per choice instead of one per token, as servers under load do."""
+    out: list[Any] = []
+    run: dict[int, Delta] = {}
+    for event in events:
+        if not isinstance(event, Delta):
+            out.extend(run.values())
+            run.clear()
+            out.append(event)
+            continue
+        prev = run.get(event.index)
+        run[event.index] = event if prev is None else Delta(
+            event.index, prev.text + event.text, prev.tokens + event.tokens,
+            event.finish_reason or prev.finish_reason)
+    out.extend(run.values())
+    return out
+
+
 @dataclass
 class Sequence:
     index: int

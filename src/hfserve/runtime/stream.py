@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 _END = object()
 
 
 class EventStream:
-    """Thread-safe producer side, async consumer side. Exceptions travel as events."""
+    """Thread-safe producer side, async consumer side. Exceptions travel as events.
+    ``combine`` may rewrite what a reader that fell behind finds waiting (several pushes at
+    once), e.g. join deltas so a slow client gets fewer, larger chunks."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop,
+                 combine: Callable[[list[Any]], list[Any]] | None = None) -> None:
         self._loop = loop
+        self._combine = combine
         self.pushed = False       # set on every push; the producer may clear it
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self.closed = False
@@ -43,6 +47,11 @@ class EventStream:
     async def __aiter__(self) -> AsyncIterator[Any]:
         while True:
             batch = await self._queue.get()
+            if not self._queue.empty():         # the reader fell behind: take all of it
+                while not self._queue.empty():
+                    batch = batch + self._queue.get_nowait()
+                if self._combine is not None:
+                    batch = self._combine(batch)
             for event in batch:
                 if event is _END:
                     return
