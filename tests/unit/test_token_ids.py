@@ -34,3 +34,26 @@ def test_a_truncating_backend_is_not_used_directly() -> None:
     tok.backend_tokenizer.enable_truncation(max_length=2)
     assert token_ids(tok, "the cat sat the cat") == tok("the cat sat the cat")["input_ids"]
     assert len(token_ids(tok, "the cat sat the cat")) == 7
+
+
+def test_token_text_is_what_decode_gives() -> None:
+    from hfserve.skills.hf_text import token_text
+
+    tok = tokenizer()
+    for ids in ([1, 4, 5, 6, 2], [4, 3, 5], [], [0, 6]):
+        for clean in (False, True):
+            tok.clean_up_tokenization_spaces = clean
+            assert token_text(tok, ids) == tok.decode(ids, skip_special_tokens=True)
+    assert token_text(tok, [1, 4, 5, 2]) == "the cat"
+
+
+def test_token_text_keeps_a_subclass_decode() -> None:
+    from hfserve.skills.hf_text import token_text
+
+    class Shouting(PreTrainedTokenizerFast):
+        def decode(self, token_ids, **kwargs):
+            return super().decode(token_ids, **kwargs).upper()
+
+    tok = tokenizer()
+    loud = Shouting(tokenizer_object=tok.backend_tokenizer, unk_token="[UNK]")
+    assert token_text(loud, [4, 5]) == "THE CAT"

@@ -34,6 +34,19 @@ def token_ids(tokenizer: Any, text: str, *, special: bool = True) -> list[int]:
     return backend.encode(text, add_special_tokens=special).ids
 
 
+def token_text(tokenizer: Any, ids: list[int]) -> str:
+    """``tokenizer.decode(ids, skip_special_tokens=True)`` for a list of ids, without the
+    public wrapper's item-by-item conversion of the list (most of its cost: a third of a
+    generation step's Python at 256 streams in ``bench/loop_overhead.py``). The tokenizer's
+    own ``_decode`` still does the work, with this transformers version's clean-up rules;
+    a class that overrides ``decode`` keeps it."""
+    from transformers import PreTrainedTokenizerBase
+
+    if type(tokenizer).decode is not PreTrainedTokenizerBase.decode:
+        return tokenizer.decode(ids, skip_special_tokens=True)
+    return tokenizer._decode(ids, skip_special_tokens=True)
+
+
 class HFTextCodec:
     """Mixin: needs ``self.tokenizer``; provides the TextGenerator text methods."""
 
@@ -65,7 +78,7 @@ class HFTextCodec:
         return token_ids(self.tokenizer, prompt)
 
     def decode_tokens(self, token_ids: list[int]) -> str:
-        return self.tokenizer.decode(token_ids, skip_special_tokens=True)
+        return token_text(self.tokenizer, token_ids)
 
     def check_token_ids(self, token_ids: list[int]) -> None:
         size = len(self.tokenizer)

@@ -51,15 +51,26 @@ def sample(logits, picks: list[Pick]) -> list[TokenChoice]:
     from its own CPU generator, so its output does not depend on its neighbours."""
     import torch
 
-    scores = logits.float()[torch.tensor([p.row for p in picks], device=logits.device)]
-    raw = scores
+    # One pass over the picks (at hundreds of sequences a step, each pass costs).
+    rows, penalised, drawn, wanted = [], [], [], []
     for i, pick in enumerate(picks):
-        if pick.history and (pick.params.presence_penalty or pick.params.frequency_penalty):
-            if scores is raw:
-                scores = scores.clone()
-            scores[i] = apply_penalties(scores[i], pick.params, pick.history)
+        params = pick.params
+        rows.append(pick.row)
+        if pick.history and (params.presence_penalty or params.frequency_penalty):
+            penalised.append(i)
+        if params.temperature != 0:
+            drawn.append(i)
+        if params.logprobs is not None:
+            wanted.append(i)
+    scores = logits.float()
+    if rows != list(range(scores.shape[0])):
+        scores = scores[torch.tensor(rows, device=logits.device)]
+    raw = scores
+    if penalised:
+        scores = scores.clone()
+        for i in penalised:
+            scores[i] = apply_penalties(scores[i], picks[i].params, picks[i].history)
     tokens = scores.argmax(-1)
-    drawn = [i for i, p in enumerate(picks) if p.params.temperature != 0]
     if drawn:
         probs, order = _warp(scores[drawn], [picks[i] for i in drawn])
         uniform = torch.cat([torch.rand(1, generator=picks[i].generator) for i in drawn])
@@ -68,7 +79,6 @@ def sample(logits, picks: list[Pick]) -> list[TokenChoice]:
         slot = torch.searchsorted(cumulative, target).clamp_(max=probs.shape[-1] - 1)
         tokens[drawn] = order.gather(-1, slot)[:, 0]
     ids = tokens.tolist()
-    wanted = [i for i, p in enumerate(picks) if p.params.logprobs is not None]
     logprobs = torch.log_softmax(raw[wanted], dim=-1).cpu() if wanted else None
     out = [TokenChoice(token_id=t) for t in ids]
     for j, i in enumerate(wanted):

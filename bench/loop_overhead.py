@@ -1,0 +1,161 @@
+"""What hfserve's generation loop itself costs per token: the scheduler, batched sampling,
+sequences with incremental detokenization (SmolLM2's real tokenizer) and event streams, and
+with ``--process`` the model process, its pipe and the server-side reader too, all driving a
+model that costs nothing. The rate is the ceiling the serving loop puts on generation on any
+device: a GPU step can only be as fast as this lets it be.
+
+N closed-loop streams, each asking for ``--tokens`` greedy tokens with ``ignore_eos`` and
+asking again when its stream ends; tokens count when their delta reaches the reader, inside
+a window after a warm-up. No HTTP: that is in ``serve_bench.py`` and ``gpu.py``.
+
+    .venv/bin/python bench/loop_overhead.py                      # 1, 64, 256 streams
+    .venv/bin/python bench/loop_overhead.py --process --streams 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from bench.server import CHAT_GGUF  # noqa: E402
+from hfserve.config import ModelConfig  # noqa: E402
+from hfserve.registry.spec import build_spec  # noqa: E402
+from hfserve.runtime.generation_worker import Finished, GenerationRequest  # noqa: E402
+from hfserve.runtime.scheduler import Scheduler  # noqa: E402
+from hfserve.runtime.sequence import Delta, coalesce  # noqa: E402
+from hfserve.runtime.stream import EventStream  # noqa: E402
+from hfserve.skills import sampling  # noqa: E402
+from hfserve.skills.base import GenerativeSkill, Placement  # noqa: E402
+from hfserve.skills.hf_text import HFTextCodec  # noqa: E402
+from hfserve.types import Pick, SamplingParams, Task, TokenChoice  # noqa: E402
+
+VOCAB = 1024          # logits rows are this wide: sampling stays cheap, as on a GPU
+TEXT = "The quick brown fox jumps over the lazy dog while the cat sleeps in the sun."
+
+
+class FreeModel(HFTextCodec, GenerativeSkill):
+    """Logits cost nothing: each step returns prepared rows whose greedy token walks through
+    the tokens of a fixed sentence, so detokenization sees real text."""
+
+    task = Task.TEXT_GENERATION
+
+    def load(self, placement: Placement) -> None:
+        import torch
+
+        self.placement = placement
+        self.eos_token_ids = self.load_tokenizer(self.spec)
+        self.max_context = 1 << 16
+        ids = [t for t in self.tokenizer(TEXT, add_special_tokens=False)["input_ids"]
+               if t < VOCAB] or [42]
+        self.rows = []
+        for token in ids:
+            logits = torch.zeros(1, VOCAB)
+            logits[0, token] = 10.0
+            self.rows.append(logits)
+        self.max_prefill_batch, self.prefill_budget = 256, 1 << 16
+        self._step = itertools.count()
+
+    def _logits(self, n: int) -> Any:
+        return self.rows[next(self._step) % len(self.rows)].expand(n, VOCAB)
+
+    def prefill(self, prompts: list[list[int]], prompt_logprobs: list[int | None]):
+        return [object() for _ in prompts], self._logits(len(prompts)), [None] * len(prompts)
+
+    def decode(self, states: list[Any], last_tokens: list[int]) -> Any:
+        return self._logits(len(states))
+
+    def sample(self, logits: Any, picks: list[Pick]) -> list[TokenChoice]:
+        return sampling.sample(logits, picks)
+
+    def new_generator(self, seed: int | None) -> Any:
+        return None
+
+
+def make_worker(streams: int, process: bool) -> Any:
+    spec = build_spec(ModelConfig(source=str(CHAT_GGUF)))
+    placement = Placement(device="cpu", dtype="float32", backend="torch")
+    if process:
+        from hfserve.runtime.worker_process import ProcessGenerator
+
+        proxy = ProcessGenerator(spec, FreeModel, max_concurrent=streams, max_queue=4 * streams)
+        proxy.load(placement)
+        return proxy, proxy.worker("free", on_out_of_memory=lambda exc: None,
+                                   on_exit=lambda reason: None)
+    skill = FreeModel(spec)
+    skill.load(placement)
+    return skill, Scheduler("free", skill, max_concurrent=streams, max_queue=4 * streams)
+
+
+async def drive(worker: Any, prompt_ids: list[int], streams: int, tokens: int,
+                warmup: float, duration: float) -> dict:
+    loop = asyncio.get_running_loop()
+    counts = {"tokens": 0, "chunks": 0, "requests": 0}
+    start = time.perf_counter()
+    window = (start + warmup, start + warmup + duration)
+    keys = itertools.count()
+
+    async def client() -> None:
+        while time.perf_counter() < window[1]:
+            events = EventStream(loop, combine=coalesce)
+            params = SamplingParams(temperature=0, max_tokens=tokens, ignore_eos=True)
+            worker.submit(GenerationRequest(f"r{next(keys)}", list(prompt_ids), params),
+                          events)
+            async for event in events:
+                now = time.perf_counter()
+                inside = window[0] <= now <= window[1]
+                if isinstance(event, Delta) and inside:
+                    counts["tokens"] += len(event.tokens)
+                    counts["chunks"] += 1
+                elif isinstance(event, Finished) and inside:
+                    counts["requests"] += 1
+
+    cpu0 = time.process_time()
+    await asyncio.gather(*(client() for _ in range(streams)))
+    cpu = time.process_time() - cpu0
+    total = time.perf_counter() - start
+    return {"streams": streams, "tokens_per_s": counts["tokens"] / duration,
+            "tokens_per_chunk": counts["tokens"] / max(1, counts["chunks"]),
+            "requests": counts["requests"], "server_process_cpu_pct": 100 * cpu / total}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--streams", default="1,64,256", help="concurrent streams, comma-separated")
+    p.add_argument("--tokens", type=int, default=128)
+    p.add_argument("--process", action="store_true", help="the model in a process of its own")
+    p.add_argument("--warmup", type=float, default=2.0)
+    p.add_argument("--duration", type=float, default=8.0)
+    args = p.parse_args(argv)
+    counts = [int(x) for x in args.streams.split(",") if x.strip()]
+    skill, worker = make_worker(max(counts), args.process)
+    prompt = skill.encode_chat([{"role": "user", "content": "Write a short story."}], {})
+    print(f"free model, {'own process' if args.process else 'in process'}, "
+          f"{args.tokens} tokens per stream", flush=True)
+    try:
+        for streams in counts:
+            r = asyncio.run(drive(worker, prompt, streams, args.tokens, args.warmup,
+                                  args.duration))
+            print(f"  {streams:>4} streams: {r['tokens_per_s']:>9,.0f} tokens/s, "
+                  f"{r['tokens_per_chunk']:.2f} tokens/chunk, {r['requests']} requests, "
+                  f"this process {r['server_process_cpu_pct']:.0f}% CPU", flush=True)
+    finally:
+        worker.stop()
+        if args.process:
+            skill.unload()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
