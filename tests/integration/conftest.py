@@ -19,6 +19,7 @@ MINILM = MODELS / "all-MiniLM-L6-v2"
 SMOL = MODELS / "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBED = "all-MiniLM-L6-v2"
 CHAT = "SmolLM2-135M-Instruct"
+CHAT_SLOTS = "smol-slots"
 TINY_QUEUE = "minilm-tiny-queue"
 EMBED_OV = "minilm-openvino"
 EMBED_ONNX = "minilm-onnx"
@@ -64,6 +65,9 @@ def server(tmp_path_factory):
              "aliases": ["sentence-transformers/all-MiniLM-L6-v2"]},
             {"name": CHAT, "source": str(SMOL), "threads": 1, "max_concurrent": 4,
              "backend": "torch"},
+            # Fixed KV-cache slots, what CUDA graphs replay on a GPU (eager on the CPU).
+            {"name": CHAT_SLOTS, "source": str(SMOL), "threads": 1, "max_concurrent": 4,
+             "backend": "torch", "cuda_graphs": True},
             {"name": TINY_QUEUE, "source": str(MINILM), "threads": 1, "max_queue": 1,
              "max_batch_size": 1, "max_wait_ms": 0, "backend": "torch"},
             # Automatic placement: the fastest backend installed (OpenVINO when present).

@@ -9,7 +9,7 @@ import numpy as np
 import openvino  # noqa: F401 - the extra this module tests must be installed
 import pytest
 
-from .conftest import CHAT, CHAT_OV, EMBED, EMBED_FALLBACK, EMBED_ONNX, EMBED_OV, MINILM
+from .conftest import CHAT, CHAT_OV, CHAT_SLOTS, EMBED, EMBED_FALLBACK, EMBED_ONNX, EMBED_OV, MINILM
 
 SENTENCES = ["The quick brown fox jumps over the lazy dog.", "Paris is the capital of France.",
              "Embeddings map text to vectors.", "short"]
@@ -70,7 +70,7 @@ def test_openvino_chat_answers_paris(client):
     assert reply.usage.completion_tokens >= 5
 
 
-@pytest.mark.parametrize("model", [CHAT, CHAT_OV])
+@pytest.mark.parametrize("model", [CHAT, CHAT_SLOTS, CHAT_OV])
 async def test_greedy_is_the_same_alone_and_in_a_busy_batch(aclient, model):
     prompts = [[{"role": "user", "content": f"Write a sentence about the number {i}."}]
                for i in range(8)]

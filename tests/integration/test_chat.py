@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import CHAT, SMOL
+from .conftest import CHAT, CHAT_SLOTS, SMOL
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 PROMPTS = [
@@ -46,10 +46,11 @@ def test_capital_of_france_is_paris(client):
     assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
 
 
+@pytest.mark.parametrize("model", [CHAT, CHAT_SLOTS])
 @pytest.mark.parametrize("messages", PROMPTS)
-def test_greedy_equals_transformers_generate(client, reference, messages):
+def test_greedy_equals_transformers_generate(client, reference, messages, model):
     expected, prompt_len = reference(messages, 32)
-    reply = client.chat.completions.create(model=CHAT, messages=messages, temperature=0,
+    reply = client.chat.completions.create(model=model, messages=messages, temperature=0,
                                            max_tokens=32)
     assert reply.choices[0].message.content == expected
     assert reply.usage.prompt_tokens == prompt_len
@@ -102,8 +103,10 @@ def test_logprobs_are_real_and_consistent(client):
         assert bytes(tok.bytes).decode() == tok.token
 
 
-def test_seeded_sampling_is_reproducible_and_n_gives_choices(client):
-    kwargs = dict(model=CHAT, messages=PROMPTS[2], temperature=1.0, max_tokens=16, seed=7, n=2)
+@pytest.mark.parametrize("model", [CHAT, CHAT_SLOTS])
+def test_seeded_sampling_is_reproducible_and_n_gives_choices(client, model):
+    kwargs = dict(model=model, messages=PROMPTS[2], temperature=1.0, max_tokens=16, seed=7,
+                  n=2)
     first = client.chat.completions.create(**kwargs)
     second = client.chat.completions.create(**kwargs)
     assert [c.index for c in first.choices] == [0, 1]
