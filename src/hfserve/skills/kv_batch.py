@@ -67,6 +67,16 @@ def _width(cache: Any) -> int:
     return _layers(cache)[0].keys.shape[2]
 
 
+def pending_groups(wanted: list[Row]) -> list[tuple[Group, list[Row]]]:
+    """The prefill groups ``wanted`` rows are still waiting in, each with those rows (in the
+    order wanted), in order of first appearance."""
+    groups: dict[int, tuple[Group, list[Row]]] = {}
+    for row in wanted:
+        if row.group is not None:
+            groups.setdefault(id(row.group), (row.group, []))[1].append(row)
+    return list(groups.values())
+
+
 def zero_padding(cache: Any, lengths: list[int]) -> None:
     """Zero the padded columns a prefill wrote, so nothing there (a NaN from a fully masked
     query) can reach a later step through the masked attention."""
@@ -107,12 +117,8 @@ class KVBatch:
         drop rows no longer asked for, trim columns only padding uses."""
         import torch
 
-        groups: dict[int, Group] = {}
-        for row in wanted:
-            if row.group is not None:
-                groups.setdefault(id(row.group), row.group)
-        for group in groups.values():
-            self._merge(group, [r for r in wanted if r.group is group])
+        for group, rows in pending_groups(wanted):
+            self._merge(group, rows)
         if self.rows != wanted:
             position = {id(r): i for i, r in enumerate(self.rows)}
             device = _layers(self.cache)[0].keys.device

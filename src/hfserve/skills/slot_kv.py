@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from hfserve.skills.kv_batch import Row
+from hfserve.skills.kv_batch import Row, pending_groups
 
 log = logging.getLogger(__name__)
 
@@ -153,12 +153,8 @@ class SlotKV:
             self.starts = [self.starts[i] for i in stay]
         if not self.rows:
             self.column = 0
-        groups: dict[int, Any] = {}
-        for row in wanted:
-            if row.group is not None:
-                groups.setdefault(id(row.group), row.group)
-        for group in groups.values():
-            self._merge(group, [r for r in wanted if r.group is group])
+        for group, rows in pending_groups(wanted):
+            self._merge(group, rows)
         if self.cache is not None:
             self._room_for(self.column)
 
