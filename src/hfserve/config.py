@@ -59,6 +59,10 @@ class ModelConfig(BaseModel):
     cuda_graphs: bool | None = Field(
         None, description="Decode in fixed KV-cache slots replayed as CUDA graphs (torch "
         "generation; default: on for CUDA, with a fall back to eager steps if capture fails)")
+    prefill_wait_steps: int | None = Field(
+        None, ge=0, description="Decode steps a new request may wait while others stream, so "
+        "that newcomers are prefilled together (torch generation; default: 16 on a GPU, where "
+        "a prefill costs about as much whatever its size, 0 on the CPU)")
     prefix_caching: bool = Field(
         True, description="Reuse the KV cache of prompt prefixes already seen (a shared system "
         "prompt is computed once), where the backend has it")

@@ -437,3 +437,61 @@ async def test_a_failing_group_prefill_fails_only_the_bad_prompt(make) -> None:
     with pytest.raises(ModelError, match="prefill blew up"):
         await drain(bad)
     h.scheduler.abort(rid)
+
+
+async def _seventeen_streaming(h: Harness) -> None:
+    """17 endless sequences running: newcomers below 17/8 of them are then held back."""
+    h.skill.max_prefill_batch = 64
+    h.skill.gate.clear()
+    _, first = h.submit([ENDLESS], max_tokens=100_000)
+    assert isinstance(await next_event(aiter(first)), PromptInfo)
+    for _ in range(16):
+        h.submit([ENDLESS], max_tokens=100_000)
+    h.skill.gate.set()
+    await wait_until(lambda: h.scheduler.running == 17)
+
+
+def _mark(h: Harness) -> int:
+    with h.skill.lock:
+        return len(h.skill.timeline)
+
+
+def _decode_steps_until_prefill(h: Harness, mark: int) -> int:
+    """Decode steps between ``mark`` and the first prefill after it."""
+    with h.skill.lock:
+        after = h.skill.timeline[mark:]
+    return after[:after.index("p")].count("d")
+
+
+async def test_newcomers_wait_a_few_steps_to_share_one_prefill(make) -> None:
+    h = make([1, 2], max_concurrent=64)
+    h.skill.prefill_wait_steps = 5
+    await _seventeen_streaming(h)
+    mark = _mark(h)
+    a, b = h.submit([4]), h.submit([5])
+    assert [text(await drain(s)) for _, s in (a, b)] == ["alpha beta", "alpha beta"]
+    # Both newcomers in one prefill call, held back for the five decode steps.
+    assert h.skill.timeline.count("p") == 3
+    assert h.skill.prefills[-2:] == [[4], [5]]
+    assert _decode_steps_until_prefill(h, mark) >= 5
+
+
+async def test_a_high_priority_newcomer_is_not_held_back(make) -> None:
+    h = make([1, 2], max_concurrent=64)
+    h.skill.prefill_wait_steps = 1000
+    await _seventeen_streaming(h)
+    mark = _mark(h)
+    _, stream = h.submit([4], priority=0)
+    assert text(await drain(stream)) == "alpha beta"
+    assert _decode_steps_until_prefill(h, mark) <= 2    # the step under way, at most
+
+
+async def test_newcomers_that_fill_the_free_slots_are_not_held_back(make) -> None:
+    h = make([1, 2], max_concurrent=18)
+    h.skill.prefill_wait_steps = 1000
+    await _seventeen_streaming(h)
+    mark = _mark(h)
+    _, stream = h.submit([4])
+    assert text(await drain(stream)) == "alpha beta"
+    assert h.skill.prefills[-1] == [4]
+    assert _decode_steps_until_prefill(h, mark) <= 2

@@ -21,8 +21,8 @@ PROMPTS = [[5, 9, 11, 3], [7, 2], [12, 40, 33, 8, 21, 17], [4]]
 STEPS = 8
 
 
-@pytest.fixture(scope="module", params=["growing", "slots"])
-def skill(request) -> GenerationSkill:
+def make_skill(options: dict) -> GenerationSkill:
+    """A tiny random Llama behind the torch generation skill, batching set up on the CPU."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
@@ -35,13 +35,23 @@ def skill(request) -> GenerationSkill:
                      tasks=(Task.TEXT_GENERATION,))
     skill = GenerationSkill(spec)
     skill.model = LlamaForCausalLM(config).eval()
-    skill.placement = Placement(options={"cuda_graphs": request.param == "slots",
-                                         "max_concurrent": 8})
+    skill.placement = Placement(options=options)
     skill.cache_kwarg = _cache_kwarg()
     skill.max_context = 128
     skill.start_batching(pad_id=0)
+    return skill
+
+
+@pytest.fixture(scope="module", params=["growing", "slots"])
+def skill(request) -> GenerationSkill:
+    skill = make_skill({"cuda_graphs": request.param == "slots", "max_concurrent": 8})
     assert isinstance(skill.running, SlotKV if request.param == "slots" else KVBatch)
     return skill
+
+
+def test_newcomers_are_not_held_back_on_the_cpu_unless_configured() -> None:
+    assert make_skill({}).prefill_wait_steps == 0
+    assert make_skill({"prefill_wait_steps": 7}).prefill_wait_steps == 7
 
 
 def alone(skill: GenerationSkill, prompt: list[int]) -> list[int]:

@@ -6,6 +6,8 @@ without taking the server down."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ from hfserve.errors import ModelError, Overloaded
 from hfserve.runtime.generation_worker import Finished, GenerationRequest, PromptInfo
 from hfserve.runtime.sequence import Delta
 from hfserve.runtime.stream import EventStream
-from hfserve.runtime.worker_process import ProcessGenerator
+from hfserve.runtime.worker_process import ProcessGenerator, _ForwardedMetric, _Outbox
 from hfserve.skills.base import Placement
 from hfserve.types import Family, ModelSpec, SamplingParams, Task
 
@@ -154,3 +156,32 @@ def test_generation_gets_a_process_on_accelerators_unless_configured(device, own
     entry = ModelEntry(config=ModelConfig(source="x", own_process=own_process), name="x",
                        spec=spec())
     assert type(ModelManager._new_skill(ScriptSkill, entry, device)) is expected
+
+
+def test_the_child_sums_counter_increments_between_two_writes() -> None:
+
+    class Conn:
+        def __init__(self) -> None:
+            self.sent: list[list] = []
+            self.gate = threading.Event()
+
+        def send(self, batch: list) -> None:
+            self.gate.wait(5)
+            self.sent.append(batch)
+
+    conn = Conn()
+    outbox = _Outbox(conn)
+    tokens = _ForwardedMetric("TOKENS", outbox)
+    outbox.put(("e", "r1", []))              # the writer takes this and waits on the gate
+    time.sleep(0.05)
+    for _ in range(3):
+        tokens.labels("m", "completion").inc(2)
+    tokens.labels("m", "prompt").inc(5)
+    assert tokens.labels("m", "completion") is tokens.labels("m", "completion")
+    conn.gate.set()
+    deadline = time.monotonic() + 5
+    while len(conn.sent) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert conn.sent[0] == [("e", "r1", [])]
+    assert sorted(conn.sent[1]) == [("m", "TOKENS", ("m", "completion"), "inc", 6.0),
+                                    ("m", "TOKENS", ("m", "prompt"), "inc", 5.0)]

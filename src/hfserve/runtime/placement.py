@@ -81,6 +81,7 @@ def choices(spec: ModelSpec, mc: ModelConfig, skills: list[type[Skill]], cache_d
                                 "max_concurrent": mc.max_concurrent,
                                 "prefix_caching": mc.prefix_caching,
                                 "cuda_graphs": mc.cuda_graphs,
+                                "prefill_wait_steps": mc.prefill_wait_steps,
                                 "ov_device": c.device.details.get(OPENVINO_DEVICE, "CPU")}),
                    reason=c.reason)
             for c in chain.candidates]

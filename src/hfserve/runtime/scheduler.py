@@ -19,13 +19,41 @@ from hfserve.runtime.sequence import Sequence
 from hfserve.skills.base import GenerativeSkill
 from hfserve.types import Pick
 
+# Newcomers are admitted at once when the waiting sequences reach this share of the running
+# ones (or fill the free slots), without waiting out ``prefill_wait_steps``.
+GATHERED_SHARE = 1 / 8
+
 
 class Scheduler(GenerationWorker):
     skill: GenerativeSkill
+    _steps = 0                      # decode steps run
+    _held_since: int | None = None  # the step at which newcomers were first held back
 
     @property
     def prefill_budget(self) -> int:  # type: ignore[override]
         return self.skill.prefill_budget
+
+    def _admit(self) -> list[Active]:
+        if self._hold_newcomers():
+            return []
+        self._held_since = None
+        return super()._admit()
+
+    def _hold_newcomers(self) -> bool:
+        """Whether newcomers wait for the next step so that more of them share a prefill,
+        as TGI's router waits ``max_waiting_tokens`` steps or until the waiting reach
+        ``waiting_served_ratio`` of the running. Never while nothing runs, for a
+        high-priority request, or once the waiting would fill the free slots."""
+        wait = self.skill.prefill_wait_steps
+        if not (wait and self._running and self._waiting) or self._waiting[0][0] == 0:
+            return False
+        free = self.max_concurrent - self.running
+        waiting = sum(entry[2].request.n for entry in self._waiting)
+        if free <= 0 or waiting >= min(free, max(1.0, self.running * GATHERED_SHARE)):
+            return False
+        if self._held_since is None:
+            self._held_since = self._steps
+        return self._steps - self._held_since < wait
 
     def _start_all(self, newcomers: list[Active]) -> None:
         """Prefill newcomers in groups of the skill's size. A group whose prefill fails is
@@ -80,6 +108,7 @@ class Scheduler(GenerationWorker):
         if not seqs:
             return
         metrics.BATCH_SIZE.labels(self.name).observe(len(seqs))
+        self._steps += 1
         logits = self.skill.decode([s.state for _, s in seqs], [s.last_token for _, s in seqs])
         self._sample_and_emit(logits, [
             (active, seq, Pick(row, seq.params, seq.generator, seq.penalty_history))

@@ -54,15 +54,26 @@ class ChildSpec:
 
 class _Outbox:
     """Everything the child sends goes through one thread, in batches: a step that
-    advances 200 streams costs one pipe write, not 200."""
+    advances 200 streams costs one pipe write, not 200. Counter increments are summed
+    until the next write (a step adds tokens for each of its requests)."""
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
         self.items: queue.SimpleQueue = queue.SimpleQueue()
+        self._counts: dict[tuple[str, tuple], float] = {}
+        self._lock = threading.Lock()
         threading.Thread(target=self._run, name="outbox", daemon=True).start()
 
     def put(self, item: tuple) -> None:
         self.items.put(item)
+
+    def count(self, name: str, labels: tuple, value: float) -> None:
+        with self._lock:
+            key = (name, labels)
+            first = not self._counts
+            self._counts[key] = self._counts.get(key, 0.0) + value
+        if first:
+            self.items.put(None)      # wakes the writer; dropped from the batch
 
     def _run(self) -> None:
         while True:
@@ -72,6 +83,11 @@ class _Outbox:
                     batch.append(self.items.get_nowait())
                 except queue.Empty:
                     break
+            with self._lock:
+                counts, self._counts = self._counts, {}
+            batch = [item for item in batch if item is not None]
+            batch.extend(("m", name, labels, "inc", value)
+                         for (name, labels), value in counts.items())
             try:
                 self.conn.send(batch)
             except (OSError, EOFError):  # the server went away; the child ends with it
@@ -107,15 +123,20 @@ class _ForwardedMetric:
 
     def __init__(self, name: str, outbox: _Outbox, labels: tuple = ()) -> None:
         self.name, self.outbox, self.label_values = name, outbox, labels
+        self._children: dict[tuple, _ForwardedMetric] = {}
 
     def labels(self, *values: Any) -> _ForwardedMetric:
-        return _ForwardedMetric(self.name, self.outbox, tuple(str(v) for v in values))
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = _ForwardedMetric(
+                self.name, self.outbox, tuple(str(v) for v in values))
+        return child
 
     def _send(self, method: str, value: float) -> None:
         self.outbox.put(("m", self.name, self.label_values, method, value))
 
     def inc(self, value: float = 1.0) -> None:
-        self._send("inc", value)
+        self.outbox.count(self.name, self.label_values, value)
 
     def set(self, value: float) -> None:
         self._send("set", value)

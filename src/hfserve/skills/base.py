@@ -116,6 +116,9 @@ class GenerativeSkill(TextGenerator):
     # prefills between two decode steps while other sequences stream.
     max_prefill_batch: int = 1
     prefill_budget: int = 512
+    # While sequences stream, newcomers may wait up to this many decode steps so that more
+    # of them share one prefill (0: each is prefilled at the next step).
+    prefill_wait_steps: int = 0
 
     @abstractmethod
     def prefill(self, prompts: list[list[int]], prompt_logprobs: list[int | None]

@@ -58,6 +58,11 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
         # prefilling less per step keeps running streams flowing there.
         self.max_prefill_batch = (256 if gpu else 16) if self.batched else 1
         self.prefill_budget = 8192 if gpu else 512
+        # A GPU prefill is bound by launching kernels, so it costs about as much for one
+        # prompt as for thirty: gathering newcomers saves whole forwards there. A CPU's
+        # prefill costs by the token, so gathering would only add latency.
+        wait = self.placement.options.get("prefill_wait_steps")
+        self.prefill_wait_steps = (16 if gpu else 0) if wait is None else int(wait)
         self.pad_id = pad_id
         self.running = self._running_batch()
         if isinstance(self.running, SlotKV) and not self._slots_work():
