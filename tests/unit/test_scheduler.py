@@ -153,13 +153,17 @@ def text(events: list[Any], index: int = 0) -> str:
     return "".join(e.text for e in events if isinstance(e, Delta) and e.index == index)
 
 
-@pytest_asyncio.fixture(loop_scope="function")
-async def make():
+@pytest_asyncio.fixture(loop_scope="function", params=["plain", "overlapped"])
+async def make(request):
+    """Harnesses whose scheduler runs plain steps, or overlaps each step with turning the
+    previous one into text (as on a GPU)."""
     made: list[Harness] = []
 
     def factory(script: list[int] | None = None, max_context: int = 1000,
                 **kw: Any) -> Harness:
-        harness = Harness(ScriptedSkill(script or [1, 2, 3], max_context), **kw)
+        skill = ScriptedSkill(script or [1, 2, 3], max_context)
+        skill.overlap_steps = request.param == "overlapped"
+        harness = Harness(skill, **kw)
         made.append(harness)
         return harness
 

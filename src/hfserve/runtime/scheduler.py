@@ -7,6 +7,8 @@ one (openvino-genai) run under ``PipelineWorker`` instead."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hfserve import metrics
 from hfserve.runtime.generation_worker import (  # noqa: F401 - re-exported
     Active,
@@ -17,7 +19,7 @@ from hfserve.runtime.generation_worker import (  # noqa: F401 - re-exported
 )
 from hfserve.runtime.sequence import Sequence
 from hfserve.skills.base import GenerativeSkill
-from hfserve.types import Pick
+from hfserve.types import Pick, TokenChoice
 
 # Newcomers are admitted at once when the waiting sequences reach this share of the running
 # ones (or fill the free slots), without waiting out ``prefill_wait_steps``.
@@ -28,6 +30,9 @@ class Scheduler(GenerationWorker):
     skill: GenerativeSkill
     _steps = 0                      # decode steps run
     _held_since: int | None = None  # the step at which newcomers were first held back
+    # A step started but not yet turned into text: its rows and the call that waits for
+    # their choices (see _step_overlapped).
+    _inflight: tuple[list[tuple[Active, Sequence]], Callable] | None = None
 
     @property
     def prefill_budget(self) -> int:  # type: ignore[override]
@@ -104,24 +109,78 @@ class Scheduler(GenerationWorker):
         self._sample_and_emit(logits, picks)
 
     def _step(self) -> None:
-        seqs = [(a, s) for a in self._running for s in a.seqs if not s.finished]
-        if not seqs:
+        if self._inflight is not None or self._overlap():
+            self._step_overlapped()
             return
-        metrics.BATCH_SIZE.labels(self.name).observe(len(seqs))
+        seqs = [(a, s) for a in self._running for s in a.seqs if not s.finished]
+        if seqs:
+            self._emit_choices(seqs, self._launch(seqs, [s.last_token for _, s in seqs])())
+
+    def _launch(self, rows: list[tuple[Active, Sequence]], tokens: list[int]) -> Callable:
+        """Start one decode step of ``rows`` fed ``tokens``; the returned call waits for
+        their choices."""
+        metrics.BATCH_SIZE.labels(self.name).observe(len(rows))
         self._steps += 1
-        logits = self.skill.decode([s.state for _, s in seqs], [s.last_token for _, s in seqs])
-        self._sample_and_emit(logits, [
-            (active, seq, Pick(row, seq.params, seq.generator, seq.penalty_history))
-            for row, (active, seq) in enumerate(seqs)])
+        logits = self.skill.decode([s.state for _, s in rows], tokens)
+        return self.skill.sample_later(logits, [
+            Pick(i, seq.params, seq.generator, seq.penalty_history)
+            for i, (_, seq) in enumerate(rows)])
+
+    def _overlap(self) -> bool:
+        """Overlap where the skill's device runs asynchronously, unless a running sequence
+        has penalties: they count the previous token, not yet appended when the next step
+        starts."""
+        return self.skill.overlap_steps and not any(
+            s.params.presence_penalty or s.params.frequency_penalty
+            for a in self._running for s in a.seqs)
+
+    def _step_overlapped(self) -> None:
+        """Start step t with the tokens of step t-1, then turn t-1's tokens into text while
+        the device computes t: the host's per-token work (detokenization, events) hides
+        behind the device's, as in vLLM's asynchronous scheduling. A sequence that step
+        t-1 ends (by a stop string, or by cancellation) has run step t for nothing, and
+        its result is dropped; ends known from the token alone are left out of step t."""
+        previous, self._inflight = self._inflight, None
+        rows: list[tuple[Active, Sequence]] = []
+        tokens: list[int] = []
+        carried: set[int] = set()
+        choices: list[TokenChoice] = []
+        live = {id(a) for a in self._running}
+        if previous is not None:
+            choices = previous[1]()
+            for (active, seq), choice in zip(previous[0], choices, strict=True):
+                carried.add(id(seq))
+                if id(active) in live and not seq.finished and not seq.ends_with(
+                        choice.token_id) and seq.prompt_len + seq.generated + 1 \
+                        < self.skill.max_context:
+                    rows.append((active, seq))
+                    tokens.append(choice.token_id)
+        for active in self._running:           # newcomers, their first token emitted
+            for seq in active.seqs:
+                if not seq.finished and id(seq) not in carried:
+                    rows.append((active, seq))
+                    tokens.append(seq.last_token)
+        if rows and self._overlap():
+            self._inflight = (rows, self._launch(rows, tokens))
+        if previous is not None:
+            self._emit_choices(previous[0], choices, live)
+        if rows and self._inflight is None:    # overlap just ended: a plain step
+            self._step()
 
     def _sample_and_emit(self, logits: object,
                          picks: list[tuple[Active, Sequence, Pick]]) -> None:
-        if not picks:
-            return
-        choices = self.skill.sample(logits, [pick for _, _, pick in picks])
+        if picks:
+            choices = self.skill.sample(logits, [pick for _, _, pick in picks])
+            self._emit_choices([(a, s) for a, s, _ in picks], choices)
+
+    def _emit_choices(self, rows: list[tuple[Active, Sequence]], choices: list[TokenChoice],
+                      live: set[int] | None = None) -> None:
+        """Hand each request its sequences' new tokens (those of requests still in
+        ``live``, when given)."""
         by_request: dict[int, tuple[Active, list]] = {}
-        for (active, seq, _), choice in zip(picks, choices, strict=True):
-            by_request.setdefault(id(active), (active, []))[1].append((seq, choice))
+        for (active, seq), choice in zip(rows, choices, strict=True):
+            if live is None or id(active) in live:
+                by_request.setdefault(id(active), (active, []))[1].append((seq, choice))
         for active, pairs in by_request.values():
             self._emit(active, pairs)
 

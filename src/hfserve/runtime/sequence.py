@@ -76,6 +76,13 @@ class Sequence:
             return []
         return [*self.prompt_ids, *self.token_ids]
 
+    def ends_with(self, token: int) -> bool:
+        """Whether appending ``token`` surely ends the sequence (a stop token, or the last
+        token ``max_tokens`` allows); stop strings are only known once decoded."""
+        return (token in self.eos_token_ids and not self.params.ignore_eos) \
+            or token in self.params.stop_token_ids \
+            or len(self.token_ids) + 1 >= self.params.max_tokens
+
     def append(self, choice: TokenChoice) -> Delta | None:
         """Add one sampled token; return the text that can be sent now (or None)."""
         token = choice.token_id

@@ -4,6 +4,7 @@ queue, a request object of the HTTP layer, or an event loop."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -119,6 +120,9 @@ class GenerativeSkill(TextGenerator):
     # While sequences stream, newcomers may wait up to this many decode steps so that more
     # of them share one prefill (0: each is prefilled at the next step).
     prefill_wait_steps: int = 0
+    # Start each decode step before the previous step's tokens are turned into text (for
+    # devices that compute asynchronously; see Scheduler._step_overlapped).
+    overlap_steps: bool = False
 
     @abstractmethod
     def prefill(self, prompts: list[list[int]], prompt_logprobs: list[int | None]
@@ -133,6 +137,12 @@ class GenerativeSkill(TextGenerator):
     @abstractmethod
     def sample(self, logits: Any, picks: list[Pick]) -> list[TokenChoice]:
         """The next token of each pick, from its row of ``logits`` under its params."""
+
+    def sample_later(self, logits: Any, picks: list[Pick]) -> Callable[[], list[TokenChoice]]:
+        """Start ``sample``; the returned call waits for its result. Skills whose device
+        runs asynchronously return before the choices are known."""
+        choices = self.sample(logits, picks)
+        return lambda: choices
 
     def release(self, state: Any) -> None:  # noqa: B027 - optional hook
         """Free a sequence's cache."""

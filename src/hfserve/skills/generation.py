@@ -4,6 +4,7 @@ model's own KV cache. The runtime's scheduler drives the loop."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from hfserve.skills import sampling
@@ -63,6 +64,9 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
         # prefill costs by the token, so gathering would only add latency.
         wait = self.placement.options.get("prefill_wait_steps")
         self.prefill_wait_steps = (16 if gpu else 0) if wait is None else int(wait)
+        # A CUDA device computes while the host turns the previous step into text; a CPU
+        # runs the step itself, so there is nothing to overlap with.
+        self.overlap_steps = self.placement.device.startswith("cuda")
         self.pad_id = pad_id
         self.running = self._running_batch()
         if isinstance(self.running, SlotKV) and not self._slots_work():
@@ -174,6 +178,9 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
 
     def sample(self, logits: Any, picks: list[Pick]) -> list[TokenChoice]:
         return sampling.sample(logits, picks)
+
+    def sample_later(self, logits: Any, picks: list[Pick]) -> Callable[[], list[TokenChoice]]:
+        return sampling.sample_later(logits, picks)
 
     def new_generator(self, seed: int | None) -> Any:
         import torch

@@ -3,6 +3,8 @@ log-probabilities (taken from the model's own distribution, before any warping).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hfserve.types import Pick, SamplingParams, TokenChoice
 
 
@@ -26,19 +28,27 @@ def top_choices(logprobs, k: int | None) -> list[tuple[int, float]] | None:
     return [(int(i), float(v)) for i, v in zip(ids.tolist(), values.tolist(), strict=True)]
 
 
+def _upload(values: list, device):
+    """A host list as a tensor on ``device``, without making the host wait for the work
+    already queued there (CUDA stages the copy of pageable memory before returning)."""
+    import torch
+
+    return torch.tensor(values).to(device, non_blocking=True)
+
+
 def _warp(scores, picks: list[Pick]):
     """Temperature, top-k and top-p for every row at once (rows are sequences with their
     own params). Returns the kept probabilities sorted high to low, and their token ids."""
     import torch
 
     device = scores.device
-    temperature = torch.tensor([p.params.temperature or 1.0 for p in picks], device=device)
+    temperature = _upload([p.params.temperature or 1.0 for p in picks], device)
     ranked, order = (scores / temperature[:, None]).sort(dim=-1, descending=True)
-    top_k = torch.tensor([p.params.top_k or scores.shape[-1] for p in picks], device=device)
+    top_k = _upload([p.params.top_k or scores.shape[-1] for p in picks], device)
     rank = torch.arange(scores.shape[-1], device=device)
     ranked = ranked.masked_fill(rank[None, :] >= top_k[:, None], float("-inf"))
     probs = torch.softmax(ranked, dim=-1)
-    top_p = torch.tensor([p.params.top_p for p in picks], device=device)
+    top_p = _upload([p.params.top_p for p in picks], device)
     before = probs.cumsum(-1) - probs           # mass of the tokens ranked above each one
     probs = probs.masked_fill(before > top_p[:, None], 0.0)
     return probs, order
@@ -49,6 +59,12 @@ def sample(logits, picks: list[Pick]) -> list[TokenChoice]:
     pick names its row. Sampling runs on the device for all rows at once and copies only
     the chosen ids (and asked-for logprobs) back. A seeded sequence draws its uniform number
     from its own CPU generator, so its output does not depend on its neighbours."""
+    return sample_later(logits, picks)()
+
+
+def sample_later(logits, picks: list[Pick]) -> Callable[[], list[TokenChoice]]:
+    """``sample``, split where the host waits for the device: this queues the device work
+    and returns the call that copies the choices back."""
     import torch
 
     # One pass over the picks (at hundreds of sequences a step, each pass costs).
@@ -75,16 +91,23 @@ def sample(logits, picks: list[Pick]) -> list[TokenChoice]:
         probs, order = _warp(scores[drawn], [picks[i] for i in drawn])
         uniform = torch.cat([torch.rand(1, generator=picks[i].generator) for i in drawn])
         cumulative = probs.cumsum(-1)
-        target = uniform.to(cumulative.device)[:, None] * cumulative[:, -1:]
+        target = uniform.to(cumulative.device, non_blocking=True)[:, None] \
+            * cumulative[:, -1:]
         slot = torch.searchsorted(cumulative, target).clamp_(max=probs.shape[-1] - 1)
         tokens[drawn] = order.gather(-1, slot)[:, 0]
-    ids = tokens.tolist()
-    logprobs = torch.log_softmax(raw[wanted], dim=-1).cpu() if wanted else None
-    out = [TokenChoice(token_id=t) for t in ids]
-    for j, i in enumerate(wanted):
-        out[i].logprob = float(logprobs[j, ids[i]])
-        out[i].top = top_choices(logprobs[j], picks[i].params.logprobs)
-    return out
+    logprobs = torch.log_softmax(raw[wanted], dim=-1) if wanted else None
+
+    def choices() -> list[TokenChoice]:
+        ids = tokens.tolist()
+        out = [TokenChoice(token_id=t) for t in ids]
+        if logprobs is not None:
+            table = logprobs.cpu()
+            for j, i in enumerate(wanted):
+                out[i].logprob = float(table[j, ids[i]])
+                out[i].top = top_choices(table[j], picks[i].params.logprobs)
+        return out
+
+    return choices
 
 
 def prompt_choices(logits, prompt_ids: list[int], k: int | None) -> list[TokenChoice]:
