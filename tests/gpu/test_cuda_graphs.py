@@ -48,16 +48,18 @@ def greedy(skill: GenerationSkill, logits, rows: int) -> list[int]:
                                                       for i in range(rows)])]
 
 
-def test_graph_steps_match_generate_as_rows_join_and_leave(skill) -> None:
+def alone(skill: GenerationSkill, prompt: list[int]) -> list[int]:
     import torch
 
+    with torch.inference_mode():
+        out = skill.model.generate(torch.tensor([prompt], device="cuda"),
+                                   max_new_tokens=STEPS, do_sample=False, pad_token_id=0)
+    return out[0, len(prompt):].tolist()
+
+
+def test_graph_steps_match_generate_as_rows_join_and_leave(skill) -> None:
     assert isinstance(skill.running, SlotKV) and skill.running.graphs
-    expected = []
-    for prompt in PROMPTS:
-        with torch.inference_mode():
-            out = skill.model.generate(torch.tensor([prompt], device="cuda"),
-                                       max_new_tokens=STEPS, do_sample=False, pad_token_id=0)
-        expected.append(out[0, len(prompt):].tolist())
+    expected = [alone(skill, p) for p in PROMPTS]
     got: dict[int, list[int]] = {}
     live: list[tuple[int, object]] = []
 
@@ -85,3 +87,18 @@ def test_graph_steps_match_generate_as_rows_join_and_leave(skill) -> None:
         step()
     assert [got[i] for i in range(len(PROMPTS))] == expected
     assert skill.running.graphs and {2, 8} <= set(skill.running._graphs)
+
+
+def test_overlapped_scheduled_steps_match_generate(skill, monkeypatch) -> None:
+    """The scheduler as it runs on CUDA: each step starts before the previous one is
+    turned into text, and newcomers wait a few steps to share a prefill."""
+    from scheduled import scheduled_tokens
+
+    assert skill.overlap_steps and skill.prefill_wait_steps > 0
+    monkeypatch.setattr(skill, "decode_tokens", lambda ids: " ".join(map(str, ids)),
+                        raising=False)
+    monkeypatch.setattr(skill, "eos_token_ids", frozenset(), raising=False)
+    lengths = [STEPS - i for i in range(len(PROMPTS))]
+    expected = [alone(skill, p)[:n] for p, n in zip(PROMPTS, lengths, strict=True)]
+    assert scheduled_tokens(skill, PROMPTS, lengths) == expected
+    assert skill.running.graphs

@@ -258,37 +258,13 @@ def test_the_scheduler_gives_each_prompt_its_greedy_tokens_in_a_busy_batch(
         skill, monkeypatch, overlap) -> None:
     """Requests of different lengths joining a running batch at different steps, with the
     next step started before the previous one is turned into text (as on CUDA) or not."""
-    import asyncio
-
-    from hfserve.runtime.scheduler import GenerationRequest, Scheduler
-    from hfserve.runtime.sequence import Delta
-    from hfserve.runtime.stream import EventStream
+    from scheduled import scheduled_tokens
 
     monkeypatch.setattr(skill, "decode_tokens", lambda ids: " ".join(map(str, ids)),
                         raising=False)
     monkeypatch.setattr(skill, "eos_token_ids", frozenset(), raising=False)
     monkeypatch.setattr(skill, "overlap_steps", overlap)
-    expected = [alone(skill, p)[:STEPS - i] for i, p in enumerate(PROMPTS)]
-
-    async def run() -> list[list[int]]:
-        scheduler = Scheduler("tiny", skill, max_concurrent=8, max_queue=16)
-        loop = asyncio.get_running_loop()
-        try:
-            streams = []
-            for i, prompt in enumerate(PROMPTS):
-                stream = EventStream(loop)
-                scheduler.submit(GenerationRequest(f"r{i}", prompt, SamplingParams(
-                    temperature=0, max_tokens=STEPS - i)), stream)
-                streams.append(stream)
-                await asyncio.sleep(0.005 * i)
-
-            async def tokens(stream: EventStream) -> list[int]:
-                return [t.token_id async for e in stream if isinstance(e, Delta)
-                        for t in e.tokens]
-
-            return await asyncio.wait_for(asyncio.gather(*map(tokens, streams)), 30)
-        finally:
-            await asyncio.to_thread(scheduler.stop)
-
-    assert asyncio.run(run()) == expected
+    lengths = [STEPS - i for i in range(len(PROMPTS))]
+    expected = [alone(skill, p)[:n] for p, n in zip(PROMPTS, lengths, strict=True)]
+    assert scheduled_tokens(skill, PROMPTS, lengths) == expected
     assert skill.running.rows == []             # every row released: nothing held
