@@ -8,7 +8,12 @@ hfserve serving the same model, in one run.
     closed-loop streaming clients, each asking for N tokens with ``ignore_eos``; aggregate
     output tokens/s in a measurement window, TTFT and inter-token latency. Once per decode
     mode of ``--graphs``: ``on`` (fixed cache slots, steps replayed as CUDA graphs; eager
-    slots on a CPU) and ``off`` (eager steps on a growing cache).
+    slots on a CPU), ``nowait`` (the same, with newcomers prefilled at the next step
+    instead of gathered: ``prefill_wait_steps: 0``) and ``off`` (eager steps on a growing
+    cache). The clients run in
+    ``--client-procs`` processes (one Python process streams only ~7,500 chunks/s); their
+    CPU together is the "client CPU %". ``--profile-s S`` records S seconds of py-spy
+    samples of the server and its model process at the largest B of the first mode.
 
 Results (JSON and a markdown table) are rewritten after every step, so a run cut short keeps
 what it measured; ``--budget-s`` skips the steps that would start after it is spent.
@@ -27,7 +32,9 @@ import json
 import math
 import os
 import platform
+import shutil
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -50,6 +57,9 @@ from bench.server import CHAT_GGUF, ServerOptions, ServerProcess  # noqa: E402
 from bench.stats import ratio  # noqa: E402
 
 MODEL = "smol"
+# Decode modes: the model entry's settings for each.
+MODES = {"on": {"cuda_graphs": True}, "nowait": {"cuda_graphs": True, "prefill_wait_steps": 0},
+         "off": {"cuda_graphs": False}}
 
 
 def log(text: str = "") -> None:
@@ -76,15 +86,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="do not send ignore_eos (streams may then end early and count as "
                         "errors)")
     p.add_argument("--graphs", default="on,off",
-                   help="hfserve decode modes to run, in order: on (cuda_graphs: true), off")
+                   help="hfserve decode modes to run, in order: on (cuda_graphs: true), "
+                        "nowait (on, prefill_wait_steps: 0), off")
     p.add_argument("--skip-static", action="store_true")
     p.add_argument("--skip-server", action="store_true")
     p.add_argument("--budget-s", type=float, default=300.0,
                    help="overall time budget; steps that would start later are skipped")
     p.add_argument("--log-level", default="warning", help="hfserve's log level")
+    p.add_argument("--client-procs", type=int,
+                   default=max(1, min(8, (os.cpu_count() or 2) // 4)),
+                   help="processes the streaming clients are spread over (default: a "
+                        "quarter of the CPUs, 1 to 8)")
+    p.add_argument("--profile-s", type=float, default=0.0,
+                   help="seconds of py-spy profile (raw, 100 Hz) of the server and its model "
+                        "process, 1 s into the window of the largest B of the first graphs "
+                        "mode; 0: none")
     args = p.parse_args(argv)
     args.batches = [int(x) for x in args.batches.split(",") if x.strip()]
-    args.graphs = [x.strip() for x in args.graphs.split(",") if x.strip() in ("on", "off")]
+    args.graphs = [x.strip() for x in args.graphs.split(",") if x.strip() in MODES]
     args.dtype = args.dtype or ("float32" if args.device == "cpu" else "bfloat16")
     return args
 
@@ -227,11 +246,89 @@ def server_phase(args: argparse.Namespace, prompts: list[str], budget: Budget,
         serve_mode(args, prompts, budget, results, save, mode)
 
 
+def find_py_spy() -> str | None:
+    """py-spy on PATH, next to this Python, or in a PYTHONPATH entry's bin/ (where
+    ``pip --target`` puts scripts)."""
+    found = shutil.which("py-spy")
+    folders = [Path(sys.executable).parent] + [
+        Path(entry) / "bin" for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+        if entry]
+    for exe in [found] + [str(folder / "py-spy") for folder in folders]:
+        if exe and os.path.isfile(exe) and os.access(exe, os.X_OK):
+            return exe
+    return None
+
+
+class Profiler:
+    """py-spy of the server and its first model process (not multiprocessing's resource
+    tracker), started ``delay`` s after ``start()`` in a thread, so the load goes on."""
+
+    def __init__(self, exe: str, pid: int, seconds: float, out: Path,
+                 delay: float = 1.0) -> None:
+        self.exe, self.pid, self.seconds, self.out, self.delay = exe, pid, seconds, out, delay
+        self.procs: list[tuple[Path, subprocess.Popen]] = []
+        self.thread: Any = None
+        self.problems: list[str] = []
+
+    def targets(self) -> list[tuple[str, int]]:
+        import psutil
+
+        found = [("server", self.pid)]
+        try:
+            for child in psutil.Process(self.pid).children(recursive=True):
+                if "resource_tracker" not in " ".join(child.cmdline()):
+                    return [*found, ("model", child.pid)]
+        except psutil.Error as exc:
+            self.problems.append(f"py-spy: children of {self.pid}: {exc}")
+        self.problems.append("py-spy: no model process (the model runs in the server's)")
+        return found
+
+    def _run(self) -> None:
+        time.sleep(self.delay)
+        try:
+            for role, pid in self.targets():
+                path = self.out / f"profile-{role}.txt"
+                cmd = [self.exe, "record", "--pid", str(pid), "--duration",
+                       str(max(1, round(self.seconds))), "--rate", "100", "--format", "raw",
+                       "--nonblocking", "--output", str(path)]
+                path.unlink(missing_ok=True)     # never report an old file
+                self.procs.append((path, subprocess.Popen(
+                    cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)))
+        except Exception as exc:
+            self.problems.append(f"py-spy: could not start: {type(exc).__name__}: {exc}")
+
+    def start(self) -> None:
+        import threading
+
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def finish(self) -> list[str]:
+        """Wait for py-spy; one line per profile (written or why not)."""
+        if self.thread is None:
+            return ["py-spy: not started (the window never opened)"]
+        self.thread.join(10.0)
+        lines = list(self.problems)
+        for path, proc in self.procs:
+            try:
+                _, err = proc.communicate(timeout=self.seconds + 20.0)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                _, err = proc.communicate()
+            if proc.returncode == 0 and path.is_file() and path.stat().st_size:
+                n = len(path.read_text().splitlines())
+                lines.append(f"py-spy: wrote {path} ({n} stacks)")
+            else:
+                first = (err or "").strip().splitlines()[:1] or ["no output"]  # "Error: ..."
+                lines.append(f"py-spy: no {path.name} (exit {proc.returncode}: {first[0]})")
+        return lines
+
+
 def serve_mode(args: argparse.Namespace, prompts: list[str], budget: Budget,
                results: dict, save, mode: str) -> None:
     model = {"name": MODEL, "source": str(args.gguf), "device": args.device,
              "dtype": args.dtype, "backend": "torch", "max_concurrent": max(args.batches),
-             "cuda_graphs": mode == "on"}
+             **MODES[mode]}
     results.setdefault("server_model", {})[mode] = model
     fields = {} if args.no_ignore_eos else {"ignore_eos": True}
     log(f"== hfserve, graphs {mode}: {model}")
@@ -257,10 +354,25 @@ def serve_mode(args: argparse.Namespace, prompts: list[str], budget: Budget,
         for batch in args.batches:
             if not budget.allows(f"hfserve c={batch}", needs=window):
                 break
+            profiler = None
+            if args.profile_s > 0 and mode == args.graphs[0] and batch == max(args.batches):
+                exe = find_py_spy()
+                if exe is None:
+                    log("   py-spy not found (PATH, python's folder, PYTHONPATH bin/): "
+                        "no profile")
+                else:
+                    profiler = Profiler(exe, srv.pid, args.profile_s, args.out)
             r = asyncio.run(chat_load(
                 srv.base_url, MODEL, prompts, concurrency=batch, max_tokens=args.max_tokens,
                 warmup=args.warmup, duration=args.duration, server_pid=srv.pid,
-                drain=args.drain, fields=fields))
+                drain=args.drain, fields=fields, processes=args.client_procs,
+                at_start=profiler.start if profiler else None))
+            if profiler is not None:
+                try:
+                    for line in profiler.finish():
+                        log(f"   {line}")
+                except Exception as exc:  # a profile is a bonus: never fail the run for it
+                    log(f"   py-spy failed: {type(exc).__name__}: {exc}")
             r["server_alive"] = srv.alive()
             results["server"][mode][str(batch)] = r
             log(f"   c={batch}: {r['rate']:,.0f} tok/s, TTFT p50 {r['ttft_p50_ms']:.0f} ms, "
@@ -309,7 +421,9 @@ def table(results: dict) -> str:
             f"{env['transformers']}, Python {env['python']}; {results['config']['gguf']}, "
             f"{results['config']['dtype']}, N = {results['config']['max_tokens']} new tokens, "
             f"hfserve window {results['config']['duration']:.0f}s after "
-            f"{results['config']['warmup']:.0f}s warm-up")
+            f"{results['config']['warmup']:.0f}s warm-up; clients in "
+            f"{results['config'].get('client_procs', 1)} process(es), client CPU % = all of "
+            f"them (100 = one core)")
     return head + "\n\n" + "\n".join(rows)
 
 

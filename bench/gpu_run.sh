@@ -53,7 +53,7 @@ tests_rc=$?
 echo "== tests/gpu exit code $tests_rc"
 
 echo "== bench/gpu.py"
-timeout -k 15 260 python3 bench/gpu.py --out "$OUT" --warmup 3 --duration 6 --pause 1 --budget-s 245 2>&1 | tee "$OUT/gpu-bench.log"
+timeout -k 15 260 python3 bench/gpu.py --out "$OUT" --warmup 3 --duration 6 --pause 1 --budget-s 245 --graphs on,nowait --profile-s 5 2>&1 | tee "$OUT/gpu-bench.log"
 bench_rc=$?
 echo "== bench/gpu.py exit code $bench_rc"
 

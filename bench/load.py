@@ -4,15 +4,23 @@ soon as the previous one answers, for warm-up + a fixed measurement window.
 Only work that finishes inside the window counts (completed embedding requests; streamed
 chat tokens by their arrival time), so warm-up and the drain at the end do not skew rates.
 CPU use of this process (the client), the server and everything else is taken over the
-window."""
+window.
+
+``chat_load(processes=P)`` spreads the clients over P spawned processes (one event loop
+each), so that the load generator is not what limits a fast server: the parent sets one
+measurement window for all of them once every child is ready, merges what they recorded
+and adds their CPU to the client's. Spawned children import the calling script again, so it
+needs the usual ``if __name__ == "__main__":`` guard."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
+import multiprocessing
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -60,26 +68,39 @@ def _client(base_url: str) -> httpx.AsyncClient:
                              timeout=httpx.Timeout(120.0, connect=10.0))
 
 
-async def _drive(concurrency: int, base_url: str, warmup: float, duration: float,
-                 one: Callable, server_pid: int | None, drain: float) -> tuple[Totals, dict]:
-    """Run ``concurrency`` closed-loop clients; after the window, wait up to ``drain``
-    seconds for requests in flight, then cancel them (the client disconnects)."""
-    totals = Totals()
+def _window(warmup: float, duration: float) -> Window:
     now = time.perf_counter()
-    window = Window(now + warmup, now + warmup + duration)
+    return Window(now + warmup, now + warmup + duration)
+
+
+async def _metered(window: Window, server_pid: int | None,
+                   at_start: Callable[[], object] | None) -> dict:
+    """Sleep through ``window``; CPU use over it. ``at_start`` is called as it opens."""
+    await asyncio.sleep(max(0.0, window.start - time.perf_counter()))
+    meter = CpuMeter(server_pid)
+    if at_start is not None:
+        at_start()
+    await asyncio.sleep(max(0.0, window.end - time.perf_counter()))
+    return meter.read()
+
+
+async def _drive(clients: Sequence[int], stride: int, base_url: str, window: Window,
+                 one: Callable, server_pid: int | None, drain: float,
+                 at_start: Callable[[], object] | None = None) -> tuple[Totals, dict]:
+    """Run closed-loop clients (client ``i`` sends requests ``i``, ``i + stride``, ...);
+    after the window, wait up to ``drain`` seconds for requests in flight, then cancel them
+    (the client disconnects)."""
+    totals = Totals()
     async with contextlib.AsyncExitStack() as stack:
         async def worker(index: int) -> None:
             client = await stack.enter_async_context(_client(base_url))
             n = index
             while time.perf_counter() < window.end:
                 await one(client, n, window, totals)
-                n += concurrency
+                n += stride
 
-        tasks = [asyncio.create_task(worker(i)) for i in range(concurrency)]
-        await asyncio.sleep(max(0.0, window.start - time.perf_counter()))
-        meter = CpuMeter(server_pid)
-        await asyncio.sleep(max(0.0, window.end - time.perf_counter()))
-        cpu = meter.read()
+        tasks = [asyncio.create_task(worker(i)) for i in clients]
+        cpu = await _metered(window, server_pid, at_start)
         _, pending = await asyncio.wait(tasks, timeout=drain)
         for task in pending:
             task.cancel()
@@ -124,8 +145,8 @@ async def embeddings_load(base_url: str, model: str, texts: list[str], *, concur
         elif not ok:
             await asyncio.sleep(0.05)   # do not spin on a failing server
 
-    totals, cpu = await _drive(concurrency, base_url, warmup, duration, one, server_pid,
-                               drain=30.0)
+    totals, cpu = await _drive(range(concurrency), concurrency, base_url,
+                               _window(warmup, duration), one, server_pid, drain=30.0)
     out = _summary(totals, duration, cpu, concurrency)
     out.update(unit="sentences/s", per_request=per_request)
     return out
@@ -170,14 +191,9 @@ def _account(totals: Totals, window: Window, t0: float, stamps: list[float],
         totals.latencies.append(stamps[-1] - t0)
 
 
-async def chat_load(base_url: str, model: str, prompts: list[str], *, concurrency: int,
-                    max_tokens: int, warmup: float, duration: float,
-                    server_pid: int | None, drain: float = 1.0,
-                    fields: dict | None = None) -> dict:
-    """Aggregate streamed output tokens/s, TTFT and inter-token latency of chat streams.
-    ``fields`` are the request fields that make the server produce exactly ``max_tokens``
-    tokens (default ``ignore_eos``; servers without it need another way)."""
-    fields = {"ignore_eos": True} if fields is None else fields
+def _chat_one(model: str, prompts: list[str], max_tokens: int, fields: dict) -> Callable:
+    """The request of chat client ``n`` (a module-level factory: spawned processes make
+    their own)."""
 
     async def one(client: httpx.AsyncClient, n: int, window: Window, totals: Totals) -> None:
         body = {"model": model, "stream": True, "max_tokens": max_tokens, "temperature": 0,
@@ -199,8 +215,99 @@ async def chat_load(base_url: str, model: str, prompts: list[str], *, concurrenc
         elif usage[0] != max_tokens:
             totals.error(f"completion_tokens {usage[0]} != max_tokens {max_tokens}")
 
-    totals, cpu = await _drive(concurrency, base_url, warmup, duration, one, server_pid,
-                               drain=drain)
+    return one
+
+
+def _chat_child(conn, clients: range, stride: int, base_url: str, drain: float,
+                spec: tuple) -> None:
+    """A spawned load process: say ready, get the window, run its clients, send back what
+    they recorded (plain data) and its own CPU % over the window."""
+    conn.send("ready")
+    start, end = conn.recv()
+    totals, cpu = asyncio.run(_drive(clients, stride, base_url, Window(start, end),
+                                     _chat_one(*spec), None, drain))
+    conn.send((dataclasses.asdict(totals), cpu["client_cpu_pct"]))
+    conn.close()
+
+
+async def _receive(conn, proc, timeout: float):
+    if not await asyncio.to_thread(conn.poll, timeout):
+        raise RuntimeError(f"load process {proc.pid}: no answer in {timeout:.0f}s")
+    try:
+        return conn.recv()
+    except EOFError:
+        proc.join(5.0)
+        raise RuntimeError(f"load process {proc.pid} exited with code {proc.exitcode}") \
+            from None
+
+
+def _split(concurrency: int, processes: int) -> list[range]:
+    """Client indices of each process, as even as can be (none empty)."""
+    size, extra = divmod(concurrency, processes)
+    bounds = [k * size + min(k, extra) for k in range(processes + 1)]
+    return [range(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
+
+
+async def _drive_processes(processes: int, concurrency: int, base_url: str, warmup: float,
+                           duration: float, spec: tuple, server_pid: int | None, drain: float,
+                           at_start: Callable[[], object] | None) -> tuple[Totals, dict]:
+    """``_drive`` in ``processes`` spawned children, all measuring the same window."""
+    context = multiprocessing.get_context("spawn")
+    children, parts = [], None
+    try:
+        for clients in _split(concurrency, processes):
+            conn, theirs = context.Pipe()
+            proc = context.Process(target=_chat_child, daemon=True, name="load-client",
+                                   args=(theirs, clients, concurrency, base_url, drain, spec))
+            proc.start()
+            theirs.close()
+            children.append((proc, conn))
+        for proc, conn in children:
+            await _receive(conn, proc, 120.0)          # "ready": spawned and imported
+        window = _window(warmup, duration)             # perf_counter: CLOCK_MONOTONIC
+        for _, conn in children:
+            conn.send((window.start, window.end))
+        cpu = await _metered(window, server_pid, at_start)
+        parts = [await _receive(conn, proc, drain + 60.0) for proc, conn in children]
+    finally:
+        for proc, conn in children:
+            conn.close()
+            if parts is not None:       # done: it exits by itself
+                proc.join(5.0)
+            if proc.is_alive():         # or failed or interrupted: do not wait
+                proc.kill()
+                proc.join(5.0)
+    totals = Totals()
+    for data, _ in parts:       # sum the counts, concatenate the lists
+        for name, value in data.items():
+            setattr(totals, name, getattr(totals, name) + value)
+    totals.error_samples = totals.error_samples[:5]
+    children_pct = sum(pct_ for _, pct_ in parts)
+    cpu["client_cpu_pct"] += children_pct
+    cpu["other_cpu_pct"] = max(0.0, cpu["other_cpu_pct"] - children_pct)
+    return totals, cpu
+
+
+async def chat_load(base_url: str, model: str, prompts: list[str], *, concurrency: int,
+                    max_tokens: int, warmup: float, duration: float,
+                    server_pid: int | None, drain: float = 1.0,
+                    fields: dict | None = None, processes: int = 1,
+                    at_start: Callable[[], object] | None = None) -> dict:
+    """Aggregate streamed output tokens/s, TTFT and inter-token latency of chat streams.
+    ``fields`` are the request fields that make the server produce exactly ``max_tokens``
+    tokens (default ``ignore_eos``; servers without it need another way). ``processes`` > 1
+    runs the clients in that many spawned processes (at most one per client);
+    ``at_start`` is called when the measurement window opens."""
+    fields = {"ignore_eos": True} if fields is None else fields
+    spec = (model, prompts, max_tokens, fields)
+    processes = max(1, min(processes, concurrency))
+    if processes == 1:
+        totals, cpu = await _drive(range(concurrency), concurrency, base_url,
+                                   _window(warmup, duration), _chat_one(*spec), server_pid,
+                                   drain, at_start)
+    else:
+        totals, cpu = await _drive_processes(processes, concurrency, base_url, warmup,
+                                             duration, spec, server_pid, drain, at_start)
     out = _summary(totals, duration, cpu, concurrency)
     out.update(unit="tokens/s", max_tokens=max_tokens,
                ttft_p50_ms=pct(totals.ttft, 50) * 1e3, ttft_p95_ms=pct(totals.ttft, 95) * 1e3,
