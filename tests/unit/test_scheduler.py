@@ -490,12 +490,24 @@ async def test_a_high_priority_newcomer_is_not_held_back(make) -> None:
     assert _decode_steps_until_prefill(h, mark) <= 2    # the step under way, at most
 
 
-async def test_newcomers_that_fill_the_free_slots_are_not_held_back(make) -> None:
-    h = make([1, 2], max_concurrent=18)
+async def test_newcomers_reaching_an_eighth_of_the_running_are_not_held_back(make) -> None:
+    h = make([1, 2], max_concurrent=64)
     h.skill.prefill_wait_steps = 1000
+    await _seventeen_streaming(h)
+    mark = _mark(h)
+    streams = [h.submit([n])[1] for n in (4, 5, 6)]      # 3 >= 17/8
+    assert [text(await drain(s)) for s in streams] == ["alpha beta"] * 3
+    assert h.skill.prefills[-3:] == [[4], [5], [6]]
+    assert _decode_steps_until_prefill(h, mark) <= 2
+
+
+async def test_newcomers_wait_even_when_they_fill_the_free_slots(make) -> None:
+    """In a closed loop at capacity the waiting always fill the free slots; admitting
+    them at once would prefill one or two at every step."""
+    h = make([1, 2], max_concurrent=18)
+    h.skill.prefill_wait_steps = 6
     await _seventeen_streaming(h)
     mark = _mark(h)
     _, stream = h.submit([4])
     assert text(await drain(stream)) == "alpha beta"
-    assert h.skill.prefills[-1] == [4]
-    assert _decode_steps_until_prefill(h, mark) <= 2
+    assert _decode_steps_until_prefill(h, mark) >= 6

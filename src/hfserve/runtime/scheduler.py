@@ -22,7 +22,7 @@ from hfserve.skills.base import GenerativeSkill
 from hfserve.types import Pick, TokenChoice
 
 # Newcomers are admitted at once when the waiting sequences reach this share of the running
-# ones (or fill the free slots), without waiting out ``prefill_wait_steps``.
+# ones, without waiting out ``prefill_wait_steps``.
 GATHERED_SHARE = 1 / 8
 
 
@@ -47,14 +47,14 @@ class Scheduler(GenerationWorker):
     def _hold_newcomers(self) -> bool:
         """Whether newcomers wait for the next step so that more of them share a prefill,
         as TGI's router waits ``max_waiting_tokens`` steps or until the waiting reach
-        ``waiting_served_ratio`` of the running. Never while nothing runs, for a
-        high-priority request, or once the waiting would fill the free slots."""
+        ``waiting_served_ratio`` of the running. Never while nothing runs, or for a
+        high-priority request. Waiting that fill the free slots wait too: under a full
+        closed loop they always do, and each prefill of two costs as much as one of thirty."""
         wait = self.skill.prefill_wait_steps
         if not (wait and self._running and self._waiting) or self._waiting[0][0] == 0:
             return False
-        free = self.max_concurrent - self.running
         waiting = sum(entry[2].request.n for entry in self._waiting)
-        if free <= 0 or waiting >= min(free, max(1.0, self.running * GATHERED_SHARE)):
+        if waiting >= max(1.0, self.running * GATHERED_SHARE):
             return False
         if self._held_since is None:
             self._held_since = self._steps
