@@ -42,6 +42,7 @@ from hfserve.skills.hf_text import HFTextCodec  # noqa: E402
 from hfserve.types import Pick, SamplingParams, Task, TokenChoice  # noqa: E402
 
 VOCAB = 1024          # logits rows are this wide: sampling stays cheap, as on a GPU
+MAX_ROWS = 512        # most rows a step or a prefill asks for
 TEXT = "The quick brown fox jumps over the lazy dog while the cat sleeps in the sun."
 
 
@@ -59,16 +60,18 @@ class FreeModel(HFTextCodec, GenerativeSkill):
         self.max_context = 1 << 16
         ids = [t for t in self.tokenizer(TEXT, add_special_tokens=False)["input_ids"]
                if t < VOCAB] or [42]
+        # Whole contiguous blocks: argmax over an expanded (stride 0) view is a slow path
+        # that a GPU's logits never take.
         self.rows = []
         for token in ids:
-            logits = torch.zeros(1, VOCAB)
-            logits[0, token] = 10.0
+            logits = torch.zeros(MAX_ROWS, VOCAB)
+            logits[:, token] = 10.0
             self.rows.append(logits)
         self.max_prefill_batch, self.prefill_budget = 256, 1 << 16
         self._step = itertools.count()
 
     def _logits(self, n: int) -> Any:
-        return self.rows[next(self._step) % len(self.rows)].expand(n, VOCAB)
+        return self.rows[next(self._step) % len(self.rows)][:n]
 
     def prefill(self, prompts: list[list[int]], prompt_logprobs: list[int | None]):
         return [object() for _ in prompts], self._logits(len(prompts)), [None] * len(prompts)

@@ -185,3 +185,19 @@ def test_the_child_sums_counter_increments_between_two_writes() -> None:
     assert conn.sent[0] == [("e", "r1", [])]
     assert sorted(conn.sent[1]) == [("m", "TOKENS", ("m", "completion"), "inc", 6.0),
                                     ("m", "TOKENS", ("m", "prompt"), "inc", 5.0)]
+
+
+def test_deltas_cross_the_pipe_as_tuples_and_come_back_equal() -> None:
+    import pickle
+
+    from hfserve.runtime.worker_process import from_wire, to_wire
+    from hfserve.types import TokenChoice
+
+    plain = Delta(0, " Paris", [TokenChoice(token_id=7), TokenChoice(token_id=9)], "stop")
+    rich = Delta(1, "x", [TokenChoice(token_id=3, logprob=-0.5, top=[(3, -0.5)], text="x",
+                                      top_text=[("x", -0.5)])])
+    info = PromptInfo(4, None)
+    wire = [to_wire(e) for e in (plain, rich, info, None)]
+    assert wire[0] == (0, " Paris", [7, 9], "stop")       # bare ids, no dataclasses
+    back = [from_wire(e) for e in pickle.loads(pickle.dumps(wire))]
+    assert back == [plain, rich, info, None]

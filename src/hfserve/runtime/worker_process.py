@@ -28,10 +28,11 @@ from typing import Any
 from hfserve import metrics
 from hfserve.errors import HFServeError, ModelError, ModelUnavailable, Overloaded
 from hfserve.runtime.generation_worker import GenerationRequest
+from hfserve.runtime.sequence import Delta
 from hfserve.runtime.stream import EventStream
 from hfserve.skills.base import GenerativeSkill, Placement, Skill, TextGenerator
 from hfserve.skills.hf_text import HFTextCodec
-from hfserve.types import ModelSpec
+from hfserve.types import ModelSpec, TokenChoice
 
 log = logging.getLogger("hfserve.worker_process")
 
@@ -48,6 +49,28 @@ class ChildSpec:
     placement: Placement
     max_concurrent: int = 8
     max_queue: int = 64
+
+
+# --- events on the pipe ------------------------------------------------------------------
+
+def to_wire(event: Any) -> Any:
+    """A delta as a plain tuple, its tokens as bare ids unless they carry logprobs: pickling
+    dataclasses costs about eight times as much, and a step sends one delta per stream."""
+    if type(event) is not Delta:
+        return event
+    tokens: list[Any] = event.tokens
+    if all(t.logprob is None and t.top is None and t.text is None for t in tokens):
+        tokens = [t.token_id for t in tokens]
+    return (event.index, event.text, tokens, event.finish_reason)
+
+
+def from_wire(event: Any) -> Any:
+    if type(event) is not tuple:
+        return event
+    index, text, tokens, finish_reason = event
+    if tokens and type(tokens[0]) is int:
+        tokens = [TokenChoice(token_id=t) for t in tokens]
+    return Delta(index, text, tokens, finish_reason)
 
 
 # --- child side --------------------------------------------------------------------------
@@ -104,7 +127,7 @@ class _PipeStream:
 
     def push(self, events: list[Any]) -> None:
         if events:
-            self.outbox.put(("e", self.request_id, events))
+            self.outbox.put(("e", self.request_id, [to_wire(e) for e in events]))
 
     def fail(self, exc: BaseException) -> None:
         self.push([exc if isinstance(exc, HFServeError) else ModelError(str(exc))])
@@ -392,7 +415,7 @@ class ProcessWorker:
     def _handle(self, item: tuple) -> None:
         kind = item[0]
         if kind == "e":
-            _, request_id, events = item
+            request_id, events = item[1], [from_wire(e) for e in item[2]]
             with self._lock:
                 stream = self._streams.get(request_id)
                 if request_id in self._waiting:
