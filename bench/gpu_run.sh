@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# GPU checks in one go, from the repository root: the CUDA tests, then bench/gpu.py.
+# GPU checks in one go, from the repository root: the CUDA tests, the step times of
+# bench/gpu_step.py (appended to the tests' log), then bench/gpu.py.
 # Expects the wheels of the web stack (and pytest-asyncio) in .whl/, the models in
 # .cache/models/, and OUT naming the folder for logs and results (default bench/results).
 #
@@ -51,6 +52,10 @@ timeout -k 10 130 python3 -m pytest -q -p no:cacheprovider tests/gpu 2>&1 \
     | tee "$OUT/gpu-tests.log"
 tests_rc=$?
 echo "== tests/gpu exit code $tests_rc"
+
+echo "== bench/gpu_step.py"
+timeout -k 10 90 python3 bench/gpu_step.py 2>&1 | tee -a "$OUT/gpu-tests.log"
+echo "== bench/gpu_step.py exit code $?"
 
 echo "== bench/gpu.py"
 timeout -k 15 260 python3 bench/gpu.py --out "$OUT" --warmup 3 --duration 6 --pause 1 --budget-s 245 --graphs on,nowait --profile-s 5 2>&1 | tee "$OUT/gpu-bench.log"
