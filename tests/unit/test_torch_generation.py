@@ -13,6 +13,7 @@ import torch
 from hfserve.skills import slot_kv
 from hfserve.skills.base import Placement
 from hfserve.skills.generation import GenerationSkill, _cache_kwarg
+from hfserve.skills.grouped_attention import NAME as GROUPED
 from hfserve.skills.kv_batch import KVBatch
 from hfserve.skills.slot_kv import SlotKV, bucket
 from hfserve.types import Family, ModelSpec, Pick, SamplingParams, Task
@@ -46,6 +47,8 @@ def make_skill(options: dict) -> GenerationSkill:
 def skill(request) -> GenerationSkill:
     skill = make_skill({"cuda_graphs": request.param == "slots", "max_concurrent": 8})
     assert isinstance(skill.running, SlotKV if request.param == "slots" else KVBatch)
+    # The slots decode with grouped attention (2 key/value heads for 4 query heads).
+    assert (skill.model.config._attn_implementation == GROUPED) == (request.param == "slots")
     return skill
 
 

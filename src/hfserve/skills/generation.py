@@ -9,6 +9,8 @@ from typing import Any, ClassVar
 
 from hfserve.skills import sampling
 from hfserve.skills.base import GenerativeSkill, Placement
+from hfserve.skills.grouped_attention import NAME as GROUPED
+from hfserve.skills.grouped_attention import use_grouped_decode
 from hfserve.skills.hf_text import HFTextCodec
 from hfserve.skills.kv_batch import Group, KVBatch, Row, zero_padding
 from hfserve.skills.slot_kv import SlotKV
@@ -79,12 +81,14 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
         if wanted is None:
             wanted = self.placement.device.startswith("cuda")
         attention = getattr(self.model.config, "_attn_implementation", None) or "sdpa"
-        if not (wanted and self.batched and attention in ("sdpa", "eager")):
+        if not (wanted and self.batched and attention in ("sdpa", "eager", GROUPED)):
             return KVBatch(self._forward, self.placement.device)
+        if attention == "sdpa" and use_grouped_decode(self.model):
+            log.info("decode attention over grouped key/value heads without repeating them")
         return SlotKV(self._forward, device=self.placement.device,
                       slots=int(self.placement.options.get("max_concurrent", 8)),
                       max_columns=self.max_context + 1, pad_id=self.pad_id,
-                      bool_mask=attention == "sdpa", graphs=True)
+                      bool_mask=attention != "eager", graphs=True)
 
     def _slots_work(self) -> bool:
         """Decode one probe prompt for two steps in the slots (capturing their first graph
