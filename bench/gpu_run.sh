@@ -56,6 +56,9 @@ echo "== tests/gpu exit code $tests_rc"
 echo "== bench/gpu_step.py"
 timeout -k 10 90 python3 bench/gpu_step.py 2>&1 | tee -a "$OUT/gpu-tests.log"
 echo "== bench/gpu_step.py exit code $?"
+timeout -k 10 60 python3 bench/gpu_step.py --repeat-kv --rows 64,256 --groups 32 2>&1 \
+    | tee -a "$OUT/gpu-tests.log"
+echo "== bench/gpu_step.py --repeat-kv exit code $?"
 
 echo "== bench/gpu.py"
 timeout -k 15 260 python3 bench/gpu.py --out "$OUT" --warmup 3 --duration 6 --pause 1 --budget-s 245 --graphs on,nowait --profile-s 5 2>&1 | tee "$OUT/gpu-bench.log"

@@ -49,8 +49,14 @@ def build(args: argparse.Namespace) -> GenerationSkill:
                      task=Task.TEXT_GENERATION, tasks=(Task.TEXT_GENERATION,))
     skill = GenerationSkill(spec)
     skill.model = model
-    skill.placement = Placement(device=args.device, dtype=args.dtype,
-                                options={"max_concurrent": max(args.rows)})
+    options = {"max_concurrent": max(args.rows)}
+    if args.slots:
+        options["cuda_graphs"] = True
+    if args.repeat_kv:   # transformers' own SDPA attention, key/value heads repeated
+        import hfserve.skills.generation as generation
+
+        generation.use_grouped_decode = lambda model: False
+    skill.placement = Placement(device=args.device, dtype=args.dtype, options=options)
     skill.cache_kwarg = _cache_kwarg()
     skill.max_context = 2048
     skill.start_batching(pad_id=0)
@@ -159,6 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prompt-tokens", type=int, default=60)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--slots", action="store_true",
+                   help="fixed cache slots on any device (default: on CUDA only)")
+    p.add_argument("--repeat-kv", action="store_true",
+                   help="transformers' SDPA attention instead of the grouped decode attention")
     args = p.parse_args(argv)
     args.rows = [int(x) for x in args.rows.split(",") if x.strip()]
     args.groups = [int(x) for x in args.groups.split(",") if x.strip()]
@@ -166,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     print(f"== step times: {args.gguf.name} architecture, random {args.dtype} weights, "
-          f"{args.device} {torch.cuda.get_device_name() if args.device.startswith('cuda') else ''}",
+          f"{args.device} {torch.cuda.get_device_name() if args.device.startswith('cuda') else ''}"
+          f"{' (key/value heads repeated)' if args.repeat_kv else ''}",
           flush=True)
     skill = build(args)
     clock = Clock(args.device)

@@ -56,6 +56,8 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
         from transformers import DynamicCache
 
         self.batched = _batchable(DynamicCache(config=self.model.config))
+        if use_grouped_decode(self.model):
+            log.info("decode attention over grouped key/value heads without repeating them")
         gpu = not self.placement.device.startswith("cpu")
         # A GPU has room to prefill many prompts in one forward; a CPU core does not, and
         # prefilling less per step keeps running streams flowing there.
@@ -83,8 +85,6 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
         attention = getattr(self.model.config, "_attn_implementation", None) or "sdpa"
         if not (wanted and self.batched and attention in ("sdpa", "eager", GROUPED)):
             return KVBatch(self._forward, self.placement.device)
-        if attention == "sdpa" and use_grouped_decode(self.model):
-            log.info("decode attention over grouped key/value heads without repeating them")
         return SlotKV(self._forward, device=self.placement.device,
                       slots=int(self.placement.options.get("max_concurrent", 8)),
                       max_columns=self.max_context + 1, pad_id=self.pad_id,
