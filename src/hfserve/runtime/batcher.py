@@ -82,6 +82,8 @@ class Batcher:
         metrics.QUEUE_DEPTH.labels(self.name).set(len(self._queue))
         self._wake.set()
         try:
+            if len(items) == 1:   # most requests: gather's bookkeeping costs more than this
+                return [await items[0].future]
             return list(await asyncio.gather(*(p.future for p in items)))
         except (asyncio.CancelledError, HFServeError):
             for p in items:  # a client that left (or was shed) frees its places
