@@ -53,8 +53,9 @@ class Scheduler(GenerationWorker):
         wait = self.skill.prefill_wait_steps
         if not (wait and self._running and self._waiting) or self._waiting[0][0] == 0:
             return False
-        waiting = sum(entry[2].request.n for entry in self._waiting)
-        if waiting >= max(1.0, self.running * GATHERED_SHARE):
+        enough = max(1.0, self.running * GATHERED_SHARE)
+        if len(self._waiting) >= enough or sum(
+                entry[2].request.n for entry in self._waiting) >= enough:
             return False
         if self._held_since is None:
             self._held_since = self._steps
