@@ -57,3 +57,41 @@ def test_token_text_keeps_a_subclass_decode() -> None:
     tok = tokenizer()
     loud = Shouting(tokenizer_object=tok.backend_tokenizer, unk_token="[UNK]")
     assert token_text(loud, [4, 5]) == "THE CAT"
+
+
+def minilm_tokenizer():
+    from pathlib import Path
+
+    import pytest
+    from transformers import AutoTokenizer
+
+    folder = Path(__file__).resolve().parents[2] / ".cache" / "models" / "all-MiniLM-L6-v2"
+    if not folder.exists():
+        pytest.skip("MiniLM not installed (make models)")
+    return AutoTokenizer.from_pretrained(str(folder))
+
+
+def test_the_fast_decoder_gives_the_wrappers_text(monkeypatch) -> None:
+    from hfserve.skills import hf_text
+
+    tok = minilm_tokenizer()
+    decode = hf_text.text_decoder(tok)
+    cases = []
+    for text in ["Hello , world .", "naïve café ☕", "Is n't it ?", " spaced  out [SEP]"]:
+        ids = token_ids(tok, text)
+        cases += [(ids[:end], hf_text.token_text(tok, ids[:end]))
+                  for end in range(1, len(ids) + 1)]
+
+    def wrapper(*args):
+        raise AssertionError("the wrapper was called")
+
+    monkeypatch.setattr(hf_text, "token_text", wrapper)    # the Rust decoder alone now
+    assert [decode(ids) for ids, _ in cases] == [text for _, text in cases]
+
+
+def test_a_wrapper_that_changes_the_text_is_kept(monkeypatch) -> None:
+    from hfserve.skills.hf_text import text_decoder
+
+    tok = minilm_tokenizer()
+    monkeypatch.setattr(type(tok), "_decode", lambda self, ids, **kw: "cleaned")
+    assert text_decoder(tok)([1, 2]) == "cleaned"
