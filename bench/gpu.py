@@ -94,9 +94,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="overall time budget; steps that would start later are skipped")
     p.add_argument("--log-level", default="warning", help="hfserve's log level")
     p.add_argument("--client-procs", type=int,
-                   default=max(1, min(8, (os.cpu_count() or 2) // 4)),
-                   help="processes the streaming clients are spread over (default: a "
-                        "quarter of the CPUs, 1 to 8)")
+                   default=max(1, min(8, (os.cpu_count() or 2) // 2)),
+                   help="processes the streaming clients are spread over (default: half "
+                        "the CPUs, 1 to 8)")
     p.add_argument("--profile-s", type=float, default=0.0,
                    help="seconds of py-spy profile (raw, 100 Hz) of the server and its model "
                         "process, 1 s into the window of the largest B of the first graphs "
