@@ -59,7 +59,9 @@ def to_wire(event: Any) -> Any:
     if type(event) is not Delta:
         return event
     tokens: list[Any] = event.tokens
-    if all(t.logprob is None and t.top is None and t.text is None for t in tokens):
+    # A delta's tokens are one sequence's: all carry logprobs, or none does.
+    if not tokens or tokens[0].logprob is None and tokens[0].top is None \
+            and tokens[0].text is None:
         tokens = [t.token_id for t in tokens]
     return (event.index, event.text, tokens, event.finish_reason)
 

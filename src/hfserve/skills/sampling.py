@@ -99,7 +99,7 @@ def sample_later(logits, picks: list[Pick]) -> Callable[[], list[TokenChoice]]:
 
     def choices() -> list[TokenChoice]:
         ids = tokens.tolist()
-        out = [TokenChoice(token_id=t) for t in ids]
+        out = [TokenChoice(t) for t in ids]
         if logprobs is not None:
             table = logprobs.cpu()
             for j, i in enumerate(wanted):
