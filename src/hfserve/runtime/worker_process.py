@@ -11,8 +11,9 @@ server stays up.
 
 Protocol (pickled tuples). Parent to child: ("submit", GenerationRequest),
 ("abort", request_id), ("stop",). Child to parent: one ("ready", info) or
-("failed", text, out_of_memory) after loading, then lists of ("e", request_id, events),
-("m", metric, labels, method, value) and ("oom", text)."""
+("failed", text, out_of_memory) after loading, then lists of ("e", request_id, events)
+(deltas among the events as plain tuples: ``to_wire``), ("m", metric, labels, method, value)
+(counter increments summed between writes) and ("oom", text)."""
 
 from __future__ import annotations
 
