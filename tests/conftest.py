@@ -1,2 +1,2 @@
 """Shared by every test folder: this folder is on ``sys.path``, so helper modules here
-(``scheduled``) import by name from unit and GPU tests alike."""
+(``drive``) import by name from unit and GPU tests alike."""

@@ -11,13 +11,12 @@ import pytest
 from hfserve.skills.base import Placement
 from hfserve.skills.generation import GenerationSkill, _cache_kwarg
 from hfserve.skills.slot_kv import SlotKV
-from hfserve.types import Family, ModelSpec, Pick, SamplingParams, Task
+from hfserve.types import Family, ModelSpec, Task
 
 pytestmark = pytest.mark.gpu
 
 PROMPTS = [[5, 9, 11, 3], [7, 2], [12, 40, 33, 8, 21, 17], [4], [3, 3, 3]]
 STEPS = 12
-GREEDY = SamplingParams(temperature=0)
 
 
 @pytest.fixture(scope="module")
@@ -43,62 +42,26 @@ def skill() -> GenerationSkill:
     return skill
 
 
-def greedy(skill: GenerationSkill, logits, rows: int) -> list[int]:
-    return [c.token_id for c in skill.sample(logits, [Pick(i, GREEDY, None, [])
-                                                      for i in range(rows)])]
-
-
-def alone(skill: GenerationSkill, prompt: list[int]) -> list[int]:
-    import torch
-
-    with torch.inference_mode():
-        out = skill.model.generate(torch.tensor([prompt], device="cuda"),
-                                   max_new_tokens=STEPS, do_sample=False, pad_token_id=0)
-    return out[0, len(prompt):].tolist()
-
-
 def test_graph_steps_match_generate_as_rows_join_and_leave(skill) -> None:
+    from drive import alone, stepped_tokens
+
     assert isinstance(skill.running, SlotKV) and skill.running.graphs
-    expected = [alone(skill, p) for p in PROMPTS]
-    got: dict[int, list[int]] = {}
-    live: list[tuple[int, object]] = []
-
-    def join(indexes: list[int]) -> None:
-        states, logits, _ = skill.prefill([PROMPTS[i] for i in indexes], [None] * len(indexes))
-        for i, state, token in zip(indexes, states, greedy(skill, logits, len(indexes)),
-                                   strict=True):
-            got[i] = [token]
-            live.append((i, state))
-
-    def step() -> None:
-        logits = skill.decode([s for _, s in live], [got[i][-1] for i, _ in live])
-        for (i, _), token in zip(live, greedy(skill, logits, len(live)), strict=True):
-            got[i].append(token)
-        for i, state in list(live):
-            if len(got[i]) == STEPS:
-                skill.release(state)
-                live.remove((i, state))
-
-    join([0, 1])
-    for _ in range(3):
-        step()
-    join([2, 3, 4])        # 5 rows: a bucket of 8 slots, captured on first use
-    while live:
-        step()
-    assert [got[i] for i in range(len(PROMPTS))] == expected
+    expected = [alone(skill, p, STEPS) for p in PROMPTS]
+    # 5 rows after three steps: a bucket of 8 slots, captured on first use.
+    assert stepped_tokens(skill, PROMPTS, STEPS, [(0, [0, 1]), (3, [2, 3, 4])]) == expected
     assert skill.running.graphs and {2, 8} <= set(skill.running._graphs)
 
 
 def test_overlapped_scheduled_steps_match_generate(skill, monkeypatch) -> None:
     """The scheduler as it runs on CUDA: each step starts before the previous one is
     turned into text, and newcomers wait a few steps to share a prefill."""
-    from scheduled import scheduled_tokens
+    from drive import alone, scheduled_tokens
 
     assert skill.overlap_steps and skill.prefill_wait_steps > 0
     monkeypatch.setattr(skill, "decode_tokens", lambda ids: " ".join(map(str, ids)),
                         raising=False)
     monkeypatch.setattr(skill, "eos_token_ids", frozenset(), raising=False)
     lengths = [STEPS - i for i in range(len(PROMPTS))]
-    expected = [alone(skill, p)[:n] for p, n in zip(PROMPTS, lengths, strict=True)]
+    expected = [alone(skill, p, STEPS)[:n] for p, n in zip(PROMPTS, lengths, strict=True)]
     assert scheduled_tokens(skill, PROMPTS, lengths) == expected
     assert skill.running.graphs

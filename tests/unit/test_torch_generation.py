@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import drive
+from drive import GREEDY, greedy, scheduled_tokens, stepped_tokens
 from hfserve.skills import slot_kv
 from hfserve.skills.base import Placement
 from hfserve.skills.generation import GenerationSkill, _cache_kwarg
@@ -58,48 +60,13 @@ def test_newcomers_are_not_held_back_on_the_cpu_unless_configured() -> None:
 
 
 def alone(skill: GenerationSkill, prompt: list[int]) -> list[int]:
-    with torch.inference_mode():
-        out = skill.model.generate(torch.tensor([prompt]), max_new_tokens=STEPS,
-                                   do_sample=False, pad_token_id=0)
-    return out[0, len(prompt):].tolist()
-
-
-GREEDY = SamplingParams(temperature=0)
-
-
-def greedy(skill: GenerationSkill, logits, rows: int) -> list[int]:
-    return [c.token_id for c in skill.sample(logits, [Pick(i, GREEDY, None, [])
-                                                      for i in range(rows)])]
+    return drive.alone(skill, prompt, STEPS)
 
 
 def test_rows_joining_and_leaving_the_batch_match_each_prompt_alone(skill) -> None:
     expected = [alone(skill, p) for p in PROMPTS]
-    got: dict[int, list[int]] = {i: [] for i in range(len(PROMPTS))}
-    live: list[tuple[int, object]] = []
-
-    def join(indexes: list[int]) -> None:
-        states, logits, _ = skill.prefill([PROMPTS[i] for i in indexes], [None] * len(indexes))
-        for i, state, token in zip(indexes, states, greedy(skill, logits, len(indexes)),
-                                   strict=True):
-            got[i].append(token)
-            live.append((i, state))
-
-    def step() -> None:
-        logits = skill.decode([s for _, s in live], [got[i][-1] for i, _ in live])
-        for (i, _), token in zip(live, greedy(skill, logits, len(live)), strict=True):
-            got[i].append(token)
-        for i, state in list(live):
-            if len(got[i]) == STEPS:
-                skill.release(state)
-                live.remove((i, state))
-
-    join([0, 1])
-    step()
-    step()
-    join([2, 3])           # a longer prompt joins a batch already two steps in
-    while live:
-        step()
-    assert got == dict(enumerate(expected))
+    # A longer prompt joins a batch already two steps in.
+    assert stepped_tokens(skill, PROMPTS, STEPS, [(0, [0, 1]), (2, [2, 3])]) == expected
     assert skill.running.rows == []             # every row released: nothing held
 
 
@@ -261,8 +228,6 @@ def test_the_scheduler_gives_each_prompt_its_greedy_tokens_in_a_busy_batch(
         skill, monkeypatch, overlap) -> None:
     """Requests of different lengths joining a running batch at different steps, with the
     next step started before the previous one is turned into text (as on CUDA) or not."""
-    from scheduled import scheduled_tokens
-
     monkeypatch.setattr(skill, "decode_tokens", lambda ids: " ".join(map(str, ids)),
                         raising=False)
     monkeypatch.setattr(skill, "eos_token_ids", frozenset(), raising=False)
