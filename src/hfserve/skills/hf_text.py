@@ -23,13 +23,18 @@ def flatten_content(content: Any) -> str:
     return "".join(parts)
 
 
+def _rust(tokenizer: Any) -> Any:
+    """The ``tokenizers`` object behind a fast tokenizer, or None."""
+    return getattr(tokenizer, "backend_tokenizer", None) \
+        if getattr(tokenizer, "is_fast", False) else None
+
+
 def token_ids(tokenizer: Any, text: str, *, special: bool = True) -> list[int]:
     """``tokenizer(text)["input_ids"]``: through the Rust ``tokenizers`` object of a fast
     tokenizer when it truncates and pads nothing, which gives the same ids without
     transformers' per-call Python (a MiniLM sentence: 51 -> 36 us on an idle core; the
     tokenizer call was a fifth of the event loop's work per one-sentence embedding request)."""
-    backend = getattr(tokenizer, "backend_tokenizer", None) \
-        if getattr(tokenizer, "is_fast", False) else None
+    backend = _rust(tokenizer)
     if backend is None or backend.truncation is not None or backend.padding is not None:
         return tokenizer(text, add_special_tokens=special)["input_ids"]
     return backend.encode(text, add_special_tokens=special).ids
@@ -60,8 +65,7 @@ def text_decoder(tokenizer: Any) -> Callable[[list[int]], str]:
     tokenizer (no overridden ``decode``, no clean-up in effect: a probe text decodes the same
     both ways), else ``token_text``. Incremental detokenization calls it twice per token per
     sequence, and the wrapper's Python was more than half of each call (2.5 -> 1.0 us)."""
-    backend = getattr(tokenizer, "backend_tokenizer", None) \
-        if getattr(tokenizer, "is_fast", False) else None
+    backend = _rust(tokenizer)
     if backend is not None:
         try:
             ids = token_ids(tokenizer, _CLEAN_UP_PROBE, special=False)
