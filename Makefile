@@ -55,7 +55,7 @@ lint: dev
 	$(BIN)/lint-imports
 
 bench: install models
-	$(PIP) matplotlib
+	$(PIP) matplotlib aiohttp
 	$(BIN)/python bench/serve_bench.py
 
 # MiniLM on eager torch, OpenVINO and ONNX Runtime in one server, and each in-process.

@@ -50,6 +50,9 @@ class ModelConfig(BaseModel):
     int8: bool = Field(False, description="int8 weight compression where the backend has it")
     gguf_file: str | None = Field(None, description="GGUF file inside the source folder")
     threads: int | None = Field(None, ge=1, description="Intra-op threads for this model")
+    streams: int | None = Field(
+        None, ge=1, description="Encoder batches computed at once, each on an inference stream "
+        "of its own that shares the model's threads (OpenVINO; default: 1)")
     max_batch_size: int = Field(32, ge=1, description="Most items in one encoder batch")
     max_batch_tokens: int = Field(16384, ge=1, description="Token budget of one encoder batch")
     max_wait_ms: float = Field(2.0, ge=0, description="How long a batch waits to fill")

@@ -433,9 +433,13 @@ async def test_full_queue_is_429_with_retry_after(start, dirs, control) -> None:
         running = asyncio.create_task(srv.client.post(
             "/v1/embeddings", json={"model": "emb", "input": fakes.BLOCK}))
         await asyncio.wait_for(asyncio.to_thread(control.run_started.wait, 10), 11)
+        batcher = srv.engine.manager.entries["emb"].batcher
+        # A full batch is handed to the busy worker to run next; the one after it queues.
+        handed = asyncio.create_task(srv.client.post(
+            "/v1/embeddings", json={"model": "emb", "input": "handed"}))
+        await wait_until(lambda: batcher.in_flight == 2)
         queued = asyncio.create_task(srv.client.post(
             "/v1/embeddings", json={"model": "emb", "input": "queued"}))
-        batcher = srv.engine.manager.entries["emb"].batcher
         await wait_until(lambda: batcher.queue_depth == 1)
         rejected = await srv.client.post("/v1/embeddings",
                                          json={"model": "emb", "input": "one too many"})
@@ -445,6 +449,7 @@ async def test_full_queue_is_429_with_retry_after(start, dirs, control) -> None:
         assert int(rejected.headers["retry-after"]) >= 1
         control.run_release.set()
         assert (await running).status_code == 200
+        assert (await handed).status_code == 200
         assert (await queued).status_code == 200
         assert ["one too many"] not in control.batches
         after = await srv.client.post("/v1/embeddings", json={"model": "emb", "input": "ok"})

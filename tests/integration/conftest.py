@@ -22,6 +22,7 @@ CHAT = "SmolLM2-135M-Instruct"
 CHAT_SLOTS = "smol-slots"
 TINY_QUEUE = "minilm-tiny-queue"
 EMBED_OV = "minilm-openvino"
+EMBED_STREAMS = "minilm-openvino-streams"
 EMBED_ONNX = "minilm-onnx"
 EMBED_FALLBACK = "minilm-fallback"
 CHAT_OV = "smol-openvino"
@@ -72,6 +73,9 @@ def server(tmp_path_factory):
              "max_batch_size": 1, "max_wait_ms": 0, "backend": "torch"},
             # Automatic placement: the fastest backend installed (OpenVINO when present).
             {"name": EMBED_OV, "source": str(MINILM), "threads": 1},
+            # Two batches at once, each on an OpenVINO stream of its own.
+            {"name": EMBED_STREAMS, "source": str(MINILM), "threads": 2, "streams": 2,
+             "max_batch_size": 2, "max_wait_ms": 0},
             # In a model process of its own (the default on accelerators, asked for here).
             {"name": CHAT_OV, "source": str(SMOL), "threads": 1, "max_concurrent": 8,
              "own_process": True},

@@ -9,7 +9,17 @@ import numpy as np
 import openvino  # noqa: F401 - the extra this module tests must be installed
 import pytest
 
-from .conftest import CHAT, CHAT_OV, CHAT_SLOTS, EMBED, EMBED_FALLBACK, EMBED_ONNX, EMBED_OV, MINILM
+from .conftest import (
+    CHAT,
+    CHAT_OV,
+    CHAT_SLOTS,
+    EMBED,
+    EMBED_FALLBACK,
+    EMBED_ONNX,
+    EMBED_OV,
+    EMBED_STREAMS,
+    MINILM,
+)
 
 SENTENCES = ["The quick brown fox jumps over the lazy dog.", "Paris is the capital of France.",
              "Embeddings map text to vectors.", "short"]
@@ -45,6 +55,18 @@ def test_automatic_placement_picks_openvino(http):
 @pytest.mark.parametrize("model", [EMBED_OV, EMBED_ONNX])
 def test_backend_embeddings_match_sentence_transformers(client, reference, model):
     assert min(cosines(embed(client, model), reference)) >= 0.999
+
+
+async def test_openvino_streams_embed_batches_side_by_side(http, aclient, reference):
+    info = http.get(f"/v1/models/{EMBED_STREAMS}").json()
+    assert info["backend"] == "openvino" and info["streams"] == 2
+    # Batches of two sentences, many at once: both streams run, each on its own request.
+    replies = await asyncio.gather(*(
+        aclient.embeddings.create(model=EMBED_STREAMS, input=SENTENCES[i % 3:i % 3 + 2],
+                                  encoding_format="float") for i in range(24)))
+    for i, reply in enumerate(replies):
+        got = [d.embedding for d in reply.data]
+        assert min(cosines(got, reference[i % 3:i % 3 + 2])) >= 0.999
 
 
 def test_onnx_backend_is_onnxruntime(http):

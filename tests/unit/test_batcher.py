@@ -98,6 +98,8 @@ async def test_concurrent_submits_are_batched_together(make_batcher, model: Fake
     blocker = await block_worker(batcher, model)
     waiting = [asyncio.create_task(batcher.submit([f"x{i}"], [1])) for i in range(5)]
     await wait_until(lambda: batcher.queue_depth == 5)
+    await asyncio.sleep(0.05)   # a part batch keeps gathering while the worker is busy
+    assert batcher.queue_depth == 5 and batcher.in_flight == 1
     model.release.set()
     results = await asyncio.gather(*waiting)
     assert results == [[f"x{i}x{i}"] for i in range(5)]
@@ -109,7 +111,11 @@ async def test_max_batch_size_splits_a_large_queue(make_batcher, model: FakeMode
     batcher = make_batcher(max_batch_size=2)
     blocker = await block_worker(batcher, model)
     waiting = [asyncio.create_task(batcher.submit([i], [1])) for i in range(5)]
-    await wait_until(lambda: batcher.queue_depth == 5)
+    # While the worker is busy, the first full batch is handed to it to run next; the rest
+    # waits in the queue.
+    await wait_until(lambda: batcher.queue_depth == 3)
+    await asyncio.sleep(0.05)
+    assert batcher.queue_depth == 3 and batcher.in_flight == 2
     model.release.set()
     assert await asyncio.gather(*waiting) == [[2 * i] for i in range(5)]
     await blocker
@@ -179,14 +185,15 @@ async def test_high_priority_items_queued_later_run_first(make_batcher,
                                                           model: FakeModel) -> None:
     batcher = make_batcher(max_batch_size=1)
     blocker = await block_worker(batcher, model)
-    low = [asyncio.create_task(batcher.submit([f"low{i}"], [1], priority=2)) for i in range(2)]
+    # low0 is a full batch and goes to the busy worker at once (in flight); the rest queue.
+    low = [asyncio.create_task(batcher.submit([f"low{i}"], [1], priority=2)) for i in range(3)]
     await wait_until(lambda: batcher.queue_depth == 2)
     high = [asyncio.create_task(batcher.submit([f"high{i}"], [1], priority=0))
             for i in range(2)]
     await wait_until(lambda: batcher.queue_depth == 4)
     model.release.set()
     await asyncio.gather(blocker, *low, *high)
-    assert model.seen == ["block", "high0", "high1", "low0", "low1"]
+    assert model.seen == ["block", "low0", "high0", "high1", "low1", "low2"]
 
 
 async def test_a_cancelled_submit_leaves_the_queue(make_batcher, model: FakeModel) -> None:
@@ -230,19 +237,51 @@ async def test_stop_fails_queued_items(make_batcher, model: FakeModel) -> None:
     assert "a" not in model.seen
 
 
+async def test_stop_fails_a_batch_handed_to_the_busy_worker(make_batcher,
+                                                           model: FakeModel) -> None:
+    batcher = make_batcher(max_batch_size=1)
+    blocker = await block_worker(batcher, model)
+    handed = asyncio.create_task(batcher.submit(["a"], [1]))   # full: in flight at once
+    await wait_until(lambda: batcher.in_flight == 2)
+    assert batcher.queue_depth == 0 and not handed.done()
+    await batcher.stop()
+    with pytest.raises(ModelError):
+        await handed
+    model.release.set()
+    blocker.cancel()
+    await asyncio.gather(blocker, return_exceptions=True)
+    assert "a" not in model.seen
+
+
 async def test_under_pressure_low_priority_is_shed_first(make_batcher, model: FakeModel) -> None:
     batcher = make_batcher(max_batch_size=1, max_queue=2)
     blocker = await block_worker(batcher, model)
-    low = [asyncio.create_task(batcher.submit([f"low{i}"], [1], priority=2)) for i in range(2)]
+    # low0 is handed to the busy worker (in flight); low1 and low2 fill the queue.
+    low = [asyncio.create_task(batcher.submit(["low0"], [1], priority=2))]
+    await wait_until(lambda: batcher.in_flight == 2)
+    low += [asyncio.create_task(batcher.submit([f"low{i}"], [1], priority=2)) for i in (1, 2)]
     await wait_until(lambda: batcher.queue_depth == 2)
     high = asyncio.create_task(batcher.submit(["high"], [1], priority=0))
-    await wait_until(lambda: low[1].done())
+    await wait_until(lambda: low[2].done())
     with pytest.raises(Overloaded) as shed:
-        await low[1]
+        await low[2]
     assert shed.value.headers["Retry-After"] == "2"
     # Same priority never sheds: a second low request is refused outright.
     with pytest.raises(Overloaded):
         await batcher.submit(["low-late"], [1], priority=2)
     model.release.set()
-    await asyncio.gather(blocker, low[0], high)
-    assert model.seen == ["block", "high", "low0"]
+    await asyncio.gather(blocker, low[0], low[1], high)
+    assert model.seen == ["block", "low0", "high", "low1"]
+
+
+async def test_two_workers_run_a_second_batch_beside_a_busy_one(make_batcher,
+                                                                 model: FakeModel) -> None:
+    pool = ThreadPoolExecutor(2)
+    batcher = make_batcher(workers=2, executor=pool)
+    blocker = await block_worker(batcher, model)
+    # Answered while the first batch still holds its worker.
+    assert await asyncio.wait_for(batcher.submit(["x"], [1]), 5) == ["xx"]
+    assert not blocker.done()
+    model.release.set()
+    assert await blocker == ["blockblock"]
+    pool.shutdown(wait=True)

@@ -2,7 +2,14 @@
 asyncio task forms batches (see batching.py) and runs them on the model's own worker thread,
 so tokenization of the next requests (done before queueing) overlaps the forward pass.
 Every item carries its own future; a failing batch is retried item by item so one bad
-input fails only itself."""
+input fails only itself.
+
+A skill may run ``workers`` batches at once (each from a thread of the executor). While all
+of them are busy, one more *full* batch is handed over to run next, so a worker starts it the
+moment it is free instead of waiting for this event loop, which under load is busy with
+HTTP. A part batch keeps gathering until a worker is free, so this never makes batches
+smaller. Priorities and deadlines apply to what is queued: a handed-over batch is in
+flight."""
 
 from __future__ import annotations
 
@@ -20,13 +27,14 @@ from hfserve.errors import (
     ModelError,
     Overloaded,
 )
-from hfserve.runtime.batching import Pending, ready, select_batch
+from hfserve.runtime.batching import Pending, full, ready, select_batch
 
 
 class Batcher:
     def __init__(self, name: str, run_batch: Callable[[list[Any]], list[Any]], *,
                  max_batch_size: int, max_batch_tokens: int, max_wait: float, max_queue: int,
-                 executor: ThreadPoolExecutor, clock: Callable[[], float] = time.monotonic,
+                 executor: ThreadPoolExecutor, workers: int = 1,
+                 clock: Callable[[], float] = time.monotonic,
                  is_out_of_memory: Callable[[BaseException], bool] = lambda exc: False,
                  on_out_of_memory: Callable[[BaseException], None] = lambda exc: None) -> None:
         self.name = name
@@ -36,12 +44,14 @@ class Batcher:
         self.max_wait = max_wait
         self.max_queue = max_queue
         self.executor = executor
+        self.workers = workers
         self.clock = clock
         self.is_out_of_memory = is_out_of_memory
         self.on_out_of_memory = on_out_of_memory
         self._queue: list[Pending] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._in_flight: dict[asyncio.Task, list[Pending]] = {}
         self.alive = True
 
     def start(self) -> None:
@@ -53,17 +63,25 @@ class Batcher:
         self.alive = False
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        for item in self._queue:
+        unfinished = [p for batch in self._in_flight.values() for p in batch]
+        tasks = [t for t in (self._task, *self._in_flight) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for item in [*unfinished, *self._queue]:
             if not item.future.done():
                 item.future.set_exception(ModelError("model was unloaded"))
         self._queue.clear()
+        self._in_flight.clear()
 
     @property
     def queue_depth(self) -> int:
         return len(self._queue)
+
+    @property
+    def in_flight(self) -> int:
+        """Batches handed to the workers (running or next in line)."""
+        return len(self._in_flight)
 
     async def submit(self, payloads: list[Any], costs: list[int], *, priority: int = 1,
                      deadline: float | None = None) -> list[Any]:
@@ -108,28 +126,40 @@ class Batcher:
         return True
 
     async def _loop(self) -> None:
+        limits = dict(max_batch_size=self.max_batch_size, max_batch_tokens=self.max_batch_tokens)
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._queue:
-                limits = dict(max_batch_size=self.max_batch_size,
-                              max_batch_tokens=self.max_batch_tokens)
-                while self._queue and not ready(self._queue, self.clock(),
-                                                max_wait=self.max_wait, **limits):
-                    oldest = min(p.arrival for p in self._queue)
-                    delay = max(0.0, oldest + self.max_wait - self.clock())
-                    try:
-                        await asyncio.wait_for(self._wake.wait(), timeout=delay or 1e-4)
-                    except TimeoutError:
-                        pass
-                    self._wake.clear()
+            while self._queue and len(self._in_flight) <= self.workers:
+                if len(self._in_flight) == self.workers:
+                    if not full(self._queue, **limits):
+                        break       # gather on; a finished batch or a new item wakes us
+                elif not ready(self._queue, self.clock(), max_wait=self.max_wait, **limits):
+                    await self._wait_to_fill()
+                    continue
                 self._drop_expired()
                 batch = select_batch(self._queue, **limits)
                 for p in batch:
                     self._queue.remove(p)
                 metrics.QUEUE_DEPTH.labels(self.name).set(len(self._queue))
                 if batch:
-                    await self._run(batch)
+                    task = asyncio.get_running_loop().create_task(self._run(batch))
+                    self._in_flight[task] = batch
+                    task.add_done_callback(self._batch_done)
+
+    async def _wait_to_fill(self) -> None:
+        """Until the oldest item has waited ``max_wait`` or something is queued."""
+        oldest = min(p.arrival for p in self._queue)
+        delay = max(0.0, oldest + self.max_wait - self.clock())
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=delay or 1e-4)
+        except TimeoutError:
+            pass
+        self._wake.clear()
+
+    def _batch_done(self, task: asyncio.Task) -> None:
+        self._in_flight.pop(task, None)
+        self._wake.set()
 
     def _drop_expired(self) -> None:
         now = self.clock()

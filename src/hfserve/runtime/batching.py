@@ -26,12 +26,17 @@ def padded_cost(items: Sequence[Pending]) -> int:
     return max((p.cost for p in items), default=0) * len(items)
 
 
+def full(queue: Sequence[Pending], *, max_batch_size: int, max_batch_tokens: int) -> bool:
+    """A whole batch is waiting: waiting longer cannot make it bigger."""
+    return len(queue) >= max_batch_size or padded_cost(queue) >= max_batch_tokens
+
+
 def ready(queue: Sequence[Pending], now: float, *, max_batch_size: int, max_wait: float,
           max_batch_tokens: int) -> bool:
     """Dispatch now? Yes when a full batch is waiting or the oldest item waited long enough."""
     if not queue:
         return False
-    if len(queue) >= max_batch_size or padded_cost(queue) >= max_batch_tokens:
+    if full(queue, max_batch_size=max_batch_size, max_batch_tokens=max_batch_tokens):
         return True
     return now - min(p.arrival for p in queue) >= max_wait
 

@@ -236,7 +236,11 @@ class ModelManager:
                                    max_queue=mc.max_queue, on_out_of_memory=out_of_memory,
                                    executor=entry.executor)
         elif isinstance(skill, BatchSkill):
-            entry.batcher = Batcher(entry.name, skill.run_batch,
+            if skill.workers > 1:   # batches from several threads at once (see skill.workers)
+                entry.executor.shutdown(wait=False)
+                entry.executor = ThreadPoolExecutor(skill.workers,
+                                                    thread_name_prefix=f"model-{entry.name}")
+            entry.batcher = Batcher(entry.name, skill.run_batch, workers=skill.workers,
                                     max_batch_size=mc.max_batch_size,
                                     max_batch_tokens=mc.max_batch_tokens,
                                     max_wait=mc.max_wait_ms / 1000, max_queue=mc.max_queue,

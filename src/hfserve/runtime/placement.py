@@ -79,6 +79,7 @@ def choices(spec: ModelSpec, mc: ModelConfig, skills: list[type[Skill]], cache_d
                        options={"cache_dir": cache_dir, "int8": mc.int8,
                                 "device_kind": c.device.kind,
                                 "max_concurrent": mc.max_concurrent,
+                                "streams": mc.streams or 1,
                                 "prefix_caching": mc.prefix_caching,
                                 "cuda_graphs": mc.cuda_graphs,
                                 "prefill_wait_steps": mc.prefill_wait_steps,

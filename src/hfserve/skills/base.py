@@ -70,6 +70,12 @@ class Prepared:
 class BatchSkill(Skill):
     """Encoder-style work: items are independent, batched by the runtime's batcher."""
 
+    # Batches that may run at once, each from a thread of its own (set by ``load``).
+    workers: int = 1
+
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), **({"streams": self.workers} if self.workers > 1 else {})}
+
     @abstractmethod
     def prepare(self, item: Any, options: dict[str, Any]) -> Prepared:
         """Validate and tokenize one item (runs off the event loop, before queueing)."""

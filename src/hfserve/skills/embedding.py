@@ -10,7 +10,7 @@ from hfserve.errors import ContextLengthExceeded, InvalidRequest
 from hfserve.skills.base import BatchSkill, Placement, Prepared
 from hfserve.skills.hf_text import token_ids
 from hfserve.skills.onnx_backend import load_onnx_encoder
-from hfserve.skills.openvino_backend import load_openvino
+from hfserve.skills.openvino_backend import ThreadRequests, load_openvino
 from hfserve.skills.pooling import pool, read_pooling
 from hfserve.skills.torch_backend import load_torch_model
 from hfserve.types import ModelSpec, Task
@@ -25,7 +25,13 @@ def _torch_encoder(spec: ModelSpec, placement: Placement) -> Callable[..., Any]:
 
 def _openvino_encoder(spec: ModelSpec, placement: Placement) -> Callable[..., Any]:
     model = load_openvino("feature-extraction", spec, placement)
-    return lambda **features: model(**features).last_hidden_state
+    if placement.options.get("streams", 1) == 1:
+        return lambda **features: model(**features).last_hidden_state
+    import torch
+
+    run = ThreadRequests(model)
+    return lambda **features: torch.from_numpy(
+        run({k: v.numpy() for k, v in features.items()})["last_hidden_state"])
 
 
 def _onnx_encoder(spec: ModelSpec, placement: Placement) -> Callable[..., Any]:
@@ -52,6 +58,8 @@ class EmbeddingSkill(BatchSkill):
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.spec.path),
                                                        gguf_file=self.spec.gguf_file)
         self.encode = ENCODERS[placement.backend](self.spec, placement)
+        if placement.backend == "openvino":
+            self.workers = placement.options.get("streams", 1)
         limits = [v for v in (self.pooling.max_seq_length, self.spec.max_context,
                               getattr(self.tokenizer, "model_max_length", None))
                   if isinstance(v, int) and 0 < v < 1_000_000]

@@ -4,6 +4,7 @@ cache directory, compile it for an OpenVINO device (CPU, GPU, NPU)."""
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,31 @@ def ov_config(placement: Placement) -> dict[str, Any]:
                                                                               "f32")}
     if placement.threads:
         config["INFERENCE_NUM_THREADS"] = placement.threads
+    if placement.options.get("streams", 1) > 1:
+        config["NUM_STREAMS"] = placement.options["streams"]
     return config
+
+
+class ThreadRequests:
+    """Runs an optimum-intel model's compiled network from several threads at once, each
+    thread with an infer request of its own. optimum's model object calls the compiled model
+    through one shared request, so two threads must not call it together; with one request
+    per thread, each runs on its own inference stream (``NUM_STREAMS``)."""
+
+    def __init__(self, model: Any) -> None:
+        model.compile()
+        self.compiled = model.request
+        self.inputs = set(model.input_names)
+        self.local = threading.local()
+
+    def __call__(self, features: dict[str, Any]) -> dict[str, Any]:
+        """numpy inputs by name (those the network lacks are ignored) -> outputs by name."""
+        request = getattr(self.local, "request", None)
+        if request is None:
+            request = self.local.request = self.compiled.create_infer_request()
+        result = request.infer({k: v for k, v in features.items() if k in self.inputs})
+        return {name: result[port] for port in self.compiled.outputs
+                for name in port.get_names()}
 
 
 def load_openvino(kind: str, spec: ModelSpec, placement: Placement) -> Any:
