@@ -68,7 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="HTTP runs as CLIENTSxSENTENCES, comma-separated")
     p.add_argument("--max-batch-size", type=int, default=32,
                    help="server batch limit and the raw batch size (default 32)")
-    p.add_argument("--max-wait-ms", type=float, default=2.0)
+    p.add_argument("--max-wait-ms", type=float, default=0.0)
     p.add_argument("--wait-quiet", type=float, default=15.0,
                    help="before each run, wait up to this many seconds for an idle machine")
     args = p.parse_args(argv)

@@ -56,7 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="hfserve dtype for both models and OpenVINO's raw precision hint "
                         "('' for hfserve's default)")
     p.add_argument("--max-batch-size", type=int, default=32)
-    p.add_argument("--max-wait-ms", type=float, default=2.0)
+    p.add_argument("--max-wait-ms", type=float, default=0.0)
     p.add_argument("--max-concurrent", type=int, default=32)
     p.add_argument("--embed-clients", default="1,16,64", help="comma-separated concurrencies")
     p.add_argument("--batch-clients", type=int, default=16,

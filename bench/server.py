@@ -33,7 +33,7 @@ class ServerOptions:
     embed_threads: int = 1
     chat_threads: int = 1
     max_batch_size: int = 32
-    max_wait_ms: float = 2.0
+    max_wait_ms: float = 0.0
     max_concurrent: int = 8
     backend: str = "auto"            # auto, torch, openvino, onnxruntime (both models)
     dtype: str | None = None         # None: hfserve's default for the chosen device

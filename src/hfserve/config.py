@@ -55,7 +55,10 @@ class ModelConfig(BaseModel):
         "of its own that shares the model's threads (OpenVINO; default: 1)")
     max_batch_size: int = Field(32, ge=1, description="Most items in one encoder batch")
     max_batch_tokens: int = Field(16384, ge=1, description="Token budget of one encoder batch")
-    max_wait_ms: float = Field(2.0, ge=0, description="How long a batch waits to fill")
+    max_wait_ms: float = Field(
+        0.0, ge=0, description="How long a part batch may wait for more items while the model "
+        "is idle (0: it runs at once; items that arrive while a batch runs gather into the "
+        "next one)")
     max_queue: int = Field(1024, ge=1, description="Queued requests before 429")
     max_concurrent: int = Field(8, ge=1, description="Generation sequences decoded together")
     max_tokens_default: int = Field(512, ge=1, description="max_tokens when a request names none")
