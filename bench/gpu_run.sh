@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU checks in one go, from the repository root: the CUDA tests, the step times of
 # bench/gpu_step.py (appended to the tests' log), then bench/gpu.py.
-# Expects the wheels of the web stack (and pytest-asyncio) in .whl/, the models in
+# Expects the wheels of the web stack, aiohttp (the load generator's client) and
+# pytest-asyncio in .whl/, the models in
 # .cache/models/, and OUT naming the folder for logs and results (default bench/results).
 #
 #     OUT=/tmp/out bash bench/gpu_run.sh
