@@ -181,6 +181,21 @@ async def test_expired_deadline_never_reaches_the_model(make_batcher, model: Fak
     assert await batcher.submit(["on-time"], [1], deadline=101.0) == ["on-timeon-time"]
 
 
+async def test_a_handed_over_item_that_expires_while_waiting_never_runs(
+        make_batcher, model: FakeModel) -> None:
+    clock = FakeClock(100.0)
+    batcher = make_batcher(max_batch_size=1, clock=clock)
+    blocker = await block_worker(batcher, model)
+    late = asyncio.create_task(batcher.submit(["late"], [1], deadline=101.0))
+    await wait_until(lambda: batcher.in_flight == 2)    # handed to the busy worker in time
+    clock.now = 102.0                                    # ... and expired behind it
+    model.release.set()
+    with pytest.raises(DeadlineExceeded):
+        await asyncio.wait_for(late, 5)
+    assert await blocker == ["blockblock"]
+    assert "late" not in model.seen
+
+
 async def test_high_priority_items_queued_later_run_first(make_batcher,
                                                           model: FakeModel) -> None:
     batcher = make_batcher(max_batch_size=1)

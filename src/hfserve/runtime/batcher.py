@@ -8,8 +8,8 @@ A skill may run ``workers`` batches at once (each from a thread of the executor)
 of them are busy, one more *full* batch is handed over to run next, so a worker starts it the
 moment it is free instead of waiting for this event loop, which under load is busy with
 HTTP. A part batch keeps gathering until a worker is free, so this never makes batches
-smaller. Priorities and deadlines apply to what is queued: a handed-over batch is in
-flight."""
+smaller. Priorities apply to what is queued (a handed-over batch is in flight); deadlines
+are checked again when a batch starts, so an item that expired while it waited never runs."""
 
 from __future__ import annotations
 
@@ -163,18 +163,31 @@ class Batcher:
 
     def _drop_expired(self) -> None:
         now = self.clock()
-        for p in [p for p in self._queue if p.deadline is not None and now > p.deadline]:
+        for p in [p for p in self._queue if self._expired(p, now)]:
             self._queue.remove(p)
-            metrics.REJECTED.labels(self.name, "deadline").inc()
-            if not p.future.done():
-                p.future.set_exception(DeadlineExceeded("request deadline passed while queued"))
+            self._expire(p)
+
+    @staticmethod
+    def _expired(p: Pending, now: float) -> bool:
+        return p.deadline is not None and now > p.deadline
+
+    def _expire(self, p: Pending) -> None:
+        metrics.REJECTED.labels(self.name, "deadline").inc()
+        if not p.future.done():
+            p.future.set_exception(DeadlineExceeded("request deadline passed while queued"))
+
+    def _run_live(self, batch: list[Pending]) -> tuple[list[Pending], list[Any]]:
+        """On the worker: run the items whose deadline has not passed (a handed-over batch
+        may have waited behind another)."""
+        now = self.clock()
+        live = [p for p in batch if not self._expired(p, now)]
+        return live, (self.run_batch([p.payload for p in live]) if live else [])
 
     async def _run(self, batch: list[Pending]) -> None:
         metrics.BATCH_SIZE.labels(self.name).observe(len(batch))
         loop = asyncio.get_running_loop()
         try:
-            results = await loop.run_in_executor(self.executor, self.run_batch,
-                                                 [p.payload for p in batch])
+            live, results = await loop.run_in_executor(self.executor, self._run_live, batch)
         except Exception as exc:
             if self.is_out_of_memory(exc):
                 # Not the input's fault: fail the batch retryably and let the model move.
@@ -195,6 +208,10 @@ class Batcher:
             if not batch[0].future.done():
                 batch[0].future.set_exception(error)
             return
-        for p, result in zip(batch, results, strict=True):
+        ran = {id(p) for p in live}
+        for p in batch:
+            if id(p) not in ran:
+                self._expire(p)
+        for p, result in zip(live, results, strict=True):
             if not p.future.done():
                 p.future.set_result(result)
