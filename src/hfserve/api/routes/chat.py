@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
-from hfserve.api.generation import collect, event_stream, logprob_bytes
+from hfserve.api.generation import TokenChunks, collect, event_stream, logprob_bytes
 from hfserve.api.schemas.chat import ChatCompletion, ChatCompletionRequest
 from hfserve.api.schemas.common import usage
 from hfserve.api.state import engine_of
@@ -65,6 +65,8 @@ def _renderer(body: ChatCompletionRequest, handle, rid: str):
     base = {"id": rid, "object": "chat.completion.chunk", "created": handle.created,
             "model": handle.model}
 
+    token_chunk = TokenChunks(base, "content")
+
     def chunk(choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
         return {**base, "choices": choices, **extra}
 
@@ -76,6 +78,8 @@ def _renderer(body: ChatCompletionRequest, handle, rid: str):
         if isinstance(event, Delta):
             if not event.text and not event.finish_reason and not event.tokens:
                 return []
+            if not body.logprobs:
+                return [token_chunk(event.index, event.text, event.finish_reason)]
             return [chunk([{"index": event.index, "delta": {"content": event.text},
                             "finish_reason": event.finish_reason,
                             "logprobs": chat_logprobs(event.tokens) if body.logprobs

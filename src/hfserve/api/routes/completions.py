@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
-from hfserve.api.generation import collect, event_stream
+from hfserve.api.generation import TokenChunks, collect, event_stream
 from hfserve.api.schemas.common import usage
 from hfserve.api.schemas.completions import Completion, CompletionRequest
 from hfserve.api.state import engine_of
@@ -105,14 +105,15 @@ def _renderer(body: CompletionRequest, handle):
     base = {"id": f"cmpl-{handle.request_id}", "object": "text_completion",
             "created": handle.created, "model": handle.model}
     offsets: dict[int, int] = {}
+    token_chunk = TokenChunks(base, "text")
 
-    def render(event: Any) -> list[dict[str, Any]]:
+    def render(event: Any) -> list[Any]:
         if isinstance(event, Delta):
             if not event.text and not event.finish_reason:
                 return []
-            logprobs = None
-            if body.logprobs is not None:
-                logprobs = completion_logprobs(event.tokens, offsets.get(event.index, 0))
+            if body.logprobs is None:
+                return [token_chunk(event.index, event.text, event.finish_reason)]
+            logprobs = completion_logprobs(event.tokens, offsets.get(event.index, 0))
             offsets[event.index] = offsets.get(event.index, 0) + len(event.text)
             return [{**base, "choices": [{"index": event.index, "text": event.text,
                                           "finish_reason": event.finish_reason,
