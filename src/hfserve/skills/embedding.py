@@ -24,8 +24,9 @@ def _torch_encoder(spec: ModelSpec, placement: Placement) -> Callable[..., Any]:
 
 
 def _openvino_encoder(spec: ModelSpec, placement: Placement) -> Callable[..., Any]:
-    model = load_openvino("feature-extraction", spec, placement)
-    if placement.options.get("streams", 1) == 1:
+    streams = placement.options.get("streams", 1)
+    model = load_openvino("feature-extraction", spec, placement, streams)
+    if streams == 1:
         return lambda **features: model(**features).last_hidden_state
     import torch
 

@@ -67,8 +67,6 @@ def ov_config(placement: Placement) -> dict[str, Any]:
                                                                               "f32")}
     if placement.threads:
         config["INFERENCE_NUM_THREADS"] = placement.threads
-    if placement.options.get("streams", 1) > 1:
-        config["NUM_STREAMS"] = placement.options["streams"]
     return config
 
 
@@ -94,11 +92,14 @@ class ThreadRequests:
                 for name in port.get_names()}
 
 
-def load_openvino(kind: str, spec: ModelSpec, placement: Placement) -> Any:
-    """The optimum-intel model for ``kind``, exported on first use and cached."""
+def load_openvino(kind: str, spec: ModelSpec, placement: Placement, streams: int = 1) -> Any:
+    """The optimum-intel model for ``kind``, exported on first use and cached, compiled with
+    ``streams`` inference streams (see ``ThreadRequests``)."""
     import optimum.intel as oi
 
     target = ensure_export(kind, spec, placement)
+    config = ov_config(placement)
+    if streams > 1:
+        config["NUM_STREAMS"] = streams
     return getattr(oi, OV_CLASSES[kind]).from_pretrained(
-        str(target), device=placement.options.get("ov_device", "CPU"),
-        ov_config=ov_config(placement))
+        str(target), device=placement.options.get("ov_device", "CPU"), ov_config=config)

@@ -82,8 +82,7 @@ def _renderer(body: ChatCompletionRequest, handle, rid: str):
                 return [token_chunk(event.index, event.text, event.finish_reason)]
             return [chunk([{"index": event.index, "delta": {"content": event.text},
                             "finish_reason": event.finish_reason,
-                            "logprobs": chat_logprobs(event.tokens) if body.logprobs
-                            else None}])]
+                            "logprobs": chat_logprobs(event.tokens)}])]
         if isinstance(event, Finished) and include_usage:
             return [chunk([], usage=usage(event.prompt_tokens, event.completion_tokens))]
         return []
