@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
                                     args.client_procs))
             print(f"  {streams:4d} streams: {r['rate']:9,.0f} tokens/s, server process "
                   f"{r['http_us_per_token']:.1f} us CPU per token, "
-                  f"{r['tokens_per_chunk']:.2f} tokens/chunk, errors {r['errors']}, "
+                  f"{r['tokens_per_chunk']:.2f} tokens/chunk, TTFT p50 {r['ttft_p50_ms']:.0f} ms, "
+                  f"ITL p50 {r['itl_p50_ms']:.1f} ms, errors {r['errors']}, "
                   f"CPU % server tree / clients {r['server_cpu_pct']:.0f} / "
                   f"{r['client_cpu_pct']:.0f}", flush=True)
     return 0

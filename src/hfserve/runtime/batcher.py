@@ -208,9 +208,9 @@ class Batcher:
             if not batch[0].future.done():
                 batch[0].future.set_exception(error)
             return
-        ran = {id(p) for p in live}
+        ran = set(live)
         for p in batch:
-            if id(p) not in ran:
+            if p not in ran:
                 self._expire(p)
         for p, result in zip(live, results, strict=True):
             if not p.future.done():

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass
+@dataclass(eq=False)          # identity: an item is itself, and hashable
 class Pending:
     cost: int
     arrival: float
@@ -68,5 +68,5 @@ def select_batch(queue: Sequence[Pending], *, max_batch_size: int, max_batch_tok
             hi += 1
         else:
             lo -= 1
-    order = {id(p): i for i, p in enumerate(queue)}
-    return sorted(chosen, key=lambda p: order[id(p)])
+    order = {p: i for i, p in enumerate(queue)}
+    return sorted(chosen, key=order.__getitem__)

@@ -55,7 +55,7 @@ class Finished:
     completion_tokens: int
 
 
-@dataclass
+@dataclass(eq=False)          # identity: a request is itself, and hashable
 class Active:
     request: GenerationRequest
     stream: EventStream

@@ -144,21 +144,21 @@ class Scheduler(GenerationWorker):
         previous, self._inflight = self._inflight, None
         rows: list[tuple[Active, Sequence]] = []
         tokens: list[int] = []
-        carried: set[int] = set()
+        carried: set[Sequence] = set()
         choices: list[TokenChoice] = []
-        live = {id(a) for a in self._running}
+        live = set(self._running)
         if previous is not None:
             choices = previous[1]()
             for (active, seq), choice in zip(previous[0], choices, strict=True):
-                carried.add(id(seq))
-                if id(active) in live and not seq.finished and not seq.ends_with(
+                carried.add(seq)
+                if active in live and not seq.finished and not seq.ends_with(
                         choice.token_id) and seq.prompt_len + seq.generated + 1 \
                         < self.skill.max_context:
                     rows.append((active, seq))
                     tokens.append(choice.token_id)
         for active in self._running:           # newcomers, their first token emitted
             for seq in active.seqs:
-                if not seq.finished and id(seq) not in carried:
+                if not seq.finished and seq not in carried:
                     rows.append((active, seq))
                     tokens.append(seq.last_token)
         if rows and self._overlap():
@@ -175,14 +175,17 @@ class Scheduler(GenerationWorker):
             self._emit_choices([(a, s) for a, s, _ in picks], choices)
 
     def _emit_choices(self, rows: list[tuple[Active, Sequence]], choices: list[TokenChoice],
-                      live: set[int] | None = None) -> None:
+                      live: set[Active] | None = None) -> None:
         """Hand each request its sequences' new tokens (those of requests still in
         ``live``, when given)."""
-        by_request: dict[int, tuple[Active, list]] = {}
+        by_request: dict[Active, list] = {}
         for (active, seq), choice in zip(rows, choices, strict=True):
-            if live is None or id(active) in live:
-                by_request.setdefault(id(active), (active, []))[1].append((seq, choice))
-        for active, pairs in by_request.values():
+            if live is None or active in live:
+                pairs = by_request.get(active)
+                if pairs is None:
+                    pairs = by_request[active] = []
+                pairs.append((seq, choice))
+        for active, pairs in by_request.items():
             self._emit(active, pairs)
 
     def _on_sequence_end(self, seq: Sequence) -> None:

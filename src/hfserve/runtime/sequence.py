@@ -41,7 +41,7 @@ def coalesce(events: list[Any]) -> list[Any]:
     return out
 
 
-@dataclass
+@dataclass(eq=False)          # identity: a sequence is itself, and hashable
 class Sequence:
     index: int
     prompt_len: int

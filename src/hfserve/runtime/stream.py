@@ -106,11 +106,11 @@ def let_loop_write(streams: list[Any], timeout: float = 0.005) -> None:
     loop has had the turns it needs to write what was pushed. Without it, a model loop that
     holds the interpreter lock through its next step (openvino-genai's ``step`` does, for
     15-30 ms) delays every pushed token by that step."""
-    loops = {id(s._loop): s._loop for s in streams
+    loops = {s._loop for s in streams
              if getattr(s, "pushed", False) and not s._loop.is_closed()}
     for stream in streams:
         stream.pushed = False
-    for loop in loops.values():
+    for loop in loops:
         done = threading.Event()
         try:
             # Two turns: the first wakes each reader, the second runs after they wrote.

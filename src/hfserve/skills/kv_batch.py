@@ -70,11 +70,11 @@ def _width(cache: Any) -> int:
 def pending_groups(wanted: list[Row]) -> list[tuple[Group, list[Row]]]:
     """The prefill groups ``wanted`` rows are still waiting in, each with those rows (in the
     order wanted), in order of first appearance."""
-    groups: dict[int, tuple[Group, list[Row]]] = {}
+    groups: dict[Group, list[Row]] = {}
     for row in wanted:
         if row.group is not None:
-            groups.setdefault(id(row.group), (row.group, []))[1].append(row)
-    return list(groups.values())
+            groups.setdefault(row.group, []).append(row)
+    return list(groups.items())
 
 
 def zero_padding(cache: Any, lengths: list[int]) -> None:
@@ -120,9 +120,9 @@ class KVBatch:
         for group, rows in pending_groups(wanted):
             self._merge(group, rows)
         if self.rows != wanted:
-            position = {id(r): i for i, r in enumerate(self.rows)}
+            position = {r: i for i, r in enumerate(self.rows)}
             device = _layers(self.cache)[0].keys.device
-            _select(self.cache, torch.tensor([position[id(r)] for r in wanted], device=device))
+            _select(self.cache, torch.tensor([position[r] for r in wanted], device=device))
             self.rows = list(wanted)
         unused = _width(self.cache) - max(r.length for r in self.rows)
         if unused > 0:

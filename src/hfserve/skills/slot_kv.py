@@ -139,10 +139,10 @@ class SlotKV:
         """Hold exactly ``wanted``: free the slots of rows gone, merge pending groups."""
         import torch
 
-        keep = {id(r) for r in wanted}
-        gone = [i for i, r in enumerate(self.rows) if id(r) not in keep]
+        keep = set(wanted)
+        gone = [i for i, r in enumerate(self.rows) if r not in keep]
         if gone:
-            stay = [i for i, r in enumerate(self.rows) if id(r) in keep]
+            stay = [i for i, r in enumerate(self.rows) if r in keep]
             moved = [(dst, src) for dst, src in enumerate(stay) if dst != src]
             if moved:
                 dst = torch.tensor([d for d, _ in moved], device=self.device)
@@ -199,10 +199,11 @@ class SlotKV:
         self.arrange(states)
         n = len(self.rows)
         size = bucket(n, self.slots)
-        slot = {id(r): i for i, r in enumerate(self.rows)}
+        slot = {r: i for i, r in enumerate(self.rows)}
+        order = [slot[s] for s in states]
         ids = [self.pad_id] * self.slots
-        for state, token in zip(states, last_tokens, strict=True):
-            ids[slot[id(state)]] = token
+        for i, token in zip(order, last_tokens, strict=True):
+            ids[i] = token
         # Slots past the rows attend to their own column only, so they stay finite.
         starts = self.starts + [self.column] * (self.slots - n)
         self.meta.copy_(torch.tensor(ids + starts + [self.column]), non_blocking=False)
@@ -210,7 +211,6 @@ class SlotKV:
         self.column += 1
         for row in self.rows:
             row.length += 1
-        order = [slot[id(s)] for s in states]
         if order != list(range(n)):
             logits = logits.index_select(0, torch.tensor(order, device=logits.device))
         return logits
