@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {streams:4d} streams: {r['rate']:9,.0f} tokens/s, server process "
                   f"{r['http_us_per_token']:.1f} us CPU per token, "
                   f"{r['tokens_per_chunk']:.2f} tokens/chunk, TTFT p50 {r['ttft_p50_ms']:.0f} ms, "
-                  f"ITL p50 {r['itl_p50_ms']:.1f} ms, errors {r['errors']}, "
+                  f"ITL p50 / p95 / max {r['itl_p50_ms']:.1f} / {r['itl_p95_ms']:.1f} / "
+                  f"{r['itl_max_ms']:.0f} ms, errors {r['errors']}, "
                   f"CPU % server tree / clients {r['server_cpu_pct']:.0f} / "
                   f"{r['client_cpu_pct']:.0f}", flush=True)
     return 0

@@ -26,6 +26,7 @@ from hfserve.errors import (
 from hfserve.hardware import table as compatibility_table
 from hfserve.registry import build_spec
 from hfserve.registry.skills import skill_targets
+from hfserve.runtime import heap
 from hfserve.runtime.batcher import Batcher
 from hfserve.runtime.pipeline_worker import PipelineWorker
 from hfserve.runtime.placement import choices
@@ -167,6 +168,7 @@ class ModelManager:
                 entry.error = exc.message if isinstance(exc, HFServeError) else _brief(exc)
                 log.error("model %s failed to load: %s", entry.name, entry.error)
                 return
+            heap.settle()
             entry.state, entry.loaded_at = ModelState.READY, time.time()
             metrics.MODEL_READY.labels(entry.name).set(1)
             metrics.LOAD_SECONDS.labels(entry.name).observe(time.monotonic() - started)
@@ -298,6 +300,7 @@ class ModelManager:
             if entry.skill is not None:
                 entry.skill.unload()
             entry.batcher = entry.scheduler = entry.executor = entry.skill = None
+            heap.release()
             entry.state = ModelState.UNLOADED
             metrics.MODEL_READY.labels(entry.name).set(0)
 

@@ -183,6 +183,7 @@ def child_main(conn: Any, child: ChildSpec) -> None:
     """Entry point of the model process."""
     import signal
 
+    from hfserve.runtime import heap
     from hfserve.runtime.pipeline_worker import PipelineWorker
     from hfserve.runtime.scheduler import Scheduler
 
@@ -200,6 +201,7 @@ def child_main(conn: Any, child: ChildSpec) -> None:
         conn.send([("failed", f"{type(exc).__name__}: {exc}", skill.is_out_of_memory(exc))])
         return
     _forward_metrics(outbox)
+    heap.settle()
     kind = Scheduler if isinstance(skill, GenerativeSkill) else PipelineWorker
     worker = kind(child.name, skill, max_concurrent=child.max_concurrent,
                   max_queue=child.max_queue,
