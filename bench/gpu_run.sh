@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # GPU checks in one go, from the repository root: the CUDA tests, the step times of
 # bench/gpu_step.py (appended to the tests' log), then bench/gpu.py.
-# Expects the wheels of the web stack, aiohttp (the load generator's client) and
-# pytest-asyncio in .whl/, the models in
+# Expects the wheels of the web stack (with uvloop and httptools, which uvicorn[standard]
+# brings and uvicorn then uses), aiohttp (the load generator's client) and pytest-asyncio in
+# .whl/, the models in
 # .cache/models/, and OUT naming the folder for logs and results (default bench/results).
 #
 #     OUT=/tmp/out bash bench/gpu_run.sh
@@ -40,7 +41,8 @@ print("torch", torch.__version__, "cuda", torch.version.cuda,
       "available", torch.cuda.is_available(),
       torch.cuda.get_device_name() if torch.cuda.is_available() else "")
 for dist in ("transformers", "tokenizers", "accelerate", "gguf", "fastapi", "starlette",
-             "pydantic", "pydantic-settings", "uvicorn", "httpx", "openai", "pytest",
+             "pydantic", "pydantic-settings", "uvicorn", "uvloop", "httptools", "httpx",
+             "openai", "aiohttp", "pytest",
              "pytest-asyncio", "numpy"):
     try:
         print(dist, md.version(dist))
