@@ -41,6 +41,7 @@ class PipelineWorker(GenerationWorker):
         if self.skill.has_work():
             self.skill.step()
         metrics.BATCH_SIZE.labels(self.name).observe(self.running)
+        emitted = 0
         for active in list(self._running):
             choices: list[tuple[Sequence, TokenChoice]] = []
             for seq in active.seqs:
@@ -56,6 +57,8 @@ class PipelineWorker(GenerationWorker):
                         self.skill.eos_token_ids)))))
             if choices:
                 self._emit(active, choices)
+                emitted += len(choices)
+        self._count_completion(emitted)
 
     def _settle(self) -> None:
         """Requests we ended (a stop string, a cancel) are only dropped by the engine at its

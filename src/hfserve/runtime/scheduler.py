@@ -187,6 +187,8 @@ class Scheduler(GenerationWorker):
                 pairs.append((seq, choice))
         for active, pairs in by_request.items():
             self._emit(active, pairs)
+        self._count_completion(len(choices) if live is None else sum(
+            len(pairs) for pairs in by_request.values()))
 
     def _on_sequence_end(self, seq: Sequence) -> None:
         if seq.state is not None:
