@@ -65,6 +65,11 @@ class ModelConfig(BaseModel):
     cuda_graphs: bool | None = Field(
         None, description="Decode in fixed KV-cache slots replayed as CUDA graphs (torch "
         "generation; default: on for CUDA, with a fall back to eager steps if capture fails)")
+    kv_cache_memory: int | None = Field(
+        None, description="Memory for the fixed KV-cache slots of CUDA-graph decode, e.g. "
+        "8GiB (torch generation; default: 90% of the device memory free once the weights are "
+        "loaded). When max_concurrent sequences of the model's whole context do not fit, the "
+        "context served shrinks to what does")
     prefill_wait_steps: int | None = Field(
         None, ge=0, description="Decode steps a new request may wait while others stream, so "
         "that newcomers are prefilled together (torch generation; default: 16 on a GPU, where "
@@ -76,6 +81,11 @@ class ModelConfig(BaseModel):
     own_process: bool | None = Field(
         None, description="Run the model and its generation loop in a process of its own "
         "(default: yes for generation on a GPU or NPU, no on the CPU)")
+
+    @field_validator("kv_cache_memory", mode="before")
+    @classmethod
+    def _kv_size(cls, value: Any) -> Any:
+        return None if value is None else parse_size(value)
 
     @property
     def served_name(self) -> str:

@@ -188,3 +188,10 @@ def test_serve_help_describes_fields(capsys: pytest.CaptureFixture[str]) -> None
     assert "Port to bind" in out
     assert "--no-preload" in out
     assert "(default: 8000)" in out
+
+
+def test_kv_cache_memory_takes_a_size() -> None:
+    assert ModelConfig(source="m", kv_cache_memory="512MiB").kv_cache_memory == 512 << 20
+    assert ModelConfig(source="m").kv_cache_memory is None
+    with pytest.raises(ValidationError):
+        ModelConfig(source="m", kv_cache_memory="lots")

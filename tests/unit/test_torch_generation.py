@@ -24,7 +24,7 @@ PROMPTS = [[5, 9, 11, 3], [7, 2], [12, 40, 33, 8, 21, 17], [4]]
 STEPS = 8
 
 
-def make_skill(options: dict) -> GenerationSkill:
+def make_skill(options: dict, max_context: int = 128) -> GenerationSkill:
     """A tiny random Llama behind the torch generation skill, batching set up on the CPU."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -40,9 +40,38 @@ def make_skill(options: dict) -> GenerationSkill:
     skill.model = LlamaForCausalLM(config).eval()
     skill.placement = Placement(options=options)
     skill.cache_kwarg = _cache_kwarg()
-    skill.max_context = 128
+    skill.max_context = max_context
     skill.start_batching(pad_id=0)
     return skill
+
+
+# The tiny Llama's keys and values: 2 layers x 2 (key, value) x 2 heads x 8 dims x 4 bytes.
+TOKEN_BYTES = 2 * 2 * 2 * 8 * 4
+
+
+def test_slots_fit_the_kv_cache_memory_by_shortening_the_context() -> None:
+    skill = make_skill({"cuda_graphs": True, "max_concurrent": 8,
+                        "kv_cache_memory": 8 * 300 * TOKEN_BYTES}, max_context=1024)
+    assert isinstance(skill.running, SlotKV)
+    assert skill.running.max_columns == 300
+    assert skill.max_context == 299
+    info = skill.info()
+    assert info["max_context"] == 299     # what /v1/models/{id} shows
+    assert info["kv_cache"] == {"slots": 8, "max_tokens_per_slot": 300,
+                                "max_bytes": 8 * 300 * TOKEN_BYTES}
+
+
+def test_slots_that_cannot_hold_a_useful_context_give_way_to_the_growing_batch() -> None:
+    skill = make_skill({"cuda_graphs": True, "max_concurrent": 8,
+                        "kv_cache_memory": 8 * 100 * TOKEN_BYTES}, max_context=1024)
+    assert isinstance(skill.running, KVBatch)
+    assert skill.max_context == 1024
+    assert "kv_cache" not in skill.info()
+
+
+def test_slots_keep_the_whole_context_when_it_fits() -> None:
+    skill = make_skill({"cuda_graphs": True, "max_concurrent": 8})    # host memory: plenty
+    assert skill.running.max_columns == 129 and skill.max_context == 128
 
 
 @pytest.fixture(scope="module", params=["growing", "slots"])

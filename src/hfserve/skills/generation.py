@@ -13,11 +13,16 @@ from hfserve.skills.grouped_attention import NAME as GROUPED
 from hfserve.skills.grouped_attention import use_grouped_decode
 from hfserve.skills.hf_text import HFTextCodec
 from hfserve.skills.kv_batch import Group, KVBatch, Row, zero_padding
-from hfserve.skills.slot_kv import SlotKV
+from hfserve.skills.slot_kv import MIN_COLUMNS, SlotKV
 from hfserve.skills.torch_backend import load_torch_model
 from hfserve.types import Pick, Task, TokenChoice
 
 log = logging.getLogger(__name__)
+
+# The share of the device memory free after the weights load that the KV-cache slots may take
+# by default, as vLLM's gpu_memory_utilization: the rest is for activations, the captured
+# graphs' memory pools and prefill.
+KV_SHARE = 0.9
 
 
 def _cache_kwarg() -> str:
@@ -85,10 +90,57 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
         attention = getattr(self.model.config, "_attn_implementation", None) or "sdpa"
         if not (wanted and self.batched and attention in ("sdpa", "eager", GROUPED)):
             return KVBatch(self._forward, self.placement.device)
-        return SlotKV(self._forward, device=self.placement.device,
-                      slots=int(self.placement.options.get("max_concurrent", 8)),
-                      max_columns=self.max_context + 1, pad_id=self.pad_id,
+        slots = int(self.placement.options.get("max_concurrent", 8))
+        columns = self._slot_columns(slots)
+        if columns < min(MIN_COLUMNS, self.max_context + 1):
+            log.warning("decode without fixed cache slots: %d slots of even %d columns do not "
+                        "fit in the KV-cache memory", slots, min(MIN_COLUMNS,
+                                                                self.max_context + 1))
+            return KVBatch(self._forward, self.placement.device)
+        if columns <= self.max_context:
+            log.warning("context shortened from %d to %d tokens: %d sequences of the whole "
+                        "context do not fit in the KV-cache memory (kv_cache_memory)",
+                        self.max_context, columns - 1, slots)
+            self.max_context = columns - 1
+        return SlotKV(self._forward, device=self.placement.device, slots=slots,
+                      max_columns=columns, pad_id=self.pad_id,
                       bool_mask=attention != "eager", graphs=True)
+
+    def info(self) -> dict[str, Any]:
+        running = self.running
+        if not isinstance(running, SlotKV):
+            return super().info()
+        size = running.slots * running.max_columns * self._kv_bytes_per_token()
+        return {**super().info(), "max_context": self.max_context, "kv_cache": {
+            "slots": running.slots, "max_tokens_per_slot": running.max_columns,
+            "max_bytes": size}}
+
+    def _slot_columns(self, slots: int) -> int:
+        """How many columns (token positions) the slots may grow to: the whole context,
+        unless ``slots`` rows of it would not fit in the KV-cache memory (the
+        ``kv_cache_memory`` option, else ``KV_SHARE`` of what the device has free now that
+        the weights are in); then as many as fit. The slots grow on demand, so without this
+        cap a long context on many slots ran the device out of memory mid-service."""
+        per_column = self._kv_bytes_per_token() * slots
+        if not per_column:
+            return self.max_context + 1
+        budget = self.placement.options.get("kv_cache_memory")
+        if budget is None:
+            budget = KV_SHARE * _free_memory(self.placement.device)
+        return min(self.max_context + 1, int(budget // per_column))
+
+    def _kv_bytes_per_token(self) -> int:
+        """Key and value bytes one token of one sequence takes over all layers (0: unknown)."""
+        config = self.model.config
+        layers = getattr(config, "num_hidden_layers", None)
+        heads = getattr(config, "num_attention_heads", None)
+        kv_heads = getattr(config, "num_key_value_heads", None) or heads
+        dim = getattr(config, "head_dim", None) or (
+            config.hidden_size // heads if heads and getattr(config, "hidden_size", None)
+            else None)
+        if not (layers and kv_heads and dim):
+            return 0
+        return 2 * layers * kv_heads * dim * self.model.dtype.itemsize
 
     def _slots_work(self) -> bool:
         """Decode one probe prompt for two steps in the slots (capturing their first graph
@@ -195,3 +247,15 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
         else:
             generator.seed()
         return generator
+
+
+def _free_memory(device: str) -> int:
+    """Bytes free on a torch device now (host memory for the CPU)."""
+    import torch
+
+    if device.startswith("cuda"):
+        free, _ = torch.cuda.mem_get_info(torch.device(device))
+        return int(free)
+    import psutil
+
+    return int(psutil.virtual_memory().available)
