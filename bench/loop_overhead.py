@@ -29,6 +29,7 @@ if str(ROOT) not in sys.path:
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from bench.cpu import process_seconds  # noqa: E402
 from bench.server import CHAT_GGUF  # noqa: E402
 from hfserve.config import ModelConfig  # noqa: E402
 from hfserve.registry.spec import build_spec  # noqa: E402
@@ -102,7 +103,7 @@ def make_worker(streams: int, process: bool) -> Any:
 
 
 async def drive(worker: Any, prompt_ids: list[int], streams: int, tokens: int,
-                warmup: float, duration: float) -> dict:
+                warmup: float, duration: float, model_pid: int | None = None) -> dict:
     loop = asyncio.get_running_loop()
     counts = {"tokens": 0, "chunks": 0, "requests": 0}
     start = time.perf_counter()
@@ -125,12 +126,16 @@ async def drive(worker: Any, prompt_ids: list[int], streams: int, tokens: int,
                     counts["requests"] += 1
 
     cpu0 = time.process_time()
+    model0 = process_seconds(model_pid) if model_pid else 0.0
     await asyncio.gather(*(client() for _ in range(streams)))
     cpu = time.process_time() - cpu0
     total = time.perf_counter() - start
     return {"streams": streams, "tokens_per_s": counts["tokens"] / duration,
             "tokens_per_chunk": counts["tokens"] / max(1, counts["chunks"]),
-            "requests": counts["requests"], "server_process_cpu_pct": 100 * cpu / total}
+            "requests": counts["requests"], "server_process_cpu_pct": 100 * cpu / total,
+            # The model process's CPU per token over the whole run (warm-up included).
+            "model_us_per_token": 1e6 * (process_seconds(model_pid) - model0) / max(
+                1, counts["tokens"] * total / duration) if model_pid else None}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,10 +154,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for streams in counts:
             r = asyncio.run(drive(worker, prompt, streams, args.tokens, args.warmup,
-                                  args.duration))
+                                  args.duration,
+                                  model_pid=skill.process.pid if args.process else None))
+            model = (f", model process {r['model_us_per_token']:.1f} us CPU per token"
+                     if args.process else "")
             print(f"  {streams:>4} streams: {r['tokens_per_s']:>9,.0f} tokens/s, "
                   f"{r['tokens_per_chunk']:.2f} tokens/chunk, {r['requests']} requests, "
-                  f"this process {r['server_process_cpu_pct']:.0f}% CPU", flush=True)
+                  f"this process {r['server_process_cpu_pct']:.0f}% CPU{model}", flush=True)
     finally:
         worker.stop()
         if args.process:

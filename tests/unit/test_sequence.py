@@ -1,6 +1,11 @@
-"""One generated sequence (runtime/sequence.py): text deltas, stops, limits, hold-back."""
+"""One generated sequence (runtime/sequence.py): text deltas, stops, limits, hold-back; every
+test runs with the windowed decoding and with a skill's incremental decoder."""
 
 from __future__ import annotations
+
+import sys
+
+import pytest
 
 from hfserve.runtime.sequence import Delta, Sequence
 from hfserve.types import SamplingParams, TokenChoice
@@ -25,9 +30,39 @@ def decode(ids: list[int]) -> str:
     return "".join(out)
 
 
+class FakeStream:
+    """A tokenizer's incremental decoder over the fake tokenizer: the text each token
+    completes, None while a character is incomplete."""
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+        self.prefix = self.read = 0
+
+    def step(self, token: int) -> str | None:
+        self.ids.append(token)
+        done = decode(self.ids[self.prefix:self.read])
+        new = decode(self.ids[self.prefix:])[len(done):]
+        if not new or new.endswith("\ufffd"):
+            return None
+        self.prefix, self.read = self.read, len(self.ids)
+        return new
+
+
+STREAMED = False
+
+
+@pytest.fixture(autouse=True, params=["windowed", "streamed"])
+def _decoding(request, monkeypatch) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "STREAMED", request.param == "streamed")
+
+
+def test_both_decodings_run(request) -> None:
+    assert (make().stream is not None) == ("streamed" in request.node.name)
+
+
 def make(**params) -> Sequence:
     return Sequence(index=0, prompt_len=3, params=SamplingParams(**params), decode=decode,
-                    eos_token_ids=frozenset({EOS}))
+                    eos_token_ids=frozenset({EOS}), stream=FakeStream() if STREAMED else None)
 
 
 def feed(seq: Sequence, tokens: list[int]) -> list[Delta | None]:

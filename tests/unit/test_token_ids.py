@@ -95,3 +95,48 @@ def test_a_wrapper_that_changes_the_text_is_kept(monkeypatch) -> None:
     tok = minilm_tokenizer()
     monkeypatch.setattr(type(tok), "_decode", lambda self, ids, **kw: "cleaned")
     assert text_decoder(tok)([1, 2]) == "cleaned"
+
+
+def byte_level_tokenizer() -> PreTrainedTokenizerFast:
+    """A byte-level BPE (as GPT-2, Llama 3, SmolLM2) trained here on a few lines, so that
+    multi-byte characters span several tokens."""
+    from tokenizers import decoders, trainers
+
+    raw = Tokenizer(models.BPE())
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raw.decoder = decoders.ByteLevel()
+    raw.train_from_iterator(["the cat sat on the mat", "the dog sat", "a café, naïve"],
+                            trainers.BpeTrainer(vocab_size=300, special_tokens=["<eos>"],
+                                                initial_alphabet=pre_tokenizers.ByteLevel
+                                                .alphabet()))
+    return PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<eos>")
+
+
+def test_the_incremental_decoder_streams_the_same_text_as_windowed_decoding() -> None:
+    from hfserve.runtime.sequence import Sequence
+    from hfserve.skills.hf_text import HFTextCodec, _rust_decodes_alike
+    from hfserve.types import SamplingParams, TokenChoice
+
+    codec = HFTextCodec()
+    codec.tokenizer = byte_level_tokenizer()
+    backend = _rust_decodes_alike(codec.tokenizer)
+    assert backend is not None
+    codec._decode = lambda ids: backend.decode(ids, skip_special_tokens=True)
+    codec._stream_backend = backend
+    text = "the cat sat on a mat, naïve café 漢字 🤗 <eos> the end"
+    ids = token_ids(codec.tokenizer, text, special=False)
+    assert len(ids) > len(text.split())           # characters span several tokens
+
+    def run(stream, upto: int) -> tuple[list[str], str]:
+        seq = Sequence(index=0, prompt_len=1, params=SamplingParams(max_tokens=1000),
+                       decode=codec.decode_tokens, eos_token_ids=frozenset(), stream=stream)
+        deltas = [seq.append(TokenChoice(token_id=t)) for t in ids[:upto]]
+        end = seq.finish("length")
+        return [d.text for d in deltas if d is not None] + [end.text], seq.text
+
+    for upto in range(1, len(ids) + 1):          # each cut, mid-character ones included
+        streamed = run(codec.text_stream(), upto)
+        assert streamed == run(None, upto)
+        assert streamed[1] == codec.decode_tokens(ids[:upto])
+    assert run(codec.text_stream(), len(ids))[1] == \
+        "the cat sat on a mat, naïve café 漢字 🤗  the end"

@@ -266,7 +266,8 @@ class GenerationWorker(ABC):
         req = active.request
         seq = Sequence(index=index, prompt_len=len(req.prompt_ids), params=req.params,
                        decode=self.skill.decode_tokens, eos_token_ids=self.skill.eos_token_ids,
-                       state=state, generator=generator, prompt_ids=req.prompt_ids)
+                       state=state, generator=generator, prompt_ids=req.prompt_ids,
+                       stream=self.skill.text_stream())
         active.seqs.append(seq)
         return seq
 

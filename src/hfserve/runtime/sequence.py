@@ -64,6 +64,10 @@ class Sequence:
     # tokenizers that merge spaces or bytes across token borders right.
     prefix_offset: int = 0
     read_offset: int = 0
+    # The skill's incremental decoder (``TextGenerator.text_stream``), when it has one: then
+    # each token is decoded once, as it is appended, and the offsets above count the tokens
+    # fed to it (``read_offset``) and those whose text is complete (``prefix_offset``).
+    stream: Any = field(default=None, repr=False)
 
     @property
     def finished(self) -> bool:
@@ -116,6 +120,8 @@ class Sequence:
     def _text(self, final: bool) -> str:
         """The decoded text so far. Until ``final``, a trailing incomplete character stays
         out and is decoded again with the next token."""
+        if self.stream is not None:
+            return self._streamed_text(final)
         ids = self.token_ids
         done = self.decode(ids[self.prefix_offset:self.read_offset])
         window = self.decode(ids[self.prefix_offset:])
@@ -126,6 +132,25 @@ class Sequence:
             return self.text + new
         self.text += new
         self.prefix_offset, self.read_offset = self.read_offset, len(ids)
+        return self.text
+
+    def _streamed_text(self, final: bool) -> str:
+        """``_text`` through the skill's incremental decoder, which returns None while the
+        tokens fed to it end inside a character. At the end such a character is decoded
+        from the whole sequence, as the windowed decoding above would (a replacement
+        character)."""
+        ids = self.token_ids
+        for token in ids[self.read_offset:]:
+            piece = self.stream.step(token)
+            self.read_offset += 1
+            if piece is not None:
+                self.text += piece
+                self.prefix_offset = self.read_offset
+        if final and self.prefix_offset < len(ids):
+            whole = self.decode(ids)
+            if whole.startswith(self.text):
+                self.text = whole
+            self.prefix_offset = len(ids)
         return self.text
 
     def _flush(self, text: str) -> Delta:

@@ -109,6 +109,12 @@ class TextGenerator(Skill):
     def token_text(self, token_id: int) -> str:
         """Text of one token, for logprobs."""
 
+    def text_stream(self) -> Any:
+        """A new incremental decoder for one sequence, or None where there is none: an
+        object whose ``step(token_id)`` returns the text that token completes (None while a
+        character is still incomplete), the same text as ``decode_tokens`` of the whole."""
+        return None
+
     def check_token_ids(self, token_ids: list[int]) -> None:
         """Raise InvalidRequest for ids the model has no embedding for (prompts given as
         token ids)."""
