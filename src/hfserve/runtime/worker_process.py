@@ -267,7 +267,9 @@ class ProcessGenerator(HFTextCodec, TextGenerator):
         self.process.start()
         theirs.close()
         try:
-            self.eos_token_ids = self.load_tokenizer(self.spec)   # while the child loads
+            # While the child loads.
+            self.eos_token_ids = self.load_tokenizer(self.spec,
+                                                     cache_dir=placement.options.get("cache_dir"))
         except Exception:
             self.unload()
             raise

@@ -52,7 +52,8 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
         self.placement = placement
         self.model = load_torch_model(AutoModelForCausalLM, self.spec, placement)
         self.eos_token_ids = self.load_tokenizer(self.spec,
-                                                 self.model.generation_config.eos_token_id)
+                                                 self.model.generation_config.eos_token_id,
+                                                 placement.options.get("cache_dir"))
         self.max_context = self.spec.max_context or 2048
         self.start_batching(self.tokenizer.pad_token_id or 0)
 

@@ -25,7 +25,8 @@ class OpenVINOGenerationSkill(HFTextCodec, PipelineSkill):
 
         self.placement = placement
         generation = self.spec.config.get("eos_token_id")
-        self.eos_token_ids = self.load_tokenizer(self.spec, generation)
+        self.eos_token_ids = self.load_tokenizer(self.spec, generation,
+                                                 placement.options.get("cache_dir"))
         self.max_context = self.spec.max_context or 2048
         # The pipeline is fed token ids and returns token ids, so it needs no tokenizer IR.
         folder = ensure_export("text-generation", self.spec, placement)

@@ -1,0 +1,46 @@
+"""A GGUF model's tokenizer, rebuilt from the file once and then loaded from the cache, is
+the same tokenizer: ids, text, chat template, end-of-sequence ids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hfserve.config import ModelConfig
+from hfserve.registry.spec import build_spec
+from hfserve.skills.hf_text import HFTextCodec
+
+from .conftest import SMOL
+
+MESSAGES = [{"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Say «bonjour», 漢字 and 🤗 , please ."}]
+
+
+def codec(cache_dir: Path | None) -> tuple[HFTextCodec, frozenset[int]]:
+    c = HFTextCodec()
+    eos = c.load_tokenizer(build_spec(ModelConfig(source=str(SMOL))), cache_dir=cache_dir)
+    return c, eos
+
+
+def test_the_cached_tokenizer_is_the_files(tmp_path: Path) -> None:
+    if not SMOL.exists():
+        pytest.skip("SmolLM2 GGUF not installed (make models)")
+    direct, direct_eos = codec(None)
+    first, first_eos = codec(tmp_path)               # builds and saves the cache
+    saved = list((tmp_path / "tokenizer").iterdir())
+    assert len(saved) == 1 and (saved[0] / ".complete").is_file()
+    cached, cached_eos = codec(tmp_path)             # loads from it
+    assert direct_eos == first_eos == cached_eos
+    chat = direct.encode_chat(MESSAGES, {})
+    assert cached.encode_chat(MESSAGES, {}) == chat
+    text = "Hello , world . Ünïcödé 漢字 🤗 <|im_end|> the end"
+    ids = direct.encode_text(text)
+    assert cached.encode_text(text) == ids
+    for some in (ids, chat, ids[:7], [1, 2, 3, 50, 999, 49151]):
+        assert cached.decode_tokens(some) == direct.decode_tokens(some)
+    assert [cached.token_text(t) for t in chat] == [direct.token_text(t) for t in chat]
+    assert cached.tokenizer.chat_template == direct.tokenizer.chat_template
+    for attribute in ("pad_token_id", "bos_token_id", "eos_token_id", "unk_token_id"):
+        assert getattr(cached.tokenizer, attribute) == getattr(direct.tokenizer, attribute)
+    assert len(cached.tokenizer) == len(direct.tokenizer)
