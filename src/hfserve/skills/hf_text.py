@@ -123,7 +123,10 @@ def load_hf_tokenizer(spec: ModelSpec, cache_dir: Path | str | None = None) -> A
 
     if spec.gguf_file is None or cache_dir is None:
         return AutoTokenizer.from_pretrained(str(spec.path), gguf_file=spec.gguf_file)
-    folder = export_dir(Path(cache_dir), spec, "tokenizer")
+    import transformers
+
+    # Keyed by the converter's version too: another transformers may convert differently.
+    folder = export_dir(Path(cache_dir), spec, "tokenizer", transformers=transformers.__version__)
     if is_complete(folder):
         try:
             return PreTrainedTokenizerFast.from_pretrained(str(folder))
