@@ -1,5 +1,6 @@
-"""Where exported copies of a model live (OpenVINO IR, ONNX): one folder per source, backend
-and options, keyed by the source files' identity so an edited model is exported again."""
+"""Where exported copies of a model live (OpenVINO IR, ONNX, a GGUF file's dequantized weights
+and rebuilt tokenizer): one folder per source, backend and options, keyed by the source
+files' identity so an edited model is exported again."""
 
 from __future__ import annotations
 
@@ -49,3 +50,21 @@ def is_complete(folder: Path) -> bool:
 
 def mark_complete(folder: Path) -> None:
     (folder / ".complete").write_text("ok\n")
+
+
+def publish(folder: Path, write: Callable[[Path], Any]) -> None:
+    """Fill ``folder`` with ``write(staging)``, written aside and renamed into place: two
+    processes may be building the same folder (the server and a model process), and a
+    reader must never see half of one. A read-only cache, or losing the race, leaves the
+    folder to the other writer."""
+    import os
+    import shutil
+
+    staging = folder.with_name(f"{folder.name}.{os.getpid()}.tmp")
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        write(staging)
+        mark_complete(staging)
+        staging.rename(folder)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -4,14 +4,13 @@ template (shared by every backend, so prompts tokenize the same everywhere)."""
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from hfserve.errors import InvalidRequest
-from hfserve.skills.export_cache import export_dir, is_complete, mark_complete
+from hfserve.skills.export_cache import export_dir, is_complete, publish
 from hfserve.types import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -134,15 +133,7 @@ def load_hf_tokenizer(spec: ModelSpec, cache_dir: Path | str | None = None) -> A
             log.warning("cached tokenizer %s unusable (%s); rebuilding it", folder, exc)
             shutil.rmtree(folder, ignore_errors=True)
     tokenizer = AutoTokenizer.from_pretrained(str(spec.path), gguf_file=spec.gguf_file)
-    # Written aside and renamed into place: the server and a model process may both be
-    # building it, and a reader must never see half a folder.
-    staging = folder.with_name(f"{folder.name}.{os.getpid()}.tmp")
-    try:
-        tokenizer.save_pretrained(str(staging))
-        mark_complete(staging)
-        staging.rename(folder)
-    except OSError:  # a read-only cache, or the other process was first
-        shutil.rmtree(staging, ignore_errors=True)
+    publish(folder, lambda staging: tokenizer.save_pretrained(str(staging)))
     return tokenizer
 
 

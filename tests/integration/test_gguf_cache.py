@@ -1,5 +1,5 @@
-"""A GGUF model's tokenizer, rebuilt from the file once and then loaded from the cache, is
-the same tokenizer: ids, text, chat template, end-of-sequence ids."""
+"""What a GGUF file is turned into once and then loaded from the cache is the same thing: the
+tokenizer (ids, text, chat template, end-of-sequence ids) and the dequantized weights."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import pytest
 
 from hfserve.config import ModelConfig
 from hfserve.registry.spec import build_spec
+from hfserve.skills.base import Placement
 from hfserve.skills.hf_text import HFTextCodec
+from hfserve.skills.torch_backend import load_torch_model
 
 from .conftest import SMOL
 
@@ -44,3 +46,30 @@ def test_the_cached_tokenizer_is_the_files(tmp_path: Path) -> None:
     for attribute in ("pad_token_id", "bos_token_id", "eos_token_id", "unk_token_id"):
         assert getattr(cached.tokenizer, attribute) == getattr(direct.tokenizer, attribute)
     assert len(cached.tokenizer) == len(direct.tokenizer)
+
+
+def test_the_cached_weights_are_the_files(tmp_path: Path, monkeypatch) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    if not SMOL.exists():
+        pytest.skip("SmolLM2 GGUF not installed (make models)")
+    spec = build_spec(ModelConfig(source=str(SMOL)))
+    placement = Placement(device="cpu", dtype="float32", options={"cache_dir": tmp_path})
+    first = load_torch_model(AutoModelForCausalLM, spec, placement)
+    saved = list((tmp_path / "torch").iterdir())
+    assert len(saved) == 1 and (saved[0] / ".complete").is_file()
+    sources = []
+    real = AutoModelForCausalLM.from_pretrained.__func__
+
+    def spy(cls, path, *args, **kwargs):
+        sources.append((path, kwargs.get("gguf_file")))
+        return real(cls, path, *args, **kwargs)
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", classmethod(spy))
+    again = load_torch_model(AutoModelForCausalLM, spec, placement)
+    assert sources == [(str(saved[0]), None)]          # read from the cache, not the file
+    ours, theirs = first.state_dict(), again.state_dict()
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert again.generation_config.eos_token_id == first.generation_config.eos_token_id
