@@ -116,8 +116,8 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="Default device for models that name none")
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest request body")
     cache_dir: Path = Field(Path.home() / ".cache" / "hfserve",
-                            description="Exported models (OpenVINO IR, ONNX), tokenizers "
-                            "rebuilt from GGUF files, and profiles")
+                            description="Exported models (OpenVINO IR, ONNX), GGUF models "
+                            "dequantized once and their tokenizers, and profiles")
     memory_limits: dict[str, int] = Field(
         default_factory=dict,
         description="Memory each device may use, e.g. {cuda:0: 8GiB, cpu: 16GiB}")
