@@ -52,11 +52,12 @@ def mark_complete(folder: Path) -> None:
     (folder / ".complete").write_text("ok\n")
 
 
-def publish(folder: Path, write: Callable[[Path], Any]) -> None:
+def publish(folder: Path, write: Callable[[Path], Any],
+            check: Callable[[Path], bool] = lambda staging: True) -> bool:
     """Fill ``folder`` with ``write(staging)``, written aside and renamed into place: two
     processes may be building the same folder (the server and a model process), and a
-    reader must never see half of one. A read-only cache, or losing the race, leaves the
-    folder to the other writer."""
+    reader must never see half of one. What ``check`` rejects is not kept; a read-only
+    cache, or losing the race, leaves the folder to the other writer. True when published."""
     import os
     import shutil
 
@@ -64,7 +65,11 @@ def publish(folder: Path, write: Callable[[Path], Any]) -> None:
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         write(staging)
-        mark_complete(staging)
-        staging.rename(folder)
+        if check(staging):
+            mark_complete(staging)
+            staging.rename(folder)
+            return True
     except OSError:
-        shutil.rmtree(staging, ignore_errors=True)
+        pass
+    shutil.rmtree(staging, ignore_errors=True)
+    return False

@@ -133,8 +133,26 @@ def load_hf_tokenizer(spec: ModelSpec, cache_dir: Path | str | None = None) -> A
             log.warning("cached tokenizer %s unusable (%s); rebuilding it", folder, exc)
             shutil.rmtree(folder, ignore_errors=True)
     tokenizer = AutoTokenizer.from_pretrained(str(spec.path), gguf_file=spec.gguf_file)
-    publish(folder, lambda staging: tokenizer.save_pretrained(str(staging)))
+
+    def same(staging: Path) -> bool:
+        """Kept only if it loads back as the same tokenizer on a probe text."""
+        reloaded = PreTrainedTokenizerFast.from_pretrained(str(staging))
+        ids = token_ids(tokenizer, _CACHE_PROBE)
+        alike = token_ids(reloaded, _CACHE_PROBE) == ids and token_text(
+            reloaded, ids) == token_text(tokenizer, ids) and getattr(
+            reloaded, "chat_template", None) == getattr(tokenizer, "chat_template", None)
+        if not alike:
+            log.warning("the tokenizer of %s does not load back the same; it is rebuilt "
+                        "from the file at every load", spec.gguf_file)
+        return alike
+
+    publish(folder, lambda staging: tokenizer.save_pretrained(str(staging)), same)
     return tokenizer
+
+
+# Newlines, spaces, punctuation, accents, CJK, an emoji and a special token: what tokenizers
+# of different kinds treat differently.
+_CACHE_PROBE = "Hi!\n\n  Two  spaces , a tab\there. Ünïcödé 漢字 🤗 </s> <|im_end|> end\n"
 
 
 class HFTextCodec:

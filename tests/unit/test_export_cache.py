@@ -1,0 +1,42 @@
+"""publish: a cache folder appears whole or not at all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hfserve.skills.export_cache import is_complete, publish
+
+
+def write(staging: Path) -> None:
+    staging.mkdir()
+    (staging / "weights").write_text("w")
+
+
+def test_published_folder_is_complete_and_nothing_is_left_aside(tmp_path: Path) -> None:
+    folder = tmp_path / "torch" / "model-1234"
+    assert publish(folder, write)
+    assert is_complete(folder) and (folder / "weights").read_text() == "w"
+    assert [p.name for p in folder.parent.iterdir()] == ["model-1234"]
+
+
+def test_what_the_check_rejects_is_not_kept(tmp_path: Path) -> None:
+    folder = tmp_path / "tokenizer" / "t-1"
+    assert not publish(folder, write, check=lambda staging: False)
+    assert not folder.exists() and list(folder.parent.iterdir()) == []
+
+
+def test_a_failing_write_leaves_nothing(tmp_path: Path) -> None:
+    def broken(staging: Path) -> None:
+        write(staging)
+        raise OSError("disk full")
+
+    folder = tmp_path / "torch" / "m"
+    assert not publish(folder, broken)
+    assert list(folder.parent.iterdir()) == []
+
+
+def test_the_first_writer_wins(tmp_path: Path) -> None:
+    folder = tmp_path / "torch" / "m"
+    assert publish(folder, write)
+    assert not publish(folder, lambda staging: (staging.mkdir(), (staging / "other").touch()))
+    assert sorted(p.name for p in folder.iterdir()) == [".complete", "weights"]
