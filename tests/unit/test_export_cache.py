@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from hfserve.skills.export_cache import is_complete, publish
 
 
@@ -25,10 +27,13 @@ def test_what_the_check_rejects_is_not_kept(tmp_path: Path) -> None:
     assert not folder.exists() and list(folder.parent.iterdir()) == []
 
 
-def test_a_failing_write_leaves_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("error", [OSError("disk full"),
+                                   ValueError("the model is quantized and not serializable")])
+def test_a_failing_write_leaves_nothing_and_raises_nothing(tmp_path: Path,
+                                                           error: Exception) -> None:
     def broken(staging: Path) -> None:
         write(staging)
-        raise OSError("disk full")
+        raise error
 
     folder = tmp_path / "torch" / "m"
     assert not publish(folder, broken)

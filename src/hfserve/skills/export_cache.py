@@ -57,7 +57,10 @@ def publish(folder: Path, write: Callable[[Path], Any],
     """Fill ``folder`` with ``write(staging)``, written aside and renamed into place: two
     processes may be building the same folder (the server and a model process), and a
     reader must never see half of one. What ``check`` rejects is not kept; a read-only
-    cache, or losing the race, leaves the folder to the other writer. True when published."""
+    cache, or losing the race, leaves the folder to the other writer. A cache is only ever
+    a shortcut: whatever fails here is logged, and the caller goes on with what it has.
+    True when published."""
+    import logging
     import os
     import shutil
 
@@ -69,7 +72,9 @@ def publish(folder: Path, write: Callable[[Path], Any],
             mark_complete(staging)
             staging.rename(folder)
             return True
-    except OSError:
-        pass
+    except Exception as exc:  # noqa: BLE001 - see above
+        if not folder.exists():      # losing the race is no news
+            logging.getLogger(__name__).warning("not cached in %s: %s: %s", folder,
+                                                type(exc).__name__, exc)
     shutil.rmtree(staging, ignore_errors=True)
     return False

@@ -54,8 +54,25 @@ def _dequantized(auto_class: Any, spec: ModelSpec, dtype: str, cache_dir: Path,
             log.warning("cached model %s unusable (%s); loading the GGUF file", folder, exc)
             shutil.rmtree(folder, ignore_errors=True)
     model = auto_class.from_pretrained(str(spec.path), gguf_file=spec.gguf_file, **kwargs)
-    publish(folder, lambda staging: model.save_pretrained(str(staging)))
+    publish(folder, lambda staging: _save_dequantized(model, staging))
     return model
+
+
+def _save_dequantized(model: Any, folder: Path) -> None:
+    """The model's config and weights as a plain transformers folder. Not
+    ``save_pretrained``: transformers 5.17 marks a model loaded from GGUF as quantized and
+    refuses to save it, though its weights are plain tensors by then."""
+    import copy
+
+    from safetensors.torch import save_model
+
+    folder.mkdir(parents=True)
+    config = copy.deepcopy(model.config)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.save_pretrained(str(folder))
+    model.generation_config.save_pretrained(str(folder))
+    save_model(model, str(folder / "model.safetensors"))
 
 
 def shape_free_attention() -> None:
