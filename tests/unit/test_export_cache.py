@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hfserve.skills.export_cache import is_complete, publish
+from hfserve.skills.export_cache import cached_or_built, is_complete, publish
 
 
 def write(staging: Path) -> None:
@@ -45,3 +45,30 @@ def test_the_first_writer_wins(tmp_path: Path) -> None:
     assert publish(folder, write)
     assert not publish(folder, lambda staging: (staging.mkdir(), (staging / "other").touch()))
     assert sorted(p.name for p in folder.iterdir()) == [".complete", "weights"]
+
+
+def test_cached_or_built_builds_once_then_reads_and_rebuilds_a_damaged_copy(
+        tmp_path: Path) -> None:
+    folder = tmp_path / "torch" / "m"
+    built: list[str] = []
+
+    def build() -> str:
+        built.append("built")
+        return "weights"
+
+    def read(f: Path) -> str:
+        return (f / "weights").read_text()
+
+    def store(made: str, staging: Path) -> None:
+        staging.mkdir()
+        (staging / "weights").write_text(made)
+
+    assert cached_or_built(folder, read, build, store) == "weights"
+    assert cached_or_built(folder, read, build, store) == "weights"
+    assert built == ["built"]                           # the second came from the cache
+    (folder / "weights").unlink()                       # damaged: read fails
+    assert cached_or_built(folder, read, build, store) == "weights"
+    assert built == ["built", "built"] and read(folder) == "weights"
+    assert cached_or_built(tmp_path / "t", read, build, store,
+                           check=lambda made, staging: False) == "weights"
+    assert not (tmp_path / "t").exists()               # rejected: not kept

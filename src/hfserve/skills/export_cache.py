@@ -6,12 +6,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from hfserve.types import ModelSpec
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _identity(spec: ModelSpec) -> list[Any]:
@@ -60,10 +66,6 @@ def publish(folder: Path, write: Callable[[Path], Any],
     cache, or losing the race, leaves the folder to the other writer. A cache is only ever
     a shortcut: whatever fails here is logged, and the caller goes on with what it has.
     True when published."""
-    import logging
-    import os
-    import shutil
-
     staging = folder.with_name(f"{folder.name}.{os.getpid()}.tmp")
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
@@ -74,7 +76,25 @@ def publish(folder: Path, write: Callable[[Path], Any],
             return True
     except Exception as exc:  # noqa: BLE001 - see above
         if not folder.exists():      # losing the race is no news
-            logging.getLogger(__name__).warning("not cached in %s: %s: %s", folder,
-                                                type(exc).__name__, exc)
+            log.warning("not cached in %s: %s: %s", folder, type(exc).__name__, exc)
     shutil.rmtree(staging, ignore_errors=True)
     return False
+
+
+def cached_or_built(folder: Path, read: Callable[[Path], T], build: Callable[[], T],
+                    write: Callable[[T, Path], Any],
+                    check: Callable[[T, Path], bool] = lambda made, staging: True) -> T:
+    """``read(folder)`` where a complete copy is cached there (a damaged one is dropped);
+    else ``build()``, and the result written to the cache by ``write(made, staging)``,
+    kept where ``check(made, staging)`` accepts it (see ``publish``)."""
+    if is_complete(folder):
+        try:
+            return read(folder)
+        except Exception as exc:  # a damaged cache: build it again
+            log.warning("cached %s unusable (%s: %s); building it again", folder,
+                        type(exc).__name__, exc)
+            shutil.rmtree(folder, ignore_errors=True)
+    made = build()
+    publish(folder, lambda staging: write(made, staging),
+            lambda staging: check(made, staging))
+    return made

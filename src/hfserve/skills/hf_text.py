@@ -4,13 +4,12 @@ template (shared by every backend, so prompts tokenize the same everywhere)."""
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from hfserve.errors import InvalidRequest
-from hfserve.skills.export_cache import export_dir, is_complete, publish
+from hfserve.skills.export_cache import cached_or_built, export_dir
 from hfserve.types import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -124,19 +123,12 @@ def load_hf_tokenizer(spec: ModelSpec, cache_dir: Path | str | None = None) -> A
         return AutoTokenizer.from_pretrained(str(spec.path), gguf_file=spec.gguf_file)
     import transformers
 
-    # Keyed by the converter's version too: another transformers may convert differently.
-    folder = export_dir(Path(cache_dir), spec, "tokenizer", transformers=transformers.__version__)
-    if is_complete(folder):
-        try:
-            return PreTrainedTokenizerFast.from_pretrained(str(folder))
-        except Exception as exc:  # a damaged cache: rebuild it from the file
-            log.warning("cached tokenizer %s unusable (%s); rebuilding it", folder, exc)
-            shutil.rmtree(folder, ignore_errors=True)
-    tokenizer = AutoTokenizer.from_pretrained(str(spec.path), gguf_file=spec.gguf_file)
+    def read(folder: Path) -> Any:
+        return PreTrainedTokenizerFast.from_pretrained(str(folder))
 
-    def same(staging: Path) -> bool:
+    def same(tokenizer: Any, staging: Path) -> bool:
         """Kept only if it loads back as the same tokenizer on a probe text."""
-        reloaded = PreTrainedTokenizerFast.from_pretrained(str(staging))
+        reloaded = read(staging)
         ids = token_ids(tokenizer, _CACHE_PROBE)
         alike = token_ids(reloaded, _CACHE_PROBE) == ids and token_text(
             reloaded, ids) == token_text(tokenizer, ids) and getattr(
@@ -146,8 +138,13 @@ def load_hf_tokenizer(spec: ModelSpec, cache_dir: Path | str | None = None) -> A
                         "from the file at every load", spec.gguf_file)
         return alike
 
-    publish(folder, lambda staging: tokenizer.save_pretrained(str(staging)), same)
-    return tokenizer
+    # Keyed by the converter's version too: another transformers may convert differently.
+    return cached_or_built(
+        export_dir(Path(cache_dir), spec, "tokenizer", transformers=transformers.__version__),
+        read=read,
+        build=lambda: AutoTokenizer.from_pretrained(str(spec.path), gguf_file=spec.gguf_file),
+        write=lambda tokenizer, staging: tokenizer.save_pretrained(str(staging)),
+        check=same)
 
 
 # Newlines, spaces, punctuation, accents, CJK, an emoji and a special token: what tokenizers
@@ -167,7 +164,7 @@ class HFTextCodec:
         self._token_text: dict[int, str] = {}
         backend = _rust_decodes_alike(self.tokenizer)
         self._decode = text_decoder(self.tokenizer, backend)
-        self._stream_backend = backend if _has_decode_stream() else None
+        self._stream_backend = backend
         eos = eos_from_model if isinstance(eos_from_model, list) else [eos_from_model]
         return frozenset(int(e) for e in [*eos, self.tokenizer.eos_token_id] if e is not None)
 
@@ -206,11 +203,3 @@ class HFTextCodec:
         if text is None:
             text = self._token_text[token_id] = self.tokenizer.decode([token_id])
         return text
-
-
-def _has_decode_stream() -> bool:
-    try:
-        from tokenizers.decoders import DecodeStream  # noqa: F401 - tokenizers >= 0.21
-    except ImportError:
-        return False
-    return True

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
 from hfserve.skills.base import Placement
-from hfserve.skills.export_cache import export_dir, is_complete, publish
+from hfserve.skills.export_cache import cached_or_built, export_dir
 from hfserve.types import ModelSpec
-
-log = logging.getLogger(__name__)
 
 
 def torch_dtype(name: str):
@@ -45,17 +41,12 @@ def _dequantized(auto_class: Any, spec: ModelSpec, dtype: str, cache_dir: Path,
     bit for bit). It takes the disk space of the served model, as an OpenVINO export does."""
     import transformers
 
-    folder = export_dir(cache_dir, spec, "torch", dtype=dtype,
-                        transformers=transformers.__version__)
-    if is_complete(folder):
-        try:
-            return auto_class.from_pretrained(str(folder), **kwargs)
-        except Exception as exc:  # a damaged cache: rebuild it from the file
-            log.warning("cached model %s unusable (%s); loading the GGUF file", folder, exc)
-            shutil.rmtree(folder, ignore_errors=True)
-    model = auto_class.from_pretrained(str(spec.path), gguf_file=spec.gguf_file, **kwargs)
-    publish(folder, lambda staging: _save_dequantized(model, staging))
-    return model
+    return cached_or_built(
+        export_dir(cache_dir, spec, "torch", dtype=dtype, transformers=transformers.__version__),
+        read=lambda folder: auto_class.from_pretrained(str(folder), **kwargs),
+        build=lambda: auto_class.from_pretrained(str(spec.path), gguf_file=spec.gguf_file,
+                                                 **kwargs),
+        write=_save_dequantized)
 
 
 def _save_dequantized(model: Any, folder: Path) -> None:
