@@ -49,6 +49,7 @@ class ScriptedSkill(GenerativeSkill):
         self.decode_calls: list[int] = []        # batch size of each decode step
         self.released: list[int] = []            # ids of released states
         self.timeline: list[str] = []            # "p" per prefill, "d" per decode step
+        self.parts: list[int] = []               # tokens of each prompt part fed
         self.gate = threading.Event()            # decode waits for it when 'gated'
         self.gate.set()
         self.step_delay = 0.0
@@ -82,6 +83,18 @@ class ScriptedSkill(GenerativeSkill):
         self._endless = any(ENDLESS in p for p in prompts)
         states = [{"id": next(self._ids), "poison": POISON in p} for p in prompts]
         return states, ["logits"] * len(prompts), [None] * len(prompts)
+
+    def prefill_part(self, partial: int | None, ids: list[int]) -> int:
+        """The partial prefill is the count of tokens fed so far (parts show as "q")."""
+        with self.lock:
+            self.parts.append(len(ids))
+            self.timeline.append("q")
+        return (partial or 0) + len(ids)
+
+    def finish_prefill(self, partial: int, ids: list[int]):
+        with self.lock:
+            self.parts.append(len(ids))
+        return self.prefill([ids], [None])
 
     def decode(self, states: list[Any], last_tokens: list[int]) -> list[Any]:
         self.gate.wait(10)
@@ -511,3 +524,50 @@ async def test_newcomers_wait_even_when_they_fill_the_free_slots(make) -> None:
     _, stream = h.submit([4])
     assert text(await drain(stream)) == "alpha beta"
     assert _decode_steps_until_prefill(h, mark) >= 6
+
+
+async def test_a_prompt_over_the_budget_is_prefilled_in_parts_between_decode_steps(
+        make) -> None:
+    h = make([1, 2, 3], max_context=2000, max_concurrent=8)
+    h.skill.chunked_prefill = True
+    h.skill.gate.clear()
+    _, running = h.submit([ENDLESS], max_tokens=40)
+    events = aiter(running)
+    assert isinstance(await next_event(events), PromptInfo)
+    _, long_prompt = h.submit([2] * 1200, max_tokens=3)
+    h.skill.gate.set()
+    got = await drain(long_prompt)
+    assert got[0] == PromptInfo(1200, None)            # the whole prompt, counted once
+    assert text(got) == "alpha beta gamma"
+    assert h.skill.parts == [512, 512, 176]            # the budget's worth a step, then the rest
+    timeline = "".join(h.skill.timeline)
+    assert "qdqd" in timeline and "qq" not in timeline, timeline   # streams kept stepping
+    await drain(running)
+
+
+async def test_a_request_cancelled_while_its_prompt_is_in_parts_stops_there(make) -> None:
+    h = make([1, 2, 3], max_context=20_000, max_concurrent=8)
+    h.skill.chunked_prefill = True
+    h.skill.step_delay = 0.01
+    _, running = h.submit([ENDLESS], max_tokens=10_000)
+    events = aiter(running)
+    assert isinstance(await next_event(events), PromptInfo)
+    rid, long_prompt = h.submit([2] * 5000, max_tokens=3)
+    await wait_until(lambda: len(h.skill.parts) >= 1)
+    assert h.scheduler.running == 2                    # it holds its place while in parts
+    h.scheduler.abort(rid)
+    assert [e for e in await drain(long_prompt) if isinstance(e, Delta)] == []
+    fed = len(h.skill.parts)
+    await wait_until(lambda: h.scheduler.running == 1)
+    await asyncio.sleep(0.05)
+    assert len(h.skill.parts) == fed < 10              # no part fed after the cancel
+    assert h.skill.prefills == [[ENDLESS]]             # and it never started
+    h.scheduler.abort("req-0")
+    await drain(running)
+
+
+async def test_prompt_logprobs_keep_a_long_prompt_whole(make) -> None:
+    h = make([1], max_concurrent=8)
+    h.skill.chunked_prefill = True
+    await drain(h.submit([2] * 600, max_tokens=1, prompt_logprobs=0)[1])
+    assert h.skill.parts == [] and [len(p) for p in h.skill.prefills] == [600]

@@ -265,3 +265,40 @@ def test_the_scheduler_gives_each_prompt_its_greedy_tokens_in_a_busy_batch(
     expected = [alone(skill, p)[:n] for p, n in zip(PROMPTS, lengths, strict=True)]
     assert scheduled_tokens(skill, PROMPTS, lengths) == expected
     assert skill.running.rows == []             # every row released: nothing held
+
+
+def test_a_prompt_prefilled_in_parts_continues_as_if_prefilled_whole(skill) -> None:
+    assert skill.chunked_prefill
+    prompt = PROMPTS[2]                                 # 6 tokens: parts of 2, 3 and 1
+    states, whole, _ = skill.prefill([prompt], [None])
+    skill.release(states[0])
+    partial = skill.prefill_part(None, prompt[:2])
+    partial = skill.prefill_part(partial, prompt[2:5])
+    assert partial.length == 5
+    states, logits, choices = skill.finish_prefill(partial, prompt[5:])
+    assert states[0].length == len(prompt) and choices == [None]
+    assert torch.allclose(logits, whole, atol=1e-5)
+    tokens = greedy(skill, logits, 1)
+    for _ in range(STEPS - 1):
+        tokens += greedy(skill, skill.decode(states, tokens[-1:]), 1)
+    skill.release(states[0])
+    assert tokens == alone(skill, prompt)
+
+
+def test_long_prompts_prefilled_in_parts_in_a_busy_batch_keep_their_greedy_tokens(
+        skill, monkeypatch) -> None:
+    """A budget of 3 prompt tokens a step: the 4- and 6-token prompts go in parts while the
+    others decode, and every request streams what its prompt gives alone."""
+    monkeypatch.setattr(skill, "decode_tokens", lambda ids: " ".join(map(str, ids)),
+                        raising=False)
+    monkeypatch.setattr(skill, "eos_token_ids", frozenset(), raising=False)
+    monkeypatch.setattr(skill, "prefill_budget", 3)
+    parts: list[int] = []
+    part = skill.prefill_part
+    monkeypatch.setattr(skill, "prefill_part",
+                        lambda partial, ids: parts.append(len(ids)) or part(partial, ids))
+    lengths = [STEPS - i for i in range(len(PROMPTS))]
+    expected = [alone(skill, p)[:n] for p, n in zip(PROMPTS, lengths, strict=True)]
+    assert scheduled_tokens(skill, PROMPTS, lengths, gap_s=0) == expected
+    assert parts == [3, 3]      # a first part of each long prompt; their rest finishes them
+    assert skill.running.rows == []

@@ -61,6 +61,10 @@ class Active:
     stream: EventStream
     seqs: list[Sequence] = field(default_factory=list)
     cancelled: bool = False
+    # A prompt prefilled in parts: how many of its tokens are in, and the skill's partial
+    # prefill holding them.
+    prefilled: int = 0
+    partial: Any = None
 
 
 class GenerationWorker(ABC):
@@ -81,6 +85,8 @@ class GenerationWorker(ABC):
         self.on_out_of_memory = on_out_of_memory
         self._waiting: list[tuple[int, int, Active]] = []
         self._running: list[Active] = []
+        # Admitted requests whose long prompt is being prefilled in parts between steps.
+        self._parts: list[Active] = []
         self._by_id: dict[str, Active] = {}
         self._order = itertools.count()
         self._cond = threading.Condition()
@@ -143,14 +149,15 @@ class GenerationWorker(ABC):
 
     @property
     def running(self) -> int:
-        return sum(len(a.seqs) for a in self._running)
+        return sum(len(a.seqs) for a in self._running) + sum(a.request.n for a in self._parts)
 
     # --- worker thread -------------------------------------------------------------
     def _loop(self) -> None:
         self.skill.worker_init()
         while True:
             with self._cond:
-                while not self._stopped and not self._waiting and not self._running:
+                while not self._stopped and not self._waiting and not self._running \
+                        and not self._parts:
                     self._cond.wait()
                 if self._stopped:
                     break
@@ -158,6 +165,8 @@ class GenerationWorker(ABC):
             if newcomers:
                 self._start_all(newcomers)
             self._drop_cancelled()
+            if self._parts:
+                self._continue_parts()
             if self._running:
                 self._guard(list(self._running), self._step)
             if not self._running:
@@ -165,7 +174,7 @@ class GenerationWorker(ABC):
             if self.yield_to_loop:
                 let_loop_write([a.stream for a in [*newcomers, *self._running]])
             metrics.RUNNING.labels(self.name).set(self.running)
-        for active in self._running + [a for _, _, a in self._waiting]:
+        for active in self._running + self._parts + [a for _, _, a in self._waiting]:
             active.stream.fail(Cancelled("server is shutting down"))
         self.alive = False
 
@@ -227,6 +236,9 @@ class GenerationWorker(ABC):
     def _step(self) -> None:
         """Advance every running request by one token (or one engine step)."""
 
+    def _continue_parts(self) -> None:  # noqa: B027 - optional hook
+        """Prefill the next part of the prompts in ``_parts``."""
+
     def _settle(self) -> None:  # noqa: B027 - optional hook
         """Nothing runs any more: let the engine release what ended requests held."""
 
@@ -283,7 +295,7 @@ class GenerationWorker(ABC):
         self._retire(active, None)
 
     def _drop_cancelled(self) -> None:
-        for active in [a for a in self._running if a.cancelled]:
+        for active in [a for a in self._running + self._parts if a.cancelled]:
             self._retire(active, None)
 
     def _retire(self, active: Active, error: BaseException | None) -> None:
@@ -292,6 +304,9 @@ class GenerationWorker(ABC):
                 self._on_sequence_end(seq)
         if active in self._running:
             self._running.remove(active)
+        if active in self._parts:
+            self._parts.remove(active)
+            active.partial = None
         self._by_id.pop(active.request.request_id, None)
         if error is not None:
             active.stream.fail(error)

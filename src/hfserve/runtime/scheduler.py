@@ -62,8 +62,14 @@ class Scheduler(GenerationWorker):
         return self._steps - self._held_since < wait
 
     def _start_all(self, newcomers: list[Active]) -> None:
-        """Prefill newcomers in groups of the skill's size. A group whose prefill fails is
-        retried one request at a time, so one bad prompt fails only its own request."""
+        """Prefill newcomers in groups of the skill's size; a prompt longer than the prefill
+        budget goes in parts, one between two decode steps (``_continue_parts``). A group
+        whose prefill fails is retried one request at a time, so one bad prompt fails only
+        its own request."""
+        whole = []
+        for active in newcomers:
+            (self._parts if self._in_parts(active) else whole).append(active)
+        newcomers = whole
         size = max(1, self.skill.max_prefill_batch)
         for first in range(0, len(newcomers), size):
             group = newcomers[first:first + size]
@@ -77,6 +83,35 @@ class Scheduler(GenerationWorker):
                     self._guard([active], self._start, active)
                 continue
             self._guard(group, self._begin, group, prefilled)
+
+    def _in_parts(self, active: Active) -> bool:
+        """Whether ``active``'s prompt is prefilled in parts: it is longer than the budget,
+        the skill can continue a prefill, and no prompt logprobs are asked for (each part
+        would need the logits of every prompt position)."""
+        req = active.request
+        return self.skill.chunked_prefill and req.params.prompt_logprobs is None \
+            and len(req.prompt_ids) > self.skill.prefill_budget > 0
+
+    def _continue_parts(self) -> None:
+        """Feed the next part (``prefill_budget`` tokens) of the oldest prompt being
+        prefilled in parts; its last part starts its sequences, as a prefill does. Chunked
+        prefill, as vLLM and TGI do it, so that the running sequences get a decode step
+        between two parts instead of waiting for the whole prompt."""
+        active = self._parts[0]
+        ids = active.request.prompt_ids[active.prefilled:]
+        budget = self.skill.prefill_budget
+        try:
+            if len(ids) > budget:
+                active.partial = self.skill.prefill_part(active.partial, ids[:budget])
+                active.prefilled += budget
+                return
+            prefilled = self.skill.finish_prefill(active.partial, ids)
+        except Exception as exc:
+            self._fail([active], exc)
+            return
+        self._parts.remove(active)
+        active.partial = None
+        self._guard([active], self._begin, [active], prefilled)
 
     def _start(self, active: Active) -> None:
         self._begin([active], self._prefill([active]))

@@ -142,6 +142,20 @@ class GenerativeSkill(TextGenerator):
         """Run the prompts together; return (a state per prompt, next-token logits with a
         row per prompt, each prompt's token choices or None)."""
 
+    # Whether a prompt can be prefilled in parts (``prefill_part``, then ``finish_prefill``),
+    # so that one longer than ``prefill_budget`` does not stall the running sequences.
+    chunked_prefill: bool = False
+
+    def prefill_part(self, partial: Any | None, ids: list[int]) -> Any:
+        """Feed ``ids``, the next part of one prompt, into a cache of its own (``partial``
+        None for the first part); return the partial prefill to pass on."""
+        raise NotImplementedError(f"{type(self).__name__} prefills whole prompts only")
+
+    def finish_prefill(self, partial: Any, ids: list[int]
+                       ) -> tuple[list[Any], Any, list[list[TokenChoice] | None]]:
+        """Feed the prompt's last part ``ids``; return what ``prefill`` returns for it."""
+        raise NotImplementedError(f"{type(self).__name__} prefills whole prompts only")
+
     @abstractmethod
     def decode(self, states: list[Any], last_tokens: list[int]) -> Any:
         """One step for each sequence: feed its last token; return logits, a row each."""

@@ -68,6 +68,8 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
         # A GPU has room to prefill many prompts in one forward; a CPU core does not, and
         # prefilling less per step keeps running streams flowing there.
         self.max_prefill_batch = (256 if gpu else 16) if self.batched else 1
+        # A long prompt's cache grows part by part as one row; only stackable caches do.
+        self.chunked_prefill = self.batched
         self.prefill_budget = 8192 if gpu else 512
         # A GPU prefill is bound by launching kernels, so it costs about as much for one
         # prompt as for thirty: gathering newcomers saves whole forwards there. A CPU's
@@ -169,24 +171,41 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
     def prefill(self, prompts: list[list[int]], prompt_logprobs: list[int | None]
                 ) -> tuple[list[Any], Any, list[list[TokenChoice] | None]]:
         """All prompts in one forward, left-padded to the longest."""
+        return self._prefill(prompts, prompt_logprobs, None)
+
+    def prefill_part(self, partial: Row | None, ids: list[int]) -> Row:
+        states, _, _ = self._prefill([ids], [None], partial)
+        return states[0]
+
+    def finish_prefill(self, partial: Row, ids: list[int]
+                       ) -> tuple[list[Any], Any, list[list[TokenChoice] | None]]:
+        return self._prefill([ids], [None], partial)
+
+    def _prefill(self, prompts: list[list[int]], prompt_logprobs: list[int | None],
+                 partial: Row | None) -> tuple[list[Any], Any, list[list[TokenChoice] | None]]:
+        """``prompts`` in one forward, left-padded to the longest; with ``partial`` (a row
+        whose cache holds the start of the one prompt given), continuing it."""
         import torch
         from transformers import DynamicCache
 
         device = self.placement.device
         width = max(map(len, prompts))
+        done = partial.length if partial is not None else 0
         ids = torch.tensor([[self.pad_id] * (width - len(p)) + p for p in prompts],
                            device=device)
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts],
-                            device=device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache(config=self.model.config)
+        mask = torch.tensor([[1] * done + [0] * (width - len(p)) + [1] * len(p)
+                             for p in prompts], device=device)
+        positions = ((mask.cumsum(-1) - 1).clamp(min=0))[:, done:]
+        cache = partial.group.cache if partial is not None else DynamicCache(
+            config=self.model.config)
         full = any(k is not None for k in prompt_logprobs)
         with torch.inference_mode():
             out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
                              use_cache=True, **{self.cache_kwarg: cache},
                              logits_to_keep=0 if full else 1)
-        lengths = [len(p) for p in prompts]
-        zero_padding(cache, lengths)
+        lengths = [done + len(p) for p in prompts]
+        if min(lengths) < done + width:
+            zero_padding(cache, lengths)
         group = Group(cache)
         group.rows = [Row(length=n, group=group, index=i) for i, n in enumerate(lengths)]
         choices: list[list[TokenChoice] | None] = []
