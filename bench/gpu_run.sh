@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU checks in one go, from the repository root: the CUDA tests, the step times of
-# bench/gpu_step.py (appended to the tests' log), then bench/gpu.py.
+# bench/gpu_step.py and a long prompt joining running streams (bench/long_prompt.py; both
+# appended to the tests' log), then bench/gpu.py.
 # Expects the wheels of the web stack (with uvloop and httptools, which uvicorn[standard]
 # brings and uvicorn then uses), aiohttp (the load generator's client) and pytest-asyncio in
 # .whl/, the models in
@@ -60,12 +61,14 @@ echo "== tests/gpu exit code $tests_rc"
 echo "== bench/gpu_step.py"
 timeout -k 10 90 python3 bench/gpu_step.py 2>&1 | tee -a "$OUT/gpu-tests.log"
 echo "== bench/gpu_step.py exit code $?"
-timeout -k 10 60 python3 bench/gpu_step.py --repeat-kv --rows 64,256 --groups 32 2>&1 \
-    | tee -a "$OUT/gpu-tests.log"
-echo "== bench/gpu_step.py --repeat-kv exit code $?"
+
+echo "== bench/long_prompt.py"
+timeout -k 10 90 python3 bench/long_prompt.py --device cuda --dtype bfloat16 --streams 64 \
+    --length 8192 2>&1 | tee -a "$OUT/gpu-tests.log"
+echo "== bench/long_prompt.py exit code $?"
 
 echo "== bench/gpu.py"
-timeout -k 15 400 python3 bench/gpu.py --out "$OUT" --warmup 3 --duration 6 --pause 1 --budget-s 380 --graphs on,nowait --profile-s 5 2>&1 | tee "$OUT/gpu-bench.log"
+timeout -k 15 400 python3 bench/gpu.py --out "$OUT" --warmup 3 --duration 6 --pause 1 --budget-s 380 --graphs on --profile-s 5 2>&1 | tee "$OUT/gpu-bench.log"
 bench_rc=$?
 echo "== bench/gpu.py exit code $bench_rc"
 
