@@ -74,6 +74,10 @@ class ModelConfig(BaseModel):
         None, ge=0, description="Decode steps a new request may wait while others stream, so "
         "that newcomers are prefilled together (torch generation; default: 16 on a GPU, where "
         "a prefill costs about as much whatever its size, 0 on the CPU)")
+    max_prefill_tokens: int | None = Field(
+        None, ge=1, description="Prompt tokens prefilled between two decode steps while others "
+        "stream; a longer prompt is prefilled in parts (generation; default: 512 on the CPU and "
+        "8192 on a GPU with torch, 2048 with OpenVINO)")
     prefix_caching: bool = Field(
         True, description="Reuse the KV cache of prompt prefixes already seen (a shared system "
         "prompt is computed once), where the backend has it")

@@ -88,6 +88,11 @@ def test_newcomers_are_not_held_back_on_the_cpu_unless_configured() -> None:
     assert make_skill({"prefill_wait_steps": 7}).prefill_wait_steps == 7
 
 
+def test_the_prefill_budget_is_512_tokens_on_the_cpu_unless_configured() -> None:
+    assert make_skill({}).prefill_budget == 512
+    assert make_skill({"max_prefill_tokens": 100}).prefill_budget == 100
+
+
 def alone(skill: GenerationSkill, prompt: list[int]) -> list[int]:
     return drive.alone(skill, prompt, STEPS)
 

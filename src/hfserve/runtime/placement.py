@@ -84,6 +84,7 @@ def choices(spec: ModelSpec, mc: ModelConfig, skills: list[type[Skill]], cache_d
                                 "cuda_graphs": mc.cuda_graphs,
                                 "kv_cache_memory": mc.kv_cache_memory,
                                 "prefill_wait_steps": mc.prefill_wait_steps,
+                                "max_prefill_tokens": mc.max_prefill_tokens,
                                 "ov_device": c.device.details.get(OPENVINO_DEVICE, "CPU")}),
                    reason=c.reason)
             for c in chain.candidates]

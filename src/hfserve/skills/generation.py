@@ -70,7 +70,8 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
         self.max_prefill_batch = (256 if gpu else 16) if self.batched else 1
         # A long prompt's cache grows part by part as one row; only stackable caches do.
         self.chunked_prefill = self.batched
-        self.prefill_budget = 8192 if gpu else 512
+        budget = self.placement.options.get("max_prefill_tokens")
+        self.prefill_budget = (8192 if gpu else 512) if budget is None else int(budget)
         # A GPU prefill is bound by launching kernels, so it costs about as much for one
         # prompt as for thirty: gathering newcomers saves whole forwards there. A CPU's
         # prefill costs by the token, so gathering would only add latency.

@@ -33,7 +33,10 @@ class OpenVINOGenerationSkill(HFTextCodec, PipelineSkill):
         scheduler = genai.SchedulerConfig()
         scheduler.cache_size = int(placement.options.get("kv_cache_gb", 1))
         scheduler.max_num_seqs = int(placement.options.get("max_concurrent", 32))
-        scheduler.max_num_batched_tokens = int(placement.options.get("max_batch_tokens", 2048))
+        # Prompt tokens per step (a longer prompt goes in parts: dynamic_split_fuse below);
+        # the pipeline asks for room for one decode token of every sequence too.
+        budget = placement.options.get("max_prefill_tokens") or 2048
+        scheduler.max_num_batched_tokens = max(int(budget), scheduler.max_num_seqs)
         scheduler.dynamic_split_fuse = True   # chunked prefill: running streams keep flowing
         # Blocks of a prompt prefix seen before are reused, as vLLM and TGI do by default:
         # SmolLM2's chat template puts the same system prompt first in every request
