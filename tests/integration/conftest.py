@@ -66,9 +66,10 @@ def server(tmp_path_factory):
              "aliases": ["sentence-transformers/all-MiniLM-L6-v2"]},
             {"name": CHAT, "source": str(SMOL), "threads": 1, "max_concurrent": 4,
              "backend": "torch"},
-            # Fixed KV-cache slots, what CUDA graphs replay on a GPU (eager on the CPU).
+            # Fixed KV-cache slots, what CUDA graphs replay on a GPU (eager on the CPU), and
+            # prompts over 16 tokens (every chat prompt) prefilled in parts.
             {"name": CHAT_SLOTS, "source": str(SMOL), "threads": 1, "max_concurrent": 4,
-             "backend": "torch", "cuda_graphs": True},
+             "backend": "torch", "cuda_graphs": True, "max_prefill_tokens": 16},
             {"name": TINY_QUEUE, "source": str(MINILM), "threads": 1, "max_queue": 1,
              "max_batch_size": 1, "max_wait_ms": 0, "backend": "torch"},
             # Automatic placement: the fastest backend installed (OpenVINO when present).
