@@ -77,7 +77,7 @@ class ModelConfig(BaseModel):
     max_prefill_tokens: int | None = Field(
         None, ge=1, description="Prompt tokens prefilled between two decode steps while others "
         "stream; a longer prompt is prefilled in parts (generation; default: 512 on the CPU and "
-        "8192 on a GPU with torch, 2048 with OpenVINO)")
+        "8192 on a GPU, the same with OpenVINO on its CPU and 2048 on its other devices)")
     prefix_caching: bool = Field(
         True, description="Reuse the KV cache of prompt prefixes already seen (a shared system "
         "prompt is computed once), where the backend has it")
