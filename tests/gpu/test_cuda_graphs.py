@@ -65,3 +65,23 @@ def test_overlapped_scheduled_steps_match_generate(skill, monkeypatch) -> None:
     expected = [alone(skill, p, STEPS)[:n] for p, n in zip(PROMPTS, lengths, strict=True)]
     assert scheduled_tokens(skill, PROMPTS, lengths) == expected
     assert skill.running.graphs
+
+
+def test_prompts_prefilled_in_parts_match_generate_with_overlapped_graph_steps(
+        skill, monkeypatch) -> None:
+    """A prefill budget of 3 tokens: the 4- and 6-token prompts go in parts between
+    captured, overlapped decode steps of the others."""
+    from drive import alone, scheduled_tokens
+
+    monkeypatch.setattr(skill, "decode_tokens", lambda ids: " ".join(map(str, ids)),
+                        raising=False)
+    monkeypatch.setattr(skill, "eos_token_ids", frozenset(), raising=False)
+    monkeypatch.setattr(skill, "prefill_budget", 3)
+    parts: list[int] = []
+    part = skill.prefill_part
+    monkeypatch.setattr(skill, "prefill_part",
+                        lambda partial, ids: parts.append(len(ids)) or part(partial, ids))
+    lengths = [STEPS - i for i in range(len(PROMPTS))]
+    expected = [alone(skill, p, STEPS)[:n] for p, n in zip(PROMPTS, lengths, strict=True)]
+    assert scheduled_tokens(skill, PROMPTS, lengths) == expected
+    assert sorted(parts) == [3, 3] and skill.running.graphs
