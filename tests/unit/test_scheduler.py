@@ -571,3 +571,18 @@ async def test_prompt_logprobs_keep_a_long_prompt_whole(make) -> None:
     h.skill.chunked_prefill = True
     await drain(h.submit([2] * 600, max_tokens=1, prompt_logprobs=0)[1])
     assert h.skill.parts == [] and [len(p) for p in h.skill.prefills] == [600]
+
+
+async def test_prompts_in_parts_count_against_max_concurrent(make) -> None:
+    """With only prompts in parts admitted (none decoding yet), a third request must still
+    wait for a free place: two places, three long prompts."""
+    h = make([1, 2, 3], max_context=2000, max_concurrent=2)
+    h.skill.chunked_prefill = True
+    seen: list[int] = []
+    part = h.skill.prefill_part
+    h.skill.prefill_part = lambda partial, ids: seen.append(h.scheduler.running) or part(
+        partial, ids)
+    streams = [h.submit([2] * 1200, max_tokens=3)[1] for _ in range(3)]
+    for stream in streams:
+        assert text(await drain(stream)) == "alpha beta gamma"
+    assert max(seen) == 2 and len(seen) == 6           # two parts of each prompt

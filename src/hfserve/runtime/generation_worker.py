@@ -204,7 +204,7 @@ class GenerationWorker(ABC):
         while self._waiting:
             active = self._waiting[0][2]
             if self.running + sum(a.request.n for a in admitted) + active.request.n \
-                    > self.max_concurrent and (self._running or admitted):
+                    > self.max_concurrent and (self._running or self._parts or admitted):
                 break
             if self.prefill_budget is not None and admitted and self._running and sum(
                     len(a.request.prompt_ids) for a in admitted) + len(

@@ -16,8 +16,8 @@ def batched_tokens(options: dict[str, Any], max_seqs: int) -> int:
     """Tokens the pipeline computes per step: the prompt tokens prefilled while others
     stream (a longer prompt goes in parts, ``dynamic_split_fuse``), and at least one decode
     token for every sequence. On a CPU 512 by default, as with torch: a 2,048-token prompt
-    joining four SmolLM2 streams stalled them for 1.2-1.3 s in parts of 2,048 and 0.4-0.5 s
-    in parts of 512, its own first token about as soon (2 vCPUs)."""
+    joining four SmolLM2 streams stalled them for 0.8 s whole and 0.4 s in parts of 512, its
+    own first token 2-18% later (``bench/long_prompt.py --backend openvino``, 2 vCPUs)."""
     budget = options.get("max_prefill_tokens") or (
         512 if options.get("ov_device", "CPU") == "CPU" else 2048)
     return max(int(budget), max_seqs)
