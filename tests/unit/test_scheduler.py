@@ -586,3 +586,15 @@ async def test_prompts_in_parts_count_against_max_concurrent(make) -> None:
     for stream in streams:
         assert text(await drain(stream)) == "alpha beta gamma"
     assert max(seen) == 2 and len(seen) == 6           # two parts of each prompt
+
+
+async def test_a_deadline_passing_between_parts_ends_the_prefill_with_504(make) -> None:
+    h = make([1, 2, 3], max_context=20_000, max_concurrent=8)
+    h.skill.chunked_prefill = True
+    slow = h.skill.prefill_part
+    h.skill.prefill_part = lambda partial, ids: time.sleep(0.05) or slow(partial, ids)
+    _, stream = h.submit([2] * 5000, max_tokens=3, deadline=time.monotonic() + 0.12)
+    with pytest.raises(DeadlineExceeded):
+        await drain(stream)
+    assert len(h.skill.parts) < 9                     # stopped before the prompt was in
+    assert h.skill.prefills == [] and h.scheduler.running == 0

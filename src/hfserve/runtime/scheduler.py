@@ -7,9 +7,11 @@ one (openvino-genai) run under ``PipelineWorker`` instead."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from hfserve import metrics
+from hfserve.errors import DeadlineExceeded
 from hfserve.runtime.generation_worker import (  # noqa: F401 - re-exported
     Active,
     Finished,
@@ -98,6 +100,12 @@ class Scheduler(GenerationWorker):
         prefill, as vLLM and TGI do it, so that the running sequences get a decode step
         between two parts instead of waiting for the whole prompt."""
         active = self._parts[0]
+        deadline = active.request.deadline
+        if deadline is not None and time.monotonic() > deadline:
+            # Its later parts would be work for nobody: the client has its 504.
+            metrics.REJECTED.labels(self.name, "deadline").inc()
+            self._fail([active], DeadlineExceeded("request deadline passed during prefill"))
+            return
         ids = active.request.prompt_ids[active.prefilled:]
         budget = self.skill.prefill_budget
         try:
