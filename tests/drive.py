@@ -24,6 +24,22 @@ def alone(skill, prompt: list[int], steps: int) -> list[int]:
     return out[0, len(prompt):].tolist()
 
 
+def ids_as_text(monkeypatch, skill) -> None:
+    """Let a skill without a tokenizer stream its token ids as text, never ending on eos."""
+    monkeypatch.setattr(skill, "decode_tokens", lambda ids: " ".join(map(str, ids)),
+                        raising=False)
+    monkeypatch.setattr(skill, "eos_token_ids", frozenset(), raising=False)
+
+
+def record_parts(monkeypatch, skill) -> list[int]:
+    """The length of every prompt part ``skill`` is fed from now on (``prefill_part``)."""
+    parts: list[int] = []
+    part = skill.prefill_part
+    monkeypatch.setattr(skill, "prefill_part",
+                        lambda partial, ids: parts.append(len(ids)) or part(partial, ids))
+    return parts
+
+
 def greedy(skill, logits, rows: int) -> list[int]:
     return [c.token_id for c in skill.sample(logits, [Pick(i, GREEDY, None, [])
                                                       for i in range(rows)])]

@@ -55,12 +55,10 @@ def test_graph_steps_match_generate_as_rows_join_and_leave(skill) -> None:
 def test_overlapped_scheduled_steps_match_generate(skill, monkeypatch) -> None:
     """The scheduler as it runs on CUDA: each step starts before the previous one is
     turned into text, and newcomers wait a few steps to share a prefill."""
-    from drive import alone, scheduled_tokens
+    from drive import alone, ids_as_text, scheduled_tokens
 
     assert skill.overlap_steps and skill.prefill_wait_steps > 0
-    monkeypatch.setattr(skill, "decode_tokens", lambda ids: " ".join(map(str, ids)),
-                        raising=False)
-    monkeypatch.setattr(skill, "eos_token_ids", frozenset(), raising=False)
+    ids_as_text(monkeypatch, skill)
     lengths = [STEPS - i for i in range(len(PROMPTS))]
     expected = [alone(skill, p, STEPS)[:n] for p, n in zip(PROMPTS, lengths, strict=True)]
     assert scheduled_tokens(skill, PROMPTS, lengths) == expected
@@ -71,16 +69,11 @@ def test_prompts_prefilled_in_parts_match_generate_with_overlapped_graph_steps(
         skill, monkeypatch) -> None:
     """A prefill budget of 3 tokens: the 4- and 6-token prompts go in parts between
     captured, overlapped decode steps of the others."""
-    from drive import alone, scheduled_tokens
+    from drive import alone, ids_as_text, record_parts, scheduled_tokens
 
-    monkeypatch.setattr(skill, "decode_tokens", lambda ids: " ".join(map(str, ids)),
-                        raising=False)
-    monkeypatch.setattr(skill, "eos_token_ids", frozenset(), raising=False)
+    ids_as_text(monkeypatch, skill)
     monkeypatch.setattr(skill, "prefill_budget", 3)
-    parts: list[int] = []
-    part = skill.prefill_part
-    monkeypatch.setattr(skill, "prefill_part",
-                        lambda partial, ids: parts.append(len(ids)) or part(partial, ids))
+    parts = record_parts(monkeypatch, skill)
     lengths = [STEPS - i for i in range(len(PROMPTS))]
     expected = [alone(skill, p, STEPS)[:n] for p, n in zip(PROMPTS, lengths, strict=True)]
     assert scheduled_tokens(skill, PROMPTS, lengths) == expected

@@ -262,9 +262,7 @@ def test_the_scheduler_gives_each_prompt_its_greedy_tokens_in_a_busy_batch(
         skill, monkeypatch, overlap) -> None:
     """Requests of different lengths joining a running batch at different steps, with the
     next step started before the previous one is turned into text (as on CUDA) or not."""
-    monkeypatch.setattr(skill, "decode_tokens", lambda ids: " ".join(map(str, ids)),
-                        raising=False)
-    monkeypatch.setattr(skill, "eos_token_ids", frozenset(), raising=False)
+    drive.ids_as_text(monkeypatch, skill)
     monkeypatch.setattr(skill, "overlap_steps", overlap)
     lengths = [STEPS - i for i in range(len(PROMPTS))]
     expected = [alone(skill, p)[:n] for p, n in zip(PROMPTS, lengths, strict=True)]
@@ -294,14 +292,9 @@ def test_long_prompts_prefilled_in_parts_in_a_busy_batch_keep_their_greedy_token
         skill, monkeypatch) -> None:
     """A budget of 3 prompt tokens a step: the 4- and 6-token prompts go in parts while the
     others decode, and every request streams what its prompt gives alone."""
-    monkeypatch.setattr(skill, "decode_tokens", lambda ids: " ".join(map(str, ids)),
-                        raising=False)
-    monkeypatch.setattr(skill, "eos_token_ids", frozenset(), raising=False)
+    drive.ids_as_text(monkeypatch, skill)
     monkeypatch.setattr(skill, "prefill_budget", 3)
-    parts: list[int] = []
-    part = skill.prefill_part
-    monkeypatch.setattr(skill, "prefill_part",
-                        lambda partial, ids: parts.append(len(ids)) or part(partial, ids))
+    parts = drive.record_parts(monkeypatch, skill)
     lengths = [STEPS - i for i in range(len(PROMPTS))]
     expected = [alone(skill, p)[:n] for p, n in zip(PROMPTS, lengths, strict=True)]
     assert scheduled_tokens(skill, PROMPTS, lengths, gap_s=0) == expected
