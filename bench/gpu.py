@@ -8,9 +8,10 @@ hfserve serving the same model, in one run.
     closed-loop streaming clients, each asking for N tokens with ``ignore_eos``; aggregate
     output tokens/s in a measurement window, TTFT and inter-token latency. Once per decode
     mode of ``--graphs``: ``on`` (fixed cache slots, steps replayed as CUDA graphs; eager
-    slots on a CPU), ``nowait`` (the same, with newcomers prefilled at the next step
-    instead of gathered: ``prefill_wait_steps: 0``) and ``off`` (eager steps on a growing
-    cache). The clients run in
+    slots on a CPU; prefill at fixed shapes, replayed as CUDA graphs too), ``nowait``
+    (the same, with newcomers prefilled at the next step instead of gathered:
+    ``prefill_wait_steps: 0``), ``eagerprefill`` (``on`` with eager prefill:
+    ``prefill_graphs: false``) and ``off`` (eager steps on a growing cache). The clients run in
     ``--client-procs`` processes (one Python process streams only ~7,500 chunks/s); their
     CPU together is the "client CPU %". ``--profile-s S`` records S seconds of py-spy
     samples of the server and its model process at the largest B of the first mode.
@@ -59,6 +60,7 @@ from bench.stats import ratio  # noqa: E402
 MODEL = "smol"
 # Decode modes: the model entry's settings for each.
 MODES = {"on": {"cuda_graphs": True}, "nowait": {"cuda_graphs": True, "prefill_wait_steps": 0},
+         "eagerprefill": {"cuda_graphs": True, "prefill_graphs": False},
          "off": {"cuda_graphs": False}}
 
 
@@ -87,7 +89,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "errors)")
     p.add_argument("--graphs", default="on,off",
                    help="hfserve decode modes to run, in order: on (cuda_graphs: true), "
-                        "nowait (on, prefill_wait_steps: 0), off")
+                        "nowait (on, prefill_wait_steps: 0), eagerprefill (on, "
+                        "prefill_graphs: false), off")
     p.add_argument("--skip-static", action="store_true")
     p.add_argument("--skip-server", action="store_true")
     p.add_argument("--budget-s", type=float, default=300.0,

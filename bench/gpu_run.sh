@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU checks in one go, from the repository root: the CUDA tests, the step times of
-# bench/gpu_step.py and a long prompt joining running streams (bench/long_prompt.py; both
-# appended to the tests' log), then bench/gpu.py.
+# bench/gpu_step.py (prefill captured and eager), bench/gpu.py (prefill captured and eager),
+# then a long prompt joining running streams (bench/long_prompt.py; step times and long
+# prompt appended to the tests' log).
 # Expects the wheels of the web stack (with uvloop and httptools, which uvicorn[standard]
 # brings and uvicorn then uses), aiohttp (the load generator's client) and pytest-asyncio in
 # .whl/, the models in
@@ -10,8 +11,8 @@
 #     OUT=/tmp/out bash bench/gpu_run.sh
 #
 # Exits non-zero when the tests or the benchmark failed; a failing test does not stop the
-# benchmark. About 9 minutes in all (tests 80 s, step times 40 s, benchmark up to 400 s): run
-# it with a device timeout of 600 s.
+# benchmark. About 8 minutes in all (tests 100 s, step times 60 s, benchmark up to 320 s, long
+# prompt 60 s): run it with a device timeout of 600 s.
 
 set -u
 set -o pipefail        # a pipeline's status is its first failing command's, not tee's
@@ -59,18 +60,21 @@ tests_rc=$?
 echo "== tests/gpu exit code $tests_rc"
 
 echo "== bench/gpu_step.py"
-timeout -k 10 90 python3 bench/gpu_step.py 2>&1 | tee -a "$OUT/gpu-tests.log"
+timeout -k 10 60 python3 bench/gpu_step.py --rows 1,64,256 2>&1 | tee -a "$OUT/gpu-tests.log"
 echo "== bench/gpu_step.py exit code $?"
-
-echo "== bench/long_prompt.py"
-timeout -k 10 90 python3 bench/long_prompt.py --device cuda --dtype bfloat16 --streams 64 \
-    --length 8192 2>&1 | tee -a "$OUT/gpu-tests.log"
-echo "== bench/long_prompt.py exit code $?"
+timeout -k 10 40 python3 bench/gpu_step.py --prefill eager --rows 256 2>&1 \
+    | tee -a "$OUT/gpu-tests.log"
+echo "== bench/gpu_step.py --prefill eager exit code $?"
 
 echo "== bench/gpu.py"
-timeout -k 15 400 python3 bench/gpu.py --out "$OUT" --warmup 3 --duration 6 --pause 1 --budget-s 380 --graphs on --profile-s 5 2>&1 | tee "$OUT/gpu-bench.log"
+timeout -k 15 320 python3 bench/gpu.py --out "$OUT" --warmup 3 --duration 6 --pause 1 --budget-s 300 --graphs on,eagerprefill --profile-s 5 2>&1 | tee "$OUT/gpu-bench.log"
 bench_rc=$?
 echo "== bench/gpu.py exit code $bench_rc"
+
+echo "== bench/long_prompt.py"
+timeout -k 10 60 python3 bench/long_prompt.py --device cuda --dtype bfloat16 --streams 64 \
+    --length 8192 2>&1 | tee -a "$OUT/gpu-tests.log"
+echo "== bench/long_prompt.py exit code $?"
 
 echo "== done: tests $tests_rc, bench $bench_rc"
 [ "$tests_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ]

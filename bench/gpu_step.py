@@ -1,6 +1,6 @@
 """Where a generation step's time goes on one device, without HTTP or the server loop: the
-torch skill's eager prefill of G prompts, and its decode step over R running rows (fixed
-cache slots replayed as CUDA graphs on CUDA), split into the host's part and the wait for the
+torch skill's prefill of G prompts (at fixed shapes replayed as CUDA graphs, or eager), and
+its decode step over R running rows (fixed cache slots replayed as CUDA graphs on CUDA), split into the host's part and the wait for the
 device. SmolLM2-135M's architecture (config from the GGUF file) with random bfloat16 weights:
 speed does not depend on the weights.
 
@@ -52,6 +52,8 @@ def build(args: argparse.Namespace) -> GenerationSkill:
     options = {"max_concurrent": max(args.rows)}
     if args.slots:
         options["cuda_graphs"] = True
+    if args.prefill != "auto":
+        options["prefill_graphs"] = args.prefill == "fixed"
     if args.repeat_kv:   # transformers' own SDPA attention, key/value heads repeated
         import hfserve.skills.generation as generation
 
@@ -167,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--slots", action="store_true",
                    help="fixed cache slots on any device (default: on CUDA only)")
+    p.add_argument("--prefill", choices=("auto", "fixed", "eager"), default="auto",
+                   help="prefill at fixed shapes (captured on CUDA) or eagerly; auto: the "
+                        "skill's default (fixed where decode is captured)")
     p.add_argument("--repeat-kv", action="store_true",
                    help="transformers' SDPA attention instead of the grouped decode attention")
     args = p.parse_args(argv)
@@ -175,11 +180,14 @@ def main(argv: list[str] | None = None) -> int:
     args.dtype = args.dtype or ("float32" if args.device == "cpu" else "bfloat16")
     import torch
 
+    skill = build(args)
+    fixed = skill.fixed_prefill
+    prefill = "eager" if fixed is None else \
+        "fixed shapes, captured" if fixed.graphs else "fixed shapes"
     print(f"== step times: {args.gguf.name} architecture, random {args.dtype} weights, "
           f"{args.device} {torch.cuda.get_device_name() if args.device.startswith('cuda') else ''}"
-          f"{' (key/value heads repeated)' if args.repeat_kv else ''}",
+          f"{' (key/value heads repeated)' if args.repeat_kv else ''}, prefill {prefill}",
           flush=True)
-    skill = build(args)
     clock = Clock(args.device)
     with torch.inference_mode():
         time_prefill(skill, clock, args.groups, args.prompt_tokens, args.repeats)

@@ -65,6 +65,10 @@ class ModelConfig(BaseModel):
     cuda_graphs: bool | None = Field(
         None, description="Decode in fixed KV-cache slots replayed as CUDA graphs (torch "
         "generation; default: on for CUDA, with a fall back to eager steps if capture fails)")
+    prefill_graphs: bool | None = Field(
+        None, description="Prefill new prompts at fixed shapes replayed as CUDA graphs, where "
+        "decode uses the fixed slots (torch generation; default: on where the decode steps are "
+        "captured; prompts asking for prompt logprobs and prompts in parts stay eager)")
     kv_cache_memory: int | None = Field(
         None, description="Memory for the fixed KV-cache slots of CUDA-graph decode, e.g. "
         "8GiB (torch generation; default: 90% of the device memory free once the weights are "

@@ -50,6 +50,11 @@ def test_graph_steps_match_generate_as_rows_join_and_leave(skill) -> None:
     # 5 rows after three steps: a bucket of 8 slots, captured on first use.
     assert stepped_tokens(skill, PROMPTS, STEPS, [(0, [0, 1]), (3, [2, 3, 4])]) == expected
     assert skill.running.graphs and {2, 8} <= set(skill.running._graphs)
+    # The two groups were prefilled by captured graphs of 2 and 4 rows of 16 columns.
+    fixed = skill.fixed_prefill
+    assert fixed is not None and fixed.graphs
+    assert {(2, 16), (4, 16)} <= set(fixed.buckets)
+    assert all(b.graph is not None for b in fixed.buckets.values())
 
 
 def test_overlapped_scheduled_steps_match_generate(skill, monkeypatch) -> None:

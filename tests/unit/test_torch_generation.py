@@ -74,10 +74,13 @@ def test_slots_keep_the_whole_context_when_it_fits() -> None:
     assert skill.running.max_columns == 129 and skill.max_context == 128
 
 
-@pytest.fixture(scope="module", params=["growing", "slots"])
+@pytest.fixture(scope="module", params=["growing", "slots", "slots, fixed prefill"])
 def skill(request) -> GenerationSkill:
-    skill = make_skill({"cuda_graphs": request.param == "slots", "max_concurrent": 8})
-    assert isinstance(skill.running, SlotKV if request.param == "slots" else KVBatch)
+    slots = request.param != "growing"
+    skill = make_skill({"cuda_graphs": slots, "max_concurrent": 8,
+                        "prefill_graphs": request.param == "slots, fixed prefill"})
+    assert isinstance(skill.running, SlotKV if slots else KVBatch)
+    assert (skill.fixed_prefill is not None) == (request.param == "slots, fixed prefill")
     # Both decode with grouped attention (2 key/value heads for 4 query heads).
     assert skill.model.config._attn_implementation == GROUPED
     return skill
@@ -203,6 +206,32 @@ def test_slots_shift_and_grow_when_columns_run_out(skill, monkeypatch) -> None:
             got[i].append(token)
     assert [got[i] for i in range(3)] == expected
     assert skill.running.columns > 4
+
+
+def test_fixed_prefill_pads_groups_to_power_of_two_buckets(skill) -> None:
+    """Three prompts of up to 6 tokens run as 4 rows of 16 columns; a prompt asking for
+    prompt logprobs needs every position's logits and stays with the eager prefill."""
+    fixed = skill.fixed_prefill
+    if fixed is None:
+        pytest.skip("eager prefill")
+    states, logits, _ = skill.prefill(PROMPTS[:3], [None] * 3)
+    assert logits.shape[0] == 3 and (4, 16) in fixed.buckets
+    for state in states:
+        skill.release(state)
+    saved = dict(fixed.buckets)
+    fixed.buckets.clear()
+    states, _, choices = skill.prefill([PROMPTS[0]], [2])
+    skill.release(states[0])
+    assert choices[0] is not None and not fixed.buckets
+    fixed.buckets.update(saved)
+
+
+def test_fixed_prefill_keeps_to_its_token_cap(skill) -> None:
+    fixed = skill.fixed_prefill
+    if fixed is None:
+        pytest.skip("eager prefill")
+    assert fixed.fits([[1] * 100] * 4)                  # 4 x 128 = 512 tokens
+    assert not fixed.fits([[1] * 100] * 5)              # 8 x 128
 
 
 def test_decode_order_follows_the_states_given(skill) -> None:

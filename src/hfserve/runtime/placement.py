@@ -82,6 +82,7 @@ def choices(spec: ModelSpec, mc: ModelConfig, skills: list[type[Skill]], cache_d
                                 "streams": mc.streams or 1,
                                 "prefix_caching": mc.prefix_caching,
                                 "cuda_graphs": mc.cuda_graphs,
+                                "prefill_graphs": mc.prefill_graphs,
                                 "kv_cache_memory": mc.kv_cache_memory,
                                 "prefill_wait_steps": mc.prefill_wait_steps,
                                 "max_prefill_tokens": mc.max_prefill_tokens,

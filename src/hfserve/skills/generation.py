@@ -13,6 +13,7 @@ from hfserve.skills.grouped_attention import NAME as GROUPED
 from hfserve.skills.grouped_attention import use_grouped_decode
 from hfserve.skills.hf_text import HFTextCodec
 from hfserve.skills.kv_batch import Group, KVBatch, Row, zero_padding
+from hfserve.skills.prefill_graphs import PrefillGraphs
 from hfserve.skills.slot_kv import MIN_COLUMNS, SlotKV
 from hfserve.skills.torch_backend import load_torch_model
 from hfserve.types import Pick, Task, TokenChoice
@@ -81,9 +82,11 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
         # runs the step itself, so there is nothing to overlap with.
         self.overlap_steps = self.placement.device.startswith("cuda")
         self.pad_id = pad_id
+        self.fixed_prefill: PrefillGraphs | None = None
         self.running = self._running_batch()
         if isinstance(self.running, SlotKV) and not self._slots_work():
             self.running = KVBatch(self._forward, self.placement.device)
+        self.fixed_prefill = self._fixed_prefill()
 
     def _running_batch(self) -> KVBatch | SlotKV:
         """Fixed cache slots (replayed as CUDA graphs on CUDA) where ``cuda_graphs`` is on,
@@ -109,6 +112,31 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
         return SlotKV(self._forward, device=self.placement.device, slots=slots,
                       max_columns=columns, pad_id=self.pad_id,
                       bool_mask=attention != "eager", graphs=True)
+
+    def _fixed_prefill(self) -> PrefillGraphs | None:
+        """Prefill at fixed shapes, captured as CUDA graphs, where the running rows live in
+        cache slots: the ``prefill_graphs`` option, on by default where the slots' steps are
+        captured (on a CPU the fixed shapes would only add padding). A model whose forward
+        fails on it (a probe prompt) keeps the eager prefill."""
+        running = self.running
+        wanted = self.placement.options.get("prefill_graphs")
+        if not isinstance(running, SlotKV) or not (running.graphs if wanted is None
+                                                   else wanted):
+            return None
+        fixed = PrefillGraphs(self._forward, device=self.placement.device,
+                              layers=self.model.config.num_hidden_layers, pad_id=self.pad_id,
+                              bool_mask=running.bool_mask, dtype=self.model.dtype, graphs=True,
+                              max_tokens=self.prefill_budget)
+        try:
+            import torch
+
+            with torch.inference_mode():
+                fixed.prefill([[self.pad_id, self.pad_id]])
+        except Exception as exc:
+            log.warning("prefill stays eager: the model failed on fixed shapes: %s: %s",
+                        type(exc).__name__, exc)
+            return None
+        return fixed
 
     def info(self) -> dict[str, Any]:
         running = self.running
@@ -171,7 +199,16 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
     # --- model stages ----------------------------------------------------------------
     def prefill(self, prompts: list[list[int]], prompt_logprobs: list[int | None]
                 ) -> tuple[list[Any], Any, list[list[TokenChoice] | None]]:
-        """All prompts in one forward, left-padded to the longest."""
+        """All prompts in one forward, left-padded to the longest (at fixed shapes where
+        they fit and no prompt logprobs are asked for)."""
+        fixed = self.fixed_prefill
+        if fixed is not None and fixed.fits(prompts) and all(
+                k is None for k in prompt_logprobs):
+            import torch
+
+            with torch.inference_mode():
+                rows, logits = fixed.prefill(prompts)
+            return rows, logits, [None] * len(prompts)
         return self._prefill(prompts, prompt_logprobs, None)
 
     def prefill_part(self, partial: Row | None, ids: list[int]) -> Row:
@@ -189,6 +226,7 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
         import torch
         from transformers import DynamicCache
 
+        full = any(k is not None for k in prompt_logprobs)
         device = self.placement.device
         width = max(map(len, prompts))
         done = partial.length if partial is not None else 0
@@ -199,7 +237,6 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
         positions = ((mask.cumsum(-1) - 1).clamp(min=0))[:, done:]
         cache = partial.group.cache if partial is not None else DynamicCache(
             config=self.model.config)
-        full = any(k is not None for k in prompt_logprobs)
         with torch.inference_mode():
             out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
                              use_cache=True, **{self.cache_kwarg: cache},
@@ -225,9 +262,10 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
             return self.running.decode(states, last_tokens)
 
     def _forward(self, ids: Any, mask: Any, positions: Any, cache: Any) -> Any:
-        """One decode step of the running batch: next-token logits, a row each."""
+        """One step of the running batch, or a fixed-shape prefill: each row's next-token
+        logits."""
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                         use_cache=True, **{self.cache_kwarg: cache})
+                         use_cache=True, **{self.cache_kwarg: cache}, logits_to_keep=1)
         return out.logits[:, -1]
 
     def _decode_alone(self, row: Row, token: int) -> Any:
