@@ -1,8 +1,8 @@
 """Where a generation step's time goes on one device, without HTTP or the server loop: the
 torch skill's prefill of G prompts (at fixed shapes replayed as CUDA graphs, or eager), and
-its decode step over R running rows (fixed cache slots replayed as CUDA graphs on CUDA), split into the host's part and the wait for the
-device. SmolLM2-135M's architecture (config from the GGUF file) with random bfloat16 weights:
-speed does not depend on the weights.
+its decode step over R running rows (fixed cache slots replayed as CUDA graphs on CUDA), split
+into the host's part and the wait for the device. SmolLM2-135M's architecture (config from the
+GGUF file) with random bfloat16 weights: speed does not depend on the weights.
 
     python3 bench/gpu_step.py                                  # CUDA
     python3 bench/gpu_step.py --device cpu --rows 1,4 --groups 1,4 --steps 3   # dry run
