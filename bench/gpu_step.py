@@ -142,6 +142,9 @@ def time_decode(skill: GenerationSkill, clock: Clock, rows: int, length: int,
             if end is not None:
                 end.synchronize()
                 device.append(start.elapsed_time(end) / 1e3)
+    loops = {"synced": time_loop(skill, states, tokens, picks, steps, fed=False)}
+    if skill.feeds_tokens:
+        loops["fed"] = time_loop(skill, states, tokens, picks, steps, fed=True)
     for state in states:
         skill.release(state)
     out = {"rows": rows, "host_ms": statistics.median(host) * 1e3,
@@ -154,7 +157,34 @@ def time_decode(skill: GenerationSkill, clock: Clock, rows: int, length: int,
     print(f"   decode {rows:>3} rows: host {out['host_ms']:6.2f} ms, step "
           f"{out['step_ms']:6.2f} ms, device {dev} ms, {out['tokens_per_s']:>9,.0f} tok/s "
           f"(columns {out['columns']}, graphs {out['graphs']})", flush=True)
+    out["loop_ms"] = loops
+    print("      back to back: " + ", ".join(
+        f"{name} {ms:.2f} ms a step ({rows / ms * 1e3:,.0f} tok/s)"
+        for name, ms in loops.items()), flush=True)
     return out
+
+
+def time_loop(skill: GenerationSkill, states: list, tokens: list[int], picks: list,
+              steps: int, fed: bool) -> float:
+    """ms a step of ``steps`` decode steps back to back, as the scheduler's overlapped loop
+    runs them: each step's choices reach the host while the next step computes, and the
+    next step takes its tokens from the host (synced) or from the device (fed)."""
+    clock_sync = Clock(skill.placement.device).sync
+    indices = list(range(len(states)))
+    pending = sampling.sample_later(skill.decode(states, tokens), picks)
+    clock_sync()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        if fed:
+            following = sampling.sample_later(
+                skill.decode(states, tokens, (pending, indices)), picks)
+            pending()
+        else:
+            following = sampling.sample_later(
+                skill.decode(states, [c.token_id for c in pending()]), picks)
+        pending = following
+    pending()
+    return (time.perf_counter() - t0) / steps * 1e3
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -62,7 +62,7 @@ def test_overlapped_scheduled_steps_match_generate(skill, monkeypatch) -> None:
     turned into text, and newcomers wait a few steps to share a prefill."""
     from drive import alone, ids_as_text, scheduled_tokens
 
-    assert skill.overlap_steps and skill.prefill_wait_steps > 0
+    assert skill.overlap_steps and skill.feeds_tokens and skill.prefill_wait_steps > 0
     ids_as_text(monkeypatch, skill)
     lengths = [STEPS - i for i in range(len(PROMPTS))]
     expected = [alone(skill, p, STEPS)[:n] for p, n in zip(PROMPTS, lengths, strict=True)]

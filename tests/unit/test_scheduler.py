@@ -50,6 +50,7 @@ class ScriptedSkill(GenerativeSkill):
         self.released: list[int] = []            # ids of released states
         self.timeline: list[str] = []            # "p" per prefill, "d" per decode step
         self.parts: list[int] = []               # tokens of each prompt part fed
+        self.fed: list[int] = []                 # rows fed on the device, per step
         self.gate = threading.Event()            # decode waits for it when 'gated'
         self.gate.set()
         self.step_delay = 0.0
@@ -96,7 +97,13 @@ class ScriptedSkill(GenerativeSkill):
             self.parts.append(len(ids))
         return self.prefill([ids], [None])
 
-    def decode(self, states: list[Any], last_tokens: list[int]) -> list[Any]:
+    def decode(self, states: list[Any], last_tokens: list[int],
+               fed: tuple[Any, list[int]] | None = None) -> list[Any]:
+        if fed is not None:        # (feeds_tokens) rows carried from the step before
+            pending, indices = fed
+            assert indices and len(indices) <= len(states)
+            assert max(indices) < len(pending()) and indices == sorted(set(indices))
+            self.fed.append(len(indices))
         self.gate.wait(10)
         if self.step_delay:
             time.sleep(self.step_delay)
@@ -166,16 +173,18 @@ def text(events: list[Any], index: int = 0) -> str:
     return "".join(e.text for e in events if isinstance(e, Delta) and e.index == index)
 
 
-@pytest_asyncio.fixture(loop_scope="function", params=["plain", "overlapped"])
+@pytest_asyncio.fixture(loop_scope="function", params=["plain", "overlapped", "fed"])
 async def make(request):
     """Harnesses whose scheduler runs plain steps, or overlaps each step with turning the
-    previous one into text (as on a GPU)."""
+    previous one into text (as on a GPU), the step's tokens coming to the host first or
+    (fed) staying on the device for the next step."""
     made: list[Harness] = []
 
     def factory(script: list[int] | None = None, max_context: int = 1000,
                 **kw: Any) -> Harness:
         skill = ScriptedSkill(script or [1, 2, 3], max_context)
-        skill.overlap_steps = request.param == "overlapped"
+        skill.overlap_steps = request.param != "plain"
+        skill.feeds_tokens = request.param == "fed"
         harness = Harness(skill, **kw)
         made.append(harness)
         return harness
@@ -598,3 +607,23 @@ async def test_a_deadline_passing_between_parts_ends_the_prefill_with_504(make) 
         await drain(stream)
     assert len(h.skill.parts) < 9                     # stopped before the prompt was in
     assert h.skill.prefills == [] and h.scheduler.running == 0
+
+
+async def test_fed_steps_are_queued_before_the_tokens_they_take_reach_the_host() -> None:
+    """With tokens fed on the device, step t is queued before step t-1's tokens are known:
+    an end token costs one step for nothing (its result is dropped), an end by max_tokens
+    is known in advance and costs none."""
+    skill = ScriptedSkill([1, 2, 3])
+    skill.overlap_steps = skill.feeds_tokens = True
+    h = Harness(skill)
+    try:
+        _, stream = h.submit([4, 5])
+        events = await drain(stream)
+        assert text(events) == "alpha beta gamma"
+        assert events[-1].completion_tokens == 3
+        assert skill.decode_calls == [1, 1, 1, 1] and skill.fed == [1, 1, 1]
+        _, stream = h.submit([4, 5], max_tokens=3)
+        assert text(await drain(stream)) == "alpha beta gamma"
+        assert skill.decode_calls[4:] == [1, 1] and skill.fed[3:] == [1]
+    finally:
+        await asyncio.to_thread(h.scheduler.stop)

@@ -286,17 +286,28 @@ def test_a_slot_step_traces_as_one_graph(skill) -> None:
         skill.release(state)
 
 
-@pytest.mark.parametrize("overlap", [False, True], ids=["plain", "overlapped"])
+@pytest.mark.parametrize("mode", ["plain", "overlapped", "fed"])
 def test_the_scheduler_gives_each_prompt_its_greedy_tokens_in_a_busy_batch(
-        skill, monkeypatch, overlap) -> None:
+        skill, monkeypatch, mode) -> None:
     """Requests of different lengths joining a running batch at different steps, with the
-    next step started before the previous one is turned into text (as on CUDA) or not."""
+    next step started before the previous one is turned into text (as on CUDA) or not, and
+    (fed, the slots on CUDA) taking its tokens from the step before on the device."""
+    if mode == "fed" and not isinstance(skill.running, SlotKV):
+        pytest.skip("only the slots take tokens on the device")
     drive.ids_as_text(monkeypatch, skill)
-    monkeypatch.setattr(skill, "overlap_steps", overlap)
+    monkeypatch.setattr(skill, "overlap_steps", mode != "plain")
+    monkeypatch.setattr(skill, "feeds_tokens", mode == "fed")
+    if mode == "fed":
+        fed = []
+        decode = skill.running.decode
+        monkeypatch.setattr(skill.running, "decode", lambda states, tokens, given=None: (
+            fed.append(given is not None), decode(states, tokens, given))[1])
     lengths = [STEPS - i for i in range(len(PROMPTS))]
     expected = [alone(skill, p)[:n] for p, n in zip(PROMPTS, lengths, strict=True)]
     assert scheduled_tokens(skill, PROMPTS, lengths) == expected
     assert skill.running.rows == []             # every row released: nothing held
+    if mode == "fed":
+        assert sum(fed) >= STEPS - 2            # most steps took their tokens on the device
 
 
 def test_a_prompt_prefilled_in_parts_continues_as_if_prefilled_whole(skill) -> None:

@@ -160,12 +160,16 @@ class Scheduler(GenerationWorker):
         if seqs:
             self._emit_choices(seqs, self._launch(seqs, [s.last_token for _, s in seqs])())
 
-    def _launch(self, rows: list[tuple[Active, Sequence]], tokens: list[int]) -> Callable:
-        """Start one decode step of ``rows`` fed ``tokens``; the returned call waits for
-        their choices."""
+    def _launch(self, rows: list[tuple[Active, Sequence]], tokens: list[int],
+                fed: tuple[Callable, list[int]] | None = None) -> Callable:
+        """Start one decode step of ``rows`` fed ``tokens`` (the first ones fed from the
+        step before, on the device, with ``fed``); the returned call waits for their
+        choices."""
         metrics.BATCH_SIZE.labels(self.name).observe(len(rows))
         self._steps += 1
-        logits = self.skill.decode([s.state for _, s in rows], tokens)
+        states = [s.state for _, s in rows]
+        logits = self.skill.decode(states, tokens) if fed is None else \
+            self.skill.decode(states, tokens, fed)
         return self.skill.sample_later(logits, [
             Pick(i, seq.params, seq.generator, seq.penalty_history)
             for i, (_, seq) in enumerate(rows)])
@@ -183,30 +187,48 @@ class Scheduler(GenerationWorker):
         the device computes t: the host's per-token work (detokenization, events) hides
         behind the device's, as in vLLM's asynchronous scheduling. A sequence that step
         t-1 ends (by a stop string, or by cancellation) has run step t for nothing, and
-        its result is dropped; ends known from the token alone are left out of step t."""
+        its result is dropped.
+
+        Where the skill feeds tokens on the device, step t is queued before t-1's tokens
+        reach the host (the device goes from one step to the next without waiting for the
+        host), so only ends known in advance (``max_tokens``, the context) are left out of
+        it; otherwise t starts once t-1's tokens are on the host, and ends known from the
+        token alone are left out too."""
         previous, self._inflight = self._inflight, None
+        feed = self.skill.feeds_tokens
         rows: list[tuple[Active, Sequence]] = []
         tokens: list[int] = []
+        fed: list[int] = []             # for the first rows: their index in step t-1
         carried: set[Sequence] = set()
         choices: list[TokenChoice] = []
         live = set(self._running)
         if previous is not None:
-            choices = previous[1]()
-            for (active, seq), choice in zip(previous[0], choices, strict=True):
+            if not feed:
+                choices = previous[1]()
+            for j, (active, seq) in enumerate(previous[0]):
                 carried.add(seq)
-                if active in live and not seq.finished and not seq.ends_with(
-                        choice.token_id) and seq.prompt_len + seq.generated + 1 \
-                        < self.skill.max_context:
+                if active not in live or seq.finished or seq.prompt_len + seq.generated + 1 \
+                        >= self.skill.max_context:
+                    continue
+                if feed:
+                    if not seq.ends_at_next():
+                        rows.append((active, seq))
+                        tokens.append(0)
+                        fed.append(j)
+                elif not seq.ends_with(choices[j].token_id):
                     rows.append((active, seq))
-                    tokens.append(choice.token_id)
+                    tokens.append(choices[j].token_id)
         for active in self._running:           # newcomers, their first token emitted
             for seq in active.seqs:
                 if not seq.finished and seq not in carried:
                     rows.append((active, seq))
                     tokens.append(seq.last_token)
         if rows and self._overlap():
-            self._inflight = (rows, self._launch(rows, tokens))
+            self._inflight = (rows, self._launch(
+                rows, tokens, (previous[1], fed) if fed else None))
         if previous is not None:
+            if feed:
+                choices = previous[1]()
             self._emit_choices(previous[0], choices, live)
         if rows and self._inflight is None:    # overlap just ended: a plain step
             self._step()
@@ -223,7 +245,8 @@ class Scheduler(GenerationWorker):
         ``live``, when given)."""
         by_request: dict[Active, list] = {}
         for (active, seq), choice in zip(rows, choices, strict=True):
-            if live is None or active in live:
+            # (A sequence ended by the step before has run this step for nothing.)
+            if (live is None or active in live) and not seq.finished:
                 pairs = by_request.get(active)
                 if pairs is None:
                     pairs = by_request[active] = []

@@ -135,6 +135,10 @@ class GenerativeSkill(TextGenerator):
     # Start each decode step before the previous step's tokens are turned into text (for
     # devices that compute asynchronously; see Scheduler._step_overlapped).
     overlap_steps: bool = False
+    # ``decode`` can take the tokens of the step before from where ``sample_later`` left
+    # them on the device (its ``fed`` argument), so that a step is queued before the one
+    # before it has finished (see Scheduler._step_overlapped).
+    feeds_tokens: bool = False
 
     @abstractmethod
     def prefill(self, prompts: list[list[int]], prompt_logprobs: list[int | None]
@@ -158,7 +162,11 @@ class GenerativeSkill(TextGenerator):
 
     @abstractmethod
     def decode(self, states: list[Any], last_tokens: list[int]) -> Any:
-        """One step for each sequence: feed its last token; return logits, a row each."""
+        """One step for each sequence: feed its last token; return logits, a row each.
+        A skill with ``feeds_tokens`` also takes ``fed``: ``(pending, indices)``, where
+        ``pending`` is what ``sample_later`` returned for the step before and the first
+        ``len(indices)`` sequences' last tokens are its choices at ``indices`` (their
+        ``last_tokens`` entries are placeholders)."""
 
     @abstractmethod
     def sample(self, logits: Any, picks: list[Pick]) -> list[TokenChoice]:

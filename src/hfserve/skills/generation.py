@@ -87,6 +87,10 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
         if isinstance(self.running, SlotKV) and not self._slots_work():
             self.running = KVBatch(self._forward, self.placement.device)
         self.fixed_prefill = self._fixed_prefill()
+        # The slots take a step's tokens from where sampling left them on the device, so
+        # that the next step is queued before these reach the host: the device never waits
+        # for the host's bookkeeping between two steps.
+        self.feeds_tokens = self.overlap_steps and isinstance(self.running, SlotKV)
 
     def _running_batch(self) -> KVBatch | SlotKV:
         """Fixed cache slots (replayed as CUDA graphs on CUDA) where ``cuda_graphs`` is on,
@@ -252,14 +256,18 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
                 out.logits[i, width - len(p):-1], p, k))
         return list(group.rows), out.logits[:, -1], choices
 
-    def decode(self, states: list[Any], last_tokens: list[int]) -> Any:
+    def decode(self, states: list[Any], last_tokens: list[int],
+               fed: tuple[Any, list[int]] | None = None) -> Any:
         import torch
 
         with torch.inference_mode():
             if not self.batched:
                 return torch.cat([self._decode_alone(s, t)
                                   for s, t in zip(states, last_tokens, strict=True)])
-            return self.running.decode(states, last_tokens)
+            if fed is None:
+                return self.running.decode(states, last_tokens)
+            pending, indices = fed
+            return self.running.decode(states, last_tokens, (pending.tokens, indices))
 
     def _forward(self, ids: Any, mask: Any, positions: Any, cache: Any) -> Any:
         """One step of the running batch, or a fixed-shape prefill: each row's next-token

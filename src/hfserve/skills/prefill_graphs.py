@@ -26,6 +26,7 @@ from typing import Any
 
 from hfserve.skills.cuda_graphs import capture
 from hfserve.skills.kv_batch import Group, Row
+from hfserve.skills.upload import upload_into
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ class PrefillGraphs:
         padded = [[self.pad_id] * (columns - len(p)) + p for p in prompts]
         padded += [[self.pad_id] * columns] * (rows - len(prompts))
         starts = [columns - len(p) for p in prompts] + [columns - 1] * (rows - len(prompts))
-        bucket.meta.copy_(torch.tensor([t for p in padded for t in p] + starts))
+        upload_into(bucket.meta, [t for p in padded for t in p] + starts)
         logits, cache = self._run(bucket)
         n = len(prompts)
         if self.graphs and bucket.graph is not None:   # the next replay overwrites these

@@ -4,7 +4,9 @@ log-probabilities (taken from the model's own distribution, before any warping).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+from hfserve.skills.upload import upload
 from hfserve.types import Pick, SamplingParams, TokenChoice
 
 
@@ -28,27 +30,19 @@ def top_choices(logprobs, k: int | None) -> list[tuple[int, float]] | None:
     return [(int(i), float(v)) for i, v in zip(ids.tolist(), values.tolist(), strict=True)]
 
 
-def _upload(values: list, device):
-    """A host list as a tensor on ``device``, without making the host wait for the work
-    already queued there (CUDA stages the copy of pageable memory before returning)."""
-    import torch
-
-    return torch.tensor(values).to(device, non_blocking=True)
-
-
 def _warp(scores, picks: list[Pick]):
     """Temperature, top-k and top-p for every row at once (rows are sequences with their
     own params). Returns the kept probabilities sorted high to low, and their token ids."""
     import torch
 
     device = scores.device
-    temperature = _upload([p.params.temperature or 1.0 for p in picks], device)
+    temperature = upload([p.params.temperature or 1.0 for p in picks], device)
     ranked, order = (scores / temperature[:, None]).sort(dim=-1, descending=True)
-    top_k = _upload([p.params.top_k or scores.shape[-1] for p in picks], device)
+    top_k = upload([p.params.top_k or scores.shape[-1] for p in picks], device)
     rank = torch.arange(scores.shape[-1], device=device)
     ranked = ranked.masked_fill(rank[None, :] >= top_k[:, None], float("-inf"))
     probs = torch.softmax(ranked, dim=-1)
-    top_p = _upload([p.params.top_p for p in picks], device)
+    top_p = upload([p.params.top_p for p in picks], device)
     before = probs.cumsum(-1) - probs           # mass of the tokens ranked above each one
     probs = probs.masked_fill(before > top_p[:, None], 0.0)
     return probs, order
@@ -80,7 +74,7 @@ def sample_later(logits, picks: list[Pick]) -> Callable[[], list[TokenChoice]]:
             wanted.append(i)
     scores = logits.float()
     if rows != list(range(scores.shape[0])):
-        scores = scores[torch.tensor(rows, device=logits.device)]
+        scores = scores[upload(rows, logits.device)]
     raw = scores
     if penalised:
         scores = scores.clone()
@@ -91,23 +85,45 @@ def sample_later(logits, picks: list[Pick]) -> Callable[[], list[TokenChoice]]:
         probs, order = _warp(scores[drawn], [picks[i] for i in drawn])
         uniform = torch.cat([torch.rand(1, generator=picks[i].generator) for i in drawn])
         cumulative = probs.cumsum(-1)
-        target = uniform.to(cumulative.device, non_blocking=True)[:, None] \
+        target = upload(uniform, cumulative.device)[:, None] \
             * cumulative[:, -1:]
         slot = torch.searchsorted(cumulative, target).clamp_(max=probs.shape[-1] - 1)
         tokens[drawn] = order.gather(-1, slot)[:, 0]
     logprobs = torch.log_softmax(raw[wanted], dim=-1) if wanted else None
+    return Pending(tokens, logprobs, wanted, picks)
 
-    def choices() -> list[TokenChoice]:
-        ids = tokens.tolist()
+
+class Pending:
+    """A step's sampling queued on the device: ``tokens`` holds the chosen ids there (a
+    next step can take them from there), and calling it returns the choices on the host.
+
+    On CUDA the ids are copied to pinned host memory as soon as they are queued, and the
+    call waits for that copy alone: ``tokens.tolist()`` would wait for everything queued on
+    the device by then, a next step fed with these tokens included."""
+
+    def __init__(self, tokens: Any, logprobs: Any, wanted: list[int], picks: list[Pick]
+                 ) -> None:
+        import torch
+
+        self.tokens, self._logprobs, self._wanted, self._picks = tokens, logprobs, wanted, picks
+        self._host, self._copied = tokens, None
+        if tokens.is_cuda:
+            self._host = torch.empty(tokens.shape, dtype=tokens.dtype, pin_memory=True)
+            self._host.copy_(tokens, non_blocking=True)
+            self._copied = torch.cuda.Event()
+            self._copied.record()
+
+    def __call__(self) -> list[TokenChoice]:
+        if self._copied is not None:
+            self._copied.synchronize()
+        ids = self._host.tolist()
         out = [TokenChoice(t) for t in ids]
-        if logprobs is not None:
-            table = logprobs.cpu()
-            for j, i in enumerate(wanted):
+        if self._logprobs is not None:
+            table = self._logprobs.cpu()
+            for j, i in enumerate(self._wanted):
                 out[i].logprob = float(table[j, ids[i]])
-                out[i].top = top_choices(table[j], picks[i].params.logprobs)
+                out[i].top = top_choices(table[j], self._picks[i].params.logprobs)
         return out
-
-    return choices
 
 
 def prompt_choices(logits, prompt_ids: list[int], k: int | None) -> list[TokenChoice]:

@@ -23,6 +23,7 @@ from typing import Any
 
 from hfserve.skills.cuda_graphs import capture
 from hfserve.skills.kv_batch import Row, pending_groups
+from hfserve.skills.upload import upload, upload_into
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,6 @@ class SlotKV:
     # --- membership ------------------------------------------------------------------
     def arrange(self, wanted: list[Row]) -> None:
         """Hold exactly ``wanted``: free the slots of rows gone, merge pending groups."""
-        import torch
 
         keep = set(wanted)
         gone = [i for i, r in enumerate(self.rows) if r not in keep]
@@ -146,8 +146,8 @@ class SlotKV:
             stay = [i for i, r in enumerate(self.rows) if r in keep]
             moved = [(dst, src) for dst, src in enumerate(stay) if dst != src]
             if moved:
-                dst = torch.tensor([d for d, _ in moved], device=self.device)
-                src = torch.tensor([s for _, s in moved], device=self.device)
+                dst = upload([d for d, _ in moved], self.device)
+                src = upload([s for _, s in moved], self.device)
                 for buf in self.cache.keys + self.cache.values:
                     buf.index_copy_(0, dst, buf.index_select(0, src))
             self.rows = [self.rows[i] for i in stay]
@@ -176,7 +176,7 @@ class SlotKV:
         self._room_for(width)
         first = len(self.rows)
         dst = torch.arange(first, first + len(rows), device=self.device)
-        src = torch.tensor([r.index for r in rows], device=self.device)
+        src = upload([r.index for r in rows], self.device)
         window = slice(self.column - width, self.column)
         for i, layer in enumerate(layers):
             for buf, part in ((self.cache.keys[i], layer.keys), (self.cache.values[i],
@@ -193,10 +193,13 @@ class SlotKV:
             self.rows, self.starts, self.column = [], [], 0
 
     # --- a step ----------------------------------------------------------------------
-    def decode(self, states: list[Row], last_tokens: list[int]) -> Any:
-        """Feed each state's last token; logits ``[len(states), vocab]`` in their order."""
-        import torch
-
+    def decode(self, states: list[Row], last_tokens: list[int],
+               fed: tuple[Any, list[int]] | None = None) -> Any:
+        """Feed each state's last token; logits ``[len(states), vocab]`` in their order.
+        ``fed``: ``(tokens, indices)``, a tensor of token ids on the device (the step
+        before's choices) and, for the first ``len(indices)`` states, the entry of it that
+        is their last token (their ``last_tokens`` are then ignored). Nothing here waits
+        for the device, so a step can be queued behind the one whose tokens it takes."""
         self.arrange(states)
         n = len(self.rows)
         size = bucket(n, self.slots)
@@ -207,13 +210,18 @@ class SlotKV:
             ids[i] = token
         # Slots past the rows attend to their own column only, so they stay finite.
         starts = self.starts + [self.column] * (self.slots - n)
-        self.meta.copy_(torch.tensor(ids + starts + [self.column]), non_blocking=False)
+        upload_into(self.meta, ids + starts + [self.column])
+        if fed is not None and fed[1]:
+            tokens, indices = fed
+            where = upload(order[: len(indices)] + indices, self.device)
+            self.meta.index_copy_(0, where[: len(indices)],
+                                  tokens.index_select(0, where[len(indices):]))
         logits = self._run(size)[:n]
         self.column += 1
         for row in self.rows:
             row.length += 1
         if order != list(range(n)):
-            logits = logits.index_select(0, torch.tensor(order, device=logits.device))
+            logits = logits.index_select(0, upload(order, logits.device))
         return logits
 
     def _step(self, size: int) -> Any:
