@@ -67,12 +67,12 @@ timeout -k 10 40 python3 bench/gpu_step.py --prefill eager --rows 256 2>&1 \
 echo "== bench/gpu_step.py --prefill eager exit code $?"
 
 echo "== bench/gpu.py"
-timeout -k 15 320 python3 bench/gpu.py --out "$OUT" --warmup 3 --duration 6 --pause 1 --budget-s 300 --graphs on,eagerprefill --profile-s 5 2>&1 | tee "$OUT/gpu-bench.log"
+timeout -k 15 310 python3 bench/gpu.py --out "$OUT" --warmup 3 --duration 6 --pause 1 --budget-s 290 --graphs on,eagerprefill --profile-s 5 2>&1 | tee "$OUT/gpu-bench.log"
 bench_rc=$?
 echo "== bench/gpu.py exit code $bench_rc"
 
 echo "== bench/long_prompt.py"
-timeout -k 10 60 python3 bench/long_prompt.py --device cuda --dtype bfloat16 --streams 64 \
+timeout -k 10 50 python3 bench/long_prompt.py --device cuda --dtype bfloat16 --streams 64 \
     --length 8192 2>&1 | tee -a "$OUT/gpu-tests.log"
 echo "== bench/long_prompt.py exit code $?"
 
