@@ -43,6 +43,7 @@ def torch_worker(args: argparse.Namespace, budget: int) -> tuple[GenerationWorke
     if args.skill is None:
         args.rows, args.slots, args.repeat_kv = [args.streams + 1], \
             args.device.startswith("cuda"), False
+        args.prefill = "auto"
         args.skill = skill = build(args)
         skill.max_context = args.length + 64
         skill.decode_tokens = lambda ids: " ".join(map(str, ids))   # no tokenizer: ids
