@@ -81,8 +81,9 @@ class SlotKV:
         self.column = 0
         self.columns = 0
         self.cache: SlotCache | None = None
-        # ids (slots), starts (slots), column (1): one upload per step.
-        self.meta = torch.zeros(2 * slots + 1, dtype=torch.long, device=self.device)
+        # ids (slots), starts (slots), column (1), then for the rows fed on the device their
+        # slots and their places among the step before's tokens: one upload per step.
+        self.meta = torch.zeros(4 * slots + 1, dtype=torch.long, device=self.device)
 
     # --- buffers ---------------------------------------------------------------------
     def _allocate(self, columns: int) -> None:
@@ -98,7 +99,7 @@ class SlotKV:
             width = old.keys[0].shape[2]
             for new, prev in zip(keys + values, old.keys + old.values, strict=True):
                 new[:, :, :width] = prev
-        self.cache = SlotCache(keys, values, self.meta[2 * self.slots:])
+        self.cache = SlotCache(keys, values, self.meta[2 * self.slots: 2 * self.slots + 1])
         self.columns = columns
         self.positions = torch.arange(columns, device=self.device)
         self._graphs: dict[int, tuple[Any, Any]] = {}   # bucket -> (graph, logits)
@@ -210,12 +211,16 @@ class SlotKV:
             ids[i] = token
         # Slots past the rows attend to their own column only, so they stay finite.
         starts = self.starts + [self.column] * (self.slots - n)
-        upload_into(self.meta, ids + starts + [self.column])
-        if fed is not None and fed[1]:
-            tokens, indices = fed
-            where = upload(order[: len(indices)] + indices, self.device)
-            self.meta.index_copy_(0, where[: len(indices)],
-                                  tokens.index_select(0, where[len(indices):]))
+        values = ids + starts + [self.column]
+        k = len(fed[1]) if fed is not None else 0
+        if k:
+            values += order[:k] + fed[1]
+        upload_into(self.meta[: len(values)], values)
+        if k:
+            first = 2 * self.slots + 1
+            self.meta[: self.slots].index_copy_(
+                0, self.meta[first: first + k],
+                fed[0].index_select(0, self.meta[first + k: first + 2 * k]))
         logits = self._run(size)[:n]
         self.column += 1
         for row in self.rows:
