@@ -69,6 +69,11 @@ class ModelConfig(BaseModel):
         None, description="Prefill new prompts at fixed shapes replayed as CUDA graphs, where "
         "decode uses the fixed slots (torch generation; default: on where the decode steps are "
         "captured; prompts asking for prompt logprobs and prompts in parts stay eager)")
+    decode_steps: int | None = Field(
+        None, ge=1, description="With 64 or more sequences running, decode steps queued back "
+        "to back before their tokens are turned into text, together: the host's work per "
+        "step is spread over that many tokens, and each stream gets them in one chunk "
+        "(torch generation on the CUDA-graph slots; default: 4 there, 1 elsewhere)")
     kv_cache_memory: int | None = Field(
         None, description="Memory for the fixed KV-cache slots of CUDA-graph decode, e.g. "
         "8GiB (torch generation; default: 90% of the device memory free once the weights are "

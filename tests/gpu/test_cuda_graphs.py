@@ -83,3 +83,18 @@ def test_prompts_prefilled_in_parts_match_generate_with_overlapped_graph_steps(
     expected = [alone(skill, p, STEPS)[:n] for p, n in zip(PROMPTS, lengths, strict=True)]
     assert scheduled_tokens(skill, PROMPTS, lengths) == expected
     assert sorted(parts) == [3, 3] and skill.running.graphs
+
+
+def test_multistep_groups_of_graph_steps_match_generate(skill, monkeypatch) -> None:
+    """Four captured steps queued at a time (the default on CUDA, here for any batch), each
+    fed the tokens of the one before on the device."""
+    from drive import alone, ids_as_text, scheduled_tokens
+    from hfserve.runtime import scheduler
+
+    ids_as_text(monkeypatch, skill)
+    monkeypatch.setattr(scheduler, "MULTI_STEP_ROWS", 1)
+    assert skill.feeds_tokens and skill.decode_steps == 4
+    lengths = [STEPS - i for i in range(len(PROMPTS))]
+    expected = [alone(skill, p, STEPS)[:n] for p, n in zip(PROMPTS, lengths, strict=True)]
+    assert scheduled_tokens(skill, PROMPTS, lengths) == expected
+    assert skill.running.graphs

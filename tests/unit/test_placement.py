@@ -91,12 +91,13 @@ def test_memory_budget_and_exclusions(tmp_path: Path) -> None:
 
 def test_placement_carries_threads_dtype_and_options(tmp_path: Path) -> None:
     mc = ModelConfig(source="x", threads=3, int8=True, prefix_caching=False,
-                     max_prefill_tokens=256)
+                     max_prefill_tokens=256, prefill_graphs=False, decode_steps=2)
     first = placement.choices(spec(tmp_path), mc, [Everywhere], tmp_path)[0].placement
     assert (first.device, first.dtype, first.threads) == ("cuda:0", "bfloat16", 3)
     assert first.options["int8"] is True and first.options["cache_dir"] == tmp_path
     assert first.options["prefix_caching"] is False
     assert first.options["max_prefill_tokens"] == 256
+    assert first.options["prefill_graphs"] is False and first.options["decode_steps"] == 2
 
 
 def test_an_absent_requested_device_is_a_clear_error(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import pytest
 import pytest_asyncio
 
 from hfserve.errors import Cancelled, DeadlineExceeded, ModelError, Overloaded
+from hfserve.runtime import scheduler as scheduler_module
 from hfserve.runtime.scheduler import Finished, GenerationRequest, PromptInfo, Scheduler
 from hfserve.runtime.sequence import Delta
 from hfserve.runtime.stream import EventStream
@@ -173,18 +174,23 @@ def text(events: list[Any], index: int = 0) -> str:
     return "".join(e.text for e in events if isinstance(e, Delta) and e.index == index)
 
 
-@pytest_asyncio.fixture(loop_scope="function", params=["plain", "overlapped", "fed"])
-async def make(request):
+@pytest_asyncio.fixture(loop_scope="function",
+                        params=["plain", "overlapped", "fed", "multistep"])
+async def make(request, monkeypatch):
     """Harnesses whose scheduler runs plain steps, or overlaps each step with turning the
     previous one into text (as on a GPU), the step's tokens coming to the host first or
-    (fed) staying on the device for the next step."""
+    (fed) staying on the device for the next step, or (multistep) three steps queued at a
+    time, fed on the device."""
+    if request.param == "multistep":
+        monkeypatch.setattr(scheduler_module, "MULTI_STEP_ROWS", 1)
     made: list[Harness] = []
 
     def factory(script: list[int] | None = None, max_context: int = 1000,
                 **kw: Any) -> Harness:
         skill = ScriptedSkill(script or [1, 2, 3], max_context)
         skill.overlap_steps = request.param != "plain"
-        skill.feeds_tokens = request.param == "fed"
+        skill.feeds_tokens = request.param in ("fed", "multistep")
+        skill.decode_steps = 3 if request.param == "multistep" else 1
         harness = Harness(skill, **kw)
         made.append(harness)
         return harness
@@ -509,7 +515,8 @@ async def test_a_high_priority_newcomer_is_not_held_back(make) -> None:
     mark = _mark(h)
     _, stream = h.submit([4], priority=0)
     assert text(await drain(stream)) == "alpha beta"
-    assert _decode_steps_until_prefill(h, mark) <= 2    # the step under way, at most
+    # The steps under way, at most (one, or a multistep group).
+    assert _decode_steps_until_prefill(h, mark) <= 2 * h.skill.decode_steps
 
 
 async def test_newcomers_reaching_an_eighth_of_the_running_are_not_held_back(make) -> None:
@@ -520,7 +527,7 @@ async def test_newcomers_reaching_an_eighth_of_the_running_are_not_held_back(mak
     streams = [h.submit([n])[1] for n in (4, 5, 6)]      # 3 >= 17/8
     assert [text(await drain(s)) for s in streams] == ["alpha beta"] * 3
     assert h.skill.prefills[-3:] == [[4], [5], [6]]
-    assert _decode_steps_until_prefill(h, mark) <= 2
+    assert _decode_steps_until_prefill(h, mark) <= 2 * h.skill.decode_steps
 
 
 async def test_newcomers_wait_even_when_they_fill_the_free_slots(make) -> None:
@@ -550,7 +557,8 @@ async def test_a_prompt_over_the_budget_is_prefilled_in_parts_between_decode_ste
     assert text(got) == "alpha beta gamma"
     assert h.skill.parts == [512, 512, 176]            # the budget's worth a step, then the rest
     timeline = "".join(h.skill.timeline)
-    assert "qdqd" in timeline and "qq" not in timeline, timeline   # streams kept stepping
+    between = "d" * h.skill.decode_steps         # (several steps at once: multistep)
+    assert f"q{between}q{between}" in timeline and "qq" not in timeline, timeline
     await drain(running)
 
 
@@ -625,5 +633,27 @@ async def test_fed_steps_are_queued_before_the_tokens_they_take_reach_the_host()
         _, stream = h.submit([4, 5], max_tokens=3)
         assert text(await drain(stream)) == "alpha beta gamma"
         assert skill.decode_calls[4:] == [1, 1] and skill.fed[3:] == [1]
+    finally:
+        await asyncio.to_thread(h.scheduler.stop)
+
+
+async def test_multistep_groups_steps_and_sends_one_event_a_sequence_for_each_group(
+        monkeypatch) -> None:
+    """Three steps queued at a time, fed on the device: a 7-token reply is the prefill's
+    token and two groups of three steps, none past max_tokens; each group reaches the
+    client as one delta."""
+    monkeypatch.setattr(scheduler_module, "MULTI_STEP_ROWS", 1)
+    skill = ScriptedSkill([1, 2, 3, 4, 5, 6, 1])
+    skill.overlap_steps = skill.feeds_tokens = True
+    skill.decode_steps = 3
+    h = Harness(skill)
+    try:
+        _, stream = h.submit([4, 5], max_tokens=7)
+        events = await drain(stream)
+        assert text(events) == "alpha beta gamma delta epsilon zeta alpha"
+        assert skill.decode_calls == [1] * 6 and skill.fed == [1] * 5
+        deltas = [e for e in events if isinstance(e, Delta)]
+        assert [len(d.tokens) for d in deltas] == [1, 3, 3]
+        assert deltas[-1].finish_reason == "length"
     finally:
         await asyncio.to_thread(h.scheduler.stop)

@@ -12,6 +12,7 @@ import torch
 
 import drive
 from drive import GREEDY, greedy, scheduled_tokens, stepped_tokens
+from hfserve.runtime import scheduler
 from hfserve.skills import slot_kv
 from hfserve.skills.base import Placement
 from hfserve.skills.generation import GenerationSkill, _cache_kwarg
@@ -89,6 +90,13 @@ def skill(request) -> GenerationSkill:
 def test_newcomers_are_not_held_back_on_the_cpu_unless_configured() -> None:
     assert make_skill({}).prefill_wait_steps == 0
     assert make_skill({"prefill_wait_steps": 7}).prefill_wait_steps == 7
+
+
+def test_steps_are_queued_one_at_a_time_on_the_cpu_unless_configured() -> None:
+    """Feeding tokens on the device and multistep groups are for an asynchronous device."""
+    skill = make_skill({"cuda_graphs": True})
+    assert not skill.feeds_tokens and skill.decode_steps == 1
+    assert make_skill({"cuda_graphs": True, "decode_steps": 8}).decode_steps == 8
 
 
 def test_the_prefill_budget_is_512_tokens_on_the_cpu_unless_configured() -> None:
@@ -286,18 +294,22 @@ def test_a_slot_step_traces_as_one_graph(skill) -> None:
         skill.release(state)
 
 
-@pytest.mark.parametrize("mode", ["plain", "overlapped", "fed"])
+@pytest.mark.parametrize("mode", ["plain", "overlapped", "fed", "multistep"])
 def test_the_scheduler_gives_each_prompt_its_greedy_tokens_in_a_busy_batch(
         skill, monkeypatch, mode) -> None:
     """Requests of different lengths joining a running batch at different steps, with the
     next step started before the previous one is turned into text (as on CUDA) or not, and
-    (fed, the slots on CUDA) taking its tokens from the step before on the device."""
-    if mode == "fed" and not isinstance(skill.running, SlotKV):
+    (fed, the slots on CUDA) taking its tokens from the step before on the device, one
+    step or (multistep) three at a time."""
+    fed_modes = ("fed", "multistep")
+    if mode in fed_modes and not isinstance(skill.running, SlotKV):
         pytest.skip("only the slots take tokens on the device")
     drive.ids_as_text(monkeypatch, skill)
     monkeypatch.setattr(skill, "overlap_steps", mode != "plain")
-    monkeypatch.setattr(skill, "feeds_tokens", mode == "fed")
-    if mode == "fed":
+    monkeypatch.setattr(skill, "feeds_tokens", mode in fed_modes)
+    monkeypatch.setattr(skill, "decode_steps", 3 if mode == "multistep" else 1)
+    monkeypatch.setattr(scheduler, "MULTI_STEP_ROWS", 1)
+    if mode in fed_modes:
         fed = []
         decode = skill.running.decode
         monkeypatch.setattr(skill.running, "decode", lambda states, tokens, given=None: (
@@ -306,7 +318,7 @@ def test_the_scheduler_gives_each_prompt_its_greedy_tokens_in_a_busy_batch(
     expected = [alone(skill, p)[:n] for p, n in zip(PROMPTS, lengths, strict=True)]
     assert scheduled_tokens(skill, PROMPTS, lengths) == expected
     assert skill.running.rows == []             # every row released: nothing held
-    if mode == "fed":
+    if mode in fed_modes:
         assert sum(fed) >= STEPS - 2            # most steps took their tokens on the device
 
 

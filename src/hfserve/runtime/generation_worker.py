@@ -23,7 +23,7 @@ from hfserve.errors import (
     ModelError,
     Overloaded,
 )
-from hfserve.runtime.sequence import Delta, Sequence
+from hfserve.runtime.sequence import Delta, Sequence, coalesce
 from hfserve.runtime.stream import EventStream, let_loop_write
 from hfserve.skills.base import TextGenerator
 from hfserve.types import SamplingParams, TokenChoice  # noqa: F401
@@ -263,6 +263,8 @@ class GenerationWorker(ABC):
                 events.append(seq.finish("length"))
             if seq.finished:
                 self._on_sequence_end(seq)
+        if len(events) > len(active.seqs):     # several steps at once: one event a sequence
+            events = coalesce(events)
         active.stream.push(events)
         for seq in active.seqs:
             if not seq.finished:

@@ -83,6 +83,7 @@ def choices(spec: ModelSpec, mc: ModelConfig, skills: list[type[Skill]], cache_d
                                 "prefix_caching": mc.prefix_caching,
                                 "cuda_graphs": mc.cuda_graphs,
                                 "prefill_graphs": mc.prefill_graphs,
+                                "decode_steps": mc.decode_steps,
                                 "kv_cache_memory": mc.kv_cache_memory,
                                 "prefill_wait_steps": mc.prefill_wait_steps,
                                 "max_prefill_tokens": mc.max_prefill_tokens,

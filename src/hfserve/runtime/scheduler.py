@@ -26,15 +26,19 @@ from hfserve.types import Pick, TokenChoice
 # Newcomers are admitted at once when the waiting sequences reach this share of the running
 # ones, without waiting out ``prefill_wait_steps``.
 GATHERED_SHARE = 1 / 8
+# The fewest sequences for which ``decode_steps`` steps are queued back to back. Below it
+# the device's step, not the host's work, bounds the rate, and one step at a time keeps
+# each stream's tokens coming evenly.
+MULTI_STEP_ROWS = 64
 
 
 class Scheduler(GenerationWorker):
     skill: GenerativeSkill
     _steps = 0                      # decode steps run
     _held_since: int | None = None  # the step at which newcomers were first held back
-    # A step started but not yet turned into text: its rows and the call that waits for
-    # their choices (see _step_overlapped).
-    _inflight: tuple[list[tuple[Active, Sequence]], Callable] | None = None
+    # Steps started but not yet turned into text, in order: each one's rows and the call
+    # that waits for their choices (see _step_overlapped).
+    _inflight: list[tuple[list[tuple[Active, Sequence]], Callable]] | None = None
 
     @property
     def prefill_budget(self) -> int:  # type: ignore[override]
@@ -192,46 +196,95 @@ class Scheduler(GenerationWorker):
         Where the skill feeds tokens on the device, step t is queued before t-1's tokens
         reach the host (the device goes from one step to the next without waiting for the
         host), so only ends known in advance (``max_tokens``, the context) are left out of
-        it; otherwise t starts once t-1's tokens are on the host, and ends known from the
-        token alone are left out too."""
+        it; and with many sequences running, ``decode_steps`` steps are queued back to back
+        before their tokens are turned into text, together (vLLM's multi-step scheduling):
+        the host's work per step (launching, a message per stream on the pipe, a chunk per
+        stream over HTTP) is then spread over that many tokens. Otherwise t starts once
+        t-1's tokens are on the host, and ends known from the token alone are left out too.
+        """
         previous, self._inflight = self._inflight, None
-        feed = self.skill.feeds_tokens
+        live = set(self._running)
+        if self.skill.feeds_tokens:
+            group = self._launch_fed(previous or [], live)
+        else:
+            group = self._launch_after(previous[-1] if previous else None, live)
+        self._inflight = group or None
+        if previous:
+            self._emit_steps(previous, live)
+        if self._inflight is None and any(
+                not s.finished for a in self._running for s in a.seqs):
+            self._step()                   # overlap just ended: a plain step
+
+    def _launch_after(self, previous: tuple | None, live: set[Active]) -> list[tuple]:
+        """Step t once step t-1's choices are on the host (which ``previous[1]`` keeps)."""
         rows: list[tuple[Active, Sequence]] = []
         tokens: list[int] = []
-        fed: list[int] = []             # for the first rows: their index in step t-1
         carried: set[Sequence] = set()
-        choices: list[TokenChoice] = []
-        live = set(self._running)
         if previous is not None:
-            if not feed:
-                choices = previous[1]()
-            for j, (active, seq) in enumerate(previous[0]):
+            last, pending = previous
+            choices = pending()
+            for (active, seq), choice in zip(last, choices, strict=True):
                 carried.add(seq)
-                if active not in live or seq.finished or seq.prompt_len + seq.generated + 1 \
-                        >= self.skill.max_context:
-                    continue
-                if feed:
-                    if not seq.ends_at_next():
-                        rows.append((active, seq))
-                        tokens.append(0)
-                        fed.append(j)
-                elif not seq.ends_with(choices[j].token_id):
+                if active in live and not seq.finished and not seq.ends_with(
+                        choice.token_id) and self._room_for(seq, 1):
                     rows.append((active, seq))
-                    tokens.append(choices[j].token_id)
-        for active in self._running:           # newcomers, their first token emitted
+                    tokens.append(choice.token_id)
+        self._add_newcomers(rows, tokens, carried)
+        if not (rows and self._overlap()):
+            return []
+        return [(rows, self._launch(rows, tokens))]
+
+    def _launch_fed(self, previous: list[tuple], live: set[Active]) -> list[tuple]:
+        """Steps queued behind ``previous`` (still computing), each fed the tokens of the
+        one before on the device: one, or ``decode_steps`` for a batch of at least
+        ``MULTI_STEP_ROWS``."""
+        ahead: dict[Sequence, int] = {}          # steps queued whose tokens are not in yet
+        for rows_, _ in previous:
+            for _, seq in rows_:
+                ahead[seq] = ahead.get(seq, 0) + 1
+        last, pending = previous[-1] if previous else ([], None)
+        rows = [(a, s) for a, s in last
+                if a in live and not s.finished and self._room_for(s, ahead[s])]
+        fed = [i for i, (a, s) in enumerate(last)
+               if a in live and not s.finished and self._room_for(s, ahead[s])]
+        tokens = [0] * len(rows)
+        self._add_newcomers(rows, tokens, set(ahead))
+        group: list[tuple] = []
+        steps = self.skill.decode_steps if len(rows) >= MULTI_STEP_ROWS else 1
+        while rows and len(group) < steps and self._overlap():
+            pending = self._launch(rows, tokens, (pending, fed) if fed else None)
+            group.append((rows, pending))
+            for _, seq in rows:
+                ahead[seq] = ahead.get(seq, 0) + 1
+            fed = [i for i, (_, s) in enumerate(rows) if self._room_for(s, ahead[s])]
+            rows = [rows[i] for i in fed]
+            tokens = [0] * len(rows)
+        return group
+
+    def _room_for(self, seq: Sequence, ahead: int) -> bool:
+        """Whether ``seq``, with ``ahead`` steps queued whose tokens are not yet appended,
+        needs one more: ``max_tokens`` and the context allow a further token."""
+        done = len(seq.token_ids) + ahead
+        return done < seq.params.max_tokens and seq.prompt_len + done < self.skill.max_context
+
+    def _add_newcomers(self, rows: list, tokens: list[int], carried: set[Sequence]) -> None:
+        """Sequences prefilled since the last step (their first token emitted)."""
+        for active in self._running:
             for seq in active.seqs:
                 if not seq.finished and seq not in carried:
                     rows.append((active, seq))
                     tokens.append(seq.last_token)
-        if rows and self._overlap():
-            self._inflight = (rows, self._launch(
-                rows, tokens, (previous[1], fed) if fed else None))
-        if previous is not None:
-            if feed:
-                choices = previous[1]()
-            self._emit_choices(previous[0], choices, live)
-        if rows and self._inflight is None:    # overlap just ended: a plain step
-            self._step()
+
+    def _emit_steps(self, steps: list[tuple], live: set[Active]) -> None:
+        """The choices of queued steps, in order, turned into text: each request gets its
+        sequences' tokens of all these steps at once (one event per sequence, however many
+        steps there were)."""
+        rows: list[tuple[Active, Sequence]] = []
+        choices: list[TokenChoice] = []
+        for step_rows, pending in steps:
+            rows += step_rows
+            choices += pending()
+        self._emit_choices(rows, choices, live)
 
     def _sample_and_emit(self, logits: object,
                          picks: list[tuple[Active, Sequence, Pick]]) -> None:

@@ -139,6 +139,9 @@ class GenerativeSkill(TextGenerator):
     # them on the device (its ``fed`` argument), so that a step is queued before the one
     # before it has finished (see Scheduler._step_overlapped).
     feeds_tokens: bool = False
+    # Where it does, and many sequences run: steps queued back to back before their tokens
+    # are turned into text, together (see Scheduler._step_overlapped).
+    decode_steps: int = 1
 
     @abstractmethod
     def prefill(self, prompts: list[list[int]], prompt_logprobs: list[int | None]

@@ -91,6 +91,10 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
         # that the next step is queued before these reach the host: the device never waits
         # for the host's bookkeeping between two steps.
         self.feeds_tokens = self.overlap_steps and isinstance(self.running, SlotKV)
+        # With many streams the host's work per step (launch, events, a message per stream)
+        # bounds the rate on a GPU, so several steps share it.
+        steps = self.placement.options.get("decode_steps")
+        self.decode_steps = (4 if self.feeds_tokens else 1) if steps is None else int(steps)
 
     def _running_batch(self) -> KVBatch | SlotKV:
         """Fixed cache slots (replayed as CUDA graphs on CUDA) where ``cuda_graphs`` is on,
