@@ -11,7 +11,9 @@ hfserve serving the same model, in one run.
     slots on a CPU; prefill at fixed shapes, replayed as CUDA graphs too), ``nowait``
     (the same, with newcomers prefilled at the next step instead of gathered:
     ``prefill_wait_steps: 0``), ``eagerprefill`` (``on`` with eager prefill:
-    ``prefill_graphs: false``) and ``off`` (eager steps on a growing cache). The clients run in
+    ``prefill_graphs: false``), ``onestep`` (``on`` with one decode step queued at a time
+    instead of groups of four: ``decode_steps: 1``) and ``off`` (eager steps on a growing
+    cache). The clients run in
     ``--client-procs`` processes (one Python process streams only ~7,500 chunks/s); their
     CPU together is the "client CPU %". ``--profile-s S`` records S seconds of py-spy
     samples of the server and its model process at the largest B of the first mode.
@@ -61,6 +63,7 @@ MODEL = "smol"
 # Decode modes: the model entry's settings for each.
 MODES = {"on": {"cuda_graphs": True}, "nowait": {"cuda_graphs": True, "prefill_wait_steps": 0},
          "eagerprefill": {"cuda_graphs": True, "prefill_graphs": False},
+         "onestep": {"cuda_graphs": True, "decode_steps": 1},
          "off": {"cuda_graphs": False}}
 
 
@@ -90,7 +93,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--graphs", default="on,off",
                    help="hfserve decode modes to run, in order: on (cuda_graphs: true), "
                         "nowait (on, prefill_wait_steps: 0), eagerprefill (on, "
-                        "prefill_graphs: false), off")
+                        "prefill_graphs: false), onestep (on, decode_steps: 1), off")
     p.add_argument("--skip-static", action="store_true")
     p.add_argument("--skip-server", action="store_true")
     p.add_argument("--budget-s", type=float, default=300.0,

@@ -69,6 +69,10 @@ class FreeModel(HFTextCodec, GenerativeSkill):
             logits[:, token] = 10.0
             self.rows.append(logits)
         self.max_prefill_batch, self.prefill_budget = 256, 1 << 16
+        steps = placement.options.get("decode_steps")
+        if steps:   # the scheduler as on a GPU's slots: steps fed on the "device", grouped
+            self.overlap_steps = self.feeds_tokens = True
+            self.decode_steps = int(steps)
         self._step = itertools.count()
 
     def _logits(self, n: int) -> Any:
@@ -77,8 +81,11 @@ class FreeModel(HFTextCodec, GenerativeSkill):
     def prefill(self, prompts: list[list[int]], prompt_logprobs: list[int | None]):
         return [object() for _ in prompts], self._logits(len(prompts)), [None] * len(prompts)
 
-    def decode(self, states: list[Any], last_tokens: list[int]) -> Any:
+    def decode(self, states: list[Any], last_tokens: list[int], fed: Any = None) -> Any:
         return self._logits(len(states))
+
+    def sample_later(self, logits: Any, picks: list[Pick]) -> Any:
+        return sampling.sample_later(logits, picks)
 
     def sample(self, logits: Any, picks: list[Pick]) -> list[TokenChoice]:
         return sampling.sample(logits, picks)
@@ -87,9 +94,10 @@ class FreeModel(HFTextCodec, GenerativeSkill):
         return None
 
 
-def make_worker(streams: int, process: bool) -> Any:
+def make_worker(streams: int, process: bool, decode_steps: int | None = None) -> Any:
     spec = build_spec(ModelConfig(source=str(CHAT_GGUF)))
-    placement = Placement(device="cpu", dtype="float32", backend="torch")
+    placement = Placement(device="cpu", dtype="float32", backend="torch",
+                          options={"decode_steps": decode_steps})
     if process:
         from hfserve.runtime.worker_process import ProcessGenerator
 
@@ -145,12 +153,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--process", action="store_true", help="the model in a process of its own")
     p.add_argument("--warmup", type=float, default=2.0)
     p.add_argument("--duration", type=float, default=8.0)
+    p.add_argument("--decode-steps", type=int,
+                   help="run the scheduler as on a GPU's CUDA-graph slots: steps fed on the "
+                        "device, this many queued at a time from 64 streams on")
     args = p.parse_args(argv)
     counts = [int(x) for x in args.streams.split(",") if x.strip()]
-    skill, worker = make_worker(max(counts), args.process)
+    skill, worker = make_worker(max(counts), args.process, args.decode_steps)
     prompt = skill.encode_chat([{"role": "user", "content": "Write a short story."}], {})
     print(f"free model, {'own process' if args.process else 'in process'}, "
-          f"{args.tokens} tokens per stream", flush=True)
+          f"{args.tokens} tokens per stream"
+          f"{f', decode steps {args.decode_steps}' if args.decode_steps else ''}", flush=True)
     try:
         for streams in counts:
             r = asyncio.run(drive(worker, prompt, streams, args.tokens, args.warmup,

@@ -73,6 +73,9 @@ class GenerationWorker(ABC):
     # Let the event loop write pushed tokens before the next step (for engines whose step
     # holds the interpreter lock).
     yield_to_loop: bool = False
+    # Called by the loop's thread after each round of its loop (the model process sends
+    # the round's events together).
+    after_round: Callable[[], None] = staticmethod(lambda: None)
 
     def __init__(self, name: str, skill: TextGenerator, *, max_concurrent: int,
                  max_queue: int,
@@ -174,8 +177,10 @@ class GenerationWorker(ABC):
             if self.yield_to_loop:
                 let_loop_write([a.stream for a in [*newcomers, *self._running]])
             metrics.RUNNING.labels(self.name).set(self.running)
+            self.after_round()
         for active in self._running + self._parts + [a for _, _, a in self._waiting]:
             active.stream.fail(Cancelled("server is shutting down"))
+        self.after_round()
         self.alive = False
 
     def _guard(self, members: list[Active], fn, *args) -> None:
