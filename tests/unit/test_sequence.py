@@ -200,3 +200,32 @@ def test_counts_every_sampled_token_and_keeps_the_last() -> None:
     assert seq.generated == 3
     assert seq.last_token == EOS
     assert seq.token_ids == [1, 8]
+
+
+def choices(tokens: list[int]) -> list[TokenChoice]:
+    return [TokenChoice(token_id=t, logprob=-0.5) for t in tokens]
+
+
+def test_several_steps_extend_a_sequence_as_one_delta() -> None:
+    seq = make(max_tokens=10)
+    delta = seq.extend(choices([1, 2, PARTIAL]))
+    assert delta.text == "Hello" and [t.token_id for t in delta.tokens] == [1, 2, PARTIAL]
+    delta = seq.extend(choices([COMPLETES, 3, 4]))
+    assert delta.text == "é world" and not seq.finished
+
+
+@pytest.mark.parametrize("tokens, text, reason, kept", [
+    ([1, 2, EOS, 3], "Hello", "stop", [1, 2]),             # an end token mid-way
+    ([1, 2, 3, 4], "Hello", "length", [1, 2]),             # max_tokens mid-way
+])
+def test_tokens_after_the_end_of_a_sequence_are_not_added(tokens, text, reason, kept) -> None:
+    seq = make(max_tokens=2 if reason == "length" else 10)
+    delta = seq.extend(choices(tokens))
+    assert (delta.text, delta.finish_reason, seq.token_ids) == (text, reason, kept)
+
+
+def test_a_stop_string_within_several_steps_ends_the_text_where_it_starts() -> None:
+    seq = make(max_tokens=10, stop=("wor",))
+    delta = seq.extend(choices([1, 2, 3, 4, 5]))
+    assert (delta.text, delta.finish_reason) == ("Hello ", "stop")
+    assert seq.token_ids == [1, 2, 3]

@@ -23,7 +23,7 @@ from hfserve.errors import (
     ModelError,
     Overloaded,
 )
-from hfserve.runtime.sequence import Delta, Sequence, coalesce
+from hfserve.runtime.sequence import Delta, Sequence
 from hfserve.runtime.stream import EventStream, let_loop_write
 from hfserve.skills.base import TextGenerator
 from hfserve.types import SamplingParams, TokenChoice  # noqa: F401
@@ -256,20 +256,26 @@ class GenerationWorker(ABC):
         caller counts the tokens, once per step for all requests (a counter update costs
         0.5-1 us; one per request and step was 0.1-0.3 ms of every step at 256 streams)."""
         events: list[Delta] = []
-        for seq, choice in choices:
+        if len(choices) > len(active.seqs):    # several steps': each sequence's together
+            grouped: dict[Sequence, list[TokenChoice]] = {}
+            for seq, choice in choices:
+                grouped.setdefault(seq, []).append(choice)
+            items = list(grouped.items())
+        else:
+            items = [(seq, [choice]) for seq, choice in choices]
+        for seq, picked in items:
             if seq.finished:
                 continue
             if seq.params.logprobs is not None:
-                self._name(choice)
-            delta = seq.append(choice)
+                for choice in picked:
+                    self._name(choice)
+            delta = seq.extend(picked)
             if delta is not None:
                 events.append(delta)
             if not seq.finished and seq.prompt_len + seq.generated >= self.skill.max_context:
                 events.append(seq.finish("length"))
             if seq.finished:
                 self._on_sequence_end(seq)
-        if len(events) > len(active.seqs):     # several steps at once: one event a sequence
-            events = coalesce(events)
         active.stream.push(events)
         for seq in active.seqs:
             if not seq.finished:

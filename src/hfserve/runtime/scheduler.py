@@ -165,16 +165,17 @@ class Scheduler(GenerationWorker):
             self._emit_choices(seqs, self._launch(seqs, [s.last_token for _, s in seqs])())
 
     def _launch(self, rows: list[tuple[Active, Sequence]], tokens: list[int],
-                fed: tuple[Callable, list[int]] | None = None) -> Callable:
+                fed: tuple[Callable, list[int]] | None = None,
+                picks: list[Pick] | None = None) -> Callable:
         """Start one decode step of ``rows`` fed ``tokens`` (the first ones fed from the
-        step before, on the device, with ``fed``); the returned call waits for their
-        choices."""
+        step before, on the device, with ``fed``; ``picks``: the rows' picks, when already
+        made); the returned call waits for their choices."""
         metrics.BATCH_SIZE.labels(self.name).observe(len(rows))
         self._steps += 1
         states = [s.state for _, s in rows]
         logits = self.skill.decode(states, tokens) if fed is None else \
             self.skill.decode(states, tokens, fed)
-        return self.skill.sample_later(logits, [
+        return self.skill.sample_later(logits, picks if picks is not None else [
             Pick(i, seq.params, seq.generator, seq.penalty_history)
             for i, (_, seq) in enumerate(rows)])
 
@@ -251,14 +252,20 @@ class Scheduler(GenerationWorker):
         self._add_newcomers(rows, tokens, set(ahead))
         group: list[tuple] = []
         steps = self.skill.decode_steps if len(rows) >= MULTI_STEP_ROWS else 1
-        while rows and len(group) < steps and self._overlap():
-            pending = self._launch(rows, tokens, (pending, fed) if fed else None)
+        if not self._overlap():
+            return group
+        picks = None
+        while rows and len(group) < steps:
+            picks = picks or [Pick(i, seq.params, seq.generator, seq.penalty_history)
+                              for i, (_, seq) in enumerate(rows)]
+            pending = self._launch(rows, tokens, (pending, fed) if fed else None, picks)
             group.append((rows, pending))
             for _, seq in rows:
                 ahead[seq] = ahead.get(seq, 0) + 1
             fed = [i for i, (_, s) in enumerate(rows) if self._room_for(s, ahead[s])]
-            rows = [rows[i] for i in fed]
-            tokens = [0] * len(rows)
+            if len(fed) < len(rows):     # some leave: new rows, new picks
+                rows, picks = [rows[i] for i in fed], None
+                tokens = [0] * len(rows)
         return group
 
     def _room_for(self, seq: Sequence, ahead: int) -> bool:

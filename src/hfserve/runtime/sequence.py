@@ -92,21 +92,32 @@ class Sequence:
 
     def append(self, choice: TokenChoice) -> Delta | None:
         """Add one sampled token; return the text that can be sent now (or None)."""
-        token = choice.token_id
-        self.generated += 1
-        self.last_token = token
-        is_stop_token = (token in self.eos_token_ids and not self.params.ignore_eos) \
-            or token in self.params.stop_token_ids
-        if is_stop_token:
-            self.finish_reason = "stop"
-            return self._flush(self._text(final=True))
-        self.token_ids.append(token)
-        self.pending.append(choice)
-        text = self._text(final=False)
-        stop_at = self._find_stop(text)
-        if stop_at is not None:
-            self.finish_reason = "stop"
-            return self._flush(text[:stop_at])
+        return self.extend([choice])
+
+    def extend(self, choices: list[TokenChoice]) -> Delta | None:
+        """Add sampled tokens (several steps' at once); return the text that can be sent
+        now (or None). Tokens after one that ends the sequence are not added."""
+        text = ""
+        for choice in choices:
+            token = choice.token_id
+            self.generated += 1
+            self.last_token = token
+            if (token in self.eos_token_ids and not self.params.ignore_eos) \
+                    or token in self.params.stop_token_ids:
+                self.finish_reason = "stop"
+                return self._flush(self._text(final=True))
+            self.token_ids.append(token)
+            self.pending.append(choice)
+            if self.params.stop:        # a stop string ends the text where it starts
+                text = self._text(final=False)
+                stop_at = self._find_stop(text)
+                if stop_at is not None:
+                    self.finish_reason = "stop"
+                    return self._flush(text[:stop_at])
+            if len(self.token_ids) >= self.params.max_tokens:
+                break
+        if not self.params.stop:
+            text = self._text(final=False)
         if len(self.token_ids) >= self.params.max_tokens:
             self.finish_reason = "length"
             return self._flush(text)
