@@ -240,6 +240,12 @@ def test_fixed_prefill_keeps_to_its_token_cap(skill) -> None:
         pytest.skip("eager prefill")
     assert fixed.fits([[1] * 100] * 4)                  # 4 x 128 = 512 tokens
     assert not fixed.fits([[1] * 100] * 5)              # 8 x 128
+    held, fixed.held = fixed.held, fixed.max_held - 100   # the buckets' memory nearly full
+    try:
+        assert fixed.fits(PROMPTS[:3])                    # a bucket it has: still runs
+        assert not fixed.fits([[1] * 100] * 4)            # a new one would not fit
+    finally:
+        fixed.held = held
 
 
 def test_decode_order_follows_the_states_given(skill) -> None:

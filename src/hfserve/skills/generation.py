@@ -134,7 +134,8 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
         fixed = PrefillGraphs(self._forward, device=self.placement.device,
                               layers=self.model.config.num_hidden_layers, pad_id=self.pad_id,
                               bool_mask=running.bool_mask, dtype=self.model.dtype, graphs=True,
-                              max_tokens=self.prefill_budget)
+                              max_tokens=self.prefill_budget,
+                              token_bytes=self._kv_bytes_per_token())
         try:
             import torch
 

@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 MIN_COLUMNS = 16
 # Captured buckets at most: each holds its static inputs and outputs.
 MAX_GRAPHS = 32
+# Device memory the captured buckets' outputs (every layer's keys and values for each of
+# their tokens) may hold together, beside the KV-cache slots' share.
+HELD_BYTES = 1 << 30
 
 
 @dataclass(eq=False)
@@ -83,11 +86,14 @@ class Bucket:
 class PrefillGraphs:
     """``forward(ids, mask, positions, cache)`` is the model call returning the logits of
     each row's last position. ``graphs``: capture each bucket (on a CUDA device only).
-    ``max_tokens``: the largest bucket (rows x columns) run at a fixed shape; ``fits``
-    tells whether a group does."""
+    ``max_tokens``: the largest bucket (rows x columns) run at a fixed shape;
+    ``token_bytes``: what one token's keys and values take over all layers (the buckets
+    together hold at most ``HELD_BYTES`` of them); ``fits`` tells whether a group runs at a
+    fixed shape."""
 
     def __init__(self, forward: Callable[..., Any], *, device: str, layers: int, pad_id: int,
-                 bool_mask: bool, dtype: Any, graphs: bool, max_tokens: int) -> None:
+                 bool_mask: bool, dtype: Any, graphs: bool, max_tokens: int,
+                 token_bytes: int = 0) -> None:
         import torch
 
         self.forward, self.layers, self.pad_id = forward, layers, pad_id
@@ -96,6 +102,8 @@ class PrefillGraphs:
         self.graphs = graphs and self.device.type == "cuda"
         self.buckets: dict[tuple[int, int], Bucket] = {}
         self._pool = None
+        self.max_held = HELD_BYTES // max(1, token_bytes)     # tokens
+        self.held = 0
 
     def shape(self, prompts: list[list[int]]) -> tuple[int, int]:
         return (_power_of_two(len(prompts)),
@@ -104,7 +112,8 @@ class PrefillGraphs:
     def fits(self, prompts: list[list[int]]) -> bool:
         rows, columns = self.shape(prompts)
         return rows * columns <= self.max_tokens and (
-            (rows, columns) in self.buckets or len(self.buckets) < MAX_GRAPHS)
+            (rows, columns) in self.buckets or len(self.buckets) < MAX_GRAPHS
+            and self.held + rows * columns <= self.max_held)
 
     def prefill(self, prompts: list[list[int]]) -> tuple[list[Row], Any]:
         """Rows of one new prefill group and the logits of each prompt's last token."""
@@ -115,6 +124,7 @@ class PrefillGraphs:
         if bucket is None:
             meta = torch.zeros(rows * columns + rows, dtype=torch.long, device=self.device)
             bucket = self.buckets[rows, columns] = Bucket(rows, columns, meta)
+            self.held += rows * columns
         # Rows past the prompts hold one padding token at their last column.
         padded = [[self.pad_id] * (columns - len(p)) + p for p in prompts]
         padded += [[self.pad_id] * columns] * (rows - len(prompts))
