@@ -60,6 +60,9 @@ def test_slots_fit_the_kv_cache_memory_by_shortening_the_context() -> None:
     assert info["max_context"] == 299     # what /v1/models/{id} shows
     assert info["kv_cache"] == {"slots": 8, "max_tokens_per_slot": 300,
                                 "max_bytes": 8 * 300 * TOKEN_BYTES}
+    # On the CPU: eager steps, one at a time, eager prefill.
+    assert info["steps"] == {"decode_graphs": False, "prefill_graphs": False,
+                             "fixed_shape_prefill": False, "decode_steps": 1}
 
 
 def test_slots_that_cannot_hold_a_useful_context_give_way_to_the_growing_batch() -> None:

@@ -244,10 +244,9 @@ class Scheduler(GenerationWorker):
             for _, seq in rows_:
                 ahead[seq] = ahead.get(seq, 0) + 1
         last, pending = previous[-1] if previous else ([], None)
-        rows = [(a, s) for a, s in last
-                if a in live and not s.finished and self._room_for(s, ahead[s])]
         fed = [i for i, (a, s) in enumerate(last)
                if a in live and not s.finished and self._room_for(s, ahead[s])]
+        rows = [last[i] for i in fed]
         tokens = [0] * len(rows)
         self._add_newcomers(rows, tokens, set(ahead))
         group: list[tuple] = []

@@ -152,9 +152,12 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
         if not isinstance(running, SlotKV):
             return super().info()
         size = running.slots * running.max_columns * self._kv_bytes_per_token()
+        fixed = self.fixed_prefill
         return {**super().info(), "max_context": self.max_context, "kv_cache": {
             "slots": running.slots, "max_tokens_per_slot": running.max_columns,
-            "max_bytes": size}}
+            "max_bytes": size}, "steps": {
+            "decode_graphs": running.graphs, "prefill_graphs": bool(fixed and fixed.graphs),
+            "fixed_shape_prefill": fixed is not None, "decode_steps": self.decode_steps}}
 
     def _slot_columns(self, slots: int) -> int:
         """How many columns (token positions) the slots may grow to: the whole context,
@@ -235,7 +238,6 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
         import torch
         from transformers import DynamicCache
 
-        full = any(k is not None for k in prompt_logprobs)
         device = self.placement.device
         width = max(map(len, prompts))
         done = partial.length if partial is not None else 0
@@ -246,6 +248,7 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
         positions = ((mask.cumsum(-1) - 1).clamp(min=0))[:, done:]
         cache = partial.group.cache if partial is not None else DynamicCache(
             config=self.model.config)
+        full = any(k is not None for k in prompt_logprobs)
         with torch.inference_mode():
             out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
                              use_cache=True, **{self.cache_kwarg: cache},
