@@ -227,7 +227,7 @@ class Scheduler(GenerationWorker):
             for (active, seq), choice in zip(last, choices, strict=True):
                 carried.add(seq)
                 if active in live and not seq.finished and not seq.ends_with(
-                        choice.token_id) and self._room_for(seq, 1):
+                        choice.token_id) and self._room(seq) > 1:
                     rows.append((active, seq))
                     tokens.append(choice.token_id)
         self._add_newcomers(rows, tokens, carried)
@@ -240,15 +240,23 @@ class Scheduler(GenerationWorker):
         one before on the device: one, or ``decode_steps`` for a batch of at least
         ``MULTI_STEP_ROWS``."""
         ahead: dict[Sequence, int] = {}          # steps queued whose tokens are not in yet
-        for rows_, _ in previous:
-            for _, seq in rows_:
+        for step_rows, _ in previous:
+            for _, seq in step_rows:
                 ahead[seq] = ahead.get(seq, 0) + 1
         last, pending = previous[-1] if previous else ([], None)
-        fed = [i for i, (a, s) in enumerate(last)
-               if a in live and not s.finished and self._room_for(s, ahead[s])]
-        rows = [last[i] for i in fed]
+        rows: list[tuple[Active, Sequence]] = []
+        fed: list[int] = []                      # their places in the step before
+        left: list[int] = []                     # steps each may still take
+        for i, (active, seq) in enumerate(last):
+            if active in live and not seq.finished:
+                room = self._room(seq) - ahead[seq]
+                if room > 0:
+                    rows.append((active, seq))
+                    fed.append(i)
+                    left.append(room)
         tokens = [0] * len(rows)
         self._add_newcomers(rows, tokens, set(ahead))
+        left += [self._room(seq) for _, seq in rows[len(left):]]
         group: list[tuple] = []
         steps = self.skill.decode_steps if len(rows) >= MULTI_STEP_ROWS else 1
         if not self._overlap():
@@ -259,19 +267,20 @@ class Scheduler(GenerationWorker):
                               for i, (_, seq) in enumerate(rows)]
             pending = self._launch(rows, tokens, (pending, fed) if fed else None, picks)
             group.append((rows, pending))
-            for _, seq in rows:
-                ahead[seq] = ahead.get(seq, 0) + 1
-            fed = [i for i, (_, s) in enumerate(rows) if self._room_for(s, ahead[s])]
-            if len(fed) < len(rows):     # some leave: new rows, new picks
-                rows, picks = [rows[i] for i in fed], None
-                tokens = [0] * len(rows)
+            done = len(group)
+            if min(left) > done:                 # every row goes on
+                fed = list(range(len(rows)))
+            else:                                # some reach max_tokens or the context
+                fed = [i for i, n in enumerate(left) if n > done]
+                rows, left, picks = [rows[i] for i in fed], [left[i] for i in fed], None
+            tokens = [0] * len(rows)
         return group
 
-    def _room_for(self, seq: Sequence, ahead: int) -> bool:
-        """Whether ``seq``, with ``ahead`` steps queued whose tokens are not yet appended,
-        needs one more: ``max_tokens`` and the context allow a further token."""
-        done = len(seq.token_ids) + ahead
-        return done < seq.params.max_tokens and seq.prompt_len + done < self.skill.max_context
+    def _room(self, seq: Sequence) -> int:
+        """How many more tokens ``max_tokens`` and the context allow ``seq``."""
+        done = len(seq.token_ids)
+        return min(seq.params.max_tokens - done,
+                   self.skill.max_context - seq.prompt_len - done)
 
     def _add_newcomers(self, rows: list, tokens: list[int], carried: set[Sequence]) -> None:
         """Sequences prefilled since the last step (their first token emitted)."""
