@@ -187,6 +187,39 @@ def test_the_child_sums_counter_increments_between_two_writes() -> None:
                                     ("m", "TOKENS", ("m", "prompt"), "inc", 5.0)]
 
 
+def test_the_model_loops_events_of_a_round_go_out_together_at_its_end() -> None:
+    """What the loop's thread puts waits for its round's end and goes out as one write, in
+    order; what other threads put goes out at once."""
+
+    class Conn:
+        def __init__(self) -> None:
+            self.sent: list[list] = []
+
+        def send(self, batch: list) -> None:
+            self.sent.append(batch)
+
+    def wait_for(count: int) -> None:
+        deadline = time.monotonic() + 5
+        while len(conn.sent) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    conn = Conn()
+    outbox = _Outbox(conn)
+    outbox.end_round()                       # (the first call names this thread the loop's)
+    for i in range(3):
+        outbox.put(("e", f"r{i}", [i]))
+    time.sleep(0.05)
+    assert conn.sent == []                   # held until the round ends
+    other = threading.Thread(target=outbox.put, args=(("ready", {}),))
+    other.start()
+    other.join()
+    wait_for(1)
+    assert conn.sent == [[("ready", {})]]    # another thread's: at once
+    outbox.end_round()
+    wait_for(2)
+    assert conn.sent[1] == [("e", "r0", [0]), ("e", "r1", [1]), ("e", "r2", [2])]
+
+
 def test_deltas_cross_the_pipe_as_tuples_and_come_back_equal() -> None:
     import pickle
 

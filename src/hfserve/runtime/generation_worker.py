@@ -73,9 +73,10 @@ class GenerationWorker(ABC):
     # Let the event loop write pushed tokens before the next step (for engines whose step
     # holds the interpreter lock).
     yield_to_loop: bool = False
-    # Called by the loop's thread after each round of its loop (the model process sends
-    # the round's events together).
-    after_round: Callable[[], None] = staticmethod(lambda: None)
+    # Called by the loop's thread when what it pushed should go out: after newcomers' first
+    # tokens and after each round of its loop (the model process holds the events pushed
+    # in between and sends them together).
+    flush_events: Callable[[], None] = staticmethod(lambda: None)
 
     def __init__(self, name: str, skill: TextGenerator, *, max_concurrent: int,
                  max_queue: int,
@@ -167,6 +168,7 @@ class GenerationWorker(ABC):
                 newcomers = self._admit()
             if newcomers:
                 self._start_all(newcomers)
+                self.flush_events()        # first tokens out before the next step's wait
             self._drop_cancelled()
             if self._parts:
                 self._continue_parts()
@@ -177,10 +179,10 @@ class GenerationWorker(ABC):
             if self.yield_to_loop:
                 let_loop_write([a.stream for a in [*newcomers, *self._running]])
             metrics.RUNNING.labels(self.name).set(self.running)
-            self.after_round()
+            self.flush_events()
         for active in self._running + self._parts + [a for _, _, a in self._waiting]:
             active.stream.fail(Cancelled("server is shutting down"))
-        self.after_round()
+        self.flush_events()
         self.alive = False
 
     def _guard(self, members: list[Active], fn, *args) -> None:

@@ -84,10 +84,10 @@ class _Outbox:
     until the next write (a step adds tokens for each of its requests).
 
     Events the model loop's thread puts during one round of its loop are held and handed
-    to the writer together at the round's end (``end_round``): otherwise the writer, given
-    the interpreter lock every millisecond, wakes for a few streams' events at a time, and
-    each wake costs a pickling and a pipe write (a quarter of the model process at 256
-    streams)."""
+    to the writer together at the round's end, and once newcomers have their first tokens
+    (``end_round``): otherwise the writer, given the interpreter lock every millisecond,
+    wakes for a few streams' events at a time, and each wake costs a pickling and a pipe
+    write (a quarter of the model process at 256 streams)."""
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
@@ -105,7 +105,8 @@ class _Outbox:
             self.items.put(item)
 
     def end_round(self) -> None:
-        """Called by the model loop's thread after each round: send what it put."""
+        """Called by the model loop's thread after each round (and once newcomers have
+        their first tokens): send what it put."""
         if self._loop_thread is None:
             self._loop_thread = threading.get_ident()
         if self._round:
@@ -226,7 +227,7 @@ def child_main(conn: Any, child: ChildSpec) -> None:
     worker = kind(child.name, skill, max_concurrent=child.max_concurrent,
                   max_queue=child.max_queue,
                   on_out_of_memory=lambda exc: outbox.put(("oom", str(exc))))
-    worker.after_round = outbox.end_round
+    worker.flush_events = outbox.end_round
     outbox.put(("ready", _describe(skill)))
     while True:
         try:
