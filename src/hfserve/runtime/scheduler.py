@@ -175,9 +175,13 @@ class Scheduler(GenerationWorker):
         states = [s.state for _, s in rows]
         logits = self.skill.decode(states, tokens) if fed is None else \
             self.skill.decode(states, tokens, fed)
-        return self.skill.sample_later(logits, picks if picks is not None else [
-            Pick(i, seq.params, seq.generator, seq.penalty_history)
-            for i, (_, seq) in enumerate(rows)])
+        return self.skill.sample_later(logits, picks if picks is not None else
+                                       self._picks(rows))
+
+    @staticmethod
+    def _picks(rows: list[tuple[Active, Sequence]]) -> list[Pick]:
+        return [Pick(i, seq.params, seq.generator, seq.penalty_history)
+                for i, (_, seq) in enumerate(rows)]
 
     def _overlap(self) -> bool:
         """Overlap where the skill's device runs asynchronously, unless a running sequence
@@ -263,8 +267,7 @@ class Scheduler(GenerationWorker):
             return group
         picks = None
         while rows and len(group) < steps:
-            picks = picks or [Pick(i, seq.params, seq.generator, seq.penalty_history)
-                              for i, (_, seq) in enumerate(rows)]
+            picks = picks or self._picks(rows)
             pending = self._launch(rows, tokens, (pending, fed) if fed else None, picks)
             group.append((rows, pending))
             done = len(group)

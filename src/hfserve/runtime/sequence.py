@@ -84,11 +84,8 @@ class Sequence:
         """Whether appending ``token`` surely ends the sequence (a stop token, or the last
         token ``max_tokens`` allows); stop strings are only known once decoded."""
         return (token in self.eos_token_ids and not self.params.ignore_eos) \
-            or token in self.params.stop_token_ids or self.ends_at_next()
-
-    def ends_at_next(self) -> bool:
-        """Whether the next token is the last that ``max_tokens`` allows."""
-        return len(self.token_ids) + 1 >= self.params.max_tokens
+            or token in self.params.stop_token_ids \
+            or len(self.token_ids) + 1 >= self.params.max_tokens
 
     def append(self, choice: TokenChoice) -> Delta | None:
         """Add one sampled token; return the text that can be sent now (or None)."""

@@ -26,6 +26,7 @@ from typing import Any
 
 from hfserve.skills.cuda_graphs import capture
 from hfserve.skills.kv_batch import Group, Row
+from hfserve.skills.slot_kv import power_of_two
 from hfserve.skills.upload import upload_into
 
 log = logging.getLogger(__name__)
@@ -64,13 +65,6 @@ class PrefillCache:
         return len(self.layers)
 
 
-def _power_of_two(n: int) -> int:
-    size = 1
-    while size < n:
-        size *= 2
-    return size
-
-
 @dataclass(eq=False)
 class Bucket:
     """One shape's static input (``meta``: the ids row by row, then each row's start) and,
@@ -106,8 +100,8 @@ class PrefillGraphs:
         self.held = 0
 
     def shape(self, prompts: list[list[int]]) -> tuple[int, int]:
-        return (_power_of_two(len(prompts)),
-                max(MIN_COLUMNS, _power_of_two(max(map(len, prompts)))))
+        return (power_of_two(len(prompts)),
+                max(MIN_COLUMNS, power_of_two(max(map(len, prompts)))))
 
     def fits(self, prompts: list[list[int]]) -> bool:
         rows, columns = self.shape(prompts)

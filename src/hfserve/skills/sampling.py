@@ -3,7 +3,6 @@ log-probabilities (taken from the model's own distribution, before any warping).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from hfserve.skills.upload import upload
@@ -56,7 +55,7 @@ def sample(logits, picks: list[Pick]) -> list[TokenChoice]:
     return sample_later(logits, picks)()
 
 
-def sample_later(logits, picks: list[Pick]) -> Callable[[], list[TokenChoice]]:
+def sample_later(logits, picks: list[Pick]) -> Pending:
     """``sample``, split where the host waits for the device: this queues the device work
     and returns the call that copies the choices back."""
     import torch

@@ -30,12 +30,17 @@ log = logging.getLogger(__name__)
 MIN_COLUMNS = 256
 
 
-def bucket(n: int, slots: int) -> int:
-    """The number of slots a step over ``n`` rows covers: a power of two, at most ``slots``."""
+def power_of_two(n: int) -> int:
+    """The smallest power of two at least ``n``."""
     size = 1
     while size < n:
         size *= 2
-    return min(size, slots)
+    return size
+
+
+def bucket(n: int, slots: int) -> int:
+    """The number of slots a step over ``n`` rows covers: a power of two, at most ``slots``."""
+    return min(power_of_two(n), slots)
 
 
 class SlotCache:
@@ -140,15 +145,14 @@ class SlotKV:
     # --- membership ------------------------------------------------------------------
     def arrange(self, wanted: list[Row]) -> None:
         """Hold exactly ``wanted``: free the slots of rows gone, merge pending groups."""
-
         keep = set(wanted)
         gone = [i for i, r in enumerate(self.rows) if r not in keep]
         if gone:
             stay = [i for i, r in enumerate(self.rows) if r in keep]
             moved = [(dst, src) for dst, src in enumerate(stay) if dst != src]
             if moved:
-                dst = upload([d for d, _ in moved], self.device)
-                src = upload([s for _, s in moved], self.device)
+                places = upload([d for d, _ in moved] + [s for _, s in moved], self.device)
+                dst, src = places[: len(moved)], places[len(moved):]
                 for buf in self.cache.keys + self.cache.values:
                     buf.index_copy_(0, dst, buf.index_select(0, src))
             self.rows = [self.rows[i] for i in stay]
