@@ -42,12 +42,20 @@ def skill() -> GenerationSkill:
     return skill
 
 
+def test_every_decode_bucket_and_the_common_prefill_buckets_are_captured_at_load(
+        skill) -> None:
+    assert set(skill.running._graphs) == {1, 2, 4, 8}
+    fixed = skill.fixed_prefill
+    assert set(fixed.buckets) == {(r, c) for r in (1, 2, 4, 8) for c in (16, 32, 64, 128)}
+    assert all(b.graph is not None for b in fixed.buckets.values())
+
+
 def test_graph_steps_match_generate_as_rows_join_and_leave(skill) -> None:
     from drive import alone, stepped_tokens
 
     assert isinstance(skill.running, SlotKV) and skill.running.graphs
     expected = [alone(skill, p, STEPS) for p in PROMPTS]
-    # 5 rows after three steps: a bucket of 8 slots, captured on first use.
+    # 5 rows after three steps: the bucket of 8 slots.
     assert stepped_tokens(skill, PROMPTS, STEPS, [(0, [0, 1]), (3, [2, 3, 4])]) == expected
     assert skill.running.graphs and {2, 8} <= set(skill.running._graphs)
     # The two groups were prefilled by captured graphs of 2 and 4 rows of 16 columns.

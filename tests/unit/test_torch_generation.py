@@ -13,7 +13,7 @@ import torch
 import drive
 from drive import GREEDY, greedy, scheduled_tokens, stepped_tokens
 from hfserve.runtime import scheduler
-from hfserve.skills import slot_kv
+from hfserve.skills import prefill_graphs, slot_kv
 from hfserve.skills.base import Placement
 from hfserve.skills.generation import GenerationSkill, _cache_kwarg
 from hfserve.skills.grouped_attention import NAME as GROUPED
@@ -249,6 +249,37 @@ def test_fixed_prefill_keeps_to_its_token_cap(skill) -> None:
         assert not fixed.fits([[1] * 100] * 4)            # a new one would not fit
     finally:
         fixed.held = held
+
+
+def test_graphs_are_captured_when_the_model_loads(monkeypatch) -> None:
+    """Where steps replay as CUDA graphs, every decode bucket and the common prefill buckets
+    (within the prefill budget: 512 tokens here) are captured at start-up, not on first
+    use. A stand-in capture runs each step once on the CPU."""
+    class Graph:
+        def replay(self) -> None:
+            raise AssertionError("nothing replays here")
+
+    shapes: list[str] = []
+
+    def capture(step, logits_of, device, pool):
+        out = step()
+        shapes.append("x".join(map(str, logits_of(out).shape)))
+        return Graph(), out
+
+    monkeypatch.setattr(slot_kv, "capture", capture)
+    monkeypatch.setattr(prefill_graphs, "capture", capture)
+    monkeypatch.setattr(torch.cuda, "graph_pool_handle", lambda: None)
+    skill = make_skill({"cuda_graphs": True, "prefill_graphs": True, "max_concurrent": 8})
+    assert not shapes                       # on the CPU nothing is captured
+    skill.running.graphs = skill.fixed_prefill.graphs = True
+    skill._capture_graphs()
+    assert set(skill.running._graphs) == {1, 2, 4, 8}
+    fixed = skill.fixed_prefill
+    assert set(fixed.buckets) == {(r, c) for r in (1, 2, 4, 8) for c in (16, 32, 64, 128)
+                                  if r * c <= 512}
+    assert all(b.graph is not None for b in fixed.buckets.values())
+    assert len(shapes) == 4 + len(fixed.buckets) and "8x64" in shapes   # 8 slots' logits
+    assert fixed.held == sum(r * c for r, c in fixed.buckets)
 
 
 def test_decode_order_follows_the_states_given(skill) -> None:

@@ -4,6 +4,7 @@ model's own KV cache. The runtime's scheduler drives the loop."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -95,6 +96,24 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
         # bounds the rate on a GPU, so several steps share it.
         steps = self.placement.options.get("decode_steps")
         self.decode_steps = (4 if self.feeds_tokens else 1) if steps is None else int(steps)
+        self._capture_graphs()
+
+    def _capture_graphs(self) -> None:
+        """Capture the decode step of every slot bucket and the common prefill buckets now,
+        as vLLM captures its graphs at start-up: one captured on first use stalls every
+        running stream for three forwards (first captures were half the prefill time of a
+        256-stream run on an H100, docs/benchmarks.md)."""
+        running, fixed = self.running, self.fixed_prefill
+        if not (isinstance(running, SlotKV) and running.graphs):
+            return
+        import torch
+
+        start = time.perf_counter()
+        with torch.inference_mode():
+            decode = running.capture_all()
+            prefill = fixed.capture_common(running.slots) if fixed is not None else 0
+        log.info("captured %d decode and %d prefill graphs in %.1f s", decode, prefill,
+                 time.perf_counter() - start)
 
     def _running_batch(self) -> KVBatch | SlotKV:
         """Fixed cache slots (replayed as CUDA graphs on CUDA) where ``cuda_graphs`` is on,

@@ -37,6 +37,9 @@ MAX_GRAPHS = 32
 # Device memory the captured buckets' outputs (every layer's keys and values for each of
 # their tokens) may hold together, beside the KV-cache slots' share.
 HELD_BYTES = 1 << 30
+# Buckets captured when the model loads, smallest first and within the caps above: groups
+# of up to this many chat-sized prompts, what a busy server gathers between two steps.
+WARM_ROWS, WARM_COLUMNS = 32, 128
 
 
 @dataclass(eq=False)
@@ -108,6 +111,21 @@ class PrefillGraphs:
         return rows * columns <= self.max_tokens and (
             (rows, columns) in self.buckets or len(self.buckets) < MAX_GRAPHS
             and self.held + rows * columns <= self.max_held)
+
+    def capture_common(self, max_rows: int) -> int:
+        """Capture the buckets of up to ``min(WARM_ROWS, max_rows)`` rows and
+        ``WARM_COLUMNS`` columns now rather than on first use, where each capture stalls every
+        running stream for three forwards; returns how many buckets are captured."""
+        if not self.graphs:
+            return 0
+        most = power_of_two(min(WARM_ROWS, max_rows))
+        shapes = [(1 << r, MIN_COLUMNS << c) for r in range(most.bit_length())
+                  for c in range((WARM_COLUMNS // MIN_COLUMNS).bit_length())]
+        for rows, columns in sorted(shapes, key=lambda s: (s[0] * s[1], s)):
+            prompts = [[self.pad_id] * columns] * rows
+            if self.graphs and self.fits(prompts):
+                self.prefill(prompts)
+        return sum(b.graph is not None for b in self.buckets.values())
 
     def prefill(self, prompts: list[list[int]]) -> tuple[list[Row], Any]:
         """Rows of one new prefill group and the logits of each prompt's last token."""

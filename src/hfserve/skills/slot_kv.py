@@ -197,6 +197,26 @@ class SlotKV:
         if not any(r.alive for r in self.rows):
             self.rows, self.starts, self.column = [], [], 0
 
+    def capture_all(self) -> int:
+        """Capture every bucket's step now, while no row lives (each step then writes a
+        column nobody reads); returns how many buckets are captured. A bucket captured on
+        first use instead stalls every running stream for three forwards."""
+        self.clear_if_idle()
+        if not self.graphs or self.rows:
+            return len(self._graphs) if self.graphs else 0
+        if self.cache is None:          # no prefill merged yet: nothing to capture against
+            return 0
+        upload_into(self.meta[: 2 * self.slots + 1],
+                    [self.pad_id] * self.slots + [self.column] * (self.slots + 1))
+        size = 1
+        while self.graphs:
+            if size not in self._graphs:
+                self._capture(size)
+            if size >= self.slots:
+                break
+            size = bucket(2 * size, self.slots)
+        return len(self._graphs)
+
     # --- a step ----------------------------------------------------------------------
     def decode(self, states: list[Row], last_tokens: list[int],
                fed: tuple[Any, list[int]] | None = None) -> Any:
