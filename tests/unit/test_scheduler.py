@@ -562,6 +562,34 @@ async def test_a_prompt_over_the_budget_is_prefilled_in_parts_between_decode_ste
     await drain(running)
 
 
+async def test_a_round_prefills_at_most_the_budget_while_a_prompt_goes_in_parts(
+        make) -> None:
+    """The part under way goes first; newcomers get what it leaves of the 512 tokens."""
+    h = make([1, 2, 3], max_context=2000, max_concurrent=8)
+    h.skill.chunked_prefill = True
+    rounds: list[list[int]] = [[]]       # prompt tokens prefilled between decode steps
+    skill = h.skill
+    prefill, part, decode = skill.prefill, skill.prefill_part, skill.decode
+    skill.prefill = lambda prompts, lp: rounds[-1].extend(map(len, prompts)) or prefill(
+        prompts, lp)
+    skill.prefill_part = lambda partial, ids: rounds[-1].append(len(ids)) or part(partial, ids)
+    skill.decode = lambda *a, **kw: rounds.append([]) or decode(*a, **kw)
+    skill.gate.clear()
+    _, running = h.submit([ENDLESS], max_tokens=60)
+    events = aiter(running)
+    assert isinstance(await next_event(events), PromptInfo)
+    _, long_prompt = h.submit([2] * 1200, max_tokens=3)
+    short = [h.submit([3] * 200, max_tokens=2)[1] for _ in range(4)]
+    skill.gate.set()
+    assert text(await drain(long_prompt)) == "alpha beta gamma"
+    for stream in short:
+        assert text(await drain(stream)) == "alpha beta"
+    assert max(map(sum, rounds)) <= 512, rounds
+    assert sorted(n for r in rounds for n in r) == [1, 176, *[200] * 4, 512, 512]
+    h.scheduler.abort("req-0")
+    await drain(running)
+
+
 async def test_a_request_cancelled_while_its_prompt_is_in_parts_stops_there(make) -> None:
     h = make([1, 2, 3], max_context=20_000, max_concurrent=8)
     h.skill.chunked_prefill = True

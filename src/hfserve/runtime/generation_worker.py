@@ -208,14 +208,16 @@ class GenerationWorker(ABC):
     def _admit(self) -> list[Active]:
         admitted: list[Active] = []
         now = time.monotonic()
+        room = self._prefill_room()
         while self._waiting:
             active = self._waiting[0][2]
             if self.running + sum(a.request.n for a in admitted) + active.request.n \
                     > self.max_concurrent and (self._running or self._parts or admitted):
                 break
-            if self.prefill_budget is not None and admitted and self._running and sum(
+            if room is not None and (admitted or self._parts) and (
+                    self._running or self._parts) and sum(
                     len(a.request.prompt_ids) for a in admitted) + len(
-                    active.request.prompt_ids) > self.prefill_budget:
+                    active.request.prompt_ids) > room:
                 break  # the rest wait a step, so running streams keep flowing
             heapq.heappop(self._waiting)
             if active.cancelled:
@@ -229,6 +231,10 @@ class GenerationWorker(ABC):
                 admitted.append(active)
         metrics.QUEUE_DEPTH.labels(self.name).set(len(self._waiting))
         return admitted
+
+    def _prefill_room(self) -> int | None:
+        """Prompt tokens the newcomers of a round may bring while others run (None: any)."""
+        return self.prefill_budget
 
     def _start_all(self, newcomers: list[Active]) -> None:
         """Begin the requests admitted this round; a failure fails only its own request."""

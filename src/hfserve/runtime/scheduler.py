@@ -67,6 +67,16 @@ class Scheduler(GenerationWorker):
             self._held_since = self._steps
         return self._steps - self._held_since < wait
 
+    def _prefill_room(self) -> int:
+        """What the prompt being prefilled in parts leaves of the budget: its next part goes
+        first, as vLLM schedules prefills under way before new ones, so that a round
+        prefills at most the budget (newcomers and a part together took up to twice it)."""
+        budget = self.prefill_budget
+        if not self._parts:
+            return budget
+        active = self._parts[0]
+        return budget - min(budget, len(active.request.prompt_ids) - active.prefilled)
+
     def _start_all(self, newcomers: list[Active]) -> None:
         """Prefill newcomers in groups of the skill's size; a prompt longer than the prefill
         budget goes in parts, one between two decode steps (``_continue_parts``). A group
