@@ -229,3 +229,22 @@ def test_a_stop_string_within_several_steps_ends_the_text_where_it_starts() -> N
     delta = seq.extend(choices([1, 2, 3, 4, 5]))
     assert (delta.text, delta.finish_reason) == ("Hello ", "stop")
     assert seq.token_ids == [1, 2, 3]
+
+
+def test_without_detokenizing_each_step_sends_its_tokens_and_the_ends_they_decide() -> None:
+    """In a model process the text is left to the server: every extend sends its tokens
+    (an incomplete character's too), stop tokens and max_tokens still end the sequence."""
+    def tokens_only(**params) -> Sequence:
+        return Sequence(index=0, prompt_len=3, params=SamplingParams(**params), decode=decode,
+                        eos_token_ids=frozenset({EOS}), detokenize=False)
+
+    seq = tokens_only(max_tokens=4)
+    first = seq.append(TokenChoice(token_id=PARTIAL))
+    assert first.text is None and [t.token_id for t in first.tokens] == [PARTIAL]
+    last = seq.extend([TokenChoice(token_id=t) for t in (COMPLETES, 1, 2, 3)])
+    assert last.text is None and [t.token_id for t in last.tokens] == [COMPLETES, 1, 2]
+    assert last.finish_reason == "length" and seq.text == ""
+    seq = tokens_only(max_tokens=9)
+    seq.append(TokenChoice(token_id=1))
+    end = seq.append(TokenChoice(token_id=EOS))
+    assert end == Delta(0, None, [], "stop") and seq.token_ids == [1]

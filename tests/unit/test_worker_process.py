@@ -44,9 +44,10 @@ def generator():
     worker.stop()
 
 
-async def run(worker, prompt: list[int], request_id: str = "r1") -> list:
+async def run(worker, prompt: list[int], request_id: str = "r1", **params) -> list:
     stream = EventStream(asyncio.get_running_loop())
-    worker.submit(GenerationRequest(request_id, prompt, SamplingParams(max_tokens=10)), stream)
+    worker.submit(GenerationRequest(request_id, prompt,
+                                    SamplingParams(**{"max_tokens": 10, **params})), stream)
 
     async def drain() -> list:
         return [event async for event in stream]
@@ -59,7 +60,9 @@ async def test_a_request_streams_through_the_model_process(generator) -> None:
     before = metrics.TOKENS.labels("script", "completion")._value.get()
     events = await run(worker, [1, 2])
     assert isinstance(events[0], PromptInfo) and events[0].prompt_tokens == 2
-    assert "".join(e.text for e in events if isinstance(e, Delta)) == "one two three"
+    # The model process sends tokens; the server's tokenizer (MiniLM's here) makes the text.
+    assert "".join(e.text for e in events if isinstance(e, Delta)) == gen.decode_tokens(
+        [1, 2, 3]) == "[unused0] [unused1] [unused2]"
     assert isinstance(events[-1], Finished) and events[-1].completion_tokens == 3
     assert gen.info()["process"] == gen.process.pid != None  # noqa: E711
     assert gen.max_context == 100 and gen.eos_token_ids == frozenset({0})
@@ -69,6 +72,16 @@ async def test_a_request_streams_through_the_model_process(generator) -> None:
         await asyncio.sleep(0.02)
     assert metrics.TOKENS.labels("script", "completion")._value.get() == before + 4
     assert worker.running == 0 and worker.queue_depth == 0
+
+
+async def test_with_stop_strings_the_model_process_makes_the_text(generator) -> None:
+    """A stop string ends the sequence where its text is made: in the model process, with
+    its own decoding (the script's words)."""
+    _, worker = generator
+    events = await run(worker, [1], stop=["three"])
+    deltas = [e for e in events if isinstance(e, Delta)]
+    assert "".join(d.text for d in deltas) == "one two "
+    assert deltas[-1].finish_reason == "stop"
 
 
 async def test_a_crashed_model_process_fails_its_requests_only(generator) -> None:
@@ -139,7 +152,8 @@ async def test_the_manager_loads_a_model_again_after_its_process_dies(script_mod
         assert info["state"] == "ready" and info["process"] != first_pid
         assert "exit code 3" in info["placement_attempts"][0]["error"]
         events = await run(entry.scheduler, [1], request_id="again")
-        assert "".join(e.text for e in events if isinstance(e, Delta)) == "one two three"
+        assert "".join(e.text for e in events if isinstance(e, Delta)) == \
+            "[unused0] [unused1] [unused2]"      # the server's tokenizer decodes
     finally:
         await manager.close()
 

@@ -77,6 +77,9 @@ class GenerationWorker(ABC):
     # tokens and after each round of its loop (the model process holds the events pushed
     # in between and sends them together).
     flush_events: Callable[[], None] = staticmethod(lambda: None)
+    # False in a model process: sequences without stop strings or logprobs send their
+    # tokens, and the server process turns them into text (``runtime/detokenizer.py``).
+    detokenizes: bool = True
 
     def __init__(self, name: str, skill: TextGenerator, *, max_concurrent: int,
                  max_queue: int,
@@ -297,10 +300,11 @@ class GenerationWorker(ABC):
     def _new_sequence(self, active: Active, index: int, state: Any = None,
                       generator: Any = None) -> Sequence:
         req = active.request
+        here = self.detokenizes or bool(req.params.stop) or req.params.logprobs is not None
         seq = Sequence(index=index, prompt_len=len(req.prompt_ids), params=req.params,
                        decode=self.skill.decode_tokens, eos_token_ids=self.skill.eos_token_ids,
                        state=state, generator=generator, prompt_ids=req.prompt_ids,
-                       stream=self.skill.text_stream())
+                       stream=self.skill.text_stream() if here else None, detokenize=here)
         active.seqs.append(seq)
         return seq
 

@@ -16,7 +16,7 @@ class Delta:
     """What one step adds to a sequence's output."""
 
     index: int
-    text: str
+    text: str | None           # None: tokens only, for the server process to decode
     tokens: list[TokenChoice]
     finish_reason: str | None = None
 
@@ -68,6 +68,11 @@ class Sequence:
     # each token is decoded once, as it is appended, and the offsets above count the tokens
     # fed to it (``read_offset``) and those whose text is complete (``prefix_offset``).
     stream: Any = field(default=None, repr=False)
+    # False: only tokens and the ends they decide (stop tokens, max_tokens) are kept here,
+    # and deltas carry the tokens without text (``Delta.text`` None) for the server
+    # process to decode (``runtime/detokenizer.py``). Only without stop strings, which
+    # need the text where the sequence is ended.
+    detokenize: bool = True
 
     @property
     def finished(self) -> bool:
@@ -102,7 +107,7 @@ class Sequence:
             if (token in self.eos_token_ids and not self.params.ignore_eos) \
                     or token in self.params.stop_token_ids:
                 self.finish_reason = "stop"
-                return self._flush(self._text(final=True))
+                return self._flush(self._current(final=True))
             self.token_ids.append(token)
             self.pending.append(choice)
             if self.params.stop:        # a stop string ends the text where it starts
@@ -114,10 +119,12 @@ class Sequence:
             if len(self.token_ids) >= self.params.max_tokens:
                 break
         if not self.params.stop:
-            text = self._text(final=False)
+            text = self._current(final=False)
         if len(self.token_ids) >= self.params.max_tokens:
             self.finish_reason = "length"
             return self._flush(text)
+        if not self.detokenize:
+            return self._flush(text) if self.pending else None
         safe = len(text) - self._held_back(text)
         if safe <= self.emitted:
             return None
@@ -126,7 +133,10 @@ class Sequence:
     def finish(self, reason: str) -> Delta:
         """End early (cancel, error, context full) with whatever text is complete."""
         self.finish_reason = reason
-        return self._flush(self._text(final=True))
+        return self._flush(self._current(final=True))
+
+    def _current(self, final: bool) -> str:
+        return self._text(final) if self.detokenize else ""
 
     def _text(self, final: bool) -> str:
         """The decoded text so far. Until ``final``, a trailing incomplete character stays
@@ -165,8 +175,8 @@ class Sequence:
         return self.text
 
     def _flush(self, text: str) -> Delta:
-        delta = Delta(index=self.index, text=text[self.emitted:], tokens=self.pending,
-                      finish_reason=self.finish_reason)
+        delta = Delta(index=self.index, text=text[self.emitted:] if self.detokenize else None,
+                      tokens=self.pending, finish_reason=self.finish_reason)
         self.emitted = max(self.emitted, len(text))
         self.pending = []
         return delta

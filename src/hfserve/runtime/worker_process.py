@@ -12,8 +12,9 @@ server stays up.
 Protocol (pickled tuples). Parent to child: ("submit", GenerationRequest),
 ("abort", request_id), ("stop",). Child to parent: one ("ready", info) or
 ("failed", text, out_of_memory) after loading, then lists of ("e", request_id, events)
-(deltas among the events as plain tuples: ``to_wire``), ("m", metric, labels, method, value)
-(counter increments summed between writes) and ("oom", text)."""
+(deltas among the events as plain tuples: ``to_wire``; a delta without text
+carries tokens for the server to decode, ``runtime/detokenizer.py``), ("m", metric,
+labels, method, value) (counter increments summed between writes) and ("oom", text)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from typing import Any
 
 from hfserve import metrics
 from hfserve.errors import HFServeError, ModelError, ModelUnavailable, Overloaded
+from hfserve.runtime.detokenizer import Detokenizer
 from hfserve.runtime.generation_worker import GenerationRequest
 from hfserve.runtime.sequence import Delta
 from hfserve.runtime.stream import EventStream
@@ -228,6 +230,7 @@ def child_main(conn: Any, child: ChildSpec) -> None:
                   max_queue=child.max_queue,
                   on_out_of_memory=lambda exc: outbox.put(("oom", str(exc))))
     worker.flush_events = outbox.end_round
+    worker.detokenizes = False          # the server process does (runtime/detokenizer.py)
     outbox.put(("ready", _describe(skill)))
     while True:
         try:
@@ -374,6 +377,7 @@ class ProcessWorker:
         self._streams: dict[str, EventStream] = {}
         self._waiting: dict[str, int] = {}       # request id -> priority, until it starts
         self._started: set[str] = set()
+        self._text = Detokenizer(generator)
         self._reader = threading.Thread(target=self._read, name=f"from-{name}", daemon=True)
         self._reader.start()
 
@@ -396,12 +400,14 @@ class ProcessWorker:
                                  "waiting; retry later", retry_after=1.0)
             self._streams[request.request_id] = stream
             self._waiting[request.request_id] = request.priority
+        self._text.start(request.request_id, request.params)
         try:
             self.generator.send(("submit", request))
         except (OSError, ValueError) as exc:   # the process has just ended
             with self._lock:
                 self._streams.pop(request.request_id, None)
                 self._waiting.pop(request.request_id, None)
+            self._text.end(request.request_id)
             raise ModelUnavailable(f"model {self.name!r} is restarting; retry "
                                    "shortly") from exc
 
@@ -435,16 +441,29 @@ class ProcessWorker:
             streams, self._streams = self._streams, {}
             self._waiting.clear()
             self._started.clear()
+        self._text = Detokenizer(self.generator)
         reason = f"the process of model {self.name!r} ended (exit code {code})"
         for stream in streams.values():
             stream.fail(ModelError(f"{reason}; retry shortly"))
         if not self._stopping:
             self.on_exit(reason)
 
+    def _decoded(self, request_id: str, wire: list[Any]) -> list[Any]:
+        """Events off the pipe; deltas sent as tokens only get their text here (or are
+        left out while all of it is held back)."""
+        events = []
+        for event in map(from_wire, wire):
+            if type(event) is Delta and event.text is None:
+                event = self._text.text(request_id, event)
+                if event is None:
+                    continue
+            events.append(event)
+        return events
+
     def _handle(self, item: tuple) -> None:
         kind = item[0]
         if kind == "e":
-            request_id, events = item[1], [from_wire(e) for e in item[2]]
+            request_id, events = item[1], self._decoded(item[1], item[2])
             with self._lock:
                 stream = self._streams.get(request_id)
                 if request_id in self._waiting:
@@ -454,6 +473,8 @@ class ProcessWorker:
                 if ended:
                     self._streams.pop(request_id, None)
                     self._started.discard(request_id)
+            if ended:
+                self._text.end(request_id)
             if stream is None:
                 return
             if ended:
