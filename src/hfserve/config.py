@@ -77,7 +77,7 @@ class ModelConfig(BaseModel):
     kv_cache_memory: int | None = Field(
         None, description="Memory for the fixed KV-cache slots of CUDA-graph decode, e.g. "
         "8GiB (torch generation; default: 90% of the device memory free once the weights are "
-        "loaded). When max_concurrent sequences of the model's whole context do not fit, the "
+        "loaded, less 1 GiB for captured prefill). When max_concurrent sequences of the model's whole context do not fit, the "
         "context served shrinks to what does")
     prefill_wait_steps: int | None = Field(
         None, ge=0, description="Decode steps a new request may wait while others stream, so "

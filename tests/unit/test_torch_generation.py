@@ -65,6 +65,23 @@ def test_slots_fit_the_kv_cache_memory_by_shortening_the_context() -> None:
                              "fixed_shape_prefill": False, "decode_steps": 1}
 
 
+def test_on_cuda_the_default_kv_budget_leaves_room_for_captured_prefill(monkeypatch) -> None:
+    """KV_SHARE of the free memory, less the cap on what captured prefill buckets hold."""
+    from hfserve.skills import generation
+
+    monkeypatch.setattr(generation, "_free_memory", lambda device: 10 << 30)
+    skill = make_skill({})
+    skill.max_context = 1 << 40
+    per_column = 8 * TOKEN_BYTES
+    for options, budget in [({}, 0.9 * (10 << 30) - (1 << 30)),
+                            ({"prefill_graphs": False}, 0.9 * (10 << 30)),
+                            ({"kv_cache_memory": 1 << 30}, 1 << 30)]:
+        skill.placement = Placement(device="cuda:0", options=options)
+        assert skill._slot_columns(8) == int(budget // per_column)
+    skill.placement = Placement(device="cpu", options={})
+    assert skill._slot_columns(8) == int(0.9 * (10 << 30) // per_column)
+
+
 def test_slots_that_cannot_hold_a_useful_context_give_way_to_the_growing_batch() -> None:
     skill = make_skill({"cuda_graphs": True, "max_concurrent": 8,
                         "kv_cache_memory": 8 * 100 * TOKEN_BYTES}, max_context=1024)

@@ -14,7 +14,7 @@ from hfserve.skills.grouped_attention import NAME as GROUPED
 from hfserve.skills.grouped_attention import use_grouped_decode
 from hfserve.skills.hf_text import HFTextCodec
 from hfserve.skills.kv_batch import Group, KVBatch, Row, zero_padding
-from hfserve.skills.prefill_graphs import PrefillGraphs
+from hfserve.skills.prefill_graphs import HELD_BYTES, PrefillGraphs
 from hfserve.skills.slot_kv import MIN_COLUMNS, SlotKV
 from hfserve.skills.torch_backend import load_torch_model
 from hfserve.types import Pick, Task, TokenChoice
@@ -182,14 +182,18 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
         """How many columns (token positions) the slots may grow to: the whole context,
         unless ``slots`` rows of it would not fit in the KV-cache memory (the
         ``kv_cache_memory`` option, else ``KV_SHARE`` of what the device has free now that
-        the weights are in); then as many as fit. The slots grow on demand, so without this
-        cap a long context on many slots ran the device out of memory mid-service."""
+        the weights are in, less what captured prefill buckets may hold on CUDA); then as
+        many as fit. The slots grow on demand, so without this cap a long context on many
+        slots ran the device out of memory mid-service."""
         per_column = self._kv_bytes_per_token() * slots
         if not per_column:
             return self.max_context + 1
         budget = self.placement.options.get("kv_cache_memory")
         if budget is None:
             budget = KV_SHARE * _free_memory(self.placement.device)
+            if self.placement.device.startswith("cuda") and \
+                    self.placement.options.get("prefill_graphs") is not False:
+                budget = max(0, budget - HELD_BYTES)
         return min(self.max_context + 1, int(budget // per_column))
 
     def _kv_bytes_per_token(self) -> int:
