@@ -12,8 +12,8 @@ hfserve serving the same model, in one run.
     (the same, with newcomers prefilled at the next step instead of gathered:
     ``prefill_wait_steps: 0``), ``eagerprefill`` (``on`` with eager prefill:
     ``prefill_graphs: false``), ``onestep`` (``on`` with one decode step queued at a time
-    instead of groups of four: ``decode_steps: 1``) and ``off`` (eager steps on a growing
-    cache). The clients run in
+    instead of groups of four: ``decode_steps: 1``), ``steps8`` (``on`` with groups of
+    eight: ``decode_steps: 8``) and ``off`` (eager steps on a growing cache). The clients run in
     ``--client-procs`` processes (one Python process streams only ~7,500 chunks/s); their
     CPU together is the "client CPU %". ``--profile-s S`` records S seconds of py-spy
     samples of the server and its model process at the largest B of the first mode.
@@ -64,6 +64,7 @@ MODEL = "smol"
 MODES = {"on": {"cuda_graphs": True}, "nowait": {"cuda_graphs": True, "prefill_wait_steps": 0},
          "eagerprefill": {"cuda_graphs": True, "prefill_graphs": False},
          "onestep": {"cuda_graphs": True, "decode_steps": 1},
+         "steps8": {"cuda_graphs": True, "decode_steps": 8},
          "off": {"cuda_graphs": False}}
 
 
@@ -93,7 +94,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--graphs", default="on,off",
                    help="hfserve decode modes to run, in order: on (cuda_graphs: true), "
                         "nowait (on, prefill_wait_steps: 0), eagerprefill (on, "
-                        "prefill_graphs: false), onestep (on, decode_steps: 1), off")
+                        "prefill_graphs: false), onestep (on, decode_steps: 1), steps8 "
+                        "(on, decode_steps: 8), off")
     p.add_argument("--skip-static", action="store_true")
     p.add_argument("--skip-server", action="store_true")
     p.add_argument("--budget-s", type=float, default=300.0,
