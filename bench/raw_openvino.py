@@ -57,10 +57,11 @@ class RawOVEmbedder(RawEmbedder):
 class RawOVGenerator:
     """openvino_genai.ContinuousBatchingPipeline fed token ids, greedy, ``ignore_eos``."""
 
-    def __init__(self, threads: int, dtype: str | None) -> None:
+    def __init__(self, threads: int, dtype: str | None, folder: Path | None = None,
+                 options: dict[str, Any] | None = None) -> None:
         import openvino_genai as genai
 
-        folder = find_export("llama")
+        folder = folder or find_export("llama")
         if folder is None:
             raise RuntimeError(f"no SmolLM2 OpenVINO export under {CACHE_DIR}; run hfserve "
                                "with it on OpenVINO first")
@@ -75,7 +76,7 @@ class RawOVGenerator:
         # One inference thread crashes this OpenVINO version's pipeline in bf16/f16.
         self.threads = max(threads, 2) if precision_hint(dtype) != "f32" else threads
         self.options = {"INFERENCE_NUM_THREADS": self.threads,
-                        "INFERENCE_PRECISION_HINT": precision_hint(dtype)}
+                        "INFERENCE_PRECISION_HINT": precision_hint(dtype), **(options or {})}
         self.pipe = genai.ContinuousBatchingPipeline(str(folder), scheduler, "CPU",
                                                      self.options)
         self.folder = folder

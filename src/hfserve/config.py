@@ -77,8 +77,8 @@ class ModelConfig(BaseModel):
     kv_cache_memory: int | None = Field(
         None, description="Memory for the fixed KV-cache slots of CUDA-graph decode, e.g. "
         "8GiB (torch generation; default: 90% of the device memory free once the weights are "
-        "loaded, less 1 GiB for captured prefill). When max_concurrent sequences of the model's whole context do not fit, the "
-        "context served shrinks to what does")
+        "loaded, less 1 GiB for captured prefill). When max_concurrent sequences of the "
+        "model's whole context do not fit, the context served shrinks to what does")
     prefill_wait_steps: int | None = Field(
         None, ge=0, description="Decode steps a new request may wait while others stream, so "
         "that newcomers are prefilled together (torch generation; default: 16 on a GPU, where "
