@@ -32,8 +32,9 @@ from hfserve.skills.upload import upload_into
 log = logging.getLogger(__name__)
 
 MIN_COLUMNS = 16
-# Captured buckets at most: each holds its static inputs and outputs.
-MAX_GRAPHS = 32
+# Captured buckets at most: each holds its static inputs and outputs. The buckets captured
+# at load (below) take up to 24 of them; the rest are for the shapes traffic brings.
+MAX_GRAPHS = 48
 # Device memory the captured buckets' outputs (every layer's keys and values for each of
 # their tokens) may hold together, beside the KV-cache slots' share.
 HELD_BYTES = 1 << 30
