@@ -248,3 +248,57 @@ def test_deltas_cross_the_pipe_as_tuples_and_come_back_equal() -> None:
     assert wire[0] == (0, " Paris", [7, 9], "stop")       # bare ids, no dataclasses
     back = [from_wire(e) for e in pickle.loads(pickle.dumps(wire))]
     assert back == [plain, rich, info, None]
+
+
+class PipeOnly:
+    """The server side of a model process without the process: the test writes what the
+    child would send into the other end of the pipe."""
+
+    def __init__(self) -> None:
+        import multiprocessing
+
+        from test_sequence import FakeStream, decode
+
+        self.conn, self.child = multiprocessing.Pipe()
+        self.process = None
+        self.first_messages: list = []
+        self.decode_tokens = decode
+        self.text_stream = FakeStream
+
+    def send(self, message: tuple) -> None:
+        pass
+
+    def unload(self) -> None:
+        self.child.close()
+
+
+async def test_the_reader_outlives_held_back_text_and_a_message_it_cannot_handle() -> None:
+    """A tokens-only delta whose text is all held back (half a character) sends nothing
+    yet; a message the server side cannot handle fails its own request only."""
+    from test_sequence import COMPLETES, PARTIAL
+
+    from hfserve.runtime.worker_process import ProcessWorker
+
+    gen = PipeOnly()
+    worker = ProcessWorker("pipe", gen, max_queue=8, on_out_of_memory=lambda exc: None,
+                           on_exit=lambda reason: None)
+    loop = asyncio.get_running_loop()
+    streams = {rid: EventStream(loop) for rid in ("ok", "bad")}
+    for rid, stream in streams.items():
+        worker.submit(GenerationRequest(rid, [1], SamplingParams(max_tokens=10)), stream)
+    gen.child.send([("e", "ok", [PromptInfo(1, None)]), ("e", "bad", [PromptInfo(1, None)])])
+    gen.child.send([("e", "ok", [(0, None, [1], None)]), ("e", "ok", [(0, None, [PARTIAL], None)])])
+    gen.child.send([("e", "bad", [(0, None, "not tokens", None)])])
+    gen.child.send([("e", "ok", [(0, None, [COMPLETES, 2], "length"), Finished(1, 4), None])])
+
+    async def drain(stream) -> list:
+        return [event async for event in stream]
+
+    with pytest.raises(ModelError, match="generation failed"):
+        await asyncio.wait_for(drain(streams["bad"]), 10)
+    events = await asyncio.wait_for(drain(streams["ok"]), 10)
+    deltas = [e for e in events if isinstance(e, Delta)]
+    assert [d.text for d in deltas] == ["Hel", "élo"] and deltas[-1].finish_reason == "length"
+    assert [t.token_id for t in deltas[-1].tokens] == [PARTIAL, COMPLETES, 2]
+    assert worker.alive and worker.running == 0
+    worker.stop()

@@ -427,7 +427,10 @@ class ProcessWorker:
         pending = self.generator.first_messages
         while True:
             for item in pending:
-                self._handle(item)
+                try:
+                    self._handle(item)
+                except Exception as exc:  # the reader serves every stream: it never dies
+                    self._failed(item, exc)
             try:
                 pending = self.conn.recv()
             except (EOFError, OSError):
@@ -460,10 +463,26 @@ class ProcessWorker:
             events.append(event)
         return events
 
+    def _failed(self, item: tuple, exc: Exception) -> None:
+        """A message this side could not handle: its request (if any) ends with the error;
+        the others go on."""
+        log.exception("model %s: message from its process not handled", self.name)
+        if item[0] != "e":
+            return
+        with self._lock:
+            stream = self._streams.pop(item[1], None)
+            self._waiting.pop(item[1], None)
+            self._started.discard(item[1])
+        self._text.end(item[1])
+        if stream is not None:
+            stream.fail(ModelError(f"generation failed: {type(exc).__name__}: {exc}"))
+
     def _handle(self, item: tuple) -> None:
         kind = item[0]
         if kind == "e":
             request_id, events = item[1], self._decoded(item[1], item[2])
+            if not events:       # all of it text held back for the next delta
+                return
             with self._lock:
                 stream = self._streams.get(request_id)
                 if request_id in self._waiting:
