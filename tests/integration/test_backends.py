@@ -119,6 +119,20 @@ def test_openvino_stream_and_stop(client):
     assert cut.choices[0].finish_reason == "stop"
 
 
+def test_characters_of_several_tokens_stream_whole_from_the_model_process(client):
+    """The model runs in a process of its own and its text is made on the server's side:
+    an emoji's bytes come as separate tokens, and the stream holds them back until the
+    character is whole, giving the same text as the reply in one piece."""
+    ask = {"model": CHAT_OV, "temperature": 0, "max_tokens": 40,
+           "messages": [{"role": "user", "content": "List five emojis about food."}]}
+    whole = client.chat.completions.create(**ask).choices[0].message.content
+    streamed = "".join(c.choices[0].delta.content or ""
+                       for c in client.chat.completions.create(**ask, stream=True)
+                       if c.choices)
+    assert streamed == whole
+    assert any(ord(ch) > 0xFFFF for ch in whole)        # emoji: four UTF-8 bytes each
+
+
 def test_openvino_refuses_what_its_engine_cannot_give(client):
     import openai
 
