@@ -297,6 +297,11 @@ def test_graphs_are_captured_when_the_model_loads(monkeypatch) -> None:
     assert all(b.graph is not None for b in fixed.buckets.values())
     assert len(shapes) == 4 + len(fixed.buckets) and "8x64" in shapes   # 8 slots' logits
     assert fixed.held == sum(r * c for r, c in fixed.buckets)
+    # Failing to capture at load (out of memory, say) leaves the model serving.
+    fixed.buckets.clear()
+    monkeypatch.setattr(fixed, "prefill", lambda prompts: 1 / 0)
+    skill._capture_graphs()
+    assert not fixed.buckets and skill.running.graphs
 
 
 def test_decode_order_follows_the_states_given(skill) -> None:

@@ -109,9 +109,14 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
         import torch
 
         start = time.perf_counter()
-        with torch.inference_mode():
-            decode = running.capture_all()
-            prefill = fixed.capture_common(running.slots) if fixed is not None else 0
+        try:
+            with torch.inference_mode():
+                decode = running.capture_all()
+                prefill = fixed.capture_common(running.slots) if fixed is not None else 0
+        except Exception as exc:  # e.g. out of memory: the model serves, graphs come later
+            log.warning("CUDA graphs are captured on first use: capturing them at load "
+                        "failed: %s: %s", type(exc).__name__, exc)
+            return
         log.info("captured %d decode and %d prefill graphs in %.1f s", decode, prefill,
                  time.perf_counter() - start)
 
