@@ -299,7 +299,7 @@ def test_graphs_are_captured_when_the_model_loads(monkeypatch) -> None:
     assert fixed.held == sum(r * c for r, c in fixed.buckets)
     # Failing to capture at load (out of memory, say) leaves the model serving.
     fixed.buckets.clear()
-    monkeypatch.setattr(fixed, "prefill", lambda prompts: 1 / 0)
+    monkeypatch.setattr(fixed, "_bucket", lambda rows, columns: 1 / 0)
     skill._capture_graphs()
     assert not fixed.buckets and skill.running.graphs
 

@@ -108,7 +108,9 @@ class PrefillGraphs:
                 max(MIN_COLUMNS, power_of_two(max(map(len, prompts)))))
 
     def fits(self, prompts: list[list[int]]) -> bool:
-        rows, columns = self.shape(prompts)
+        return self._fits(*self.shape(prompts))
+
+    def _fits(self, rows: int, columns: int) -> bool:
         return rows * columns <= self.max_tokens and (
             (rows, columns) in self.buckets or len(self.buckets) < MAX_GRAPHS
             and self.held + rows * columns <= self.max_held)
@@ -123,21 +125,26 @@ class PrefillGraphs:
         shapes = [(1 << r, MIN_COLUMNS << c) for r in range(most.bit_length())
                   for c in range((WARM_COLUMNS // MIN_COLUMNS).bit_length())]
         for rows, columns in sorted(shapes, key=lambda s: (s[0] * s[1], s)):
-            prompts = [[self.pad_id] * columns] * rows
-            if self.graphs and self.fits(prompts):
-                self.prefill(prompts)
+            if self.graphs and self._fits(rows, columns):
+                bucket = self._bucket(rows, columns)
+                if bucket.graph is None:     # captured on its zeroed input; no output kept
+                    self._run(bucket)
         return sum(b.graph is not None for b in self.buckets.values())
 
-    def prefill(self, prompts: list[list[int]]) -> tuple[list[Row], Any]:
-        """Rows of one new prefill group and the logits of each prompt's last token."""
-        import torch
-
-        rows, columns = self.shape(prompts)
+    def _bucket(self, rows: int, columns: int) -> Bucket:
         bucket = self.buckets.get((rows, columns))
         if bucket is None:
+            import torch
+
             meta = torch.zeros(rows * columns + rows, dtype=torch.long, device=self.device)
             bucket = self.buckets[rows, columns] = Bucket(rows, columns, meta)
             self.held += rows * columns
+        return bucket
+
+    def prefill(self, prompts: list[list[int]]) -> tuple[list[Row], Any]:
+        """Rows of one new prefill group and the logits of each prompt's last token."""
+        rows, columns = self.shape(prompts)
+        bucket = self._bucket(rows, columns)
         # Rows past the prompts hold one padding token at their last column.
         padded = [[self.pad_id] * (columns - len(p)) + p for p in prompts]
         padded += [[self.pad_id] * columns] * (rows - len(prompts))
