@@ -7,7 +7,7 @@ time per token; the server process has a core of its own."""
 
 from __future__ import annotations
 
-from hfserve.runtime.sequence import Delta, Sequence
+from hfserve.runtime.sequence import Delta, Sequence, joined
 from hfserve.skills.base import TextGenerator
 from hfserve.types import SamplingParams
 
@@ -45,6 +45,5 @@ class Detokenizer:
         out = seq.extend(delta.tokens) if delta.tokens else None
         if delta.finish_reason and not seq.finished:
             end = seq.finish(delta.finish_reason)
-            out = end if out is None else Delta(delta.index, out.text + end.text,
-                                                out.tokens + end.tokens, end.finish_reason)
+            out = end if out is None else joined(out, end)
         return out

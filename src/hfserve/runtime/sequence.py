@@ -21,6 +21,12 @@ class Delta:
     finish_reason: str | None = None
 
 
+def joined(first: Delta, then: Delta) -> Delta:
+    """One delta for two consecutive ones of the same choice."""
+    return Delta(first.index, first.text + then.text, first.tokens + then.tokens,
+                 then.finish_reason or first.finish_reason)
+
+
 def coalesce(events: list[Any]) -> list[Any]:
     """Each run of consecutive deltas becomes one delta per choice (texts and tokens joined,
     the last finish reason); other events keep their place. A reader that fell behind then
@@ -34,9 +40,7 @@ def coalesce(events: list[Any]) -> list[Any]:
             out.append(event)
             continue
         prev = run.get(event.index)
-        run[event.index] = event if prev is None else Delta(
-            event.index, prev.text + event.text, prev.tokens + event.tokens,
-            event.finish_reason or prev.finish_reason)
+        run[event.index] = event if prev is None else joined(prev, event)
     out.extend(run.values())
     return out
 
