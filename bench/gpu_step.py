@@ -6,6 +6,7 @@ GGUF file) with random bfloat16 weights: speed does not depend on the weights.
 
     python3 bench/gpu_step.py                                  # CUDA
     python3 bench/gpu_step.py --device cpu --rows 1,4 --groups 1,4 --steps 3   # dry run
+    python3 bench/gpu_step.py --rows 1,256 --groups 8 --compile   # torch.compile'd forward
 
 Per row count: ``host ms`` is the decode call plus queueing the sampling (what the server's
 loop thread spends before it can do other work), ``step ms`` the same until the chosen
@@ -43,6 +44,8 @@ def build(args: argparse.Namespace) -> GenerationSkill:
     torch.manual_seed(0)
     dtype = getattr(torch, args.dtype)
     model = AutoModelForCausalLM.from_config(config, dtype=dtype).to(args.device).eval()
+    if args.compile:
+        model.forward = torch.compile(model.forward, mode=args.compile_mode)
     spec = ModelSpec(name="step", source="step", path=args.gguf.parent,
                      architecture=config.architectures[0] if config.architectures else "",
                      model_type=config.model_type, family=Family.DECODER_ONLY,
@@ -204,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
                         "skill's default (fixed where decode is captured)")
     p.add_argument("--repeat-kv", action="store_true",
                    help="transformers' SDPA attention instead of the grouped decode attention")
+    p.add_argument("--compile", action="store_true",
+                   help="the model's forward through torch.compile before anything is "
+                        "captured")
+    p.add_argument("--compile-mode", default=None, help="torch.compile's mode")
     args = p.parse_args(argv)
     args.rows = [int(x) for x in args.rows.split(",") if x.strip()]
     args.groups = [int(x) for x in args.groups.split(",") if x.strip()]

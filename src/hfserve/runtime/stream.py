@@ -104,8 +104,8 @@ class EventStream:
 def let_loop_write(streams: list[Any], timeout: float = 0.005) -> None:
     """Called by a producer thread after pushing: wait (at most ``timeout``) until the event
     loop has had the turns it needs to write what was pushed. Without it, a model loop that
-    holds the interpreter lock through its next step (openvino-genai's ``step`` does, for
-    15-30 ms) delays every pushed token by that step."""
+    holds the interpreter lock through most of its next step (openvino-genai's ``step`` of
+    15-30 ms does) delays every pushed token by about that step."""
     loops = {s._loop for s in streams
              if getattr(s, "pushed", False) and not s._loop.is_closed()}
     for stream in streams:
