@@ -3,6 +3,7 @@ cache directory, compile it for an OpenVINO device (CPU, GPU, NPU)."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import threading
 from pathlib import Path
@@ -18,6 +19,19 @@ OV_CLASSES = {
     "text-generation": "OVModelForCausalLM",
     "text-classification": "OVModelForSequenceClassification",
 }
+
+
+class _OfflineLookupNoise(logging.Filter):
+    """Drops optimum-intel's (2.2) warning that it "could not infer whether the model was
+    already converted": offline (HF_HUB_OFFLINE) it looks our local IR folder up as a hub id
+    in the hub cache, fails, and says so with a "No such file" error at every load, then
+    loads the folder as it should."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Could not infer whether the model was already")
+
+
+logging.getLogger("optimum.intel.openvino.modeling_base").addFilter(_OfflineLookupNoise())
 
 
 def _source_folder(spec: ModelSpec, scratch: Path) -> str:
