@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, get_args, get_origin
@@ -87,6 +88,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    # Progress bars of weight loading (huggingface_hub's switch, which transformers follows),
+    # GGUF dequantization and exports (plain tqdm) are noise in a server's log. Set here,
+    # the model and export processes inherit them. Set before anything imports
+    # huggingface_hub, which reads its switch once; set them yourself to keep the bars.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")
     import uvicorn
 
     from hfserve.api.app import create_app

@@ -175,11 +175,16 @@ def test_a_model_in_its_own_process_reports_it_and_its_metrics(http, client):
     assert tokens() == before + 8
 
 
-def test_loading_an_openvino_export_offline_raises_no_false_alarm(server, http):
-    """optimum-intel, offline, looked the exported folder up as a hub id in the hub cache and
-    logged a warning with a "No such file" error at every load of a model that then loaded
-    as it should."""
+
+def test_loading_and_exporting_leave_the_server_log_readable(server, http):
+    """No progress bars (weights, GGUF dequantization), no tracer warnings from the exports,
+    and not optimum-intel's false alarm when offline: it looked the exported folder up as a
+    hub id in the hub cache and logged a "No such file" error at every load of a model that
+    then loaded as it should."""
     assert http.get(f"/v1/models/{EMBED_OV}").json()["backend"] == "openvino"
+    assert http.get(f"/v1/models/{CHAT_OV}").json()["backend"] == "openvino"
     log = server["log"].read_text()
     assert "Could not infer whether the model was already converted" not in log
     assert "refs/main" not in log
+    assert "TracerWarning" not in log
+    assert "it/s]" not in log

@@ -45,9 +45,24 @@ def run_isolated(fn: Callable[..., Any], *args: Any) -> Any:
 
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         try:
-            return pool.submit(fn, *args).result()
+            return pool.submit(_quietly, fn, *args).result()
         except BrokenProcessPool as exc:
             raise RuntimeError("the export process died; see the server log") from exc
+
+
+def _quietly(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` without warnings: an export's warnings (values the tracer records as
+    constants, deprecations inside torch and optimum, the ONNX exporter skipping torchvision's
+    operators) concern the exporters' own code, not the user's model, and took dozens of
+    lines of the server's log. An export that fails still fails with its error."""
+    import logging
+    import warnings
+
+    import torch  # first: importing it sets the levels of its loggers
+
+    warnings.simplefilter("ignore")
+    logging.getLogger(torch.onnx.__name__).setLevel(logging.ERROR)
+    return fn(*args)
 
 
 def is_complete(folder: Path) -> bool:

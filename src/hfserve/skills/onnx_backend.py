@@ -62,7 +62,8 @@ def _export_encoder(spec: ModelSpec, path: str) -> list[str]:
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
     torch.onnx.export(Hidden(model).eval(), tuple(sample[n] for n in names), path,
                       input_names=names, output_names=["last_hidden_state"],
-                      dynamic_shapes={n: {0: batch, 1: seq} for n in names}, dynamo=True)
+                      dynamic_shapes={n: {0: batch, 1: seq} for n in names}, dynamo=True,
+                      verbose=False)
     return names
 
 
