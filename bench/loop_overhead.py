@@ -111,7 +111,8 @@ def make_worker(streams: int, process: bool, decode_steps: int | None = None) ->
 
 
 async def drive(worker: Any, prompt_ids: list[int], streams: int, tokens: int,
-                warmup: float, duration: float, model_pid: int | None = None) -> dict:
+                warmup: float, duration: float, model_pid: int | None = None,
+                stop: list[str] | None = None) -> dict:
     loop = asyncio.get_running_loop()
     counts = {"tokens": 0, "chunks": 0, "requests": 0}
     start = time.perf_counter()
@@ -121,7 +122,8 @@ async def drive(worker: Any, prompt_ids: list[int], streams: int, tokens: int,
     async def client() -> None:
         while time.perf_counter() < window[1]:
             events = EventStream(loop, combine=coalesce)
-            params = SamplingParams(temperature=0, max_tokens=tokens, ignore_eos=True)
+            params = SamplingParams(temperature=0, max_tokens=tokens, ignore_eos=True,
+                                    stop=tuple(stop or ()))
             worker.submit(GenerationRequest(f"r{next(keys)}", list(prompt_ids), params),
                           events)
             async for event in events:
@@ -156,18 +158,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--decode-steps", type=int,
                    help="run the scheduler as on a GPU's CUDA-graph slots: steps fed on the "
                         "device, this many queued at a time from 64 streams on")
+    p.add_argument("--stop", action="append", default=[],
+                   help="a stop string every request carries (repeatable); one the model's "
+                        "text never holds costs the search without ending anything")
     args = p.parse_args(argv)
     counts = [int(x) for x in args.streams.split(",") if x.strip()]
     skill, worker = make_worker(max(counts), args.process, args.decode_steps)
     prompt = skill.encode_chat([{"role": "user", "content": "Write a short story."}], {})
     print(f"free model, {'own process' if args.process else 'in process'}, "
           f"{args.tokens} tokens per stream"
-          f"{f', decode steps {args.decode_steps}' if args.decode_steps else ''}", flush=True)
+          f"{f', decode steps {args.decode_steps}' if args.decode_steps else ''}"
+          f"{f', stop strings {args.stop}' if args.stop else ''}", flush=True)
     try:
         for streams in counts:
             r = asyncio.run(drive(worker, prompt, streams, args.tokens, args.warmup,
                                   args.duration,
-                                  model_pid=skill.process.pid if args.process else None))
+                                  model_pid=skill.process.pid if args.process else None,
+                                  stop=args.stop))
             model = (f", model process {r['model_us_per_token']:.1f} us CPU per token"
                      if args.process else "")
             print(f"  {streams:>4} streams: {r['tokens_per_s']:>9,.0f} tokens/s, "

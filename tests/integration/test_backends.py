@@ -113,10 +113,19 @@ def test_openvino_stream_and_stop(client):
         stream_options={"include_usage": True}))
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert "Paris" in text and chunks[-1].usage.completion_tokens >= 5
+    # The stop string ends the text where it starts, and the usage with the token completing it.
     cut = client.chat.completions.create(model=CHAT_OV, messages=QUESTION, temperature=0,
                                          max_tokens=24, stop=["Paris"])
-    assert "Paris" not in cut.choices[0].message.content
+    assert cut.choices[0].message.content == text[:text.index("Paris")]
     assert cut.choices[0].finish_reason == "stop"
+    assert cut.usage.completion_tokens < chunks[-1].usage.completion_tokens
+    streamed = list(client.chat.completions.create(
+        model=CHAT_OV, messages=QUESTION, temperature=0, max_tokens=24, stop=["Paris"],
+        stream=True, stream_options={"include_usage": True}))
+    assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == \
+        cut.choices[0].message.content
+    assert [c.choices[0].finish_reason for c in streamed if c.choices][-1] == "stop"
+    assert streamed[-1].usage.completion_tokens == cut.usage.completion_tokens
 
 
 def test_characters_of_several_tokens_stream_whole_from_the_model_process(client):

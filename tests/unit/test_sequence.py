@@ -118,6 +118,14 @@ def test_held_back_prefix_is_released_when_it_is_not_a_stop() -> None:
     assert not seq.finished
 
 
+def test_text_shorter_than_a_stop_string_waits_while_it_may_begin_it() -> None:
+    deltas = feed(make(max_tokens=10, stop=("Hellx",)), [1, 2])
+    assert deltas[0] is None                   # "Hel" may begin "Hellx"
+    assert deltas[1].text == "Hello"           # "Hello" does not, nor does any end of it
+    deltas = feed(make(max_tokens=10, stop=("lol", "xyz")), [1, 2])
+    assert [d.text for d in deltas] == ["He", "l"]     # "l", then "lo", may begin "lol"
+
+
 def test_earliest_of_several_stop_strings_wins() -> None:
     seq = make(max_tokens=10, stop=("ld", "lo"))
     deltas = feed(seq, [1, 2])

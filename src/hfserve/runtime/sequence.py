@@ -186,21 +186,30 @@ class Sequence:
         return delta
 
     def _find_stop(self, text: str) -> int | None:
-        if not self.params.stop:
-            return None
-        start = max(0, self.emitted - max(len(s) for s in self.params.stop))
-        hits = [i for i in (text.find(s, start) for s in self.params.stop) if i >= 0]
-        return min(hits) if hits else None
+        """Where the first stop string starts in ``text``, searched from where the text not
+        yet sent could hold one (this runs for every token of a sequence with stop
+        strings)."""
+        found = None
+        for stop in self.params.stop:
+            at = text.find(stop, max(0, self.emitted - len(stop)))
+            if at >= 0 and (found is None or at < found):
+                found = at
+        return found
 
     def _held_back(self, text: str) -> int:
         """Characters at the end that must wait: a partial UTF-8 character, or a suffix
-        that is the beginning of a stop string."""
+        that is the beginning of a stop string. Such a suffix starts with the stop's first
+        character, so only those places are tried (each token of a sequence with stop
+        strings asks)."""
         if text.endswith("\ufffd"):
             return len(text) - len(text.rstrip("\ufffd"))
         held = 0
         for stop in self.params.stop:
-            for size in range(min(len(stop) - 1, len(text)), held, -1):
-                if text.endswith(stop[:size]):
-                    held = size
+            tail = len(stop) - 1
+            at = text.find(stop[0], max(0, len(text) - tail)) if tail > held else -1
+            while at >= 0:
+                if stop.startswith(text[at:]):
+                    held = max(held, len(text) - at)
                     break
+                at = text.find(stop[0], at + 1)
         return held

@@ -3,7 +3,7 @@ an engine's pipeline worker) run in a spawned child; the server process keeps th
 and talks to the child over a pipe.
 
 Why: a model loop holds the interpreter lock for most of every step (a GPU forward is
-Python launching kernels; openvino-genai's ``step`` holds it for all of its 15-30 ms), so in
+Python launching kernels; openvino-genai's ``step`` holds it for most of its 15-30 ms), so in
 one process the event loop that reads requests and writes streamed tokens waits on it, and
 tokens reach clients a step late. Apart, each side has its own lock and its own core. A
 child that crashes takes only its model down: its requests fail with an error and the
