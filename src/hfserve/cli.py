@@ -94,9 +94,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # huggingface_hub, which reads its switch once; set them yourself to keep the bars.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TQDM_DISABLE", "1")
-    import uvicorn
-
-    from hfserve.api.app import create_app
+    from hfserve.api.server import serve
 
     settings = settings_from(args)
     logging.basicConfig(level=settings.log_level.upper(),
@@ -104,9 +102,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not settings.models:
         print("hfserve: no models given (pass MODEL, --config or --model-dirs)", file=sys.stderr)
         return 2
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=settings.log_level, access_log=settings.access_log,
-                timeout_graceful_shutdown=5)
+    serve(settings)
     return 0
 
 

@@ -138,6 +138,18 @@ class Settings(BaseSettings):
     api_key: str | None = Field(None, description="Require this bearer token when set")
     log_level: str = Field("info", description="debug, info, warning, error")
     access_log: bool = Field(False, description="Log every HTTP request")
+    max_request_items: int = Field(
+        2048, ge=1, description="Most inputs one encoder request (embeddings) may carry; "
+        "more is a 400 (also capped by the model's max_queue)")
+    max_request_sequences: int = Field(
+        256, ge=1, description="Most sequences one generation request may ask for (prompts "
+        "x n); more is a 400 (prompts also capped by the model's max_queue)")
+    trust_request_chat_template: bool = Field(
+        False, description="Let requests replace the model's chat template "
+        "(chat_template_kwargs.chat_template); off: only the model's own template renders")
+    drain_timeout_s: float = Field(
+        30.0, ge=0, description="On SIGTERM/SIGINT, how long requests in flight may run on; "
+        "streams still running then end with an error event and [DONE]")
 
     @field_validator("models", mode="before")
     @classmethod

@@ -4,6 +4,36 @@ turns any of them into the OpenAI envelope."""
 
 from __future__ import annotations
 
+import re
+
+# What an error body may never carry: file system paths (reduced to their last part),
+# object addresses, and anything after a message's first line (tracebacks, the argument
+# lists native bindings print).
+_PATH = re.compile(r"(?<![\w.])/(?:[\w.@+-]+/)+[\w.@+-]*")
+_ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{4,}\b")
+MAX_MESSAGE = 500
+
+
+def public(text: str | None, limit: int = MAX_MESSAGE) -> str | None:
+    """``text`` as a client may see it: its first line, without paths or addresses,
+    at most ``limit`` characters, and encodable (a lone surrogate a client sent, echoed in
+    a message, would make the body unencodable)."""
+    if text is None:
+        return None
+    first = next((line for line in str(text).strip().splitlines() if line.strip()), "")
+    first = _PATH.sub(lambda m: m.group(0).rsplit("/", 1)[-1], first)
+    first = _ADDRESS.sub("0x…", first)
+    if len(first) > limit:
+        first = first[:limit - 1] + "…"
+    return first.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def error_body(message: str, type_: str, param: str | None = None,
+               code: str | None = None) -> dict:
+    """OpenAI's error envelope, the one place every error body is built."""
+    return {"error": {"message": public(message), "type": type_, "param": public(param, 200),
+                      "code": code}}
+
 
 class HFServeError(Exception):
     status: int = 500
@@ -24,8 +54,7 @@ class HFServeError(Exception):
         return _rebuild, (type(self), self.message, dict(self.__dict__))
 
     def to_dict(self) -> dict:
-        return {"error": {"message": self.message, "type": self.type,
-                          "param": self.param, "code": self.code}}
+        return error_body(self.message, self.type, self.param, self.code)
 
 
 class InvalidRequest(HFServeError):
@@ -92,6 +121,15 @@ class ModelUnavailable(HFServeError):
     status = 503
     type = "service_unavailable"
     code = "model_unavailable"
+
+
+class ServerShuttingDown(HFServeError):
+    """The server is stopping: new work is refused, and work still running when its drain
+    time is up is ended with this."""
+
+    status = 503
+    type = "service_unavailable"
+    code = "server_shutting_down"
 
 
 class DeviceOutOfMemory(ModelLoading):

@@ -59,7 +59,8 @@ class ModelSpec:
     """Everything known about a model before it is loaded.
 
     ``path`` is a local folder (or the folder holding ``gguf_file``); ``config`` is the
-    raw config.json dict (or the one rebuilt from GGUF metadata).
+    raw config.json dict (or the one rebuilt from GGUF metadata). ``checkpoint_dtype`` is
+    what the weights are stored in ("bfloat16", ...), None where the files do not say.
     """
 
     name: str
@@ -74,6 +75,7 @@ class ModelSpec:
     gguf_file: str | None = None
     parameters: int | None = None
     max_context: int | None = None
+    checkpoint_dtype: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
 

@@ -137,6 +137,11 @@ class FakeGenerationSkill(GenerativeSkill):
     def decode_tokens(self, token_ids: list[int]) -> str:
         return " ".join(VOCAB[t] for t in token_ids if t != EOS)
 
+    def check_token_ids(self, token_ids: list[int], param: str = "prompt") -> None:
+        bad = next((t for t in token_ids if not 0 <= t < len(VOCAB)), None)
+        if bad is not None:
+            raise InvalidRequest(f"token id {bad} is outside the vocabulary", param=param)
+
     def token_text(self, token_id: int) -> str:
         return VOCAB[token_id]
 

@@ -17,15 +17,13 @@ def test_unknown_item_types_count_as_large():
     assert _small([{"text": "a"}]) is False
 
 
-def test_chat_messages_are_sized_by_their_text():
+def test_chats_always_leave_the_loop_and_prompts_are_sized_by_their_text():
+    """A chat template renders on a thread however short the chat (a template may be
+    slow; the event loop must not wait for it); raw prompts are sized as texts."""
     from hfserve.runtime.engine import GenerationInput, _texts
 
     short = GenerationInput(messages=[{"role": "user", "content": "hi"}])
-    assert _small(_texts(short)) is True
-    parts = GenerationInput(messages=[{"role": "user", "content": [{"type": "text",
-                                                                     "text": "hi"}]}])
-    assert _small(_texts(parts)) is False
-    tools = GenerationInput(messages=[{"role": "user", "content": "hi"}],
-                            options={"tools": [{"type": "function"}]})
-    assert _small(_texts(tools)) is False
+    assert _small(_texts(short)) is False
     assert _small(_texts(GenerationInput(prompt=[1, 2, 3]))) is True
+    assert _small(_texts(GenerationInput(prompt="a short prompt"))) is True
+    assert _small(_texts(GenerationInput(prompt="x" * (INLINE_CHARS + 1)))) is False

@@ -18,6 +18,7 @@ TABLE = [
     (e.ModelLoading, 503, "service_unavailable", "model_loading"),
     (e.ModelUnavailable, 503, "service_unavailable", "model_unavailable"),
     (e.DeviceOutOfMemory, 503, "service_unavailable", "device_out_of_memory"),
+    (e.ServerShuttingDown, 503, "service_unavailable", "server_shutting_down"),
     (e.DeadlineExceeded, 504, "timeout_error", "deadline_exceeded"),
     (e.Cancelled, 499, "cancelled", "client_closed_request"),
     (e.ModelError, 500, "server_error", "model_error"),
@@ -98,3 +99,34 @@ def test_errors_survive_pickling_with_every_attribute(error) -> None:
     assert copy.to_dict() == error.to_dict()
     assert copy.headers == error.headers and copy.status == error.status
     assert str(copy) == str(error)
+
+
+PYBIND = ("generate(): incompatible function arguments. The following argument types are "
+          "supported:\n    1. (self: openvino_genai.ContinuousBatchingPipeline, seed: int) -> "
+          "None\n\nInvoked with: <openvino_genai.ContinuousBatchingPipeline object at "
+          "0x7f3a2c1b9df0>, -1")
+
+
+@pytest.mark.parametrize("message", [
+    PYBIND,
+    "Traceback (most recent call last):\n  File \"/usr/lib/python3.11/x.py\", line 3",
+    "failed to open /opt/build/openvino/src/plugins/intel_cpu/src/node.cpp:123",
+    "object at 0xdeadbeef12 is gone",
+    "bad model 'x\ud800'",
+    "x" * 5000,
+])
+def test_error_bodies_carry_no_paths_addresses_tracebacks_or_bad_text(message: str) -> None:
+    import json
+    import re
+
+    body = e.ModelError(message, param="in\udfffput").to_dict()["error"]
+    text = json.dumps(body, ensure_ascii=False)
+    text.encode("utf-8")                       # encodable: no lone surrogate left
+    assert "\n" not in body["message"] and len(body["message"]) <= e.MAX_MESSAGE
+    assert not re.search(r"0x[0-9a-f]{4,}", text)
+    assert "/usr/lib" not in text and "/opt/build" not in text
+    assert "Invoked with" not in text and "File " not in text
+
+
+def test_public_keeps_an_ordinary_message() -> None:
+    assert e.public("model 'org/name' does not exist") == "model 'org/name' does not exist"

@@ -32,7 +32,22 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     for module in (models, embeddings, chat, completions, hardware, health):
         app.include_router(module.router)
     errors.install(app)
+    app.openapi = lambda: _openapi(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(ApiKey, key=settings.api_key)
     app.add_middleware(RequestMetrics)
     return app
+
+
+def _openapi(app: FastAPI) -> dict:
+    """FastAPI's document without the 422 it adds to every route with a body: this server
+    answers invalid input with 400 (the OpenAI envelope), as each route documents."""
+    if app.openapi_schema is None:
+        schema = FastAPI.openapi(app)
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                operation.get("responses", {}).pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        app.openapi_schema = schema
+    return app.openapi_schema

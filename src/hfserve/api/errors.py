@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from hfserve.errors import HFServeError, InvalidRequest
+from hfserve.errors import HFServeError, InvalidRequest, error_body
 
 log = logging.getLogger("hfserve.api")
 
@@ -19,8 +19,8 @@ HTTP_TYPES = {401: "authentication_error", 404: "not_found_error", 405: "invalid
 
 def envelope(status: int, message: str, type_: str, param: str | None = None,
              code: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": type_, "param": param,
-                                   "code": code}}, status_code=status, headers=headers)
+    return JSONResponse(error_body(message, type_, param, code), status_code=status,
+                        headers=headers)
 
 
 async def on_hfserve_error(request: Request, exc: HFServeError) -> JSONResponse:

@@ -3,19 +3,24 @@ generation, and the SSE stream loop with its error event."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring  # json.dumps' own string encoder
-from typing import Any
+from typing import Any, TypeVar
+
+from fastapi import Request
 
 from hfserve import metrics
-from hfserve.errors import HFServeError, ModelError
+from hfserve.errors import Cancelled, HFServeError, ModelError
 from hfserve.runtime.engine import Engine, GenerationHandle
 from hfserve.runtime.scheduler import Finished, PromptInfo
 from hfserve.runtime.sequence import Delta
 from hfserve.types import TokenChoice
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -54,6 +59,42 @@ async def collect(engine: Engine, handle: GenerationHandle, n: int) -> Collected
     if out.finished is None:
         raise ModelError("generation ended without a result")
     return out
+
+
+async def collect_all(engine: Engine, handles: list[GenerationHandle], n: int
+                      ) -> list[Collected]:
+    """``collect`` each of one request's generations; the first to fail ends the others
+    at once (each ``collect`` aborts its own generation when cancelled)."""
+    if len(handles) == 1:
+        return [await collect(engine, handles[0], n)]
+    tasks = [asyncio.ensure_future(collect(engine, h, n)) for h in handles]
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def unless_client_leaves(request: Request, work: Awaitable[T]) -> T:
+    """Await ``work`` (collecting a non-streamed generation); a client that disconnects
+    first cancels it, which aborts its generations, as a stream's does."""
+    task = asyncio.ensure_future(work)
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+    if task.cancelled():
+        raise Cancelled("the client closed the request")
+    return task.result()
 
 
 def sse(payload: Any) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import time
 import uuid
 
@@ -12,6 +13,16 @@ from hfserve import metrics
 from hfserve.errors import AuthenticationError, HFServeError, PayloadTooLarge
 
 OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/docs", "/openapi.json"})
+CLIENT_CLOSED = 499      # nginx's status for a request whose client went away first
+_REQUEST_ID = re.compile(rb"[\x21-\x7e]{1,128}")
+
+
+def _request_id(given: bytes | None) -> bytes:
+    """The client's X-Request-Id when it is printable ASCII of sane length, else a new one
+    (a header is any bytes; echoing them back or logging them must not fail)."""
+    if given is not None and _REQUEST_ID.fullmatch(given):
+        return given
+    return uuid.uuid4().hex.encode()
 
 
 async def send_error(send, exc: HFServeError) -> None:
@@ -62,12 +73,15 @@ class ApiKey:
     """Bearer-token check when an API key is configured (health and metrics stay open)."""
 
     def __init__(self, app, key: str | None) -> None:
-        self.app, self.key = app, key
+        self.app = app
+        self.key = key.encode() if key else None
 
     async def __call__(self, scope, receive, send):
         if self.key and scope["type"] == "http" and scope["path"] not in OPEN_PATHS:
-            auth = dict(scope["headers"]).get(b"authorization", b"").decode()
-            token = auth.removeprefix("Bearer ").strip()
+            # Compared as bytes: a header is bytes of any value, and neither decoding it
+            # nor ``compare_digest`` of a non-ASCII str may fail before the 401.
+            auth = dict(scope["headers"]).get(b"authorization", b"")
+            token = auth.removeprefix(b"Bearer ").strip()
             if not hmac.compare_digest(token, self.key):
                 return await send_error(send, AuthenticationError("invalid or missing API key"))
         return await self.app(scope, receive, send)
@@ -83,24 +97,31 @@ class RequestMetrics:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         started = time.perf_counter()
-        request_id = dict(scope["headers"]).get(b"x-request-id", b"").decode() or \
-            uuid.uuid4().hex
+        request_id = _request_id(dict(scope["headers"]).get(b"x-request-id"))
         status = 500
+        recorded = False
 
         async def tracked(message):
-            nonlocal status
+            nonlocal status, recorded
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", []),
-                                      (b"x-request-id", request_id.encode())]
+                                      (b"x-request-id", request_id)]
             elif message["type"] == "http.response.body" and not message.get("more_body"):
+                recorded = True
                 self._record(scope, status, time.perf_counter() - started)
             await send(message)
 
-        await self.app(scope, receive, tracked)
+        try:
+            await self.app(scope, receive, tracked)
+        finally:
+            if not recorded:   # the client left first (or the app failed): counted too
+                self._record(scope, CLIENT_CLOSED, time.perf_counter() - started)
 
     @staticmethod
     def _record(scope, status: int, seconds: float) -> None:
+        """Labels come only from the app (its route templates) and the model registry
+        (routes store the served name they resolved), never from what a client sent."""
         route = scope.get("route")
         path = getattr(route, "path", None) or "unmatched"
         model = (scope.get("state") or {}).get("model", "")

@@ -9,3 +9,9 @@ from hfserve.runtime.engine import Engine
 
 def engine_of(request: Request) -> Engine:
     return request.app.state.engine
+
+
+def note_model(request: Request, name: str) -> None:
+    """Label the request's metrics with the served model ``name`` resolves to (a fixed
+    label for unknown names: a client-chosen string never becomes a metric label)."""
+    request.state.model = engine_of(request).label_of(name)

@@ -7,6 +7,7 @@ from hfserve.hardware.compatibility import Support, compatible_kinds, support, t
 from hfserve.hardware.detector import Detector, detect, probe_errors, refresh_memory
 from hfserve.hardware.device import BACKENDS, KINDS, Device
 from hfserve.hardware.probes import PROBES, Probe, ProbeResult, Unavailable
+from hfserve.hardware.quota import cpu_quota
 from hfserve.hardware.report import format_table, to_json
 from hfserve.hardware.selection import (
     Candidate,
@@ -33,6 +34,7 @@ __all__ = [
     "Unavailable",
     "best_dtype",
     "compatible_kinds",
+    "cpu_quota",
     "detect",
     "format_table",
     "memory_estimate",

@@ -15,6 +15,7 @@ from typing import Any
 from hfserve.hardware import cpuinfo, system
 from hfserve.hardware.device import OPENVINO_DEVICE, Device
 from hfserve.hardware.memory import Memory, system_memory
+from hfserve.hardware.quota import cpu_quota
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +251,7 @@ def find_cpu() -> list[Device]:
                 "logical_cores": system.logical_cores(),
                 "physical_cores": psutil.cpu_count(logical=False),
                 "usable_cores": system.usable_cores(),
+                "cpu_quota": cpu_quota(),   # what a model's threads default to
             },
         )
     ]

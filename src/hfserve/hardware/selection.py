@@ -36,13 +36,20 @@ DEFAULT_DTYPES: Mapping[str, tuple[str, ...]] = {
     "cuda": _GPU_ORDER,
     "rocm": _GPU_ORDER,
     "mps": _GPU_ORDER,
-    # f32 by default: bf16/f16 run about twice as fast on OpenVINO CPUs that have them, but
-    # their results then depend on the batch a request shares; ask with ``dtype``.
     "openvino": ("float32",),
     "qnn": ("float32",),
     "cpu": ("float32",),
 }
-"""Per kind, the dtypes to use when none is asked for, first supported wins."""
+"""Per kind, the dtypes to use when neither the model config nor the checkpoint decides,
+first supported wins."""
+
+CHECKPOINT_DTYPES: frozenset[str] = frozenset({"bfloat16", "float16"})
+"""Checkpoint dtypes a model runs in, unasked, wherever the device computes them natively
+(a bf16 checkpoint on a CPU with AVX512-BF16 or AMX, on OpenVINO there, on a GPU). Loading
+such a checkpoint in float32 doubles its memory for precision it never had; float32 itself
+is not here, so a float32 checkpoint keeps the kind's default: float32 on CPUs, half
+precision on GPUs as vLLM and TEI do. The cost (docs/hardware.md): greedy output then
+depends on the batch a request shares; ``dtype: float32`` gives batch invariance back."""
 
 OPENVINO_TARGET_ORDER: tuple[str, ...] = ("GPU", "NPU", "CPU")
 GIB = 1 << 30
@@ -75,11 +82,13 @@ def memory_estimate(
     )
 
 
-def best_dtype(device: Device, preferred: str | None = None) -> str:
+def best_dtype(device: Device, preferred: str | None = None,
+               checkpoint: str | None = None) -> str:
     """The dtype to run on ``device``: ``preferred`` when the device supports it.
 
-    Without a preference, GPUs take bfloat16, else float16, else float32; other kinds
-    take float32. A preference the device does not support raises ``HardwareError``.
+    Without a preference, a half-precision ``checkpoint`` dtype the device runs natively
+    (``CHECKPOINT_DTYPES``); otherwise GPUs take bfloat16, else float16, else float32, and
+    other kinds float32. A preference the device does not support raises ``HardwareError``.
     """
     if preferred is not None and preferred.strip().lower() != "auto":
         dtype = normalize_dtype(preferred)
@@ -89,10 +98,22 @@ def best_dtype(device: Device, preferred: str | None = None) -> str:
                 f"it supports {', '.join(device.dtypes)}"
             )
         return dtype
+    own = _known_dtype(checkpoint)
+    if own in CHECKPOINT_DTYPES and own in device.dtypes:
+        return own
     for dtype in DEFAULT_DTYPES[device.kind]:
         if dtype in device.dtypes:
             return dtype
     return device.dtypes[0] if device.dtypes else "float32"
+
+
+def _known_dtype(name: str | None) -> str | None:
+    """``name`` made canonical, or None when it is missing or not a dtype we know (a
+    checkpoint's config may say anything)."""
+    try:
+        return None if name is None else normalize_dtype(name)
+    except HardwareError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -166,6 +187,7 @@ def plan(
     needed_bytes: int | None = None,
     parameters: int | None = None,
     dtype: str | None = None,
+    checkpoint_dtype: str | None = None,
     profile: Mapping[str, float] | None = None,
 ) -> Plan:
     """Order the devices that can run a model of ``family`` into a fallback chain.
@@ -175,7 +197,8 @@ def plan(
     model. Otherwise compatible devices that fit are ordered by ``profile`` (device
     id -> measured throughput, higher first; unmeasured after measured), then by
     ``KINDS`` priority, with the CPU last. Memory need is ``needed_bytes``, or estimated
-    per candidate dtype from ``parameters``; unknown free memory counts as fitting.
+    per candidate dtype from ``parameters``; unknown free memory counts as fitting. The
+    dtype per device is ``best_dtype`` of ``dtype`` and the model's ``checkpoint_dtype``.
     """
     if needed_bytes is not None and parameters is not None:
         raise ValueError("give needed_bytes or parameters, not both")
@@ -204,7 +227,7 @@ def plan(
             )
             continue
         try:
-            chosen = best_dtype(device, dtype)
+            chosen = best_dtype(device, dtype, checkpoint_dtype)
         except HardwareError as exc:
             skipped.append((device.id, str(exc)))
             continue

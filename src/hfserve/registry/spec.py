@@ -32,6 +32,21 @@ def max_context(config: dict[str, Any]) -> int | None:
     return None
 
 
+# What a GGUF file's tensors dequantize to best: its quantized blocks carry float16 scales,
+# so half precision holds them, and bfloat16 is the half type CPUs compute natively (the
+# type of the file itself sits deep in its metadata, seconds to read for a small model).
+GGUF_DTYPE = "bfloat16"
+
+
+def checkpoint_dtype(config: dict[str, Any], gguf_file: str | None) -> str | None:
+    """The dtype the weights are stored in: config.json's ``dtype`` (transformers 5) or
+    ``torch_dtype``; None where it says nothing (transformers then loads float32)."""
+    if gguf_file:
+        return GGUF_DTYPE
+    value = config.get("dtype") or config.get("torch_dtype")
+    return value if isinstance(value, str) else None
+
+
 def build_spec(mc: ModelConfig) -> ModelSpec:
     local = resolve(mc.source, mc.gguf_file)
     try:
@@ -56,5 +71,6 @@ def build_spec(mc: ModelConfig) -> ModelSpec:
         gguf_file=local.gguf_file,
         parameters=parameter_count(local.config),
         max_context=max_context(local.config),
+        checkpoint_dtype=checkpoint_dtype(local.config, local.gguf_file),
         options=mc.model_dump(),
     )

@@ -12,15 +12,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hfserve.config import Settings
-from hfserve.errors import ContextLengthExceeded, InvalidRequest
+from hfserve.errors import (
+    ContextLengthExceeded,
+    InvalidRequest,
+    Overloaded,
+    ServerShuttingDown,
+)
 from hfserve.runtime.manager import ModelManager
 from hfserve.runtime.scheduler import GenerationRequest
 from hfserve.runtime.sequence import coalesce
 from hfserve.runtime.stream import EventStream
 from hfserve.skills.base import BatchSkill, TextGenerator
 from hfserve.types import ModelState, SamplingParams, Task
+from hfserve.validation import require_unicode
 
 PRIORITIES = {"high": 0, "normal": 1, "low": 2}
+UNKNOWN_MODEL = "unknown"
 INLINE_CHARS = 2048     # inputs up to this size are tokenized on the event loop
 
 
@@ -35,14 +42,12 @@ def _small(items: list[Any]) -> bool:
 
 
 def _texts(request: GenerationInput) -> list[Any]:
-    """What a generation request tokenizes, for sizing; tools and content parts (images,
-    audio) count as large."""
+    """What a generation request tokenizes, for sizing; a chat counts as large, so that
+    its template never renders on the event loop (a template may be slow: the renderer
+    bounds it, and other requests are not to wait for it meanwhile)."""
     if request.messages is None:
         return [request.prompt]
-    if request.options.get("tools"):
-        return [None]
-    return [c if isinstance(c := m.get("content") or "", str) else None
-            for m in request.messages]
+    return [None]
 
 
 @dataclass
@@ -81,8 +86,10 @@ class Engine:
         self.settings = settings
         self.manager = manager or ModelManager(settings.model_configs(), settings.cache_dir,
                                                settings.memory_limits)
-        self._streams: dict[str, str] = {}   # request id -> model name
+        # request id -> model name and the request's event stream
+        self._streams: dict[str, tuple[str, EventStream]] = {}
         self._loading: asyncio.Task | None = None
+        self.draining = False
         # Tokenization and chat templates run here, off the event loop. One small pool rather
         # than asyncio's default (up to cores + 4 threads), so few threads contend for the GIL
         # with the event loop and the model threads (64 clients: 507 -> 529 sentences/s).
@@ -94,6 +101,12 @@ class Engine:
         (503 for a model still loading) and /ready turns 200 when all are loaded."""
         if self.settings.preload:
             self._loading = asyncio.create_task(self.manager.load_all())
+
+    async def _ready(self, model: str, task: Task):
+        if self.draining:
+            raise ServerShuttingDown("the server is shutting down; retry on another replica",
+                                     headers={"Retry-After": "1"})
+        return await self.manager.ready(model, task)
 
     async def _off_loop(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self._prepare_pool, fn, *args)
@@ -112,7 +125,14 @@ class Engine:
         options = options or {}
         if not items:
             raise InvalidRequest("input must not be empty", param="input")
-        entry = await self.manager.ready(model, task)
+        entry = await self._ready(model, task)
+        most = min(self.settings.max_request_items, entry.batcher.max_queue)
+        if len(items) > most:   # could never be queued: retrying would not help
+            raise InvalidRequest(f"this request has {len(items)} inputs; a request may have "
+                                 f"at most {most}", param="input", code="too_many_inputs")
+        for item in items:
+            if isinstance(item, str):
+                require_unicode(item, "input")
         skill: BatchSkill = entry.skill  # type: ignore[assignment]
         def prepare() -> list[Any]:
             return [skill.prepare(i, options) for i in items]
@@ -128,29 +148,62 @@ class Engine:
 
     # --- generation ----------------------------------------------------------------
     async def stream(self, model: str, request: GenerationInput) -> GenerationHandle:
-        entry = await self.manager.ready(model, Task.TEXT_GENERATION)
+        return (await self.stream_many(model, [request]))[0]
+
+    async def stream_many(self, model: str, requests: list[GenerationInput]
+                          ) -> list[GenerationHandle]:
+        """Start several generations as one client request (a prompt list): every one is
+        admitted, or none is (the queue has no room for all, or one prompt is invalid)."""
+        entry = await self._ready(model, Task.TEXT_GENERATION)
         skill: TextGenerator = entry.skill  # type: ignore[assignment]
-        self._check_capabilities(skill, request.params)
-        prompt_ids = self._encode(skill, request) if _small(_texts(request)) else \
-            await self._off_loop(self._encode, skill, request)
-        params = request.params
-        params.max_tokens = self._max_tokens(skill, entry.config.max_tokens_default,
-                                             len(prompt_ids), request.max_tokens)
-        request_id = uuid.uuid4().hex
-        events = EventStream(asyncio.get_running_loop(), combine=coalesce)
-        entry.scheduler.submit(GenerationRequest(
-            request_id=request_id, prompt_ids=prompt_ids, params=params, n=request.n,
-            priority=self._priority(request.priority),
-            deadline=self._deadline(request.timeout)), events)
-        self._streams[request_id] = entry.name
-        return GenerationHandle(request_id, entry.name, prompt_ids, events, int(time.time()))
+        worker = entry.scheduler
+        sequences = sum(r.n for r in requests)
+        limit = self.settings.max_request_sequences
+        if sequences > limit or len(requests) > worker.max_queue:
+            most = min(limit, worker.max_queue)
+            raise InvalidRequest(f"this request asks for {sequences} sequences (prompts x n); "
+                                 f"a request may ask for at most {most}", param="prompt",
+                                 code="too_many_sequences")
+        for request in requests:
+            self._check_capabilities(skill, request.params)
+        texts = [t for r in requests for t in _texts(r)]
+        prompts = [self._encode(skill, r) for r in requests] if _small(texts) else \
+            await self._off_loop(lambda: [self._encode(skill, r) for r in requests])
+        if len(requests) > 1 and worker.queue_depth + len(requests) > worker.max_queue:
+            # Checked and submitted without a pause for the event loop, so the room seen
+            # here is there for every submit below (the worker only ever takes from it).
+            raise Overloaded(f"model {entry.name!r} has no room for {len(requests)} more "
+                             "requests; retry later", retry_after=1.0)
+        loop = asyncio.get_running_loop()
+        work = []
+        for request, prompt_ids in zip(requests, prompts, strict=True):
+            params = request.params
+            params.max_tokens = self._max_tokens(skill, entry.config.max_tokens_default,
+                                                 len(prompt_ids), request.max_tokens)
+            work.append(GenerationRequest(
+                request_id=uuid.uuid4().hex, prompt_ids=prompt_ids, params=params,
+                n=request.n, priority=self._priority(request.priority),
+                deadline=self._deadline(request.timeout)))
+        handles: list[GenerationHandle] = []
+        try:
+            for item in work:
+                events = EventStream(loop, combine=coalesce)
+                worker.submit(item, events)
+                self._streams[item.request_id] = (entry.name, events)
+                handles.append(GenerationHandle(item.request_id, entry.name, item.prompt_ids,
+                                                events, int(time.time())))
+        except BaseException:
+            for handle in handles:     # all or none
+                self.abort(handle.request_id)
+            raise
+        return handles
 
     async def detokenize(self, model: str, token_ids: list[int]) -> str:
         entry = await self.manager.ready(model, Task.TEXT_GENERATION)
         return await self._off_loop(entry.skill.decode_tokens, token_ids)
 
     def abort(self, request_id: str) -> None:
-        name = self._streams.pop(request_id, None)
+        name, _ = self._streams.pop(request_id, (None, None))
         if name is None:
             return
         scheduler = self.manager.entries[name].scheduler
@@ -159,6 +212,17 @@ class Engine:
 
     def done(self, request_id: str) -> None:
         self._streams.pop(request_id, None)
+
+    def end_streams(self, reason: str) -> int:
+        """End every generation still running with ``ServerShuttingDown`` (its client
+        gets that error, a stream its error event and ``[DONE]``) and abort it in its
+        model; returns how many there were. For a shutdown whose drain time is up."""
+        ended = list(self._streams)
+        for request_id in ended:
+            _, events = self._streams[request_id]
+            events.fail(ServerShuttingDown(reason))
+            self.abort(request_id)
+        return len(ended)
 
     @staticmethod
     def _check_capabilities(skill: TextGenerator, params: SamplingParams) -> None:
@@ -172,17 +236,19 @@ class Engine:
                                  f"this model's backend ({backend}); serve it with "
                                  "backend: torch", param="logprobs")
 
-    @staticmethod
-    def _encode(skill: TextGenerator, request: GenerationInput) -> list[int]:
+    def _encode(self, skill: TextGenerator, request: GenerationInput) -> list[int]:
         if request.messages is not None:
-            ids = skill.encode_chat(request.messages, request.options)
+            ids = skill.encode_chat(request.messages, {
+                **request.options,
+                "trust_request_chat_template": self.settings.trust_request_chat_template})
         elif isinstance(request.prompt, str):
-            ids = skill.encode_text(request.prompt)
+            ids = skill.encode_text(require_unicode(request.prompt, "prompt"))
         else:
             ids = list(request.prompt or [])
             skill.check_token_ids(ids)
         if not ids:
             raise InvalidRequest("prompt must not be empty", param="prompt")
+        skill.check_token_ids(list(request.params.stop_token_ids), "stop_token_ids")
         return ids
 
     @staticmethod
@@ -209,6 +275,10 @@ class Engine:
     def models(self) -> list[dict[str, Any]]:
         return [self.describe(name) for name in self.manager.entries]
 
+    def label_of(self, name: str) -> str:
+        """The served name ``name`` stands for, or one fixed label for names not served."""
+        return self.manager.aliases.get(name, UNKNOWN_MODEL)
+
     def describe(self, name: str) -> dict[str, Any]:
         entry = self.manager.entry(name)
         info = entry.describe()
@@ -227,6 +297,18 @@ class Engine:
 
     def ready(self) -> tuple[bool, dict[str, str]]:
         states = {name: e.state.value for name, e in self.manager.entries.items()}
-        ok = all(e.state == ModelState.READY and (e.batcher or e.scheduler).alive
-                 for e in self.manager.entries.values())
+        ok = not self.draining and all(
+            e.state == ModelState.READY and (e.batcher or e.scheduler).alive
+            for e in self.manager.entries.values())
         return ok, states
+
+    def broken(self) -> dict[str, str]:
+        """Models that failed while serving and will not be loaded again by this process
+        (liveness reports them: a restart of the server is what can bring them back)."""
+        return {name: e.error or "failed" for name, e in self.manager.entries.items()
+                if e.broken}
+
+    def begin_drain(self) -> None:
+        """The server is stopping: readiness turns false and new work is refused; what
+        runs goes on until ``end_streams``."""
+        self.draining = True

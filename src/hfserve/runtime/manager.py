@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from hfserve.errors import (
     ModelNotFound,
     ModelUnavailable,
     UnsupportedTask,
+    public,
 )
 from hfserve.hardware import table as compatibility_table
 from hfserve.registry import build_spec
@@ -30,6 +30,7 @@ from hfserve.runtime import heap
 from hfserve.runtime.batcher import Batcher
 from hfserve.runtime.pipeline_worker import PipelineWorker
 from hfserve.runtime.placement import choices
+from hfserve.runtime.restarts import RestartBudget
 from hfserve.runtime.scheduler import Scheduler
 from hfserve.runtime.worker_process import ProcessGenerator
 from hfserve.skills.base import BatchSkill, GenerativeSkill, PipelineSkill, Skill
@@ -37,8 +38,6 @@ from hfserve.types import Family, ModelSpec, ModelState, Task
 
 log = logging.getLogger("hfserve.manager")
 
-
-MAX_RESTARTS = 3      # a model whose process keeps dying is left failed
 
 
 def compatibility_row(family: Family) -> dict[str, str]:
@@ -75,7 +74,10 @@ class ModelEntry:
     loaded_at: float | None = None
     scheduled: bool = False              # queued for start-up loading
     excluded: set[str] = field(default_factory=set)   # devices that failed this model
-    restarts: int = 0                    # model processes that ended on their own
+    restarts: RestartBudget = field(default_factory=RestartBudget)
+    # Failed while serving and not loaded again (its restart budget is spent): liveness
+    # reports it, so that an orchestrator restarts the server.
+    broken: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def describe(self) -> dict[str, Any]:
@@ -263,9 +265,11 @@ class ModelManager:
         """A model process ended on its own: load the model again, a few times at most."""
         if entry.state != ModelState.READY:
             return
-        entry.restarts += 1
-        if entry.restarts > MAX_RESTARTS:
-            entry.state, entry.error = ModelState.FAILED, f"{reason}; not restarted again"
+        if not entry.restarts.allow():
+            entry.state, entry.broken = ModelState.FAILED, True
+            entry.error = (f"{reason}; restarted {entry.restarts.recent} times within "
+                           f"{entry.restarts.window:.0f}s, not again")
+            log.error("model %s: %s", entry.name, entry.error)
             metrics.MODEL_READY.labels(entry.name).set(0)
             return
         entry.state = ModelState.LOADING
@@ -318,9 +322,4 @@ class ModelManager:
 
 def _brief(exc: BaseException) -> str:
     """First line of an exception, short enough for a status field and free of paths."""
-    first = (str(exc).strip().splitlines() or [""])[0]
-    first = _PATH.sub(lambda m: m.group(0).rsplit("/", 1)[-1], first)
-    return f"{type(exc).__name__}: {first[:300]}"
-
-
-_PATH = re.compile(r"(?<![\w.])/(?:[\w.@+-]+/)+[\w.@+-]*")
+    return f"{type(exc).__name__}: {public(str(exc), 300)}"

@@ -69,7 +69,7 @@ def choices(spec: ModelSpec, mc: ModelConfig, skills: list[type[Skill]], cache_d
                             memory_limits or {})
     try:
         chain = plan(spec.family, devices, requested=mc.device, parameters=spec.parameters,
-                     dtype=mc.dtype, profile=profile)
+                     dtype=mc.dtype, checkpoint_dtype=spec.checkpoint_dtype, profile=profile)
     except HardwareError as exc:
         raise InvalidRequest(f"cannot place model {spec.name!r}: {exc}", param="device") from exc
     return [Choice(device_id=c.device.id,

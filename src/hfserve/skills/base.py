@@ -115,9 +115,9 @@ class TextGenerator(Skill):
         character is still incomplete), the same text as ``decode_tokens`` of the whole."""
         return None
 
-    def check_token_ids(self, token_ids: list[int]) -> None:
-        """Raise InvalidRequest for ids the model has no embedding for (prompts given as
-        token ids)."""
+    def check_token_ids(self, token_ids: list[int], param: str = "prompt") -> None:
+        """Raise InvalidRequest (naming ``param``) for ids the model has no embedding for
+        (prompts given as token ids, stop token ids)."""
 
 
 class GenerativeSkill(TextGenerator):

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hfserve.errors import InvalidRequest
+from hfserve.skills.chat_template import render_chat
 from hfserve.skills.export_cache import cached_or_built, export_dir
 from hfserve.types import ModelSpec
 
@@ -173,12 +174,9 @@ class HFTextCodec:
             raise InvalidRequest("this model has no chat template; use /v1/completions",
                                  param="messages")
         rendered = [{**m, "content": flatten_content(m.get("content"))} for m in messages]
-        try:
-            text = self.tokenizer.apply_chat_template(
-                rendered, tokenize=False, add_generation_prompt=True,
-                tools=options.get("tools"), **(options.get("chat_template_kwargs") or {}))
-        except Exception as exc:  # template errors are the client's input problem
-            raise InvalidRequest(f"chat template failed: {exc}", param="messages") from exc
+        text = render_chat(self.tokenizer, rendered, options.get("tools"),
+                           options.get("chat_template_kwargs"),
+                           bool(options.get("trust_request_chat_template")))
         return token_ids(self.tokenizer, text, special=False)
 
     def encode_text(self, prompt: str) -> list[int]:
@@ -191,12 +189,12 @@ class HFTextCodec:
         backend = getattr(self, "_stream_backend", None)
         return None if backend is None else RustTextStream(backend)
 
-    def check_token_ids(self, token_ids: list[int]) -> None:
+    def check_token_ids(self, token_ids: list[int], param: str = "prompt") -> None:
         size = len(self.tokenizer)
         bad = next((t for t in token_ids if not 0 <= t < size), None)
         if bad is not None:
             raise InvalidRequest(f"token id {bad} is outside this model's vocabulary "
-                                 f"(0..{size - 1})", param="prompt")
+                                 f"(0..{size - 1})", param=param)
 
     def token_text(self, token_id: int) -> str:
         text = self._token_text.get(token_id)

@@ -7,10 +7,16 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
-from hfserve.api.generation import TokenChunks, collect, event_stream, logprob_bytes
+from hfserve.api.generation import (
+    TokenChunks,
+    collect,
+    event_stream,
+    logprob_bytes,
+    unless_client_leaves,
+)
 from hfserve.api.schemas.chat import ChatCompletion, ChatCompletionRequest
-from hfserve.api.schemas.common import usage
-from hfserve.api.state import engine_of
+from hfserve.api.schemas.common import MODEL_ERRORS, error_responses, usage
+from hfserve.api.state import engine_of, note_model
 from hfserve.runtime.engine import GenerationInput
 from hfserve.runtime.scheduler import Finished, PromptInfo
 from hfserve.runtime.sequence import Delta
@@ -38,16 +44,17 @@ def to_input(req: ChatCompletionRequest) -> GenerationInput:
 
 
 @router.post("/v1/chat/completions", response_model=ChatCompletion,
-             responses={200: {"content": {"text/event-stream": {}}}})
+             responses={200: {"content": {"text/event-stream": {}}},
+                        **error_responses(*MODEL_ERRORS)})
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
     engine = engine_of(request)
-    request.state.model = body.model
+    note_model(request, body.model)
     handle = await engine.stream(body.model, to_input(body))
     rid = f"chatcmpl-{handle.request_id}"
     if body.stream:
         return StreamingResponse(event_stream(engine, handle, _renderer(body, handle, rid)),
                                  media_type="text/event-stream")
-    got = await collect(engine, handle, body.n)
+    got = await unless_client_leaves(request, collect(engine, handle, body.n))
     choices = [{"index": i,
                 "message": {"role": "assistant", "content": c.text},
                 "finish_reason": c.finish_reason or "stop",

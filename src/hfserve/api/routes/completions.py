@@ -3,7 +3,6 @@ use them to score text."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from typing import Any
@@ -11,10 +10,16 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
-from hfserve.api.generation import TokenChunks, collect, event_stream
-from hfserve.api.schemas.common import usage
+from hfserve.api.generation import (
+    Collected,
+    TokenChunks,
+    collect_all,
+    event_stream,
+    unless_client_leaves,
+)
+from hfserve.api.schemas.common import MODEL_ERRORS, error_responses, usage
 from hfserve.api.schemas.completions import Completion, CompletionRequest
-from hfserve.api.state import engine_of
+from hfserve.api.state import engine_of, note_model
 from hfserve.errors import InvalidRequest
 from hfserve.runtime.engine import Engine, GenerationInput
 from hfserve.runtime.scheduler import Finished
@@ -54,10 +59,8 @@ def to_input(req: CompletionRequest, prompt: str | list[int]) -> GenerationInput
         max_tokens=req.max_tokens, n=req.n, priority=req.priority, timeout=req.timeout)
 
 
-async def _one(engine: Engine, req: CompletionRequest, prompt: str | list[int], base: int
-               ) -> tuple[list[dict[str, Any]], int, int]:
-    handle = await engine.stream(req.model, to_input(req, prompt))
-    got = await collect(engine, handle, req.n)
+async def _choices(engine: Engine, req: CompletionRequest, prompt: str | list[int],
+                   got: Collected, base: int) -> list[dict[str, Any]]:
     echo_text = ""
     if req.echo:
         echo_text = prompt if isinstance(prompt, str) else \
@@ -70,14 +73,15 @@ async def _one(engine: Engine, req: CompletionRequest, prompt: str | list[int], 
             logprobs = completion_logprobs([*tokens, *c.tokens], 0)
         choices.append({"index": base + i, "text": echo_text + c.text,
                         "finish_reason": c.finish_reason or "length", "logprobs": logprobs})
-    return choices, got.finished.prompt_tokens, got.finished.completion_tokens
+    return choices
 
 
 @router.post("/v1/completions", response_model=Completion,
-             responses={200: {"content": {"text/event-stream": {}}}})
+             responses={200: {"content": {"text/event-stream": {}}},
+                        **error_responses(*MODEL_ERRORS)})
 async def completions(body: CompletionRequest, request: Request) -> Response:
     engine = engine_of(request)
-    request.state.model = body.model
+    note_model(request, body.model)
     prompts = prompts_of(body.prompt)
     if not prompts:
         raise InvalidRequest("prompt must not be empty", param="prompt")
@@ -89,11 +93,14 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
         handle = await engine.stream(body.model, to_input(body, prompts[0]))
         return StreamingResponse(event_stream(engine, handle, _renderer(body, handle)),
                                  media_type="text/event-stream")
-    parts = await asyncio.gather(*(_one(engine, body, p, i * body.n)
-                                   for i, p in enumerate(prompts)))
-    choices = [c for part in parts for c in part[0]]
-    prompt_tokens = sum(p[1] for p in parts)
-    completion_tokens = sum(p[2] for p in parts)
+    # Admitted as one (all or none), and ended as one: a failure or a client that leaves
+    # ends every sibling generation at once.
+    handles = await engine.stream_many(body.model, [to_input(body, p) for p in prompts])
+    collected = await unless_client_leaves(request, collect_all(engine, handles, body.n))
+    choices = [c for i, (p, got) in enumerate(zip(prompts, collected, strict=True))
+               for c in await _choices(engine, body, p, got, i * body.n)]
+    prompt_tokens = sum(got.finished.prompt_tokens for got in collected)
+    completion_tokens = sum(got.finished.completion_tokens for got in collected)
     result = Completion(id=f"cmpl-{uuid.uuid4().hex}", created=int(time.time()),
                         model=body.model,
                         choices=choices, usage=usage(prompt_tokens, completion_tokens))

@@ -8,9 +8,9 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from hfserve.api.schemas.common import usage
+from hfserve.api.schemas.common import MODEL_ERRORS, error_responses, usage
 from hfserve.api.schemas.embeddings import EmbeddingRequest, EmbeddingResponse
-from hfserve.api.state import engine_of
+from hfserve.api.state import engine_of, note_model
 from hfserve.types import Task
 
 router = APIRouter()
@@ -31,9 +31,10 @@ def encode(vector: np.ndarray, fmt: str) -> list[float] | str:
     return vector.tolist()
 
 
-@router.post("/v1/embeddings", response_model=EmbeddingResponse)
+@router.post("/v1/embeddings", response_model=EmbeddingResponse,
+             responses=error_responses(*MODEL_ERRORS))
 async def embeddings(body: EmbeddingRequest, request: Request) -> Response:
-    request.state.model = body.model
+    note_model(request, body.model)
     result = await engine_of(request).run(
         body.model, Task.EMBEDDING, inputs_of(body.input),
         {"truncate": body.truncate, "dimensions": body.dimensions},

@@ -6,18 +6,31 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from hfserve.api.schemas.common import error_responses
 from hfserve.api.state import engine_of
 
 router = APIRouter()
 
 
-@router.get("/health")
-async def health() -> dict[str, str]:
-    """Liveness: the process answers. Cheap on purpose."""
-    return {"status": "ok"}
+STATUS = {"content": {"application/json": {"schema": {"type": "object"}}}}
 
 
-@router.get("/ready")
+@router.get("/health", responses={200: {"description": "Alive"},
+                                  503: {**STATUS, "description": "A model failed for good"}})
+async def health(request: Request) -> JSONResponse:
+    """Liveness: the process answers, and no model failed while serving for good (one
+    whose worker kept dying past its restart budget: 503 with its error, so that an
+    orchestrator restarts the server; the other models keep serving until then). Cheap
+    on purpose."""
+    broken = engine_of(request).broken()
+    if broken:
+        return JSONResponse({"status": "failed", "models": broken}, status_code=503)
+    return JSONResponse({"status": "ok"})
+
+
+@router.get("/ready", responses={
+    200: {"description": "Every model serves"},
+    503: {**STATUS, "description": "Some model is not serving, or the server is draining"}})
 async def ready(request: Request) -> JSONResponse:
     """Readiness: every configured model is loaded and its worker is running."""
     ok, states = engine_of(request).ready()
@@ -25,6 +38,9 @@ async def ready(request: Request) -> JSONResponse:
                         status_code=200 if ok else 503)
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=Response, responses={
+    200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},
+          "description": "Prometheus text exposition"},
+    **error_responses(401)})
 async def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

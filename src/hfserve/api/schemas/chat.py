@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from hfserve.api.schemas.common import ExtraOptions, StreamOptions, Usage
-from hfserve.api.schemas.sampling import SamplingFields
+from hfserve.api.schemas.sampling import INT32, SamplingFields
 
 
 class ChatMessage(BaseModel):
@@ -21,7 +21,7 @@ class ChatMessage(BaseModel):
 class ChatCompletionRequest(SamplingFields, ExtraOptions):
     model: str
     messages: list[ChatMessage] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1, le=INT32)
     logprobs: bool = False
     top_logprobs: int | None = Field(None, ge=0, le=20)
     stream_options: StreamOptions | None = None

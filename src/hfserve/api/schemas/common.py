@@ -35,6 +35,26 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+ERROR_STATUSES = {
+    400: "Invalid request (a field, a value, or a task the model does not serve)",
+    401: "Missing or wrong API key (when one is set)",
+    404: "No such model",
+    413: "Request body too large",
+    429: "The model's queue is full: retry after Retry-After seconds",
+    499: "The client closed the request",
+    500: "The model failed while running the request",
+    503: "The model is loading or unavailable, or the server is shutting down",
+    504: "The request's deadline passed",
+}
+MODEL_ERRORS = (400, 401, 404, 413, 429, 499, 500, 503, 504)
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the error statuses a route returns, in OpenAI's envelope."""
+    return {status: {"model": ErrorResponse, "description": ERROR_STATUSES[status]}
+            for status in statuses}
+
+
 class ModelCard(BaseModel):
     """OpenAI's model object plus what this server knows about it."""
 
