@@ -27,9 +27,23 @@ async def on_hfserve_error(request: Request, exc: HFServeError) -> JSONResponse:
     return envelope(exc.status, exc.message, exc.type, exc.param, exc.code, exc.headers)
 
 
+def _field(part: object) -> bool:
+    """Whether a pydantic location part names a field or an index, not a union member
+    (``constrained-str``, ``list[int]``, ``function-after[...]``, ``str``)."""
+    return isinstance(part, int) or (part != "body" and part not in _TYPE_NAMES
+                                    and not any(c in str(part) for c in "[-("))
+
+
+_TYPE_NAMES = {"str", "int", "float", "bool", "list", "dict", "none"}
+
+
 async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    first = exc.errors()[0] if exc.errors() else {}
-    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    errors = exc.errors()
+    # A value that matches no member of a union fails once per member: the error that is
+    # not about the value's type says what is wrong ("at least 1 item", not "a string").
+    first = next((e for e in errors if not str(e.get("type", "")).endswith("_type")),
+                 errors[0] if errors else {})
+    loc = [str(p) for p in first.get("loc", ()) if _field(p)]
     param = ".".join(loc) or None
     if first.get("type") == "json_invalid":
         message = "request body is not valid JSON"

@@ -92,6 +92,7 @@ async def unless_client_leaves(request: Request, work: Awaitable[T]) -> T:
         watcher.cancel()
         if not task.done():
             task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
     if task.cancelled():
         raise Cancelled("the client closed the request")
     return task.result()

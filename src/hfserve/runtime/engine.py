@@ -50,6 +50,19 @@ def _texts(request: GenerationInput) -> list[Any]:
     return [None]
 
 
+def _check_messages(messages: list[dict[str, Any]]) -> None:
+    """Every text of a chat is valid Unicode (a 400 before any tokenizer sees it)."""
+    for message in messages:
+        content = message.get("content")
+        parts = content if isinstance(content, list) else [{"text": content}]
+        for part in parts:
+            text = part.get("text") if isinstance(part, dict) else None
+            if isinstance(text, str):
+                require_unicode(text, "messages")
+        if isinstance(message.get("name"), str):
+            require_unicode(message["name"], "messages")
+
+
 @dataclass
 class RunResult:
     results: list[Any]
@@ -238,6 +251,7 @@ class Engine:
 
     def _encode(self, skill: TextGenerator, request: GenerationInput) -> list[int]:
         if request.messages is not None:
+            _check_messages(request.messages)
             ids = skill.encode_chat(request.messages, {
                 **request.options,
                 "trust_request_chat_template": self.settings.trust_request_chat_template})

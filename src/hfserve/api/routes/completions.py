@@ -51,8 +51,6 @@ def completion_logprobs(tokens: list[TokenChoice], start_offset: int) -> dict[st
 
 
 def to_input(req: CompletionRequest, prompt: str | list[int]) -> GenerationInput:
-    if req.suffix:
-        raise InvalidRequest("suffix is not supported", param="suffix")
     k = req.logprobs
     return GenerationInput(prompt=prompt, params=req.sampling(
         logprobs=k, prompt_logprobs=k if (req.echo and k is not None) else None),

@@ -2,17 +2,45 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from hfserve.api.schemas.common import ExtraOptions, StreamOptions, Usage
+from hfserve.api.schemas.common import ExtraOptions, Request, StreamOptions, Usage
 from hfserve.api.schemas.sampling import INT32, SamplingFields
 
 
-class ChatMessage(BaseModel):
+class TextPart(Request):
+    type: Literal["text"]
+    text: str
+
+
+class ImageUrl(Request):
+    url: str
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class ImagePart(Request):
+    type: Literal["image_url"]
+    image_url: ImageUrl
+
+
+class InputAudio(Request):
+    data: str
+    format: Literal["wav", "mp3"]
+
+
+class AudioPart(Request):
+    type: Literal["input_audio"]
+    input_audio: InputAudio
+
+
+ContentPart = Annotated[TextPart | ImagePart | AudioPart, Field(discriminator="type")]
+
+
+class ChatMessage(Request):
     role: Literal["system", "user", "assistant", "tool", "developer"]
-    content: str | list[dict[str, Any]] | None = None
+    content: str | list[ContentPart] | None = None
     name: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
     tool_call_id: str | None = None

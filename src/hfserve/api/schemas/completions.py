@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from hfserve.api.schemas.common import ExtraOptions, StreamOptions, Usage
+from hfserve.api.schemas.common import ExtraOptions, StreamOptions, Text, TokenIds, Usage
 from hfserve.api.schemas.sampling import SamplingFields
 
 
 class CompletionRequest(SamplingFields, ExtraOptions):
     model: str
-    prompt: str | list[str] | list[int] | list[list[int]]
+    prompt: Text | Annotated[list[Text], Field(min_length=1)] | TokenIds | Annotated[
+        list[TokenIds], Field(min_length=1)] = Field(
+        description="A prompt, prompts, token ids or lists of token ids")
     echo: bool = False
     logprobs: int | None = Field(None, ge=0, le=20)
-    suffix: str | None = None
+    suffix: None = Field(None, description="Not supported (only null)")
     best_of: int | None = Field(None, ge=1, le=1)
     stream_options: StreamOptions | None = None
     user: str | None = None

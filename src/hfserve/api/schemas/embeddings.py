@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from hfserve.api.schemas.common import ExtraOptions, Usage
+from hfserve.api.schemas.common import ExtraOptions, Text, TokenIds, Usage
 
 
 class EmbeddingRequest(ExtraOptions):
     model: str
-    input: str | list[str] | list[int] | list[list[int]]
+    input: Text | Annotated[list[Text], Field(min_length=1)] | TokenIds | Annotated[
+        list[TokenIds], Field(min_length=1)] = Field(
+        description="A text, texts, token ids or lists of token ids (none empty)")
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(None, ge=1)
     user: str | None = None
