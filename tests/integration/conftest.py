@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -65,11 +66,12 @@ def server(tmp_path_factory):
             {"name": EMBED, "source": str(MINILM), "threads": 1, "backend": "torch",
              "aliases": ["sentence-transformers/all-MiniLM-L6-v2"]},
             {"name": CHAT, "source": str(SMOL), "threads": 1, "max_concurrent": 4,
-             "backend": "torch"},
+             "backend": "torch", "dtype": "float32"},
             # Fixed KV-cache slots, what CUDA graphs replay on a GPU (eager on the CPU), and
             # prompts over 16 tokens (every chat prompt) prefilled in parts.
             {"name": CHAT_SLOTS, "source": str(SMOL), "threads": 1, "max_concurrent": 4,
-             "backend": "torch", "cuda_graphs": True, "max_prefill_tokens": 16},
+             "backend": "torch", "cuda_graphs": True, "max_prefill_tokens": 16,
+             "dtype": "float32"},
             {"name": TINY_QUEUE, "source": str(MINILM), "threads": 1, "max_queue": 1,
              "max_batch_size": 1, "max_wait_ms": 0, "backend": "torch"},
             # Automatic placement: the fastest backend installed (OpenVINO when present).
@@ -79,15 +81,33 @@ def server(tmp_path_factory):
              "max_batch_size": 2, "max_wait_ms": 0},
             # In a model process of its own (the default on accelerators, asked for here).
             {"name": CHAT_OV, "source": str(SMOL), "threads": 1, "max_concurrent": 8,
-             "own_process": True},
+             "own_process": True, "dtype": "float32"},
             {"name": EMBED_ONNX, "source": str(MINILM), "threads": 1,
              "backend": "onnxruntime"},
             # Its cached OpenVINO export is broken on purpose: it must fall back to torch.
             {"name": EMBED_FALLBACK, "source": str(MINILM), "threads": 1, "int8": True},
         ],
     }
-    (tmp / "config.yaml").write_text(yaml.safe_dump(config))
     corrupt_openvino_export(tmp / "cache", EMBED_FALLBACK)
+    early: list[httpx.Response] = []
+
+    def first_answer(base: str) -> None:
+        # The first answer comes while models still load: a request now must get 503.
+        early.append(httpx.post(f"{base}/v1/chat/completions", timeout=10, json={
+            "model": CHAT, "messages": [{"role": "user", "content": "hi"}]}))
+
+    proc, base, log = launch(config, tmp, on_first_answer=first_answer)
+    try:
+        yield {"base": base, "early": early[0] if early else None, "log": tmp / "server.log",
+               "tmp": tmp}
+    finally:
+        stop(proc, log)
+
+
+def launch(config: dict, tmp: Path, on_first_answer=None, timeout: float = 300):
+    """Start ``hfserve serve`` on ``config`` (written to tmp/config.yaml, logging to
+    tmp/server.log) and wait until /ready; returns the process, base URL and log file."""
+    (tmp / "config.yaml").write_text(yaml.safe_dump(config))
     port = _free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     log = open(tmp / "server.log", "w")  # noqa: SIM115 - lives as long as the server
@@ -96,8 +116,8 @@ def server(tmp_path_factory):
          "--port", str(port), "--log-level", "warning"],
         stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp)
     base = f"http://127.0.0.1:{port}"
-    early = None
-    deadline = time.monotonic() + 300
+    answered = False
+    deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -107,23 +127,51 @@ def server(tmp_path_factory):
             except httpx.HTTPError:
                 time.sleep(0.2)
                 continue
-            if early is None:
-                # The first answer comes while models still load: a request now must get 503.
-                early = httpx.post(f"{base}/v1/chat/completions", timeout=10, json={
-                    "model": CHAT, "messages": [{"role": "user", "content": "hi"}]})
+            if not answered and on_first_answer is not None:
+                on_first_answer(base)
+            answered = True
             if ready.status_code == 200:
-                break
+                return proc, base, log
             time.sleep(0.5)
-        else:
-            pytest.fail("server did not become ready")
-        yield {"base": base, "early": early, "log": tmp / "server.log", "tmp": tmp}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        pytest.fail("server did not become ready")
+    except BaseException:
+        stop(proc, log)
+        raise
+
+
+def stop(proc: subprocess.Popen, log) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+_LEAKS = re.compile(r"Traceback|/site-packages/|/work/|/tmp/|/usr/|\b0x[0-9a-f]{6,}")
+
+
+def check_clean(response: httpx.Response) -> None:
+    """Response hook on every client of these tests: no error body the server sends shows
+    a traceback, a path or an address, or runs past one line (streams are checked where
+    they are read)."""
+    if response.status_code < 400 or "json" not in response.headers.get("content-type", ""):
+        return
+    response.read()
+    error = response.json().get("error", {})
+    message = error.get("message", "") if isinstance(error, dict) else ""
+    assert not _LEAKS.search(response.text), response.text[:500]
+    assert "\n" not in message, message
+
+
+def _sync_http() -> httpx.Client:
+    return httpx.Client(timeout=120, event_hooks={"response": [check_clean]})
+
+
+async def _acheck_clean(response: httpx.Response) -> None:
+    if response.status_code >= 400 and "json" in response.headers.get("content-type", ""):
+        await response.aread()
+        check_clean(response)
 
 
 @pytest.fixture(scope="session")
@@ -131,7 +179,7 @@ def client(server):
     from openai import OpenAI
 
     return OpenAI(base_url=f"{server['base']}/v1", api_key="unused", max_retries=0,
-                  _strict_response_validation=True, timeout=120)
+                  _strict_response_validation=True, timeout=120, http_client=_sync_http())
 
 
 @pytest.fixture(scope="session")
@@ -141,7 +189,7 @@ def loose_client(server):
     from openai import OpenAI
 
     return OpenAI(base_url=f"{server['base']}/v1", api_key="unused", max_retries=0,
-                  timeout=120)
+                  timeout=120, http_client=_sync_http())
 
 
 @pytest.fixture
@@ -149,10 +197,13 @@ def aclient(server):
     from openai import AsyncOpenAI
 
     return AsyncOpenAI(base_url=f"{server['base']}/v1", api_key="unused", max_retries=0,
-                       _strict_response_validation=True, timeout=120)
+                       _strict_response_validation=True, timeout=120,
+                       http_client=httpx.AsyncClient(
+                           timeout=120, event_hooks={"response": [_acheck_clean]}))
 
 
 @pytest.fixture(scope="session")
 def http(server):
-    with httpx.Client(base_url=server["base"], timeout=120) as c:
+    with httpx.Client(base_url=server["base"], timeout=120,
+                      event_hooks={"response": [check_clean]}) as c:
         yield c

@@ -6,6 +6,9 @@ with a 503) rather than being cut mid-body."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
+import threading
 
 import uvicorn
 
@@ -21,6 +24,21 @@ class DrainingServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, engine: Engine, drain_timeout_s: float) -> None:
         super().__init__(config)
         self.engine, self.drain_timeout_s = engine, drain_timeout_s
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        """uvicorn's handlers, without its re-raising of the signal once shut down (which
+        ends the process as killed by it, exit -15): a server that drained exits 0."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        original = {sig: signal.signal(sig, self.handle_exit)
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
 
     async def shutdown(self, sockets=None) -> None:
         engine = self.engine
