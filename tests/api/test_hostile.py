@@ -72,18 +72,21 @@ async def test_a_prompt_list_without_room_for_all_queues_none(start, dirs, contr
 
 
 async def test_a_failing_prompt_ends_its_siblings_at_once(start, dirs, control) -> None:
-    async with start() as srv:
+    # One sequence at a time: the failing prompt runs first, its siblings wait behind it.
+    models = [{"source": str(dirs.gen), "name": "gen", "max_concurrent": 1}]
+    async with start(models=models) as srv:
         await srv.wait_ready()
         scheduler = srv.engine.manager.entries["gen"].scheduler
         response = await srv.client.post(COMPLETIONS, json=completion(
-            [fakes.FOREVER, fakes.FOREVER, fakes.EXPLODE], max_tokens=60))
+            [fakes.EXPLODE, fakes.FOREVER, fakes.FOREVER], max_tokens=60))
         assert response.status_code == 500
         assert error_of(response)["code"] == "model_error"
         await wait_until(lambda: scheduler.running == 0 and scheduler.queue_depth == 0)
-        assert sorted(control.released) == [0, 1, 2]  # every sibling's state freed
-        assert control.decode_steps < 30              # long before max_tokens
+        assert len(control.prefills) <= 2      # at most one sibling started before the end
+        assert control.decode_steps < 10
         assert srv.engine._streams == {}
-        await assert_still_serving(srv)
+        response = await srv.client.post(CHAT_URL, json=chat_body())
+        assert response.json()["choices"][0]["message"]["content"] == REPLY
 
 
 # --- clients that leave ------------------------------------------------------------------
