@@ -4,6 +4,7 @@ clear error in OpenAI's envelope, and the server serves the next request as befo
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,8 @@ import fakes
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from test_app import CHAT_URL, REPLY, assert_still_serving, chat_body, error_of, wait_until
+
+from hfserve.types import Task
 
 if TYPE_CHECKING:
     from conftest import Server
@@ -244,3 +247,22 @@ async def test_shutdown_ends_running_streams_with_an_error_event(server: Server)
     body = response.text.split("\n\n")
     assert body[-2] == "data: [DONE]"
     assert '"code": "server_shutting_down"' in body[-3]
+
+
+# --- a task the loaded skill does not serve ----------------------------------------------
+async def test_a_task_the_loaded_skill_does_not_serve_is_a_400(server: Server) -> None:
+    """The config of a causal LM lists feature extraction too; its generation skill does
+    not do it: embeddings of it are a 400 naming what it serves, not a 500."""
+    entry = server.engine.manager.entries["gen"]
+    entry.spec = dataclasses.replace(entry.spec, tasks=(*entry.spec.tasks,
+                                                        Task.FEATURE_EXTRACTION, Task.EMBEDDING))
+    response = await server.client.post("/v1/embeddings", json={"model": "gen", "input": "hi"})
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["code"] == "unsupported_task"
+    assert error["message"] == "model 'gen' serves text-generation, not embedding"
+    card = (await server.client.get("/v1/models/gen")).json()
+    assert card["tasks"] == ["text-generation"]
+    chat = await server.client.post(CHAT_URL, json={**chat_body(), "model": "emb"})
+    assert chat.status_code == 400
+    assert error_of(chat)["message"] == "model 'emb' serves embedding, not text-generation"

@@ -127,3 +127,11 @@ def test_too_many_embedding_inputs_is_a_400_not_a_429(client):
     with pytest.raises(openai.BadRequestError) as err:
         client.embeddings.create(model=EMBED, input=["a"] * 5000)
     assert err.value.body["code"] == "too_many_inputs"
+
+
+def test_embeddings_of_the_chat_model_is_a_400_naming_what_it_serves(client, http):
+    with pytest.raises(openai.BadRequestError) as err:
+        client.embeddings.create(model=CHAT, input="hi")
+    assert err.value.body["code"] == "unsupported_task"
+    assert "serves text-generation" in err.value.body["message"]
+    assert http.get(f"/v1/models/{CHAT}").json()["tasks"] == ["text-generation"]

@@ -93,6 +93,37 @@ def test_layer_never_imports_upward_or_across(layer: str) -> None:
     assert violations(layer, RULES[layer]) == []
 
 
+# The seam: a front end imports these of the runtime and nothing else; the engine itself
+# is built only in the app factory (the composition root).
+SEAM = ("hfserve.runtime.client", "hfserve.runtime.events")
+COMPOSITION_ROOT = ("api/app.py",)
+
+
+def test_front_ends_import_only_the_seam_of_the_runtime() -> None:
+    out = []
+    for path in modules("api"):
+        for imp in imports_of(path):
+            name = imp.module
+            if not within(name, ("hfserve.runtime",)) or name == "hfserve.runtime" or \
+                    within(name, SEAM):
+                continue
+            where = str(path.relative_to(PACKAGE))
+            if where in COMPOSITION_ROOT and within(name, ("hfserve.runtime.engine",)):
+                continue
+            out.append(f"{where}:{imp.line} imports {name}")
+    assert out == []
+
+
+def test_the_seam_check_catches_a_route_importing_the_scheduler(tmp_path: Path,
+                                                                monkeypatch) -> None:
+    fake = tmp_path / "hfserve" / "api" / "routes"
+    fake.mkdir(parents=True)
+    (fake / "chat.py").write_text("from hfserve.runtime.scheduler import Finished\n")
+    monkeypatch.setattr(f"{__name__}.PACKAGE", tmp_path / "hfserve")
+    with pytest.raises(AssertionError, match="runtime.scheduler"):
+        test_front_ends_import_only_the_seam_of_the_runtime()
+
+
 @pytest.mark.parametrize("layer", ["runtime", "api", "registry", "hardware"])
 def test_no_torch_at_module_level(layer: str) -> None:
     heavy = ("torch", "transformers", "openvino", "onnxruntime", "optimum")

@@ -11,10 +11,11 @@ from hfserve.api import errors
 from hfserve.api.middleware import ApiKey, BodyLimit, RequestMetrics
 from hfserve.api.routes import chat, completions, embeddings, hardware, health, models
 from hfserve.config import Settings
-from hfserve.runtime.engine import Engine
+from hfserve.runtime.client import EngineClient
+from hfserve.runtime.engine import Engine  # the composition root: the one place it is built
 
 
-def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
+def create_app(settings: Settings, engine: EngineClient | None = None) -> FastAPI:
     engine = engine or Engine(settings)
 
     @asynccontextmanager

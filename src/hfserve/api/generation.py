@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring  # json.dumps' own string encoder
@@ -13,11 +12,8 @@ from typing import Any, TypeVar
 
 from fastapi import Request
 
-from hfserve import metrics
 from hfserve.errors import Cancelled, HFServeError, ModelError
-from hfserve.runtime.engine import Engine, GenerationHandle
-from hfserve.runtime.scheduler import Finished, PromptInfo
-from hfserve.runtime.sequence import Delta
+from hfserve.runtime.events import Delta, Finished, GenerationHandle, PromptInfo
 from hfserve.types import TokenChoice
 
 T = TypeVar("T")
@@ -37,11 +33,11 @@ class Collected:
     finished: Finished | None = None
 
 
-async def collect(engine: Engine, handle: GenerationHandle, n: int) -> Collected:
+async def collect(handle: GenerationHandle, n: int) -> Collected:
     """Drain a generation into whole choices (non-streaming responses)."""
     out = Collected(choices={i: ChoiceResult() for i in range(n)})
-    try:
-        async for event in handle.events:
+    async with handle:
+        async for event in handle:
             if isinstance(event, Delta):
                 choice = out.choices[event.index]
                 choice.text += event.text
@@ -51,23 +47,17 @@ async def collect(engine: Engine, handle: GenerationHandle, n: int) -> Collected
                 out.prompt = event
             elif isinstance(event, Finished):
                 out.finished = event
-    finally:
-        if out.finished is None:
-            engine.abort(handle.request_id)
-        else:
-            engine.done(handle.request_id)
     if out.finished is None:
         raise ModelError("generation ended without a result")
     return out
 
 
-async def collect_all(engine: Engine, handles: list[GenerationHandle], n: int
-                      ) -> list[Collected]:
+async def collect_all(handles: list[GenerationHandle], n: int) -> list[Collected]:
     """``collect`` each of one request's generations; the first to fail ends the others
-    at once (each ``collect`` aborts its own generation when cancelled)."""
+    at once (each handle aborts its generation when its ``collect`` is cancelled)."""
     if len(handles) == 1:
-        return [await collect(engine, handles[0], n)]
-    tasks = [asyncio.ensure_future(collect(engine, h, n)) for h in handles]
+        return [await collect(handles[0], n)]
+    tasks = [asyncio.ensure_future(collect(h, n)) for h in handles]
     try:
         return list(await asyncio.gather(*tasks))
     finally:
@@ -76,9 +66,19 @@ async def collect_all(engine: Engine, handles: list[GenerationHandle], n: int
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def unless_client_leaves(request: Request, work: Awaitable[T]) -> T:
-    """Await ``work`` (collecting a non-streamed generation); a client that disconnects
-    first cancels it, which aborts its generations, as a stream's does."""
+async def unless_client_leaves(request: Request, work: Awaitable[T],
+                               handles: list[GenerationHandle]) -> T:
+    """Await ``work`` (collecting the non-streamed generations of ``handles``); a client
+    that disconnects first cancels it, and every handle is closed however it ends (so a
+    generation whose collecting never started is aborted too), as a stream's is."""
+    try:
+        return await _unless_disconnected(request, work)
+    finally:
+        for handle in handles:
+            handle.close()
+
+
+async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
     task = asyncio.ensure_future(work)
 
     async def disconnected() -> None:
@@ -121,31 +121,20 @@ class TokenChunks:
                 f'{self.text_close}, "finish_reason": {reason}, "logprobs": null}}]}}')
 
 
-async def event_stream(engine: Engine, handle: GenerationHandle,
+async def event_stream(handle: GenerationHandle,
                        render: Callable[[Any], list[str]]) -> AsyncIterator[bytes]:
     """SSE body: ``render`` turns each engine event into serialized chunks. A failure after
     the stream started becomes an error event followed by ``[DONE]``; a client that goes
-    away (the task is cancelled) aborts the generation and frees its slot."""
-    finished = False
-    first = True
+    away (the task is cancelled) ends the handle, which aborts the generation."""
     try:
-        async for event in handle.events:
-            if first and isinstance(event, Delta):
-                first = False
-                metrics.TIME_TO_FIRST_TOKEN.labels(handle.model).observe(
-                    max(0.0, time.monotonic() - handle.created_monotonic))
-            finished = finished or isinstance(event, Finished)
-            for chunk in render(event):
-                yield sse(chunk)
+        async with handle:
+            async for event in handle:
+                for chunk in render(event):
+                    yield sse(chunk)
     except HFServeError as exc:
         yield sse(exc.to_dict())
     except Exception as exc:  # never a traceback to the client
         yield sse(ModelError(f"generation failed: {type(exc).__name__}").to_dict())
-    finally:
-        if finished:
-            engine.done(handle.request_id)
-        else:
-            engine.abort(handle.request_id)
     yield sse("[DONE]")
 
 

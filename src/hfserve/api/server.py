@@ -14,14 +14,15 @@ import uvicorn
 
 from hfserve.api.app import create_app
 from hfserve.config import Settings
-from hfserve.runtime.engine import Engine
+from hfserve.runtime.client import EngineClient
 
 # Time after the drain for ended streams to write their last events and close.
 END_GRACE_S = 2.0
 
 
 class DrainingServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, engine: Engine, drain_timeout_s: float) -> None:
+    def __init__(self, config: uvicorn.Config, engine: EngineClient,
+                 drain_timeout_s: float) -> None:
         super().__init__(config)
         self.engine, self.drain_timeout_s = engine, drain_timeout_s
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from hfserve.runtime.engine import Engine
+from hfserve.runtime.client import EngineClient
 
 
-def engine_of(request: Request) -> Engine:
+def engine_of(request: Request) -> EngineClient:
     return request.app.state.engine
 
 

@@ -8,7 +8,6 @@ import asyncio
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from hfserve.config import Settings
@@ -18,9 +17,9 @@ from hfserve.errors import (
     Overloaded,
     ServerShuttingDown,
 )
+from hfserve.runtime.events import GenerationHandle, GenerationInput, RunResult, coalesce
 from hfserve.runtime.manager import ModelManager
 from hfserve.runtime.scheduler import GenerationRequest
-from hfserve.runtime.sequence import coalesce
 from hfserve.runtime.stream import EventStream
 from hfserve.skills.base import BatchSkill, TextGenerator
 from hfserve.types import ModelState, SamplingParams, Task
@@ -61,37 +60,6 @@ def _check_messages(messages: list[dict[str, Any]]) -> None:
                 require_unicode(text, "messages")
         if isinstance(message.get("name"), str):
             require_unicode(message["name"], "messages")
-
-
-@dataclass
-class RunResult:
-    results: list[Any]
-    prompt_tokens: int
-    model: str
-
-
-@dataclass
-class GenerationInput:
-    """A generation request before tokenization: chat messages or a raw prompt."""
-
-    messages: list[dict[str, Any]] | None = None
-    prompt: str | list[int] | None = None
-    params: SamplingParams = field(default_factory=SamplingParams)
-    max_tokens: int | None = None       # None: fill up to the model's default / context
-    n: int = 1
-    priority: str = "normal"
-    timeout: float | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class GenerationHandle:
-    request_id: str
-    model: str
-    prompt_ids: list[int]
-    events: EventStream
-    created: int
-    created_monotonic: float = field(default_factory=time.monotonic)
 
 
 class Engine:
@@ -204,7 +172,7 @@ class Engine:
                 worker.submit(item, events)
                 self._streams[item.request_id] = (entry.name, events)
                 handles.append(GenerationHandle(item.request_id, entry.name, item.prompt_ids,
-                                                events, int(time.time())))
+                                                events, int(time.time()), self._end))
         except BaseException:
             for handle in handles:     # all or none
                 self.abort(handle.request_id)
@@ -225,6 +193,13 @@ class Engine:
 
     def done(self, request_id: str) -> None:
         self._streams.pop(request_id, None)
+
+    def _end(self, request_id: str, finished: bool) -> None:
+        """A handle closed: forget a finished generation, abort one that was not."""
+        if finished:
+            self.done(request_id)
+        else:
+            self.abort(request_id)
 
     def end_streams(self, reason: str) -> int:
         """End every generation still running with ``ServerShuttingDown`` (its client

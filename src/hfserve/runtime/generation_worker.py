@@ -23,7 +23,8 @@ from hfserve.errors import (
     ModelError,
     Overloaded,
 )
-from hfserve.runtime.sequence import Delta, Sequence
+from hfserve.runtime.events import Delta, Finished, PromptInfo  # noqa: F401 - re-exported
+from hfserve.runtime.sequence import Sequence
 from hfserve.runtime.stream import EventStream, let_loop_write
 from hfserve.skills.base import TextGenerator
 from hfserve.types import SamplingParams, TokenChoice  # noqa: F401
@@ -37,22 +38,6 @@ class GenerationRequest:
     n: int = 1
     priority: int = 1                    # 0 high, 1 normal, 2 low
     deadline: float | None = None        # time.monotonic() value
-
-
-@dataclass
-class PromptInfo:
-    """First event of every request: prompt size and, when asked, prompt logprobs."""
-
-    prompt_tokens: int
-    prompt_choices: list[TokenChoice] | None
-
-
-@dataclass
-class Finished:
-    """Last event of every request."""
-
-    prompt_tokens: int
-    completion_tokens: int
 
 
 @dataclass(eq=False)          # identity: a request is itself, and hashable

@@ -80,6 +80,16 @@ class ModelEntry:
     broken: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
+    def served_tasks(self) -> tuple[Task, ...]:
+        """What requests this model takes: the tasks of its config that the loaded skill
+        serves (before loading: those some registered skill serves). A causal LM's config
+        also lists feature extraction, which its generation skill does not do."""
+        if self.spec is None:
+            return ()
+        if self.skill is not None:
+            return tuple(t for t in self.spec.tasks if t in self.skill.tasks)
+        return tuple(t for t in self.spec.tasks if skill_targets(t))
+
     def describe(self) -> dict[str, Any]:
         spec = self.spec
         info: dict[str, Any] = {"state": self.state.value, "source": self.config.source,
@@ -87,7 +97,8 @@ class ModelEntry:
         if spec is not None:
             info.update(architecture=spec.architecture, model_type=spec.model_type,
                         family=spec.family.value, task=spec.task.value,
-                        tasks=[t.value for t in spec.tasks], parameters=spec.parameters,
+                        tasks=[t.value for t in self.served_tasks()],
+                        parameters=spec.parameters,
                         max_context=spec.max_context, gguf_file=spec.gguf_file)
             info["compatibility"] = compatibility_row(spec.family)
         if self.skill is not None and self.state == ModelState.READY:
@@ -138,10 +149,11 @@ class ModelManager:
             await self.load(entry)
         if entry.state == ModelState.FAILED:
             raise ModelUnavailable(f"model {name!r} failed to load: {entry.error}")
-        if entry.spec is not None and task not in entry.spec.tasks:
+        served = entry.served_tasks()
+        if task not in served:
             raise UnsupportedTask(
-                f"model {name!r} does not serve {task.value}; it serves "
-                f"{', '.join(t.value for t in entry.spec.tasks)}", param="model")
+                f"model {name!r} serves {', '.join(t.value for t in served) or 'nothing'}, "
+                f"not {task.value}", param="model")
         worker = entry.batcher or entry.scheduler
         if worker is None or not worker.alive:
             raise ModelUnavailable(f"model {name!r} is not running")

@@ -8,41 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hfserve.runtime.events import Delta, coalesce, joined  # noqa: F401 - re-exported
 from hfserve.types import SamplingParams, TokenChoice
-
-
-@dataclass
-class Delta:
-    """What one step adds to a sequence's output."""
-
-    index: int
-    text: str | None           # None: tokens only, for the server process to decode
-    tokens: list[TokenChoice]
-    finish_reason: str | None = None
-
-
-def joined(first: Delta, then: Delta) -> Delta:
-    """One delta for two consecutive ones of the same choice."""
-    return Delta(first.index, first.text + then.text, first.tokens + then.tokens,
-                 then.finish_reason or first.finish_reason)
-
-
-def coalesce(events: list[Any]) -> list[Any]:
-    """Each run of consecutive deltas becomes one delta per choice (texts and tokens joined,
-    the last finish reason); other events keep their place. A reader that fell behind then
-    sends one chunk per choice instead of one per token, as servers under load do."""
-    out: list[Any] = []
-    run: dict[int, Delta] = {}
-    for event in events:
-        if not isinstance(event, Delta):
-            out.extend(run.values())
-            run.clear()
-            out.append(event)
-            continue
-        prev = run.get(event.index)
-        run[event.index] = event if prev is None else joined(prev, event)
-    out.extend(run.values())
-    return out
 
 
 @dataclass(eq=False)          # identity: a sequence is itself, and hashable

@@ -274,6 +274,7 @@ class ProcessGenerator(HFTextCodec, TextGenerator):
         self.max_concurrent = max_concurrent
         self.max_queue = max_queue
         self.task = skill_class.task
+        self.also_serves = skill_class.also_serves
         self.process: Any = None
         self.conn: Any = None
         self._info: dict[str, Any] = {}

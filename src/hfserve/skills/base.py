@@ -26,6 +26,8 @@ class Skill(ABC):
     """Common part of every skill."""
 
     task: ClassVar[Task]
+    # Every task the loaded skill serves (default: its ``task``).
+    also_serves: ClassVar[tuple[Task, ...]] = ()
     backends: ClassVar[tuple[str, ...]] = ("torch",)   # backends this skill can load on
     # Generation skills whose loop holds the interpreter lock run best in a process of
     # their own (runtime/worker_process.py), unless the model config says otherwise.
@@ -54,6 +56,10 @@ class Skill(ABC):
 
             torch.set_num_threads(self.placement.threads)
 
+    @property
+    def tasks(self) -> tuple[Task, ...]:
+        return (self.task, *self.also_serves)
+
     def info(self) -> dict[str, Any]:
         return {"device": self.placement.device, "dtype": self.placement.dtype,
                 "backend": self.placement.backend, "threads": self.placement.threads}
@@ -72,6 +78,10 @@ class BatchSkill(Skill):
 
     # Batches that may run at once, each from a thread of its own (set by ``load``).
     workers: int = 1
+
+    @property
+    def tasks(self) -> tuple[Task, ...]:
+        return (self.task, *self.also_serves)
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), **({"streams": self.workers} if self.workers > 1 else {})}

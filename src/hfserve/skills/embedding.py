@@ -49,6 +49,7 @@ ENCODERS: dict[str, Callable[[ModelSpec, Placement], Callable[..., Any]]] = {
 
 class EmbeddingSkill(BatchSkill):
     task: ClassVar[Task] = Task.EMBEDDING
+    also_serves: ClassVar[tuple[Task, ...]] = (Task.FEATURE_EXTRACTION,)
     backends: ClassVar[tuple[str, ...]] = tuple(ENCODERS)
 
     def load(self, placement: Placement) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.background import BackgroundTask
 
 from hfserve.api.generation import (
     TokenChunks,
@@ -17,9 +18,7 @@ from hfserve.api.generation import (
 from hfserve.api.schemas.chat import ChatCompletion, ChatCompletionRequest
 from hfserve.api.schemas.common import MODEL_ERRORS, error_responses, usage
 from hfserve.api.state import engine_of, note_model
-from hfserve.runtime.engine import GenerationInput
-from hfserve.runtime.scheduler import Finished, PromptInfo
-from hfserve.runtime.sequence import Delta
+from hfserve.runtime.events import Delta, Finished, GenerationInput, PromptInfo
 from hfserve.types import TokenChoice
 
 router = APIRouter()
@@ -52,9 +51,11 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
     handle = await engine.stream(body.model, to_input(body))
     rid = f"chatcmpl-{handle.request_id}"
     if body.stream:
-        return StreamingResponse(event_stream(engine, handle, _renderer(body, handle, rid)),
-                                 media_type="text/event-stream")
-    got = await unless_client_leaves(request, collect(engine, handle, body.n))
+        return StreamingResponse(event_stream(handle, _renderer(body, handle, rid)),
+                                 media_type="text/event-stream",
+                                 # ends the handle even if the body never starts
+                                 background=BackgroundTask(handle.close))
+    got = await unless_client_leaves(request, collect(handle, body.n), [handle])
     choices = [{"index": i,
                 "message": {"role": "assistant", "content": c.text},
                 "finish_reason": c.finish_reason or "stop",

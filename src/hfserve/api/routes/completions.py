@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.background import BackgroundTask
 
 from hfserve.api.generation import (
     Collected,
@@ -21,9 +22,8 @@ from hfserve.api.schemas.common import MODEL_ERRORS, error_responses, usage
 from hfserve.api.schemas.completions import Completion, CompletionRequest
 from hfserve.api.state import engine_of, note_model
 from hfserve.errors import InvalidRequest
-from hfserve.runtime.engine import Engine, GenerationInput
-from hfserve.runtime.scheduler import Finished
-from hfserve.runtime.sequence import Delta
+from hfserve.runtime.client import EngineClient
+from hfserve.runtime.events import Delta, Finished, GenerationInput
 from hfserve.types import TokenChoice
 
 router = APIRouter()
@@ -57,7 +57,7 @@ def to_input(req: CompletionRequest, prompt: str | list[int]) -> GenerationInput
         max_tokens=req.max_tokens, n=req.n, priority=req.priority, timeout=req.timeout)
 
 
-async def _choices(engine: Engine, req: CompletionRequest, prompt: str | list[int],
+async def _choices(engine: EngineClient, req: CompletionRequest, prompt: str | list[int],
                    got: Collected, base: int) -> list[dict[str, Any]]:
     echo_text = ""
     if req.echo:
@@ -89,12 +89,14 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
         if body.echo:
             raise InvalidRequest("echo is not supported with stream", param="echo")
         handle = await engine.stream(body.model, to_input(body, prompts[0]))
-        return StreamingResponse(event_stream(engine, handle, _renderer(body, handle)),
-                                 media_type="text/event-stream")
+        return StreamingResponse(event_stream(handle, _renderer(body, handle)),
+                                 media_type="text/event-stream",
+                                 # ends the handle even if the body never starts
+                                 background=BackgroundTask(handle.close))
     # Admitted as one (all or none), and ended as one: a failure or a client that leaves
     # ends every sibling generation at once.
     handles = await engine.stream_many(body.model, [to_input(body, p) for p in prompts])
-    collected = await unless_client_leaves(request, collect_all(engine, handles, body.n))
+    collected = await unless_client_leaves(request, collect_all(handles, body.n), handles)
     choices = [c for i, (p, got) in enumerate(zip(prompts, collected, strict=True))
                for c in await _choices(engine, body, p, got, i * body.n)]
     prompt_tokens = sum(got.finished.prompt_tokens for got in collected)

@@ -1,0 +1,54 @@
+"""The one seam every front end calls: what the HTTP routes (and later the MCP server, the
+Ray Serve ingress, the UI's JSON endpoints) may ask of the engine. ``runtime.engine.Engine``
+implements it; a front end holds an ``EngineClient`` and imports nothing else of the runtime
+but ``runtime.events``. Cancellation, deadlines, priorities and time to first token live
+below it, so every front end gets them alike."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from hfserve.runtime.events import GenerationHandle, GenerationInput, RunResult
+from hfserve.types import Task
+
+
+class EngineClient(Protocol):
+    # --- lifecycle (the application that owns the engine) ------------------------------
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def begin_drain(self) -> None:
+        """Readiness false, new work refused; what runs goes on."""
+
+    def end_streams(self, reason: str) -> int:
+        """End every generation still running with an error; how many there were."""
+
+    # --- work ---------------------------------------------------------------------------
+    async def run(self, model: str, task: Task, items: list[Any],
+                  options: dict[str, Any] | None = None, *, priority: str = "normal",
+                  timeout: float | None = None) -> RunResult:
+        """Encoder work: one result per item, batched with other requests."""
+
+    async def stream(self, model: str, request: GenerationInput) -> GenerationHandle:
+        """Start a generation; its handle ends itself (``async with``)."""
+
+    async def stream_many(self, model: str, requests: list[GenerationInput]
+                          ) -> list[GenerationHandle]:
+        """Start several generations admitted as one (all or none)."""
+
+    async def detokenize(self, model: str, token_ids: list[int]) -> str: ...
+
+    # --- introspection ------------------------------------------------------------------
+    def models(self) -> list[dict[str, Any]]: ...
+
+    def describe(self, name: str) -> dict[str, Any]: ...
+
+    def label_of(self, name: str) -> str:
+        """The served name for metric labels (a fixed one for unknown names)."""
+
+    def hardware(self) -> dict[str, Any]: ...
+
+    def ready(self) -> tuple[bool, dict[str, str]]: ...
+
+    def broken(self) -> dict[str, str]: ...
