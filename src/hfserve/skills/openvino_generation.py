@@ -12,6 +12,13 @@ from hfserve.skills.openvino_backend import ensure_export, ov_config
 from hfserve.types import SamplingParams, Task
 
 
+def cache_gib(options: dict) -> int:
+    """The pipeline's KV-cache size (whole GiB, as ``SchedulerConfig.cache_size`` takes it)
+    from ``kv_cache_memory`` in bytes, rounded up; 1 GiB when it is not set."""
+    wanted = options.get("kv_cache_memory")
+    return 1 if not wanted else max(1, -(-int(wanted) // 2**30))
+
+
 def batched_tokens(options: dict[str, Any], max_seqs: int) -> int:
     """Tokens the pipeline computes per step: the prompt tokens prefilled while others
     stream (a longer prompt goes in parts, ``dynamic_split_fuse``), and at least one decode
@@ -42,7 +49,7 @@ class OpenVINOGenerationSkill(HFTextCodec, PipelineSkill):
         # The pipeline is fed token ids and returns token ids, so it needs no tokenizer IR.
         folder = ensure_export("text-generation", self.spec, placement)
         scheduler = genai.SchedulerConfig()
-        scheduler.cache_size = int(placement.options.get("kv_cache_gb", 1))
+        scheduler.cache_size = cache_gib(placement.options)
         scheduler.max_num_seqs = int(placement.options.get("max_concurrent", 32))
         scheduler.max_num_batched_tokens = batched_tokens(placement.options,
                                                           scheduler.max_num_seqs)
