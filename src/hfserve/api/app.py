@@ -9,7 +9,15 @@ from fastapi import FastAPI
 from hfserve import __version__
 from hfserve.api import errors
 from hfserve.api.middleware import ApiKey, BodyLimit, RequestMetrics
-from hfserve.api.routes import chat, completions, embeddings, hardware, health, models
+from hfserve.api.routes import (
+    chat,
+    classify,
+    completions,
+    embeddings,
+    hardware,
+    health,
+    models,
+)
 from hfserve.config import Settings
 from hfserve.runtime.client import EngineClient
 from hfserve.runtime.engine import Engine  # the composition root: the one place it is built
@@ -30,7 +38,7 @@ def create_app(settings: Settings, engine: EngineClient | None = None) -> FastAP
     app = FastAPI(title="hfserve", version=__version__, lifespan=lifespan,
                   description="One server for every HuggingFace model, behind the OpenAI API.")
     app.state.engine = engine
-    for module in (models, embeddings, chat, completions, hardware, health):
+    for module in (models, embeddings, chat, completions, classify, hardware, health):
         app.include_router(module.router)
     errors.install(app)
     app.openapi = lambda: _openapi(app)

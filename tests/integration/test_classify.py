@@ -1,0 +1,120 @@
+"""Sequence classification through POST /v1/classify, on tiny random classifiers built here
+(MiniLM's tokenizer, a small BERT config): labels and scores equal to transformers'
+text-classification pipeline, on eager torch and on OpenVINO, alone and in mixed batches."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from .conftest import MINILM, launch, stop
+
+TEXTS = ["I loved this film.", "Terrible, a waste of two hours and of popcorn too.", "ok",
+         "The plot was thin but the actors carried it with charm and timing."]
+LABELS = {0: "negative", 1: "positive", 2: "neutral"}
+
+
+def tiny_classifier(folder, *, multi_label: bool = False):
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64,
+                        max_position_embeddings=128, id2label=LABELS,
+                        label2id={v: k for k, v in LABELS.items()},
+                        problem_type="multi_label_classification" if multi_label else None)
+    BertForSequenceClassification(config).eval().save_pretrained(folder)
+    AutoTokenizer.from_pretrained(str(MINILM)).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("classifiers")
+    return {"single": tiny_classifier(root / "single"),
+            "multi": tiny_classifier(root / "multi", multi_label=True)}
+
+
+@pytest.fixture(scope="module")
+def base(models, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("classify-server")
+    config = {"cache_dir": str(tmp / "cache"), "models": [
+        {"name": "cls-torch", "source": str(models["single"]), "backend": "torch",
+         "dtype": "float32", "threads": 1},
+        {"name": "cls-openvino", "source": str(models["single"]), "dtype": "float32",
+         "threads": 1},
+        {"name": "cls-multi", "source": str(models["multi"]), "backend": "torch",
+         "dtype": "float32", "threads": 1},
+    ]}
+    proc, url, log = launch(config, tmp)
+    yield url
+    stop(proc, log)
+
+
+def expected(folder, texts):
+    from transformers import pipeline
+
+    pipe = pipeline("text-classification", model=str(folder), top_k=None, device="cpu")
+    return [{r["label"]: r["score"] for r in rows} for rows in pipe(texts)]
+
+
+@pytest.mark.parametrize(("model", "kind"), [("cls-torch", "single"),
+                                             ("cls-openvino", "single"),
+                                             ("cls-multi", "multi")])
+def test_scores_equal_transformers_pipeline(base, models, model, kind):
+    got = httpx.post(f"{base}/v1/classify", timeout=60,
+                     json={"model": model, "input": TEXTS}).json()
+    assert got["object"] == "list" and got["model"] == model
+    assert got["usage"]["prompt_tokens"] > len(TEXTS)
+    want = expected(models[kind], TEXTS)
+    tolerance = 1e-4 if model != "cls-openvino" else 2e-3
+    for row, scores in zip(got["data"], want, strict=True):
+        assert row["num_classes"] == 3
+        by_label = dict(zip(LABELS.values(), row["probs"], strict=True))
+        assert by_label == pytest.approx(scores, abs=tolerance)
+        assert row["label"] == max(scores, key=scores.get)
+    if kind == "single":
+        assert all(sum(r["probs"]) == pytest.approx(1.0, abs=1e-5) for r in got["data"])
+
+
+def test_one_text_alone_and_in_concurrent_mixed_batches_scores_the_same(base):
+    alone = httpx.post(f"{base}/v1/classify", timeout=60,
+                       json={"model": "cls-torch", "input": TEXTS[1]}).json()["data"][0]
+
+    async def many():
+        async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+            return await asyncio.gather(*(client.post("/v1/classify", json={
+                "model": "cls-torch", "input": [TEXTS[i % 4], TEXTS[1]]}) for i in range(12)))
+
+    for response in asyncio.run(many()):
+        assert response.json()["data"][1]["probs"] == pytest.approx(alone["probs"], abs=1e-5)
+
+
+def test_a_model_that_does_not_classify_and_bad_inputs_are_400s(base):
+    for body in ({"model": "cls-torch", "input": []}, {"model": "cls-torch", "input": [""]},
+                 {"model": "cls-torch", "input": [["a", "b", "c"]]}):
+        response = httpx.post(f"{base}/v1/classify", json=body, timeout=30)
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["type"] == "invalid_request_error"
+    too_long = httpx.post(f"{base}/v1/classify", timeout=30,
+                          json={"model": "cls-torch", "input": "word " * 400})
+    assert too_long.json()["error"]["code"] == "context_length_exceeded"
+    cut = httpx.post(f"{base}/v1/classify", timeout=30,
+                     json={"model": "cls-torch", "input": "word " * 400, "truncate": True})
+    assert cut.status_code == 200
+    assert httpx.get(f"{base}/v1/models/cls-torch").json()["tasks"] == ["text-classification"]
+
+
+def test_a_pair_of_texts_scores_as_the_pipeline_scores_text_and_text_pair(base, models):
+    from transformers import pipeline
+
+    pair = ["A man is playing a guitar.", "Someone makes music."]
+    got = httpx.post(f"{base}/v1/classify", timeout=60,
+                     json={"model": "cls-torch", "input": [pair]}).json()["data"][0]
+    pipe = pipeline("text-classification", model=str(models["single"]), top_k=None)
+    want = {r["label"]: r["score"] for r in pipe({"text": pair[0], "text_pair": pair[1]})}
+    assert dict(zip(LABELS.values(), got["probs"], strict=True)) == pytest.approx(want,
+                                                                                  abs=1e-4)
