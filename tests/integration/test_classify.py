@@ -1,6 +1,8 @@
-"""Sequence classification through POST /v1/classify, on tiny random classifiers built here
-(MiniLM's tokenizer, a small BERT config): labels and scores equal to transformers'
-text-classification pipeline, on eager torch and on OpenVINO, alone and in mixed batches."""
+"""Sequence classification through POST /v1/classify and reranking through /v1/rerank and
+/v1/score, on tiny random classifiers built here (MiniLM's tokenizer, a small BERT config):
+labels and scores equal to transformers' text-classification pipeline and to
+sentence-transformers' CrossEncoder, on eager torch and on OpenVINO, alone and in mixed
+batches."""
 
 from __future__ import annotations
 
@@ -16,15 +18,15 @@ TEXTS = ["I loved this film.", "Terrible, a waste of two hours and of popcorn to
 LABELS = {0: "negative", 1: "positive", 2: "neutral"}
 
 
-def tiny_classifier(folder, *, multi_label: bool = False):
+def tiny_classifier(folder, *, multi_label: bool = False, labels: dict | None = None):
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
     torch.manual_seed(0)
     config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2,
                         num_attention_heads=2, intermediate_size=64,
-                        max_position_embeddings=128, id2label=LABELS,
-                        label2id={v: k for k, v in LABELS.items()},
+                        max_position_embeddings=128, id2label=labels or LABELS,
+                        label2id={v: k for k, v in (labels or LABELS).items()},
                         problem_type="multi_label_classification" if multi_label else None)
     BertForSequenceClassification(config).eval().save_pretrained(folder)
     AutoTokenizer.from_pretrained(str(MINILM)).save_pretrained(folder)
@@ -35,7 +37,8 @@ def tiny_classifier(folder, *, multi_label: bool = False):
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("classifiers")
     return {"single": tiny_classifier(root / "single"),
-            "multi": tiny_classifier(root / "multi", multi_label=True)}
+            "multi": tiny_classifier(root / "multi", multi_label=True),
+            "reranker": tiny_classifier(root / "reranker", labels={0: "LABEL_0"})}
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +50,8 @@ def base(models, tmp_path_factory):
         {"name": "cls-openvino", "source": str(models["single"]), "dtype": "float32",
          "threads": 1},
         {"name": "cls-multi", "source": str(models["multi"]), "backend": "torch",
+         "dtype": "float32", "threads": 1},
+        {"name": "reranker", "source": str(models["reranker"]), "backend": "torch",
          "dtype": "float32", "threads": 1},
     ]}
     proc, url, log = launch(config, tmp)
@@ -118,3 +123,52 @@ def test_a_pair_of_texts_scores_as_the_pipeline_scores_text_and_text_pair(base, 
     want = {r["label"]: r["score"] for r in pipe({"text": pair[0], "text_pair": pair[1]})}
     assert dict(zip(LABELS.values(), got["probs"], strict=True)) == pytest.approx(want,
                                                                                   abs=1e-4)
+
+
+QUERY = "Which film has the best actors?"
+
+
+def cross_encoder_scores(folder, pairs):
+    from sentence_transformers import CrossEncoder
+
+    return [float(x) for x in CrossEncoder(str(folder), device="cpu").predict(pairs)]
+
+
+def test_rerank_scores_and_order_equal_the_cross_encoders(base, models):
+    want = cross_encoder_scores(models["reranker"], [[QUERY, t] for t in TEXTS])
+    documents = [TEXTS[0], {"text": TEXTS[1]}, *TEXTS[2:]]
+    got = httpx.post(f"{base}/v1/rerank", timeout=60, json={
+        "model": "reranker", "query": QUERY, "documents": documents}).json()
+    assert got["model"] == "reranker" and got["usage"]["prompt_tokens"] > 0
+    order = sorted(range(len(TEXTS)), key=lambda i: -want[i])
+    assert [r["index"] for r in got["results"]] == order
+    for r in got["results"]:
+        assert r["relevance_score"] == pytest.approx(want[r["index"]], abs=1e-4)
+        assert r["document"] == {"text": TEXTS[r["index"]]}
+    top = httpx.post(f"{base}/rerank", timeout=60, json={
+        "model": "reranker", "query": QUERY, "documents": TEXTS, "top_n": 2,
+        "return_documents": False}).json()
+    assert [r["index"] for r in top["results"]] == order[:2]
+    assert all(r["document"] is None for r in top["results"])
+
+
+def test_score_pairs_one_to_many_and_zipped(base, models):
+    want = cross_encoder_scores(models["reranker"], [[QUERY, t] for t in TEXTS])
+    one = httpx.post(f"{base}/v1/score", timeout=60, json={
+        "model": "reranker", "text_1": QUERY, "text_2": TEXTS}).json()
+    assert [d["score"] for d in one["data"]] == pytest.approx(want, abs=1e-4)
+    zipped = httpx.post(f"{base}/v1/score", timeout=60, json={
+        "model": "reranker", "text_1": [QUERY] * 2, "text_2": TEXTS[:2]}).json()
+    assert [d["score"] for d in zipped["data"]] == pytest.approx(want[:2], abs=1e-4)
+    bad = httpx.post(f"{base}/v1/score", timeout=60, json={
+        "model": "reranker", "text_1": [QUERY] * 2, "text_2": TEXTS})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "text_1"
+
+
+def test_rerank_of_a_three_label_classifier_is_a_400(base):
+    response = httpx.post(f"{base}/v1/rerank", timeout=60, json={
+        "model": "cls-torch", "query": QUERY, "documents": TEXTS})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "unsupported_task"
+    tasks = httpx.get(f"{base}/v1/models/reranker").json()["tasks"]
+    assert tasks == ["rerank", "text-classification"]

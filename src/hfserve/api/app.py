@@ -17,6 +17,7 @@ from hfserve.api.routes import (
     hardware,
     health,
     models,
+    rerank,
 )
 from hfserve.config import Settings
 from hfserve.runtime.client import EngineClient
@@ -38,7 +39,8 @@ def create_app(settings: Settings, engine: EngineClient | None = None) -> FastAP
     app = FastAPI(title="hfserve", version=__version__, lifespan=lifespan,
                   description="One server for every HuggingFace model, behind the OpenAI API.")
     app.state.engine = engine
-    for module in (models, embeddings, chat, completions, classify, hardware, health):
+    for module in (models, embeddings, chat, completions, classify, rerank, hardware,
+                   health):
         app.include_router(module.router)
     errors.install(app)
     app.openapi = lambda: _openapi(app)

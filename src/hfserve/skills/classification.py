@@ -56,7 +56,11 @@ CLASSIFIERS: dict[str, Callable[[ModelSpec, Placement], Callable[..., Any]]] = {
 
 
 class ClassificationSkill(BatchSkill):
+    """Also the reranker: a cross-encoder is a classifier of (query, document) pairs with one
+    logit, whose sigmoid is the relevance score (sentence-transformers' CrossEncoder)."""
+
     task: ClassVar[Task] = Task.TEXT_CLASSIFICATION
+    also_serves: ClassVar[tuple[Task, ...]] = (Task.RERANK,)
     backends: ClassVar[tuple[str, ...]] = tuple(CLASSIFIERS)
 
     def load(self, placement: Placement) -> None:
