@@ -33,12 +33,33 @@ def tiny_classifier(folder, *, multi_label: bool = False, labels: dict | None = 
     return folder
 
 
+TAGS = {0: "O", 1: "B-PER", 2: "I-PER", 3: "B-LOC", 4: "I-LOC"}
+
+
+def tiny_tagger(folder):
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
+
+    torch.manual_seed(1)
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64,
+                        max_position_embeddings=128, id2label=TAGS,
+                        label2id={v: k for k, v in TAGS.items()})
+    model = BertForTokenClassification(config).eval()
+    with torch.no_grad():         # a head that names things, so that every strategy groups
+        model.classifier.bias.copy_(torch.tensor([0.0, 0.8, 0.6, 0.5, 0.4]))
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(str(MINILM)).save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("classifiers")
     return {"single": tiny_classifier(root / "single"),
             "multi": tiny_classifier(root / "multi", multi_label=True),
-            "reranker": tiny_classifier(root / "reranker", labels={0: "LABEL_0"})}
+            "reranker": tiny_classifier(root / "reranker", labels={0: "LABEL_0"}),
+            "ner": tiny_tagger(root / "ner")}
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +74,7 @@ def base(models, tmp_path_factory):
          "dtype": "float32", "threads": 1},
         {"name": "reranker", "source": str(models["reranker"]), "backend": "torch",
          "dtype": "float32", "threads": 1},
+        {"name": "ner", "source": str(models["ner"]), "dtype": "float32", "threads": 1},
     ]}
     proc, url, log = launch(config, tmp)
     yield url
@@ -172,3 +194,56 @@ def test_rerank_of_a_three_label_classifier_is_a_400(base):
     assert response.json()["error"]["code"] == "unsupported_task"
     tasks = httpx.get(f"{base}/v1/models/reranker").json()["tasks"]
     assert tasks == ["rerank", "text-classification"]
+
+
+NER_TEXTS = ["Angela Merkel visited Washington and Paris in unbelievable weather.",
+             "Jean-Baptiste lives in Düsseldorf."]
+
+
+@pytest.mark.parametrize("strategy", ["none", "simple", "first", "average", "max"])
+def test_entities_equal_the_token_classification_pipeline(base, models, strategy):
+    from transformers import pipeline
+
+    pipe = pipeline("token-classification", model=str(models["ner"]),
+                    aggregation_strategy=strategy)
+    want = [[{k: (float(v) if k == "score" else v) for k, v in e.items()} for e in rows]
+            for rows in pipe(NER_TEXTS)]
+    got = httpx.post(f"{base}/v1/infer/ner", timeout=60, json={
+        "inputs": NER_TEXTS, "parameters": {"aggregation_strategy": strategy}}).json()
+    assert len(got) == len(want) and any(want)
+    for got_rows, want_rows in zip(got, want, strict=True):
+        assert [{k: v for k, v in e.items() if k != "score"} for e in got_rows] == \
+            [{k: v for k, v in e.items() if k != "score"} for e in want_rows]
+        assert [e["score"] for e in got_rows] == pytest.approx(
+            [e["score"] for e in want_rows], abs=1e-4)
+    single = httpx.post(f"{base}/v1/infer/ner", timeout=60, json={
+        "inputs": NER_TEXTS[1], "parameters": {"aggregation_strategy": strategy}}).json()
+    assert [e["word"] for e in single] == [e["word"] for e in want[1]]
+
+
+def test_infer_classifies_as_the_text_classification_pipeline(base, models):
+    from transformers import pipeline
+
+    pipe = pipeline("text-classification", model=str(models["single"]))
+    for inputs, parameters in ((TEXTS[0], {}), (TEXTS, {}), (TEXTS[0], {"top_k": None}),
+                               (TEXTS, {"top_k": 2})):
+        want = pipe(inputs, **parameters)
+        got = httpx.post(f"{base}/v1/infer/cls-torch", timeout=60,
+                         json={"inputs": inputs, "parameters": parameters}).json()
+        assert json_round(got) == json_round(want)
+
+
+def json_round(value):
+    if isinstance(value, list):
+        return [json_round(v) for v in value]
+    if isinstance(value, dict):
+        return {k: round(float(v), 4) if k == "score" else v for k, v in value.items()}
+    return value
+
+
+def test_infer_refuses_what_it_does_not_serve(base):
+    bad = httpx.post(f"{base}/v1/infer/ner", timeout=60, json={
+        "inputs": "x", "parameters": {"aggregation_strategy": "loudest"}})
+    assert bad.status_code == 400
+    assert bad.json()["error"]["param"] == "parameters.aggregation_strategy"
+    assert httpx.post(f"{base}/v1/infer/nope", json={"inputs": "x"}).status_code == 404

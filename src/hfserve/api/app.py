@@ -16,6 +16,7 @@ from hfserve.api.routes import (
     embeddings,
     hardware,
     health,
+    infer,
     models,
     rerank,
 )
@@ -39,8 +40,8 @@ def create_app(settings: Settings, engine: EngineClient | None = None) -> FastAP
     app = FastAPI(title="hfserve", version=__version__, lifespan=lifespan,
                   description="One server for every HuggingFace model, behind the OpenAI API.")
     app.state.engine = engine
-    for module in (models, embeddings, chat, completions, classify, rerank, hardware,
-                   health):
+    for module in (models, embeddings, chat, completions, classify, rerank, infer,
+                   hardware, health):
         app.include_router(module.router)
     errors.install(app)
     app.openapi = lambda: _openapi(app)

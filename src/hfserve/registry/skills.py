@@ -10,6 +10,8 @@ SKILLS: dict[Task, tuple[str, ...]] = {
     Task.EMBEDDING: ("hfserve.skills.embedding:EmbeddingSkill",),
     Task.FEATURE_EXTRACTION: ("hfserve.skills.embedding:EmbeddingSkill",),
     Task.TEXT_CLASSIFICATION: ("hfserve.skills.classification:ClassificationSkill",),
+    Task.TOKEN_CLASSIFICATION: ("hfserve.skills.token_classification:"
+                                "TokenClassificationSkill",),
     Task.RERANK: ("hfserve.skills.classification:ClassificationSkill",),
     Task.TEXT_GENERATION: ("hfserve.skills.openvino_generation:OpenVINOGenerationSkill",
                            "hfserve.skills.generation:GenerationSkill"),

@@ -1,0 +1,83 @@
+"""POST /v1/infer/{model}: the HuggingFace Inference API's form (``{"inputs", "parameters"}``)
+for the model's task, answered with what transformers' ``pipeline`` returns for it. One
+entry per task in ``TASKS``: how parameters become engine options, and how results become
+the pipeline's JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from hfserve.api.schemas.common import MODEL_ERRORS, error_responses
+from hfserve.api.schemas.infer import InferRequest
+from hfserve.api.state import engine_of, note_model
+from hfserve.errors import InvalidRequest
+from hfserve.types import Task
+
+router = APIRouter()
+
+
+def _labels(top_k: Any) -> Callable[[Any], Any]:
+    """text-classification as the pipeline answers it: the ``top_k`` best labels (1 by
+    default: one dict per text; ``null``: every label)."""
+    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+        raise InvalidRequest("top_k must be a positive integer or null",
+                             param="parameters.top_k")
+
+    def render(scores: Any) -> Any:
+        ranked = sorted(({"label": label, "score": score} for label, score in
+                         zip(scores.labels, scores.scores, strict=True)),
+                        key=lambda r: -r["score"])
+        return ranked[0] if top_k == 1 else ranked[:top_k]
+
+    return render
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    options: Callable[[dict[str, Any]], dict[str, Any]]
+    render: Callable[[dict[str, Any]], Callable[[Any], Any]]
+    single_as_list: bool       # a single text's result comes wrapped in a list
+
+
+TASKS: dict[Task, TaskEntry] = {
+    Task.TEXT_CLASSIFICATION: TaskEntry(
+        options=lambda p: {"truncate": bool(p.get("truncation", False))},
+        render=lambda p: _labels(p.get("top_k", 1)), single_as_list=True),
+    Task.TOKEN_CLASSIFICATION: TaskEntry(
+        options=lambda p: {"aggregation_strategy": p.get("aggregation_strategy", "none"),
+                           "ignore_labels": p.get("ignore_labels")},
+        render=lambda p: lambda entities: entities, single_as_list=False),
+    Task.EMBEDDING: TaskEntry(
+        options=lambda p: {"truncate": bool(p.get("truncate", False))},
+        render=lambda p: lambda vector: vector.tolist(), single_as_list=False),
+}
+
+
+@router.post("/v1/infer/{model:path}", responses={
+    200: {"description": "What transformers' pipeline returns for the model's task",
+          "content": {"application/json": {"schema": {}}}},
+    **error_responses(*MODEL_ERRORS)})
+async def infer(model: str, body: InferRequest, request: Request) -> JSONResponse:
+    engine = engine_of(request)
+    note_model(request, model)
+    served = [Task(t) for t in engine.describe(model).get("tasks", [])]
+    task = next((t for t in served if t in TASKS), None)
+    if task is None:
+        raise InvalidRequest(f"model {model!r} serves {', '.join(served) or 'nothing'}; "
+                             "/v1/infer serves " + ", ".join(t.value for t in TASKS),
+                             param="model", code="unsupported_task")
+    entry = TASKS[task]
+    render = entry.render(body.parameters)
+    items = [body.inputs] if isinstance(body.inputs, str) else list(body.inputs)
+    result = await engine.run(model, task, items, entry.options(body.parameters),
+                              priority=body.priority, timeout=body.timeout)
+    rendered = [render(r) for r in result.results]
+    if isinstance(body.inputs, str):
+        one = rendered[0]
+        return JSONResponse([one] if entry.single_as_list and isinstance(one, dict) else one)
+    return JSONResponse(rendered)
