@@ -20,6 +20,13 @@ class ScriptSkill(GenerativeSkill):
     own_process: ClassVar[bool] = True
     eos_token_ids = frozenset({0})
 
+    @classmethod
+    def text_codec(cls):
+        """The server side tokenizes with the folder's HF tokenizer, as real skills do."""
+        from hfserve.skills.hf_text import HFTextCodec
+
+        return HFTextCodec()
+
     def load(self, placement: Placement) -> None:
         if self.spec.config.get("fail_load"):
             raise RuntimeError("the weights are corrupt")

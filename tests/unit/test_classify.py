@@ -126,15 +126,16 @@ def test_default_table_serves_embeddings_and_generation(table) -> None:
 
 
 def test_register_adds_before_or_after_and_never_twice(table) -> None:
-    skill_table.register(T.RERANK, "plugins.rerank:RerankSkill")
-    assert skill_table.skill_targets(T.RERANK) == ("plugins.rerank:RerankSkill",)
-    assert T.RERANK in skill_table.served_tasks()
-    skill_table.register("rerank", "plugins.other:Better")
-    assert skill_table.skill_targets(T.RERANK) == ("plugins.other:Better",
-                                                   "plugins.rerank:RerankSkill")
-    skill_table.register(T.RERANK, "plugins.rerank:RerankSkill", first=False)
-    assert skill_table.skill_targets(T.RERANK) == ("plugins.other:Better",
-                                                   "plugins.rerank:RerankSkill")
+    assert T.OBJECT_DETECTION not in skill_table.served_tasks()
+    skill_table.register(T.OBJECT_DETECTION, "plugins.detect:DetectSkill")
+    assert skill_table.skill_targets(T.OBJECT_DETECTION) == ("plugins.detect:DetectSkill",)
+    assert T.OBJECT_DETECTION in skill_table.served_tasks()
+    skill_table.register("object-detection", "plugins.other:Better")
+    assert skill_table.skill_targets(T.OBJECT_DETECTION) == ("plugins.other:Better",
+                                                             "plugins.detect:DetectSkill")
+    skill_table.register(T.OBJECT_DETECTION, "plugins.detect:DetectSkill", first=False)
+    assert skill_table.skill_targets(T.OBJECT_DETECTION) == ("plugins.other:Better",
+                                                             "plugins.detect:DetectSkill")
 
 
 def test_register_rejects_bad_targets_and_tasks(table) -> None:
@@ -147,7 +148,7 @@ def test_register_rejects_bad_targets_and_tasks(table) -> None:
 
 
 def test_table_fixture_restored_the_defaults() -> None:
-    assert skill_table.skill_targets(T.RERANK) == ()
+    assert skill_table.skill_targets(T.OBJECT_DETECTION) == ()
 
 
 # --- spec sizing ----------------------------------------------------------------------------

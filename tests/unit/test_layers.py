@@ -124,6 +124,16 @@ def test_the_seam_check_catches_a_route_importing_the_scheduler(tmp_path: Path,
         test_front_ends_import_only_the_seam_of_the_runtime()
 
 
+def test_the_runtime_imports_only_the_contracts_of_skills() -> None:
+    out = []
+    for path in modules("runtime"):
+        for imp in imports_of(path):
+            if within(imp.module, ("hfserve.skills",)) and imp.module != "hfserve.skills" \
+                    and not within(imp.module, ("hfserve.skills.base",)):
+                out.append(f"{path.relative_to(PACKAGE)}:{imp.line} imports {imp.module}")
+    assert out == []
+
+
 @pytest.mark.parametrize("layer", ["runtime", "api", "registry", "hardware"])
 def test_no_torch_at_module_level(layer: str) -> None:
     heavy = ("torch", "transformers", "openvino", "onnxruntime", "optimum")

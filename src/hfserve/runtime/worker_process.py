@@ -34,7 +34,6 @@ from hfserve.runtime.generation_worker import GenerationRequest
 from hfserve.runtime.sequence import Delta
 from hfserve.runtime.stream import EventStream
 from hfserve.skills.base import GenerativeSkill, Placement, Skill, TextGenerator
-from hfserve.skills.hf_text import HFTextCodec
 from hfserve.types import ModelSpec, TokenChoice
 
 log = logging.getLogger("hfserve.worker_process")
@@ -262,10 +261,11 @@ def _describe(skill: Skill) -> dict[str, Any]:
 
 # --- server side -------------------------------------------------------------------------
 
-class ProcessGenerator(HFTextCodec, TextGenerator):
-    """Stands in for a generation skill in the server process: tokenizes here, generates in
-    the child. ``load`` starts the child and waits until its model is loaded (or raises
-    what failed, so placement falls back as for any skill)."""
+class ProcessGenerator(TextGenerator):
+    """Stands in for a generation skill in the server process: tokenizes here (with the
+    skill's own text codec), generates in the child. ``load`` starts the child and waits
+    until its model is loaded (or raises what failed, so placement falls back as for any
+    skill)."""
 
     def __init__(self, spec: ModelSpec, skill_class: type[Skill], *, max_concurrent: int,
                  max_queue: int) -> None:
@@ -275,6 +275,10 @@ class ProcessGenerator(HFTextCodec, TextGenerator):
         self.max_queue = max_queue
         self.task = skill_class.task
         self.also_serves = skill_class.also_serves
+        codec = skill_class.text_codec()
+        if codec is None:
+            raise TypeError(f"{skill_class.__name__} has no text codec to run in a process")
+        self.codec = codec
         self.process: Any = None
         self.conn: Any = None
         self._info: dict[str, Any] = {}
@@ -294,8 +298,8 @@ class ProcessGenerator(HFTextCodec, TextGenerator):
         theirs.close()
         try:
             # While the child loads.
-            self.eos_token_ids = self.load_tokenizer(self.spec,
-                                                     cache_dir=placement.options.get("cache_dir"))
+            self.eos_token_ids = self.codec.load_tokenizer(
+                self.spec, cache_dir=placement.options.get("cache_dir"))
         except Exception:
             self.unload()
             raise
@@ -325,6 +329,25 @@ class ProcessGenerator(HFTextCodec, TextGenerator):
                     return item
         code = self.process.exitcode if self.process is not None else None
         return ("failed", f"the model process ended while loading (exit code {code})", False)
+
+    # --- the text side, the skill's own codec -------------------------------------------
+    def encode_chat(self, messages: list[dict[str, Any]], options: dict[str, Any]) -> list[int]:
+        return self.codec.encode_chat(messages, options)
+
+    def encode_text(self, prompt: str) -> list[int]:
+        return self.codec.encode_text(prompt)
+
+    def decode_tokens(self, token_ids: list[int]) -> str:
+        return self.codec.decode_tokens(token_ids)
+
+    def token_text(self, token_id: int) -> str:
+        return self.codec.token_text(token_id)
+
+    def text_stream(self) -> Any:
+        return self.codec.text_stream()
+
+    def check_token_ids(self, token_ids: list[int], param: str = "prompt") -> None:
+        self.codec.check_token_ids(token_ids, param)
 
     def info(self) -> dict[str, Any]:
         pid = self.process.pid if self.process is not None else None

@@ -125,6 +125,13 @@ class TextGenerator(Skill):
         character is still incomplete), the same text as ``decode_tokens`` of the whole."""
         return None
 
+    @classmethod
+    def text_codec(cls) -> TextGenerator | None:
+        """A new object holding only this skill's text side (tokenizer, chat template):
+        ``load_tokenizer(spec, cache_dir=...)`` and the text methods above. A model run in
+        a process of its own keeps one in the server process. None: the skill has none."""
+        return None
+
     def check_token_ids(self, token_ids: list[int], param: str = "prompt") -> None:
         """Raise InvalidRequest (naming ``param``) for ids the model has no embedding for
         (prompts given as token ids, stop token ids)."""

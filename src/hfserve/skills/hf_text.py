@@ -154,9 +154,14 @@ _CACHE_PROBE = "Hi!\n\n  Two  spaces , a tab\there. Ünïcödé 漢字 🤗 </s>
 
 
 class HFTextCodec:
-    """Mixin: needs ``self.tokenizer``; provides the TextGenerator text methods."""
+    """Mixin: needs ``self.tokenizer``; provides the TextGenerator text methods. Alone, it
+    is a skill's text side (``TextGenerator.text_codec``)."""
 
     tokenizer: Any
+
+    @classmethod
+    def text_codec(cls) -> HFTextCodec:
+        return HFTextCodec()
 
     def load_tokenizer(self, spec: ModelSpec, eos_from_model: Any = None,
                        cache_dir: Path | str | None = None) -> frozenset[int]:
