@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import numpy as np
 import pytest
 
 from .conftest import MINILM, launch, stop
@@ -247,3 +248,39 @@ def test_infer_refuses_what_it_does_not_serve(base):
     assert bad.status_code == 400
     assert bad.json()["error"]["param"] == "parameters.aggregation_strategy"
     assert httpx.post(f"{base}/v1/infer/nope", json={"inputs": "x"}).status_code == 404
+
+
+def test_tei_predict_single_pair_and_batch_equal_the_pipeline(base, models):
+    from transformers import pipeline
+
+    classifier = pipeline("text-classification", model=str(models["single"]), top_k=None)
+
+    def pipe(item):             # every label, best first, for one input
+        return classifier([item])[0]
+
+    pair = ["A man is playing a guitar.", "Someone makes music."]
+    cases = [(TEXTS[0], pipe(TEXTS[0])),
+             (pair, pipe({"text": pair[0], "text_pair": pair[1]})),
+             ([[TEXTS[1]], pair], [pipe(TEXTS[1]), pipe({"text": pair[0],
+                                                         "text_pair": pair[1]})])]
+    for inputs, want in cases:
+        got = httpx.post(f"{base}/predict", timeout=60,
+                         json={"inputs": inputs, "model": "cls-torch"}).json()
+        assert json_round(got) == json_round(want)
+    raw = httpx.post(f"{base}/predict", timeout=60, headers={"X-Model": "cls-torch"},
+                     json={"inputs": TEXTS[0], "raw_scores": True}).json()
+    assert sum(p["score"] for p in raw) != pytest.approx(1.0)
+
+
+def test_tei_rerank_equals_the_cross_encoder(base, models):
+    want = cross_encoder_scores(models["reranker"], [[QUERY, t] for t in TEXTS])
+    got = httpx.post(f"{base}/rerank", timeout=60, json={
+        "query": QUERY, "texts": TEXTS, "return_text": True}).json()   # the one reranker
+    assert [r["index"] for r in got] == sorted(range(len(TEXTS)), key=lambda i: -want[i])
+    for r in got:
+        assert r["score"] == pytest.approx(want[r["index"]], abs=1e-4)
+        assert r["text"] == TEXTS[r["index"]]
+    raw = httpx.post(f"{base}/rerank", timeout=60, json={
+        "query": QUERY, "texts": TEXTS[:1], "raw_scores": True}).json()
+    assert raw[0]["score"] == pytest.approx(float(np.log(want[0] / (1 - want[0]))), abs=1e-3)
+    assert "text" not in raw[0]

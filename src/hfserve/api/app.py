@@ -19,6 +19,7 @@ from hfserve.api.routes import (
     infer,
     models,
     rerank,
+    tei,
 )
 from hfserve.config import Settings
 from hfserve.runtime.client import EngineClient
@@ -40,7 +41,7 @@ def create_app(settings: Settings, engine: EngineClient | None = None) -> FastAP
     app = FastAPI(title="hfserve", version=__version__, lifespan=lifespan,
                   description="One server for every HuggingFace model, behind the OpenAI API.")
     app.state.engine = engine
-    for module in (models, embeddings, chat, completions, classify, rerank, infer,
+    for module in (models, embeddings, chat, completions, classify, rerank, infer, tei,
                    hardware, health):
         app.include_router(module.router)
     errors.install(app)
@@ -53,12 +54,15 @@ def create_app(settings: Settings, engine: EngineClient | None = None) -> FastAP
 
 def _openapi(app: FastAPI) -> dict:
     """FastAPI's document without the 422 it adds to every route with a body: this server
-    answers invalid input with 400 (the OpenAI envelope), as each route documents."""
+    answers invalid input with 400 (the OpenAI envelope), as each route documents (TEI's
+    routes document their own 422)."""
     if app.openapi_schema is None:
         schema = FastAPI.openapi(app)
         for path in schema.get("paths", {}).values():
             for operation in path.values():
-                operation.get("responses", {}).pop("422", None)
+                responses = operation.get("responses", {})
+                if "HTTPValidationError" in str(responses.get("422", "")):
+                    responses.pop("422")
         for name in ("HTTPValidationError", "ValidationError"):
             schema.get("components", {}).get("schemas", {}).pop(name, None)
         app.openapi_schema = schema

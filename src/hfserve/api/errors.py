@@ -37,7 +37,8 @@ def _field(part: object) -> bool:
 _TYPE_NAMES = {"str", "int", "float", "bool", "list", "dict", "none"}
 
 
-async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+def validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
+    """The message and the offending field of a request that failed validation."""
     errors = exc.errors()
     # A value that matches no member of a union fails once per member: the error that is
     # not about the value's type says what is wrong ("at least 1 item", not "a string").
@@ -46,11 +47,14 @@ async def on_validation_error(request: Request, exc: RequestValidationError) -> 
     loc = [str(p) for p in first.get("loc", ()) if _field(p)]
     param = ".".join(loc) or None
     if first.get("type") == "json_invalid":
-        message = "request body is not valid JSON"
-    elif first.get("type") == "extra_forbidden":
-        message = f"unknown field {param!r}"
-    else:
-        message = f"{param or 'body'}: {first.get('msg', 'invalid value')}"
+        return "request body is not valid JSON", param
+    if first.get("type") == "extra_forbidden":
+        return f"unknown field {param!r}", param
+    return f"{param or 'body'}: {first.get('msg', 'invalid value')}", param
+
+
+async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    message, param = validation_message(exc)
     return on_error_of(InvalidRequest(message, param=param))
 
 

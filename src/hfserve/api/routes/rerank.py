@@ -1,10 +1,12 @@
-"""POST /v1/rerank and /rerank (Cohere/Jina form) and POST /v1/score (vLLM's pairs form): a
-cross-encoder scores (query, document) pairs, batched with other requests."""
+"""POST /v1/rerank (Cohere/Jina form; /rerank takes it too, beside TEI's form) and POST
+/v1/score (vLLM's pairs form): a cross-encoder scores (query, document) pairs, batched with
+other requests."""
 
 from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -18,28 +20,43 @@ from hfserve.types import Task
 router = APIRouter()
 
 
-async def _scores(request: Request, body, pairs: list[list[str]]) -> tuple[list[float], int,
-                                                                            str]:
-    note_model(request, body.model)
-    result = await engine_of(request).run(body.model, Task.RERANK, pairs,
-                                          {"truncate": body.truncate},
-                                          priority=body.priority, timeout=body.timeout)
-    return [s.scores[0] for s in result.results], result.prompt_tokens, result.model
+@dataclass
+class Scored:
+    values: list[float]
+    prompt_tokens: int
+    model: str
 
 
-@router.post("/v1/rerank", response_model=RerankResponse,
-             responses=error_responses(*MODEL_ERRORS))
-@router.post("/rerank", response_model=RerankResponse, include_in_schema=False)
-async def rerank(body: RerankRequest, request: Request) -> Response:
+async def pair_scores(request: Request, model: str, pairs: list[list[str]], truncate: bool,
+                      *, raw: bool = False, priority: str = "normal",
+                      timeout: float | None = None) -> Scored:
+    """A cross-encoder's score of each (query, document) pair: the sigmoid of its one logit
+    (``raw``: the logit)."""
+    note_model(request, model)
+    result = await engine_of(request).run(model, Task.RERANK, pairs, {"truncate": truncate},
+                                          priority=priority, timeout=timeout)
+    return Scored([s.logits[0] if raw else s.scores[0] for s in result.results],
+                  result.prompt_tokens, result.model)
+
+
+async def rerank_response(body: RerankRequest, request: Request) -> Response:
     texts = [d if isinstance(d, str) else d.text for d in body.documents]
-    scores, tokens, model = await _scores(request, body, [[body.query, t] for t in texts])
+    scored = await pair_scores(request, body.model, [[body.query, t] for t in texts],
+                               body.truncate, priority=body.priority, timeout=body.timeout)
+    scores = scored.values
     order = sorted(range(len(texts)), key=lambda i: -scores[i])[:body.top_n]
     response = RerankResponse(
-        id=f"rerank-{uuid.uuid4().hex}", model=model, usage=usage(tokens),
+        id=f"rerank-{uuid.uuid4().hex}", model=scored.model, usage=usage(scored.prompt_tokens),
         results=[{"index": i, "relevance_score": scores[i],
                   "document": {"text": texts[i]} if body.return_documents else None}
                  for i in order])
     return Response(response.model_dump_json(), media_type="application/json")
+
+
+@router.post("/v1/rerank", response_model=RerankResponse,
+             responses=error_responses(*MODEL_ERRORS))
+async def rerank(body: RerankRequest, request: Request) -> Response:
+    return await rerank_response(body, request)
 
 
 @router.post("/v1/score", response_model=ScoreResponse, responses=error_responses(*MODEL_ERRORS))
@@ -51,9 +68,10 @@ async def score(body: ScoreRequest, request: Request) -> Response:
     if len(first) != len(second):
         raise InvalidRequest(f"text_1 has {len(first)} texts and text_2 {len(second)}: give "
                              "one text_1, or as many as text_2", param="text_1")
-    scores, tokens, model = await _scores(request, body,
-                                          [list(p) for p in zip(first, second, strict=True)])
+    scored = await pair_scores(request, body.model,
+                               [list(p) for p in zip(first, second, strict=True)],
+                               body.truncate, priority=body.priority, timeout=body.timeout)
     response = ScoreResponse(id=f"score-{uuid.uuid4().hex}", created=int(time.time()),
-                             model=model, usage=usage(tokens),
-                             data=[{"index": i, "score": s} for i, s in enumerate(scores)])
+                             model=scored.model, usage=usage(scored.prompt_tokens),
+                             data=[{"index": i, "score": s} for i, s in enumerate(scored.values)])
     return Response(response.model_dump_json(), media_type="application/json")

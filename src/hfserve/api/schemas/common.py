@@ -13,7 +13,8 @@ TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
 class Request(BaseModel):
     """Base of every request body: unknown fields are an error, NaN/inf are refused."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, protected_namespaces=(),
+                              strict=True)
 
 
 class Usage(BaseModel):

@@ -1,0 +1,149 @@
+"""The routes of Text Embeddings Inference (TEI): /embed, /predict, /rerank and /similarity,
+with TEI's request and response bodies and its error body (``{"error", "error_type"}``,
+413 / 422 / 424 / 429). TEI serves one model per process; here a ``model`` field or an
+``X-Model`` header chooses, and may be left out when exactly one served model does the task.
+/rerank also takes the Cohere/Jina form (``documents``), which vLLM serves there."""
+
+from __future__ import annotations
+
+import numpy as np
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
+
+from hfserve.api.errors import validation_message
+from hfserve.api.routes.rerank import pair_scores, rerank_response
+from hfserve.api.schemas.rerank import RerankRequest
+from hfserve.api.schemas.tei import (
+    EmbedRequest,
+    Prediction,
+    PredictRequest,
+    Rank,
+    SimilarityRequest,
+    TEIError,
+    TEIRerankRequest,
+)
+from hfserve.api.state import engine_of, note_model
+from hfserve.errors import (
+    ContextLengthExceeded,
+    HFServeError,
+    InvalidRequest,
+    ModelError,
+    ModelNotFound,
+    Overloaded,
+    UnsupportedTask,
+    public,
+)
+from hfserve.types import Task
+
+# hfserve's errors as TEI answers them: status and error_type.
+_TEI_ERRORS: list[tuple[type[HFServeError], int, str]] = [
+    (ContextLengthExceeded, 413, "Validation"),
+    (UnsupportedTask, 424, "Backend"),
+    (ModelError, 424, "Backend"),
+    (Overloaded, 429, "Overloaded"),
+    (ModelNotFound, 404, "Validation"),
+    (InvalidRequest, 422, "Validation"),
+]
+
+
+def tei_error(exc: HFServeError) -> JSONResponse:
+    status, kind = next(((s, k) for cls, s, k in _TEI_ERRORS if isinstance(exc, cls)),
+                        (exc.status, "Unhealthy" if exc.status >= 500 else "Validation"))
+    if exc.code == "too_many_inputs":
+        status = 413
+    return JSONResponse({"error": public(exc.message), "error_type": kind},
+                        status_code=status, headers=exc.headers)
+
+
+class TEIRoute(APIRoute):
+    """A route whose errors, validation ones included, take TEI's body."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                return tei_error(InvalidRequest(validation_message(exc)[0]))
+            except HTTPException as exc:        # a body that does not parse at all
+                return tei_error(InvalidRequest(str(exc.detail)))
+            except HFServeError as exc:
+                return tei_error(exc)
+
+        return route
+
+
+router = APIRouter(route_class=TEIRoute, tags=["Text Embeddings Inference"])
+RESPONSES = {status: {"model": TEIError, "description": text} for status, text in (
+    (404, "No such model"), (413, "Batch size or input length error"),
+    (422, "Validation or tokenization error"), (424, "The model cannot do this, or failed"),
+    (429, "Model is overloaded"), (503, "Unavailable"))}
+
+
+def choose_model(request: Request, given: str | None, task: Task) -> str:
+    """The model a TEI request names (field, then X-Model), or the one model doing ``task``."""
+    name = given or request.headers.get("x-model")
+    if name is None:
+        able = [m["id"] for m in engine_of(request).models() if task.value in m.get("tasks", ())]
+        if len(able) != 1:
+            raise InvalidRequest(f"{len(able)} served models do {task.value}; name one with "
+                                 "`model` or the X-Model header", param="model")
+        name = able[0]
+    note_model(request, name)
+    return name
+
+
+@router.post("/embed", response_model=list[list[float]], responses=RESPONSES)
+async def embed(body: EmbedRequest, request: Request) -> JSONResponse:
+    model = choose_model(request, body.model, Task.EMBEDDING)
+    single = isinstance(body.inputs, str) or (body.inputs and isinstance(body.inputs[0], int))
+    items = [body.inputs] if single else list(body.inputs)
+    normalize, truncate = body.settings()
+    result = await engine_of(request).run(model, Task.EMBEDDING, items, {"truncate": truncate})
+    vectors = np.stack(result.results)
+    if normalize:
+        vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return JSONResponse(vectors.tolist())
+
+
+@router.post("/predict", response_model=list[Prediction] | list[list[Prediction]],
+             responses=RESPONSES)
+async def predict(body: PredictRequest, request: Request) -> JSONResponse:
+    model = choose_model(request, body.model, Task.TEXT_CLASSIFICATION)
+    single = isinstance(body.inputs, str) or isinstance(body.inputs[0], str)
+    batch = [body.inputs] if single else body.inputs
+    items = [i if isinstance(i, str) else i[0] if len(i) == 1 else list(i) for i in batch]
+    result = await engine_of(request).run(model, Task.TEXT_CLASSIFICATION, items,
+                                          {"truncate": bool(body.truncate)})
+    rows = [sorted(({"score": v, "label": label} for label, v in zip(
+        s.labels, s.logits if body.raw_scores else s.scores, strict=True)),
+        key=lambda p: -p["score"]) for s in result.results]
+    return JSONResponse(rows[0] if single else rows)
+
+
+@router.post("/rerank", response_model=list[Rank], responses=RESPONSES)
+async def rerank(body: TEIRerankRequest | RerankRequest, request: Request) -> Response:
+    if isinstance(body, RerankRequest):          # the Cohere/Jina form
+        return await rerank_response(body, request)
+    model = choose_model(request, body.model, Task.RERANK)
+    scores = await pair_scores(request, model, [[body.query, t] for t in body.texts],
+                               bool(body.truncate), raw=body.raw_scores)
+    ranks = sorted(({"index": i, "score": s, **({"text": body.texts[i]}
+                                               if body.return_text else {})}
+                    for i, s in enumerate(scores.values)), key=lambda r: -r["score"])
+    return JSONResponse(ranks)
+
+
+@router.post("/similarity", response_model=list[float], responses=RESPONSES)
+async def similarity(body: SimilarityRequest, request: Request) -> JSONResponse:
+    model = choose_model(request, body.model, Task.EMBEDDING)
+    texts = [body.inputs.source_sentence, *body.inputs.sentences]
+    truncate = bool(body.parameters and body.parameters.truncate)
+    result = await engine_of(request).run(model, Task.EMBEDDING, texts, {"truncate": truncate})
+    vectors = np.stack(result.results)
+    vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return JSONResponse((vectors[1:] @ vectors[0]).tolist())
