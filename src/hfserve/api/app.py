@@ -20,6 +20,7 @@ from hfserve.api.routes import (
     models,
     rerank,
     tei,
+    tgi,
 )
 from hfserve.config import Settings
 from hfserve.runtime.client import EngineClient
@@ -42,7 +43,7 @@ def create_app(settings: Settings, engine: EngineClient | None = None) -> FastAP
                   description="One server for every HuggingFace model, behind the OpenAI API.")
     app.state.engine = engine
     for module in (models, embeddings, chat, completions, classify, rerank, infer, tei,
-                   hardware, health):
+                   tgi, hardware, health):
         app.include_router(module.router)
     errors.install(app)
     app.openapi = lambda: _openapi(app)

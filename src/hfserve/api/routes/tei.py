@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 from fastapi import APIRouter, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from fastapi.routing import APIRoute
-from starlette.exceptions import HTTPException
 
-from hfserve.api.errors import validation_message
+from hfserve.api.family_errors import ErrorTable, family_error, route_class
 from hfserve.api.routes.rerank import pair_scores, rerank_response
 from hfserve.api.schemas.rerank import RerankRequest
 from hfserve.api.schemas.tei import (
@@ -25,7 +22,7 @@ from hfserve.api.schemas.tei import (
     TEIError,
     TEIRerankRequest,
 )
-from hfserve.api.state import engine_of, note_model
+from hfserve.api.state import choose_model, engine_of
 from hfserve.errors import (
     ContextLengthExceeded,
     HFServeError,
@@ -34,12 +31,11 @@ from hfserve.errors import (
     ModelNotFound,
     Overloaded,
     UnsupportedTask,
-    public,
 )
 from hfserve.types import Task
 
 # hfserve's errors as TEI answers them: status and error_type.
-_TEI_ERRORS: list[tuple[type[HFServeError], int, str]] = [
+_TEI_ERRORS: ErrorTable = [
     (ContextLengthExceeded, 413, "Validation"),
     (UnsupportedTask, 424, "Backend"),
     (ModelError, 424, "Backend"),
@@ -50,51 +46,16 @@ _TEI_ERRORS: list[tuple[type[HFServeError], int, str]] = [
 
 
 def tei_error(exc: HFServeError) -> JSONResponse:
-    status, kind = next(((s, k) for cls, s, k in _TEI_ERRORS if isinstance(exc, cls)),
-                        (exc.status, "Unhealthy" if exc.status >= 500 else "Validation"))
     if exc.code == "too_many_inputs":
-        status = 413
-    return JSONResponse({"error": public(exc.message), "error_type": kind},
-                        status_code=status, headers=exc.headers)
+        exc = ContextLengthExceeded(exc.message)       # TEI: a batch size error is a 413
+    return family_error(_TEI_ERRORS, exc, "Unhealthy" if exc.status >= 500 else "Validation")
 
 
-class TEIRoute(APIRoute):
-    """A route whose errors, validation ones included, take TEI's body."""
-
-    def get_route_handler(self):
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RequestValidationError as exc:
-                return tei_error(InvalidRequest(validation_message(exc)[0]))
-            except HTTPException as exc:        # a body that does not parse at all
-                return tei_error(InvalidRequest(str(exc.detail)))
-            except HFServeError as exc:
-                return tei_error(exc)
-
-        return route
-
-
-router = APIRouter(route_class=TEIRoute, tags=["Text Embeddings Inference"])
+router = APIRouter(route_class=route_class(tei_error), tags=["Text Embeddings Inference"])
 RESPONSES = {status: {"model": TEIError, "description": text} for status, text in (
     (404, "No such model"), (413, "Batch size or input length error"),
     (422, "Validation or tokenization error"), (424, "The model cannot do this, or failed"),
     (429, "Model is overloaded"), (503, "Unavailable"))}
-
-
-def choose_model(request: Request, given: str | None, task: Task) -> str:
-    """The model a TEI request names (field, then X-Model), or the one model doing ``task``."""
-    name = given or request.headers.get("x-model")
-    if name is None:
-        able = [m["id"] for m in engine_of(request).models() if task.value in m.get("tasks", ())]
-        if len(able) != 1:
-            raise InvalidRequest(f"{len(able)} served models do {task.value}; name one with "
-                                 "`model` or the X-Model header", param="model")
-        name = able[0]
-    note_model(request, name)
-    return name
 
 
 @router.post("/embed", response_model=list[list[float]], responses=RESPONSES)
