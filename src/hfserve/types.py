@@ -14,6 +14,7 @@ class Task(StrEnum):
     EMBEDDING = "embedding"
     TEXT_GENERATION = "text-generation"
     TEXT_CLASSIFICATION = "text-classification"
+    ZERO_SHOT = "zero-shot-classification"
     TOKEN_CLASSIFICATION = "token-classification"
     RERANK = "rerank"
     TEXT2TEXT = "text2text-generation"

@@ -34,6 +34,7 @@ def tiny_classifier(folder, *, multi_label: bool = False, labels: dict | None = 
     return folder
 
 
+NLI = {0: "contradiction", 1: "neutral", 2: "entailment"}
 TAGS = {0: "O", 1: "B-PER", 2: "I-PER", 3: "B-LOC", 4: "I-LOC"}
 
 
@@ -60,7 +61,8 @@ def models(tmp_path_factory):
     return {"single": tiny_classifier(root / "single"),
             "multi": tiny_classifier(root / "multi", multi_label=True),
             "reranker": tiny_classifier(root / "reranker", labels={0: "LABEL_0"}),
-            "ner": tiny_tagger(root / "ner")}
+            "ner": tiny_tagger(root / "ner"),
+            "nli": tiny_classifier(root / "nli", labels=NLI)}
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +78,8 @@ def base(models, tmp_path_factory):
         {"name": "reranker", "source": str(models["reranker"]), "backend": "torch",
          "dtype": "float32", "threads": 1},
         {"name": "ner", "source": str(models["ner"]), "dtype": "float32", "threads": 1},
+        {"name": "nli", "source": str(models["nli"]), "backend": "torch", "dtype": "float32",
+         "threads": 1},
     ]}
     proc, url, log = launch(config, tmp)
     yield url
@@ -284,3 +288,30 @@ def test_tei_rerank_equals_the_cross_encoder(base, models):
         "query": QUERY, "texts": TEXTS[:1], "raw_scores": True}).json()
     assert raw[0]["score"] == pytest.approx(float(np.log(want[0] / (1 - want[0]))), abs=1e-3)
     assert "text" not in raw[0]
+
+
+@pytest.mark.parametrize("multi_label", [False, True])
+def test_zero_shot_equals_the_zero_shot_pipeline(base, models, multi_label):
+    from transformers import pipeline
+
+    labels = ["cinema", "cooking", "politics"]
+    pipe = pipeline("zero-shot-classification", model=str(models["nli"]))
+    for inputs in (TEXTS[0], TEXTS[:3]):
+        want = pipe(inputs, candidate_labels=labels, multi_label=multi_label,
+                    hypothesis_template="This text is about {}.")
+        got = httpx.post(f"{base}/v1/infer/nli", timeout=60, json={
+            "inputs": inputs, "parameters": {
+                "candidate_labels": labels, "multi_label": multi_label,
+                "hypothesis_template": "This text is about {}."}}).json()
+        for g, w in zip(got if isinstance(got, list) else [got],
+                        want if isinstance(want, list) else [want], strict=True):
+            assert g["sequence"] == w["sequence"] and g["labels"] == w["labels"]
+            assert g["scores"] == pytest.approx(w["scores"], abs=1e-4)
+    plain = httpx.post(f"{base}/v1/infer/nli", timeout=60, json={"inputs": TEXTS[0]}).json()
+    assert isinstance(plain, list) and {"label", "score"} <= set(plain[0])   # classifies
+    bad = httpx.post(f"{base}/v1/infer/cls-torch", timeout=60, json={
+        "inputs": "x", "parameters": {"candidate_labels": labels}})
+    assert bad.status_code == 400           # not an NLI model: never silently ignored
+    assert bad.json()["error"]["param"] == "parameters.candidate_labels"
+    tasks = httpx.get(f"{base}/v1/models/nli").json()["tasks"]
+    assert tasks == ["text-classification", "zero-shot-classification"]

@@ -107,6 +107,11 @@ def classify(config: dict[str, Any], *, sentence_transformers: bool = False
     if Task.TEXT_CLASSIFICATION in tasks and config.get("num_labels", len(
             config.get("id2label") or {0: 0, 1: 1})) == 1:
         tasks.insert(tasks.index(Task.TEXT_CLASSIFICATION), Task.RERANK)
+    if Task.TEXT_CLASSIFICATION in tasks and any(
+            str(label).lower().startswith("entail") for label in (config.get("id2label") or {}
+                                                                   ).values()):
+        # An NLI head: it classifies any labels, as transformers' zero-shot pipeline does.
+        tasks.insert(tasks.index(Task.TEXT_CLASSIFICATION) + 1, Task.ZERO_SHOT)
     if not tasks:
         raise ValueError(f"unknown architecture {architectures or model_type!r}")
     tasks = list(dict.fromkeys(tasks))

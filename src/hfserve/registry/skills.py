@@ -12,6 +12,7 @@ SKILLS: dict[Task, tuple[str, ...]] = {
     Task.TEXT_CLASSIFICATION: ("hfserve.skills.classification:ClassificationSkill",),
     Task.TOKEN_CLASSIFICATION: ("hfserve.skills.token_classification:"
                                 "TokenClassificationSkill",),
+    Task.ZERO_SHOT: ("hfserve.skills.classification:ClassificationSkill",),
     Task.RERANK: ("hfserve.skills.classification:ClassificationSkill",),
     Task.TEXT_GENERATION: ("hfserve.skills.openvino_generation:OpenVINOGenerationSkill",
                            "hfserve.skills.generation:GenerationSkill"),

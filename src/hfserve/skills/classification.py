@@ -29,6 +29,36 @@ class Scores:
         return max(range(len(self.scores)), key=self.scores.__getitem__)
 
 
+MAX_LABELS = 64      # candidate labels of one zero-shot text (each is a pair to run)
+
+
+@dataclass
+class ZeroShot:
+    """One text to classify zero-shot: its (text, hypothesis) pairs, one per label."""
+
+    text: str
+    labels: list[str]
+    pairs: list[dict[str, Any]]
+    entail: int
+    contradict: int
+    multi_label: bool
+
+    def result(self, logits: Any) -> dict[str, Any]:
+        """transformers' zero-shot pipeline's answer from the pairs' NLI logits: a softmax of
+        the entailment logits over the labels, or per label (multi-label) a softmax of
+        entailment against contradiction."""
+        import torch
+
+        if self.multi_label:
+            pair = logits[:, [self.contradict, self.entail]]
+            scores = torch.softmax(pair, dim=-1)[:, 1]
+        else:
+            scores = torch.softmax(logits[:, self.entail], dim=0)
+        order = sorted(range(len(self.labels)), key=lambda i: -float(scores[i]))
+        return {"sequence": self.text, "labels": [self.labels[i] for i in order],
+                "scores": [float(scores[i]) for i in order]}
+
+
 def _torch_classifier(spec: ModelSpec, placement: Placement) -> Callable[..., Any]:
     from transformers import AutoModelForSequenceClassification
 
@@ -60,7 +90,7 @@ class ClassificationSkill(BatchSkill):
     logit, whose sigmoid is the relevance score (sentence-transformers' CrossEncoder)."""
 
     task: ClassVar[Task] = Task.TEXT_CLASSIFICATION
-    also_serves: ClassVar[tuple[Task, ...]] = (Task.RERANK,)
+    also_serves: ClassVar[tuple[Task, ...]] = (Task.RERANK, Task.ZERO_SHOT)
     backends: ClassVar[tuple[str, ...]] = tuple(CLASSIFIERS)
 
     def load(self, placement: Placement) -> None:
@@ -86,29 +116,79 @@ class ClassificationSkill(BatchSkill):
         self.classify = None
 
     def prepare(self, item: Any, options: dict[str, Any]) -> Prepared:
-        """``item``: a text, or a pair (two texts) for pair classifiers (NLI, cross-encoders)."""
+        """``item``: a text, or a pair (two texts) for pair classifiers (NLI, cross-encoders);
+        with ``candidate_labels`` in ``options``, a text classified zero-shot."""
+        if options.get("candidate_labels") is not None:
+            return self._prepare_zero_shot(item, options)
         pair = isinstance(item, list | tuple) and len(item) == 2 and all(
             isinstance(t, str) and t for t in item)
         if not (pair or (isinstance(item, str) and item)):
             raise InvalidRequest("each input must be a non-empty text or a pair of texts",
                                  param="input")
         text, second = (item[0], item[1]) if pair else (item, None)
-        encoded = self.tokenizer(text, second, truncation=bool(options.get("truncate")),
-                                 max_length=self.max_length)
-        ids = encoded["input_ids"]
-        if len(ids) > self.max_length:
-            raise ContextLengthExceeded(
-                f"input has {len(ids)} tokens, more than this model's maximum of "
-                f"{self.max_length}; shorten it or pass truncate=true", param="input")
-        return Prepared(payload=dict(encoded), cost=len(ids))
+        encoded = self._encode(text, second, bool(options.get("truncate")))
+        return Prepared(payload=encoded, cost=len(encoded["input_ids"]))
 
-    def run_batch(self, items: list[Prepared]) -> list[Scores]:
+    def _encode(self, text: str, second: str | None, truncate: bool) -> dict[str, Any]:
+        encoded = dict(self.tokenizer(text, second, truncation=truncate,
+                                      max_length=self.max_length))
+        if len(encoded["input_ids"]) > self.max_length:
+            raise ContextLengthExceeded(
+                f"input has {len(encoded['input_ids'])} tokens, more than this model's maximum "
+                f"of {self.max_length}; shorten it or pass truncate=true", param="input")
+        return encoded
+
+    def _prepare_zero_shot(self, item: Any, options: dict[str, Any]) -> Prepared:
+        """The text paired with the hypothesis of each candidate label, as transformers'
+        zero-shot pipeline pairs them."""
+        labels = options["candidate_labels"]
+        if isinstance(labels, str):          # the pipeline takes "a, b, c" too
+            labels = [label.strip() for label in labels.split(",") if label.strip()]
+        if not (isinstance(labels, list) and 0 < len(labels) <= MAX_LABELS and all(
+                isinstance(label, str) and label for label in labels)):
+            raise InvalidRequest(f"candidate_labels must be 1 to {MAX_LABELS} non-empty texts",
+                                 param="parameters.candidate_labels")
+        template = options.get("hypothesis_template") or "This example is {}."
+        if not isinstance(item, str) or not item:
+            raise InvalidRequest("each input must be a non-empty text", param="inputs")
+        if "{}" not in template:
+            raise InvalidRequest("hypothesis_template must hold {} where the label goes",
+                                 param="parameters.hypothesis_template")
+        entail = self._nli_label("entail")
+        pairs = [self._encode(item, template.format(label), bool(options.get("truncate")))
+                 for label in labels]
+        return Prepared(payload=ZeroShot(item, list(labels), pairs, entail,
+                                         self._nli_label("contra"),
+                                         bool(options.get("multi_label"))),
+                        cost=sum(len(p["input_ids"]) for p in pairs))
+
+    def _nli_label(self, prefix: str) -> int:
+        found = next((i for i, name in enumerate(self.labels)
+                      if name.lower().startswith(prefix)), None)
+        if found is None:
+            raise InvalidRequest(f"model {self.spec.name!r} has no {prefix}... label: it is "
+                                 "not an NLI model, which zero-shot classification needs",
+                                 param="model")
+        return found
+
+    def run_batch(self, items: list[Prepared]) -> list[Any]:
         import torch
 
-        features = dict(self.tokenizer.pad([p.payload for p in items], return_tensors="pt"))
+        rows = [row for p in items for row in (
+            p.payload.pairs if isinstance(p.payload, ZeroShot) else [p.payload])]
+        features = dict(self.tokenizer.pad(rows, return_tensors="pt"))
         features = {k: v.to(self.placement.device) for k, v in features.items()}
         with torch.inference_mode():
-            logits = self.classify(**features).float()
-            scores = torch.sigmoid(logits) if self.sigmoid else torch.softmax(logits, dim=-1)
-        return [Scores(self.labels, s, lg) for s, lg in
-                zip(scores.cpu().tolist(), logits.cpu().tolist(), strict=True)]
+            logits = self.classify(**features).float().cpu()
+        out, first = [], 0
+        for p in items:
+            if isinstance(p.payload, ZeroShot):
+                count = len(p.payload.pairs)
+                out.append(p.payload.result(logits[first:first + count]))
+                first += count
+                continue
+            row = logits[first]
+            first += 1
+            scores = torch.sigmoid(row) if self.sigmoid else torch.softmax(row, dim=-1)
+            out.append(Scores(self.labels, scores.tolist(), row.tolist()))
+        return out

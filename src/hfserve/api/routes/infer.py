@@ -52,6 +52,10 @@ TASKS: dict[Task, TaskEntry] = {
         options=lambda p: {"aggregation_strategy": p.get("aggregation_strategy", "none"),
                            "ignore_labels": p.get("ignore_labels")},
         render=lambda p: lambda entities: entities, single_as_list=False),
+    Task.ZERO_SHOT: TaskEntry(
+        options=lambda p: {k: p.get(k) for k in ("candidate_labels", "hypothesis_template",
+                                                   "multi_label")},
+        render=lambda p: lambda answer: answer, single_as_list=False),
     Task.EMBEDDING: TaskEntry(
         options=lambda p: {"truncate": bool(p.get("truncate", False))},
         render=lambda p: lambda vector: vector.tolist(), single_as_list=False),
@@ -66,7 +70,13 @@ async def infer(model: str, body: InferRequest, request: Request) -> JSONRespons
     engine = engine_of(request)
     note_model(request, model)
     served = [Task(t) for t in engine.describe(model).get("tasks", [])]
-    task = next((t for t in served if t in TASKS), None)
+    if "candidate_labels" in body.parameters:
+        if Task.ZERO_SHOT not in served:
+            raise InvalidRequest(f"model {model!r} is not an NLI model; candidate_labels "
+                                 "need one", param="parameters.candidate_labels")
+        task: Task | None = Task.ZERO_SHOT      # an NLI model asked for given labels
+    else:
+        task = next((t for t in served if t in TASKS and t != Task.ZERO_SHOT), None)
     if task is None:
         raise InvalidRequest(f"model {model!r} serves {', '.join(served) or 'nothing'}; "
                              "/v1/infer serves " + ", ".join(t.value for t in TASKS),

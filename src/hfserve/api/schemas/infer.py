@@ -14,4 +14,5 @@ class InferRequest(ExtraOptions):
     parameters: dict[str, Any] = Field(
         default_factory=dict, description="The task's pipeline parameters: top_k for "
         "text-classification; aggregation_strategy and ignore_labels for "
-        "token-classification")
+        "token-classification; candidate_labels, hypothesis_template and multi_label for "
+        "zero-shot-classification (an NLI model)")
