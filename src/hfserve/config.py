@@ -45,11 +45,17 @@ class ModelConfig(BaseModel):
     aliases: list[str] = Field(default_factory=list, description="Other names for this model")
     task: Task | None = Field(None, description="Override the task read from the model config")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:1, mps, openvino, ...")
-    dtype: str | None = Field(None, description="float32, bfloat16, float16 (default: per device)")
+    dtype: str | None = Field(
+        None, description="float32, bfloat16, float16 (default: the checkpoint's own half "
+        "precision where the device computes it natively, bfloat16 for a GGUF file; else "
+        "float32 on CPUs and bf16 or fp16 on GPUs). float32 keeps greedy output the same "
+        "whatever batch a request shares")
     backend: str = Field("auto", description="auto, torch, openvino, onnxruntime")
     int8: bool = Field(False, description="int8 weight compression where the backend has it")
     gguf_file: str | None = Field(None, description="GGUF file inside the source folder")
-    threads: int | None = Field(None, ge=1, description="Intra-op threads for this model")
+    threads: int | None = Field(
+        None, ge=1, description="Intra-op threads for this model (default: every CPU the "
+        "process may use, its affinity mask capped by its cgroup quota)")
     streams: int | None = Field(
         None, ge=1, description="Encoder batches computed at once, each on an inference stream "
         "of its own that shares the model's threads (OpenVINO; default: 1)")
@@ -78,7 +84,8 @@ class ModelConfig(BaseModel):
         None, description="Memory for the fixed KV-cache slots of CUDA-graph decode, e.g. "
         "8GiB (torch generation; default: 90% of the device memory free once the weights are "
         "loaded, less 1 GiB for captured prefill). When max_concurrent sequences of the "
-        "model's whole context do not fit, the context served shrinks to what does")
+        "model's whole context do not fit, the context served shrinks to what does. On "
+        "OpenVINO generation: the pipeline's KV cache, in whole GiB rounded up (default 1 GiB)")
     prefill_wait_steps: int | None = Field(
         None, ge=0, description="Decode steps a new request may wait while others stream, so "
         "that newcomers are prefilled together (torch generation; default: 16 on a GPU, where "
@@ -125,7 +132,9 @@ class Settings(BaseSettings):
                                    description="Folders whose model subfolders are served")
     hf_cache: bool = Field(False, description="Also serve every model in the HuggingFace cache")
     preload: bool = Field(True, description="Load configured models at start-up")
-    threads: int | None = Field(None, ge=1, description="Default intra-op threads per model")
+    threads: int | None = Field(
+        None, ge=1, description="Default intra-op threads per model (default: every CPU the "
+        "process may use, its affinity mask capped by its cgroup quota)")
     device: str = Field("auto", description="Default device for models that name none")
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest request body")
     cache_dir: Path = Field(Path.home() / ".cache" / "hfserve",

@@ -9,8 +9,9 @@ import pytest
 
 from hfserve.config import ModelConfig, parse_size
 from hfserve.errors import InvalidRequest
-from hfserve.hardware import Device
+from hfserve.hardware import Device, quota, system
 from hfserve.hardware.profiles import Measurement, ProfileStore
+from hfserve.registry.spec import checkpoint_dtype
 from hfserve.runtime import placement
 from hfserve.skills.base import Skill
 from hfserve.types import Family, ModelSpec, Task
@@ -44,10 +45,11 @@ def machine(monkeypatch):
     monkeypatch.setattr(placement, "detect", lambda: MACHINE)
 
 
-def spec(tmp_path: Path) -> ModelSpec:
+def spec(tmp_path: Path, checkpoint: str | None = None) -> ModelSpec:
     return ModelSpec(name="m", source=str(tmp_path), path=tmp_path, architecture="BertModel",
                      model_type="bert", family=Family.ENCODER_ONLY, task=Task.EMBEDDING,
-                     tasks=(Task.EMBEDDING,), parameters=100_000_000)
+                     tasks=(Task.EMBEDDING,), parameters=100_000_000,
+                     checkpoint_dtype=checkpoint)
 
 
 def ids(chain) -> list[tuple[str, str]]:
@@ -98,6 +100,67 @@ def test_placement_carries_threads_dtype_and_options(tmp_path: Path) -> None:
     assert first.options["prefix_caching"] is False
     assert first.options["max_prefill_tokens"] == 256
     assert first.options["prefill_graphs"] is False and first.options["decode_steps"] == 2
+
+
+@pytest.fixture
+def cgroup(tmp_path: Path, monkeypatch) -> Path:
+    """A machine with an affinity mask of 4 CPUs and a cgroup v2 ``cpu.max`` file."""
+    monkeypatch.setattr(system, "usable_cores", lambda: 4)
+    monkeypatch.setattr(quota, "CGROUP_V2", tmp_path / "cpu.max")
+    monkeypatch.setattr(quota, "CGROUP_V1", (tmp_path / "quota_us", tmp_path / "period_us"))
+    return tmp_path / "cpu.max"
+
+
+@pytest.mark.parametrize("cpu_max, threads", [("200000 100000", 2), ("max 100000", 4),
+                                              (None, 4)])
+def test_threads_default_to_the_cpu_quota(tmp_path: Path, cgroup, cpu_max, threads) -> None:
+    if cpu_max is not None:
+        cgroup.write_text(cpu_max)
+    chain = placement.choices(spec(tmp_path), ModelConfig(source="x"), [Everywhere], tmp_path)
+    assert {c.placement.threads for c in chain} == {threads}
+
+
+def test_threads_asked_for_win_over_the_quota(tmp_path: Path, cgroup) -> None:
+    cgroup.write_text("200000 100000")
+    mc = ModelConfig(source="x", threads=3)
+    assert placement.choices(spec(tmp_path), mc, [TorchOnly], tmp_path)[0].placement.threads == 3
+
+
+def dtypes(chain) -> dict[str, str]:
+    return {c.device_id: c.placement.dtype for c in chain}
+
+
+def test_dtype_follows_the_checkpoint_where_the_device_runs_it(tmp_path: Path) -> None:
+    # MACHINE: the GPU has bf16 and fp16, OpenVINO's CPU bf16, the torch CPU neither.
+    chain = placement.choices(spec(tmp_path, "bfloat16"), ModelConfig(source="x"),
+                              [Everywhere], tmp_path)
+    assert dtypes(chain) == {"cuda:0": "bfloat16", "openvino:CPU": "bfloat16",
+                             "cpu": "float32"}
+    chain = placement.choices(spec(tmp_path, "float16"), ModelConfig(source="x"),
+                              [Everywhere], tmp_path)
+    assert dtypes(chain) == {"cuda:0": "float16", "openvino:CPU": "float32", "cpu": "float32"}
+
+
+def test_float32_and_unknown_checkpoints_keep_each_device_default(tmp_path: Path) -> None:
+    for checkpoint in ("float32", None):
+        chain = placement.choices(spec(tmp_path, checkpoint), ModelConfig(source="x"),
+                                  [Everywhere], tmp_path)
+        assert dtypes(chain) == {"cuda:0": "bfloat16", "openvino:CPU": "float32",
+                                 "cpu": "float32"}
+
+
+def test_an_asked_dtype_wins_over_the_checkpoint(tmp_path: Path) -> None:
+    chain = placement.choices(spec(tmp_path, "bfloat16"), ModelConfig(source="x",
+                              dtype="float32"), [Everywhere], tmp_path)
+    assert set(dtypes(chain).values()) == {"float32"}
+
+
+def test_checkpoint_dtype_from_config_json_or_gguf() -> None:
+    assert checkpoint_dtype({"dtype": "bfloat16"}, None) == "bfloat16"          # transformers 5
+    assert checkpoint_dtype({"torch_dtype": "float16"}, None) == "float16"
+    assert checkpoint_dtype({"dtype": None, "torch_dtype": "float32"}, None) == "float32"
+    assert checkpoint_dtype({"model_type": "bert"}, None) is None
+    assert checkpoint_dtype({"dtype": None}, "model.Q4_1.gguf") == "bfloat16"
 
 
 def test_an_absent_requested_device_is_a_clear_error(tmp_path: Path) -> None:

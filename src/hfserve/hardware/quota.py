@@ -33,20 +33,21 @@ def _ratio(quota: str, period: str) -> float | None:
     return quota_us / period_us if quota_us > 0 and period_us > 0 else None
 
 
-def cgroup_cpus(v2: Path = CGROUP_V2, v1: tuple[Path, Path] = CGROUP_V1) -> float | None:
+def cgroup_cpus(v2: Path | None = None, v1: tuple[Path, Path] | None = None) -> float | None:
     """CPUs the cgroup quota allows (e.g. 1.5), or None where there is no quota or no file.
     cgroup v2 has "quota period" (quota "max": no limit) in ``cpu.max``; v1 has the two
-    numbers in files of their own (quota -1: no limit)."""
-    text = _read(v2)
+    numbers in files of their own (quota -1: no limit). The paths default to the module's
+    ``CGROUP_V2`` and ``CGROUP_V1``, read at each call."""
+    text = _read(v2 or CGROUP_V2)
     if text is not None:
         parts = text.split()
         return _ratio(parts[0], parts[1]) if len(parts) == 2 else None
-    quota, period = (_read(path) for path in v1)
+    quota, period = (_read(path) for path in v1 or CGROUP_V1)
     return None if quota is None or period is None else _ratio(quota, period)
 
 
-def cpu_quota(affinity: int | None = None, v2: Path = CGROUP_V2,
-              v1: tuple[Path, Path] = CGROUP_V1) -> int:
+def cpu_quota(affinity: int | None = None, v2: Path | None = None,
+              v1: tuple[Path, Path] | None = None) -> int:
     """CPUs this process may use: its affinity mask (``affinity``; default: the mask of this
     process) capped by the cgroup quota, rounded down, at least 1."""
     cpus = system.usable_cores() if affinity is None else affinity

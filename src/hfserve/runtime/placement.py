@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hfserve.config import ModelConfig
 from hfserve.errors import InvalidRequest
-from hfserve.hardware import Device, HardwareError, detect, plan
+from hfserve.hardware import Device, HardwareError, cpu_quota, detect, plan
 from hfserve.hardware.device import OPENVINO_DEVICE
 from hfserve.hardware.profiles import ProfileStore
 from hfserve.skills.base import Placement, Skill
@@ -58,6 +58,18 @@ def within_limits(devices: list[Device], limits: dict[str, int]) -> list[Device]
     return out
 
 
+def threads_for(mc: ModelConfig) -> int:
+    """The model's intra-op threads: its own or the server's ``threads``, else every CPU the
+    process may use (``cpu_quota``: affinity mask and cgroup quota), for each model.
+
+    Not a budget divided among the models: an idle model's threads cost nothing, and on
+    OpenVINO, where both demo models run by default, the threads of compiled models come from
+    one process-wide pool. Whether a divided budget is faster with several models busy at
+    once is not measured yet; ``threads`` per model sets it by hand.
+    """
+    return mc.threads or cpu_quota()
+
+
 def choices(spec: ModelSpec, mc: ModelConfig, skills: list[type[Skill]], cache_dir: Path,
             profile: dict[str, float] | None = None, exclude: frozenset[str] = frozenset(),
             memory_limits: dict[str, int] | None = None) -> list[Choice]:
@@ -72,9 +84,10 @@ def choices(spec: ModelSpec, mc: ModelConfig, skills: list[type[Skill]], cache_d
                      dtype=mc.dtype, checkpoint_dtype=spec.checkpoint_dtype, profile=profile)
     except HardwareError as exc:
         raise InvalidRequest(f"cannot place model {spec.name!r}: {exc}", param="device") from exc
+    threads = threads_for(mc)
     return [Choice(device_id=c.device.id,
                    placement=Placement(
-                       device=c.device.torch_device(), dtype=c.dtype, threads=mc.threads,
+                       device=c.device.torch_device(), dtype=c.dtype, threads=threads,
                        backend=usable[c.device.id],
                        options={"cache_dir": cache_dir, "int8": mc.int8,
                                 "device_kind": c.device.kind,

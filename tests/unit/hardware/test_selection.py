@@ -1,5 +1,6 @@
 import pytest
 
+from hfserve.hardware import probes
 from hfserve.hardware.device import OPENVINO_DEVICE, Device
 from hfserve.hardware.selection import (
     Candidate,
@@ -106,6 +107,58 @@ def test_best_dtype_on_openvino_is_float32_unless_asked() -> None:
     assert best_dtype(openvino("NPU")) == "float32"
     assert best_dtype(with_bf16) == "float32"
     assert best_dtype(with_bf16, "bfloat16") == "bfloat16"
+
+
+# dtype defaults: the checkpoint's own half type where the device computes it natively
+
+
+@pytest.mark.parametrize("cpuinfo, arch, expected", [("x86_cpuinfo", "x86_64", "bfloat16"),
+                                                     ("arm_cpuinfo", "aarch64", "bfloat16"),
+                                                     ("old_x86_cpuinfo", "x86_64", "float32")])
+def test_a_bf16_checkpoint_runs_in_bf16_on_cpus_with_native_bf16_only(
+        host, fakes, cpuinfo, arch, expected) -> None:
+    host.cpuinfo, host.arch = getattr(fakes, cpuinfo), arch
+    (cpu,) = probes.find_cpu()
+    assert best_dtype(cpu, checkpoint="bfloat16") == expected
+    assert best_dtype(cpu, checkpoint="torch.bfloat16") == expected
+    assert plan(Family.DECODER_ONLY, [cpu], checkpoint_dtype="bfloat16").primary.dtype \
+        == expected
+
+
+def test_float32_and_unknown_checkpoints_stay_float32_on_a_bf16_cpu(host) -> None:
+    (cpu,) = probes.find_cpu()
+    assert "bfloat16" in cpu.dtypes
+    for checkpoint in ("float32", None, "auto", "float8_e4m3fn"):
+        assert best_dtype(cpu, checkpoint=checkpoint) == "float32"
+
+
+def test_a_float16_checkpoint_does_not_become_bf16_on_a_cpu() -> None:
+    assert best_dtype(CPU, checkpoint="float16") == "float32"
+
+
+def test_an_asked_dtype_wins_over_the_checkpoint() -> None:
+    assert best_dtype(CPU, "float32", checkpoint="bfloat16") == "float32"
+    assert best_dtype(cuda(0, 1), "float32", checkpoint="float16") == "float32"
+    assert plan(Family.DECODER_ONLY, [CPU], dtype="fp32",
+                checkpoint_dtype="bfloat16").primary.dtype == "float32"
+
+
+def test_gpus_run_a_half_precision_checkpoint_in_its_own_dtype() -> None:
+    assert best_dtype(cuda(0, 1), checkpoint="float16") == "float16"
+    assert best_dtype(cuda(0, 1), checkpoint="bfloat16") == "bfloat16"
+    t4 = cuda(0, 1, ("float32", "float16"))
+    assert best_dtype(t4, checkpoint="bfloat16") == "float16"   # no bf16: the GPU default
+    # A float32 (or unknown) checkpoint takes the GPU's half precision, as before.
+    assert best_dtype(cuda(0, 1), checkpoint="float32") == "bfloat16"
+    assert best_dtype(MPS, checkpoint="float32") == "float16"
+
+
+def test_openvino_runs_the_checkpoint_dtype_its_target_has() -> None:
+    with_bf16 = Device(kind="openvino", index=None, name="CPU",
+                       dtypes=("float32", "bfloat16"), details={OPENVINO_DEVICE: "CPU"})
+    assert best_dtype(with_bf16, checkpoint="bfloat16") == "bfloat16"
+    assert best_dtype(openvino("NPU"), checkpoint="bfloat16") == "float32"
+    assert best_dtype(openvino("GPU"), checkpoint="float16") == "float16"
 
 
 def test_best_dtype_unsupported_preference_raises() -> None:
