@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from hfserve.errors import ContextLengthExceeded, InvalidRequest
 from hfserve.skills.base import BatchSkill, Placement, Prepared
-from hfserve.skills.openvino_backend import ThreadRequests, load_openvino
+from hfserve.skills.openvino_backend import openvino_runner
 from hfserve.skills.torch_backend import load_torch_model
 from hfserve.types import ModelSpec, Task
 
@@ -67,15 +67,7 @@ def _torch_classifier(spec: ModelSpec, placement: Placement) -> Callable[..., An
 
 
 def _openvino_classifier(spec: ModelSpec, placement: Placement) -> Callable[..., Any]:
-    streams = placement.options.get("streams", 1)
-    model = load_openvino("text-classification", spec, placement, streams)
-    if streams == 1:
-        return lambda **features: model(**features).logits
-    import torch
-
-    run = ThreadRequests(model)
-    return lambda **features: torch.from_numpy(
-        run({k: v.numpy() for k, v in features.items()})["logits"])
+    return openvino_runner("text-classification", "logits", spec, placement)
 
 
 # Backend -> loader returning ``classify(**features) -> logits``.

@@ -10,7 +10,7 @@ from hfserve.errors import ContextLengthExceeded, InvalidRequest
 from hfserve.skills.base import BatchSkill, Placement, Prepared
 from hfserve.skills.hf_text import token_ids
 from hfserve.skills.onnx_backend import load_onnx_encoder
-from hfserve.skills.openvino_backend import ThreadRequests, load_openvino
+from hfserve.skills.openvino_backend import openvino_runner
 from hfserve.skills.pooling import pool, read_pooling
 from hfserve.skills.torch_backend import load_torch_model
 from hfserve.types import ModelSpec, Task
@@ -24,15 +24,7 @@ def _torch_encoder(spec: ModelSpec, placement: Placement) -> Callable[..., Any]:
 
 
 def _openvino_encoder(spec: ModelSpec, placement: Placement) -> Callable[..., Any]:
-    streams = placement.options.get("streams", 1)
-    model = load_openvino("feature-extraction", spec, placement, streams)
-    if streams == 1:
-        return lambda **features: model(**features).last_hidden_state
-    import torch
-
-    run = ThreadRequests(model)
-    return lambda **features: torch.from_numpy(
-        run({k: v.numpy() for k, v in features.items()})["last_hidden_state"])
+    return openvino_runner("feature-extraction", "last_hidden_state", spec, placement)
 
 
 def _onnx_encoder(spec: ModelSpec, placement: Placement) -> Callable[..., Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +118,18 @@ def load_openvino(kind: str, spec: ModelSpec, placement: Placement, streams: int
         config["NUM_STREAMS"] = streams
     return getattr(oi, OV_CLASSES[kind]).from_pretrained(
         str(target), device=placement.options.get("ov_device", "CPU"), ov_config=config)
+
+
+def openvino_runner(kind: str, output: str, spec: ModelSpec, placement: Placement
+                    ) -> Callable[..., Any]:
+    """``run(**torch features) -> the torch tensor named output`` of the model exported as
+    ``kind``, on ``placement``'s streams (several: each thread on a request of its own)."""
+    streams = placement.options.get("streams", 1)
+    model = load_openvino(kind, spec, placement, streams)
+    if streams == 1:
+        return lambda **features: getattr(model(**features), output)
+    import torch
+
+    run = ThreadRequests(model)
+    return lambda **features: torch.from_numpy(
+        run({k: v.numpy() for k, v in features.items()})[output])
