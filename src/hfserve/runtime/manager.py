@@ -39,7 +39,6 @@ from hfserve.types import Family, ModelSpec, ModelState, Task
 log = logging.getLogger("hfserve.manager")
 
 
-
 def compatibility_row(family: Family) -> dict[str, str]:
     """Which device kinds run this family: full, partial or none."""
     return compatibility_table().get(family.value, {})

@@ -21,6 +21,14 @@ from hfserve.types import Task
 router = APIRouter()
 
 
+def ranked_labels(labels: list[str], values: list[float]) -> list[dict[str, Any]]:
+    """``{"label", "score"}`` for every label, best first (transformers' pipeline and TEI
+    both answer so)."""
+    return sorted(({"label": label, "score": value}
+                   for label, value in zip(labels, values, strict=True)),
+                  key=lambda r: -r["score"])
+
+
 def _labels(top_k: Any) -> Callable[[Any], Any]:
     """text-classification as the pipeline answers it: the ``top_k`` best labels (1 by
     default: one dict per text; ``null``: every label)."""
@@ -29,9 +37,7 @@ def _labels(top_k: Any) -> Callable[[Any], Any]:
                              param="parameters.top_k")
 
     def render(scores: Any) -> Any:
-        ranked = sorted(({"label": label, "score": score} for label, score in
-                         zip(scores.labels, scores.scores, strict=True)),
-                        key=lambda r: -r["score"])
+        ranked = ranked_labels(scores.labels, scores.scores)
         return ranked[0] if top_k == 1 else ranked[:top_k]
 
     return render

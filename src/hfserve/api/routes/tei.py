@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from hfserve.api.family_errors import ErrorTable, family_error, route_class
+from hfserve.api.routes.infer import ranked_labels
 from hfserve.api.routes.rerank import pair_scores, rerank_response
 from hfserve.api.schemas.rerank import RerankRequest
 from hfserve.api.schemas.tei import (
@@ -67,7 +68,7 @@ async def embed(body: EmbedRequest, request: Request) -> JSONResponse:
     result = await engine_of(request).run(model, Task.EMBEDDING, items, {"truncate": truncate})
     vectors = np.stack(result.results)
     if normalize:
-        vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        vectors = _unit(vectors)
     return JSONResponse(vectors.tolist())
 
 
@@ -80,9 +81,8 @@ async def predict(body: PredictRequest, request: Request) -> JSONResponse:
     items = [i if isinstance(i, str) else i[0] if len(i) == 1 else list(i) for i in batch]
     result = await engine_of(request).run(model, Task.TEXT_CLASSIFICATION, items,
                                           {"truncate": bool(body.truncate)})
-    rows = [sorted(({"score": v, "label": label} for label, v in zip(
-        s.labels, s.logits if body.raw_scores else s.scores, strict=True)),
-        key=lambda p: -p["score"]) for s in result.results]
+    rows = [ranked_labels(s.labels, s.logits if body.raw_scores else s.scores)
+            for s in result.results]
     return JSONResponse(rows[0] if single else rows)
 
 
@@ -105,6 +105,10 @@ async def similarity(body: SimilarityRequest, request: Request) -> JSONResponse:
     texts = [body.inputs.source_sentence, *body.inputs.sentences]
     truncate = bool(body.parameters and body.parameters.truncate)
     result = await engine_of(request).run(model, Task.EMBEDDING, texts, {"truncate": truncate})
-    vectors = np.stack(result.results)
-    vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    vectors = _unit(np.stack(result.results))
     return JSONResponse((vectors[1:] @ vectors[0]).tolist())
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1 (a zero row stays zero)."""
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
