@@ -97,6 +97,9 @@ class ModelConfig(BaseModel):
     prefix_caching: bool = Field(
         True, description="Reuse the KV cache of prompt prefixes already seen (a shared system "
         "prompt is computed once), where the backend has it")
+    tool_parser: str | None = Field(
+        None, description="Tool-call format the model writes: hermes, llama3, mistral or "
+        "json (default: chosen from the chat template and architecture)")
     trust_remote_code: bool = False
     own_process: bool | None = Field(
         None, description="Run the model and its generation loop in a process of its own "

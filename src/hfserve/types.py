@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -80,6 +81,24 @@ class ModelSpec:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Constraint:
+    """What a constrained sequence's output must match: a JSON schema (its text) or a
+    regular expression, with fixed text around it (``prefix``/``suffix``: the markers of a
+    tool-call format). Plain data, so it crosses the pipe to a model process."""
+
+    kind: str                      # "json_schema" | "regex"
+    value: str
+    prefix: str = ""
+    suffix: str = ""
+
+    @property
+    def key(self) -> str:
+        """A digest naming the constraint, for caches of compiled grammars."""
+        text = "\0".join((self.kind, self.value, self.prefix, self.suffix))
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 @dataclass
 class SamplingParams:
     """Per-sequence decoding choices; validated by the API layer before they get here."""
@@ -96,6 +115,7 @@ class SamplingParams:
     prompt_logprobs: int | None = None  # same for prompt tokens (completions echo)
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
+    constraint: Constraint | None = None  # structured output (a grammar engine masks)
 
 
 @dataclass
@@ -106,6 +126,7 @@ class Pick:
     params: SamplingParams
     generator: Any
     history: list[int]
+    grammar: Any = None        # the sequence's grammar matcher, when its output is constrained
 
 
 @dataclass

@@ -214,6 +214,7 @@ class Engine:
 
     @staticmethod
     def _check_capabilities(skill: TextGenerator, params: SamplingParams) -> None:
+        skill.check_constraint(params.constraint)
         backend = skill.placement.backend
         if params.logprobs and not skill.supports_top_logprobs:
             raise InvalidRequest(f"top_logprobs are not available on this model's backend "

@@ -310,6 +310,7 @@ class GenerationWorker(ABC):
 
     def _retire(self, active: Active, error: BaseException | None) -> None:
         for seq in active.seqs:
+            seq.grammar = None
             if seq.state is not None:
                 self._on_sequence_end(seq)
         if active in self._running:

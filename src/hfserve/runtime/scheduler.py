@@ -159,11 +159,14 @@ class Scheduler(GenerationWorker):
                 self._finish_request(active)
                 continue
             seed = req.params.seed
+            constraint = req.params.constraint
             for i, st in enumerate(self.skill.fork(state, req.n)):
                 seq = self._new_sequence(active, i, st, self.skill.new_generator(
                     None if seed is None else seed + i))
+                if constraint is not None:
+                    seq.grammar = self.skill.guide(constraint)
                 picks.append((active, seq, Pick(row, seq.params, seq.generator,
-                                                seq.penalty_history)))
+                                                seq.penalty_history, seq.grammar)))
         self._sample_and_emit(logits, picks)
 
     def _step(self) -> None:
@@ -190,15 +193,16 @@ class Scheduler(GenerationWorker):
 
     @staticmethod
     def _picks(rows: list[tuple[Active, Sequence]]) -> list[Pick]:
-        return [Pick(i, seq.params, seq.generator, seq.penalty_history)
+        return [Pick(i, seq.params, seq.generator, seq.penalty_history, seq.grammar)
                 for i, (_, seq) in enumerate(rows)]
 
     def _overlap(self) -> bool:
         """Overlap where the skill's device runs asynchronously, unless a running sequence
-        has penalties: they count the previous token, not yet appended when the next step
-        starts."""
+        has penalties or a grammar: they need the previous token, not yet known when the
+        next step starts."""
         return self.skill.overlap_steps and not any(
             s.params.presence_penalty or s.params.frequency_penalty
+            or s.params.constraint is not None
             for a in self._running for s in a.seqs)
 
     def _step_overlapped(self) -> None:
@@ -338,6 +342,7 @@ class Scheduler(GenerationWorker):
             len(pairs) for pairs in by_request.values()))
 
     def _on_sequence_end(self, seq: Sequence) -> None:
+        seq.grammar = None              # the grammar engine's state goes with the sequence
         if seq.state is not None:
             self.skill.release(seq.state)
             seq.state = None

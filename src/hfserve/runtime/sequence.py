@@ -44,6 +44,8 @@ class Sequence:
     # process to decode (``runtime/detokenizer.py``). Only without stop strings, which
     # need the text where the sequence is ended.
     detokenize: bool = True
+    # Its place in the grammar of a constrained output (the skill's; dropped at the end).
+    grammar: Any = field(default=None, repr=False)
 
     @property
     def finished(self) -> bool:

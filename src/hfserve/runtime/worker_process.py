@@ -34,7 +34,7 @@ from hfserve.runtime.generation_worker import GenerationRequest
 from hfserve.runtime.sequence import Delta
 from hfserve.runtime.stream import EventStream
 from hfserve.skills.base import GenerativeSkill, Placement, Skill, TextGenerator
-from hfserve.types import ModelSpec, TokenChoice
+from hfserve.types import Constraint, ModelSpec, TokenChoice
 
 log = logging.getLogger("hfserve.worker_process")
 
@@ -348,6 +348,13 @@ class ProcessGenerator(TextGenerator):
 
     def check_token_ids(self, token_ids: list[int], param: str = "prompt") -> None:
         self.codec.check_token_ids(token_ids, param)
+
+    def check_constraint(self, constraint: Constraint | None) -> None:
+        self.codec.check_constraint(constraint)
+
+    @property
+    def tool_parser(self) -> str:
+        return self.codec.tool_parser
 
     def info(self) -> dict[str, Any]:
         pid = self.process.pid if self.process is not None else None

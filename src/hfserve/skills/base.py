@@ -8,7 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from hfserve.types import ModelSpec, Pick, SamplingParams, Task, TokenChoice
+from hfserve.errors import InvalidRequest
+from hfserve.types import Constraint, ModelSpec, Pick, SamplingParams, Task, TokenChoice
 
 
 @dataclass
@@ -136,6 +137,18 @@ class TextGenerator(Skill):
         """Raise InvalidRequest (naming ``param``) for ids the model has no embedding for
         (prompts given as token ids, stop token ids)."""
 
+    def check_constraint(self, constraint: Constraint | None) -> None:
+        """Raise InvalidRequest (``param`` response_format) for an output constraint this
+        skill cannot enforce; before the request is queued."""
+        if constraint is not None:
+            raise InvalidRequest("structured output is not available on this model's "
+                                 "backend", param="response_format")
+
+    @property
+    def tool_parser(self) -> str:
+        """The tool-call format this model writes (a name in ``hfserve.tool_calls``)."""
+        return "json"
+
 
 class GenerativeSkill(TextGenerator):
     """Autoregressive work. The runtime's scheduler owns the loop and calls these stages;
@@ -213,6 +226,12 @@ class GenerativeSkill(TextGenerator):
     @abstractmethod
     def new_generator(self, seed: int | None) -> Any:
         """A random generator for one sequence (seeded when ``seed`` is given)."""
+
+    def guide(self, constraint: Constraint) -> Any:
+        """A new sequence's place in the grammar of ``constraint`` (``Pick.grammar``);
+        dropping it releases it."""
+        raise InvalidRequest("structured output is not available on this model's backend",
+                             param="response_format")
 
 
 @dataclass

@@ -17,7 +17,7 @@ from hfserve.skills.kv_batch import Group, KVBatch, Row, zero_padding
 from hfserve.skills.prefill_graphs import HELD_BYTES, PrefillGraphs
 from hfserve.skills.slot_kv import MIN_COLUMNS, SlotKV
 from hfserve.skills.torch_backend import load_torch_model
-from hfserve.types import Pick, Task, TokenChoice
+from hfserve.types import Constraint, Pick, Task, TokenChoice
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ def _batchable(cache: Any) -> bool:
 class GenerationSkill(HFTextCodec, GenerativeSkill):
     task: ClassVar[Task] = Task.TEXT_GENERATION
     own_process: ClassVar[bool] = True
+    _grammars: Any = None
 
     def load(self, placement: Placement) -> None:
         from transformers import AutoModelForCausalLM
@@ -340,6 +341,13 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
 
     def sample_later(self, logits: Any, picks: list[Pick]) -> Callable[[], list[TokenChoice]]:
         return sampling.sample_later(logits, picks)
+
+    def guide(self, constraint: Constraint) -> Any:
+        from hfserve.skills.grammar import Grammars
+
+        if self._grammars is None:      # the vocabulary's index: built on first use
+            self._grammars = Grammars(self.tokenizer, self.eos_token_ids)
+        return self._grammars.guide(constraint)
 
     def new_generator(self, seed: int | None) -> Any:
         import torch

@@ -11,7 +11,7 @@ from typing import Any
 from hfserve.errors import InvalidRequest
 from hfserve.skills.chat_template import render_chat
 from hfserve.skills.export_cache import cached_or_built, export_dir
-from hfserve.types import ModelSpec
+from hfserve.types import Constraint, ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +167,7 @@ class HFTextCodec:
                        cache_dir: Path | str | None = None) -> frozenset[int]:
         """Load the tokenizer; return every token id that ends a sequence."""
         self.tokenizer = load_hf_tokenizer(spec, cache_dir)
+        self._architecture = spec.architecture
         self._token_text: dict[int, str] = {}
         backend = _rust_decodes_alike(self.tokenizer)
         self._decode = text_decoder(self.tokenizer, backend)
@@ -200,6 +201,18 @@ class HFTextCodec:
         if bad is not None:
             raise InvalidRequest(f"token id {bad} is outside this model's vocabulary "
                                  f"(0..{size - 1})", param=param)
+
+    def check_constraint(self, constraint: Constraint | None) -> None:
+        from hfserve.skills import grammar
+
+        grammar.check(constraint)
+
+    @property
+    def tool_parser(self) -> str:
+        from hfserve.tool_calls.choice import parser_for_template
+
+        return parser_for_template(getattr(self.tokenizer, "chat_template", None),
+                                   getattr(self, "_architecture", ""))
 
     def token_text(self, token_id: int) -> str:
         text = self._token_text.get(token_id)

@@ -4,12 +4,15 @@ and outputs detokenized with the model's own HF tokenizer, as on every other bac
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
+from hfserve.errors import InvalidRequest
 from hfserve.skills.base import PipelineOutput, PipelineSkill, Placement
 from hfserve.skills.hf_text import HFTextCodec
 from hfserve.skills.openvino_backend import ensure_export, ov_config
-from hfserve.types import SamplingParams, Task
+from hfserve.skills.openvino_tokenizer import genai_tokenizer
+from hfserve.types import Constraint, SamplingParams, Task
 
 
 def cache_gib(options: dict) -> int:
@@ -28,6 +31,30 @@ def batched_tokens(options: dict[str, Any], max_seqs: int) -> int:
     budget = options.get("max_prefill_tokens") or (
         512 if options.get("ov_device", "CPU") == "CPU" else 2048)
     return max(int(budget), max_seqs)
+
+
+def structured_output(constraint: Constraint) -> Any:
+    """openvino-genai's own constrained decoding (xgrammar inside the pipeline) for
+    ``constraint``: its JSON schema or regex, between the fixed text of a tool-call
+    format."""
+    import openvino_genai as genai
+
+    config = genai.StructuredOutputConfig
+    if constraint.kind == "json_schema":
+        schema = json.loads(constraint.value)
+        text = json.dumps({} if schema is True else schema)
+        if not (constraint.prefix or constraint.suffix):
+            return config(json_schema=text)
+        body = config.JSONSchema(text)
+    else:
+        if not (constraint.prefix or constraint.suffix):
+            return config(regex=constraint.value)
+        body = config.Regex(constraint.value)
+    parts = [config.ConstString(constraint.prefix)] if constraint.prefix else []
+    parts.append(body)
+    if constraint.suffix:
+        parts.append(config.ConstString(constraint.suffix))
+    return config(compound_grammar=config.Concat(*parts))
 
 
 class OpenVINOGenerationSkill(HFTextCodec, PipelineSkill):
@@ -63,8 +90,14 @@ class OpenVINOGenerationSkill(HFTextCodec, PipelineSkill):
             # OpenVINO 2026.4's CPU plugin dies (SIGFPE) building a continuous-batching
             # pipeline with one inference thread in bf16/f16; two threads run fine.
             config["INFERENCE_NUM_THREADS"] = 2
-        self.pipe = genai.ContinuousBatchingPipeline(
-            str(folder), scheduler, placement.options.get("ov_device", "CPU"), config)
+        device = placement.options.get("ov_device", "CPU")
+        tokenizer = genai_tokenizer(self.tokenizer, folder / "genai_tokenizer")
+        self.structured = tokenizer is not None
+        if tokenizer is None:
+            self.pipe = genai.ContinuousBatchingPipeline(str(folder), scheduler, device, config)
+        else:
+            self.pipe = genai.ContinuousBatchingPipeline(str(folder), tokenizer, scheduler,
+                                                         device, **config)
 
     def unload(self) -> None:
         self.pipe = None
@@ -88,12 +121,18 @@ class OpenVINOGenerationSkill(HFTextCodec, PipelineSkill):
             config.top_k = params.top_k or 0
             if params.seed is not None:
                 config.rng_seed = params.seed
+        if params.constraint is not None:
+            config.structured_output_config = structured_output(params.constraint)
         return config
 
     def add(self, key: int, prompt_ids: list[int], params: SamplingParams) -> Any:
         import numpy as np
         import openvino as ov
 
+        if params.constraint is not None and not self.structured:
+            raise InvalidRequest("structured output is unavailable on this model's OpenVINO "
+                                 "pipeline (its tokenizer did not convert); serve it with "
+                                 "backend: torch", param="response_format")
         ids = ov.Tensor(np.asarray([prompt_ids], dtype=np.int64))
         return self.pipe.add_request(key, ids, self._config(params))
 

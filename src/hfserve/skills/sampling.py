@@ -1,5 +1,6 @@
-"""Next-token choice from logits: temperature, top-k, top-p, penalties, seeded generators and
-log-probabilities (taken from the model's own distribution, before any warping)."""
+"""Next-token choice from logits: temperature, top-k, top-p, penalties, grammar masks of
+constrained rows, seeded generators and log-probabilities (taken from the model's own
+distribution, before any warping)."""
 
 from __future__ import annotations
 
@@ -61,10 +62,12 @@ def sample_later(logits, picks: list[Pick]) -> Pending:
     import torch
 
     # One pass over the picks (at hundreds of sequences a step, each pass costs).
-    rows, penalised, drawn, wanted = [], [], [], []
+    rows, penalised, drawn, wanted, guided = [], [], [], [], []
     for i, pick in enumerate(picks):
         params = pick.params
         rows.append(pick.row)
+        if pick.grammar is not None:
+            guided.append(i)
         if pick.history and (params.presence_penalty or params.frequency_penalty):
             penalised.append(i)
         if params.temperature != 0:
@@ -79,6 +82,12 @@ def sample_later(logits, picks: list[Pick]) -> Pending:
         scores = scores.clone()
         for i in penalised:
             scores[i] = apply_penalties(scores[i], picks[i].params, picks[i].history)
+    if guided:
+        from hfserve.skills.grammar import apply_masks
+
+        if scores is raw:
+            scores = scores.clone()
+        apply_masks(scores, guided, [picks[i].grammar for i in guided])
     tokens = scores.argmax(-1)
     if drawn:
         probs, order = _warp(scores[drawn], [picks[i] for i in drawn])
@@ -89,7 +98,7 @@ def sample_later(logits, picks: list[Pick]) -> Pending:
         slot = torch.searchsorted(cumulative, target).clamp_(max=probs.shape[-1] - 1)
         tokens[drawn] = order.gather(-1, slot)[:, 0]
     logprobs = torch.log_softmax(raw[wanted], dim=-1) if wanted else None
-    return Pending(tokens, logprobs, wanted, picks)
+    return Pending(tokens, logprobs, wanted, picks, guided)
 
 
 class Pending:
@@ -100,11 +109,12 @@ class Pending:
     call waits for that copy alone: ``tokens.tolist()`` would wait for everything queued on
     the device by then, a next step fed with these tokens included."""
 
-    def __init__(self, tokens: Any, logprobs: Any, wanted: list[int], picks: list[Pick]
-                 ) -> None:
+    def __init__(self, tokens: Any, logprobs: Any, wanted: list[int], picks: list[Pick],
+                 guided: list[int] | None = None) -> None:
         import torch
 
         self.tokens, self._logprobs, self._wanted, self._picks = tokens, logprobs, wanted, picks
+        self._guided = guided or []
         self._host, self._copied = tokens, None
         if tokens.is_cuda:
             self._host = torch.empty(tokens.shape, dtype=tokens.dtype, pin_memory=True)
@@ -116,6 +126,8 @@ class Pending:
         if self._copied is not None:
             self._copied.synchronize()
         ids = self._host.tolist()
+        for i in self._guided:      # the grammar moves on before the row's next mask
+            self._picks[i].grammar.advance(ids[i])
         out = [TokenChoice(t) for t in ids]
         if self._logprobs is not None:
             table = self._logprobs.cpu()

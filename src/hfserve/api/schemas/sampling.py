@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
+from hfserve.api.schemas.structured import StructuredFields
 from hfserve.types import SamplingParams
 
 INT32 = 2**31 - 1
@@ -13,7 +14,7 @@ INT64 = 2**63 - 1
 TokenId = Annotated[int, Field(ge=0, le=INT32)]
 
 
-class SamplingFields(BaseModel):
+class SamplingFields(StructuredFields):
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     top_k: int | None = Field(None, ge=-1, le=INT32, description="-1 or 0: no top-k")
@@ -55,4 +56,5 @@ class SamplingFields(BaseModel):
             prompt_logprobs=prompt_logprobs,
             presence_penalty=self.presence_penalty,
             frequency_penalty=self.frequency_penalty,
+            constraint=self.constraint(),
         )

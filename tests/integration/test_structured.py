@@ -1,0 +1,151 @@
+"""Structured output and tool calls on SmolLM2-135M-Instruct (GGUF), on torch and on
+OpenVINO, through a server of this module's own and the openai SDK."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import jsonschema
+import pytest
+
+from .conftest import SMOL, launch, stop
+
+TORCH = "smol-torch"
+OPENVINO = "smol-ov"
+BACKENDS = [TORCH, OPENVINO]
+
+PERSON = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": 20},
+        "age": {"type": "integer", "minimum": 0, "maximum": 150},
+        "city": {"type": "string", "enum": ["Paris", "London", "Rome"]},
+    },
+    "required": ["name", "age", "city"],
+    "additionalProperties": False,
+}
+PROMPTS = ["Describe a person as JSON.", "Tell me about Anna, 31, who lives in Rome.",
+           "Give me a JSON record of someone."]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if not SMOL.exists():
+        pytest.fail("demo models missing: run `make models`")
+    tmp = tmp_path_factory.mktemp("structured")
+    config = {"cache_dir": str(tmp / "cache"), "models": [
+        {"name": TORCH, "source": str(SMOL), "threads": 1, "max_concurrent": 4,
+         "backend": "torch", "dtype": "float32"},
+        {"name": OPENVINO, "source": str(SMOL), "threads": 1, "max_concurrent": 4,
+         "backend": "openvino", "own_process": True, "dtype": "float32"},
+    ]}
+    proc, base, log = launch(config, tmp, timeout=600)
+    try:
+        yield base
+    finally:
+        stop(proc, log)
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    from openai import OpenAI
+
+    return OpenAI(base_url=f"{server}/v1", api_key="unused", max_retries=0, timeout=300,
+                  _strict_response_validation=True)
+
+
+def _json_schema_format(schema):
+    return {"type": "json_schema",
+            "json_schema": {"name": "person", "schema": schema, "strict": True}}
+
+
+# --- structured output -------------------------------------------------------------------
+@pytest.mark.parametrize("model", BACKENDS)
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_json_schema_output_validates(client, model, seed):
+    reply = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": PROMPTS[seed - 1]}],
+        response_format=_json_schema_format(PERSON), seed=seed, temperature=0.8,
+        max_tokens=80)
+    choice = reply.choices[0]
+    assert choice.finish_reason == "stop"
+    jsonschema.validate(json.loads(choice.message.content), PERSON)
+
+
+@pytest.mark.parametrize("model", BACKENDS)
+@pytest.mark.parametrize("seed", [4, 5])
+def test_json_object_output_is_an_object(client, model, seed):
+    reply = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "List two fruits as JSON."}],
+        response_format={"type": "json_object"}, seed=seed, temperature=0.7,
+        max_tokens=60)
+    text = reply.choices[0].message.content
+    if reply.choices[0].finish_reason == "stop":
+        assert isinstance(json.loads(text), dict)
+    else:                       # cut by max_tokens: still the start of an object
+        assert text.startswith("{")
+
+
+@pytest.mark.parametrize("model", BACKENDS)
+def test_completions_take_response_format_and_guided_choice(client, model):
+    reply = client.completions.create(
+        model=model, prompt="Is the sky blue? Answer:", max_tokens=40, temperature=0,
+        extra_body={"response_format": _json_schema_format(
+            {"type": "object", "properties": {"answer": {"type": "boolean"}},
+             "required": ["answer"], "additionalProperties": False})})
+    assert isinstance(json.loads(reply.choices[0].text)["answer"], bool)
+    picked = client.completions.create(
+        model=model, prompt="The colour of grass is", max_tokens=10, temperature=0,
+        extra_body={"guided_choice": ["green", "purple (sometimes)"]})
+    assert picked.choices[0].text in ("green", "purple (sometimes)")
+
+
+@pytest.mark.parametrize("model", BACKENDS)
+def test_a_schema_the_engine_cannot_compile_is_a_400(client, model):
+    import openai
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "hi"}],
+            response_format=_json_schema_format({"type": "no-such-type"}))
+    error = caught.value.body
+    assert caught.value.status_code == 400
+    assert error["param"] == "response_format" and "no-such-type" in error["message"]
+
+
+def test_unconstrained_requests_in_the_batch_are_unaffected(server, client):
+    import concurrent.futures
+
+    plain = {"model": TORCH, "messages": [{"role": "user", "content": "Name a colour."}],
+             "temperature": 0, "max_tokens": 24}
+    alone = client.chat.completions.create(**plain).choices[0].message.content
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        constrained = [pool.submit(client.chat.completions.create, model=TORCH,
+                                   messages=[{"role": "user", "content": p}],
+                                   response_format=_json_schema_format(PERSON),
+                                   temperature=0, max_tokens=60) for p in PROMPTS[:2]]
+        batched = [pool.submit(client.chat.completions.create, **plain) for _ in range(2)]
+        texts = [f.result().choices[0].message.content for f in batched]
+        for f in constrained:
+            jsonschema.validate(json.loads(f.result().choices[0].message.content), PERSON)
+    assert texts == [alone, alone]
+
+
+def test_streamed_structured_output_joins_to_the_same_json(server, client):
+    kwargs = {"model": TORCH, "messages": [{"role": "user", "content": PROMPTS[1]}],
+              "response_format": _json_schema_format(PERSON), "temperature": 0,
+              "max_tokens": 80}
+    whole = client.chat.completions.create(**kwargs).choices[0].message.content
+    parts = [c.choices[0].delta.content or "" for c in
+             client.chat.completions.create(stream=True, **kwargs) if c.choices]
+    assert "".join(parts) == whole
+    jsonschema.validate(json.loads(whole), PERSON)
+
+
+def test_a_bad_response_format_type_is_a_400(server):
+    got = httpx.post(f"{server}/v1/chat/completions", json={
+        "model": TORCH, "messages": [{"role": "user", "content": "hi"}],
+        "response_format": {"type": "xml"}}, timeout=60)
+    assert got.status_code == 400
+    assert "response_format" in json.dumps(got.json()["error"])
