@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import (
@@ -97,7 +97,7 @@ class ModelConfig(BaseModel):
     prefix_caching: bool = Field(
         True, description="Reuse the KV cache of prompt prefixes already seen (a shared system "
         "prompt is computed once), where the backend has it")
-    tool_parser: str | None = Field(
+    tool_parser: Literal["hermes", "llama3", "mistral", "json"] | None = Field(
         None, description="Tool-call format the model writes: hermes, llama3, mistral or "
         "json (default: chosen from the chat template and architecture)")
     trust_remote_code: bool = False

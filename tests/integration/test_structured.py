@@ -149,3 +149,115 @@ def test_a_bad_response_format_type_is_a_400(server):
         "response_format": {"type": "xml"}}, timeout=60)
     assert got.status_code == 400
     assert "response_format" in json.dumps(got.json()["error"])
+
+
+# --- tool calls --------------------------------------------------------------------------
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "The current weather in a city",
+    "parameters": {"type": "object",
+                   "properties": {"city": {"type": "string", "maxLength": 30},
+                                  "unit": {"type": "string", "enum": ["C", "F"]}},
+                   "required": ["city", "unit"], "additionalProperties": False}}}
+TIME = {"type": "function", "function": {
+    "name": "get_time", "description": "The time in a time zone",
+    "parameters": {"type": "object", "properties": {"zone": {"type": "string",
+                                                             "maxLength": 20}},
+                   "required": ["zone"], "additionalProperties": False}}}
+TOOLS = [WEATHER, TIME]
+ASK = [{"role": "user", "content": "What is the weather in Paris right now?"}]
+PARAMETERS = {t["function"]["name"]: t["function"]["parameters"] for t in TOOLS}
+
+
+def _check_calls(message, names):
+    assert message.tool_calls, message
+    for call in message.tool_calls:
+        assert call.id.startswith("call_") and call.type == "function"
+        assert call.function.name in names
+        jsonschema.validate(json.loads(call.function.arguments),
+                            PARAMETERS[call.function.name])
+
+
+@pytest.mark.parametrize("model", BACKENDS)
+@pytest.mark.parametrize("seed", [1, 2])
+def test_tool_choice_required_gives_valid_calls(client, model, seed):
+    reply = client.chat.completions.create(model=model, messages=ASK, tools=TOOLS,
+                                           tool_choice="required", seed=seed,
+                                           temperature=0.7, max_tokens=80)
+    choice = reply.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    _check_calls(choice.message, {"get_weather", "get_time"})
+
+
+@pytest.mark.parametrize("model", BACKENDS)
+def test_a_named_function_is_the_one_called(client, model):
+    reply = client.chat.completions.create(
+        model=model, messages=ASK, tools=TOOLS, temperature=0, max_tokens=80,
+        tool_choice={"type": "function", "function": {"name": "get_time"}})
+    choice = reply.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    _check_calls(choice.message, {"get_time"})
+    assert len(choice.message.tool_calls) == 1
+
+
+@pytest.mark.parametrize("model", BACKENDS)
+def test_streamed_tool_calls_reassemble_to_the_non_streamed_call(client, model):
+    kwargs = {"model": model, "messages": ASK, "tools": TOOLS, "tool_choice": "required",
+              "temperature": 0, "max_tokens": 80}
+    whole = client.chat.completions.create(**kwargs).choices[0].message.tool_calls
+    calls: dict[int, dict] = {}
+    reasons = []
+    for chunk in client.chat.completions.create(stream=True, **kwargs):
+        for choice in chunk.choices:
+            reasons.append(choice.finish_reason)
+            for part in choice.delta.tool_calls or []:
+                call = calls.setdefault(part.index, {"id": None, "name": None,
+                                                     "arguments": ""})
+                if part.id:
+                    assert call["id"] is None           # the id comes once, first
+                    call["id"], call["name"] = part.id, part.function.name
+                else:
+                    assert call["id"] is not None
+                call["arguments"] += part.function.arguments or ""
+    assert reasons[-1] == "tool_calls"
+    assert [(c["name"], json.loads(c["arguments"])) for _, c in sorted(calls.items())] == \
+        [(c.function.name, json.loads(c.function.arguments)) for c in whole]
+
+
+@pytest.mark.parametrize("model", BACKENDS)
+def test_a_tool_result_round_trip_completes(client, model):
+    first = client.chat.completions.create(
+        model=model, messages=ASK, tools=TOOLS, temperature=0, max_tokens=80,
+        tool_choice={"type": "function", "function": {"name": "get_weather"}})
+    call = first.choices[0].message.tool_calls[0]
+    messages = [*ASK, {"role": "assistant", "content": None, "tool_calls": [
+        {"id": call.id, "type": "function",
+         "function": {"name": call.function.name, "arguments": call.function.arguments}}]},
+        {"role": "tool", "tool_call_id": call.id, "content": '{"temperature": 21, "sky": '
+         '"sunny"}'}]
+    answer = client.chat.completions.create(model=model, messages=messages, tools=TOOLS,
+                                            temperature=0, max_tokens=40)
+    choice = answer.choices[0]
+    assert choice.finish_reason in ("stop", "length", "tool_calls")
+    assert choice.message.content or choice.message.tool_calls
+    # the tool's result reached the prompt: it is longer than the first request's
+    assert answer.usage.prompt_tokens > first.usage.prompt_tokens + 10
+
+
+def test_tools_reach_the_prompt_and_none_keeps_them_out(client):
+    plain = client.chat.completions.create(model=TORCH, messages=ASK, max_tokens=1)
+    offered = client.chat.completions.create(model=TORCH, messages=ASK, tools=TOOLS,
+                                             max_tokens=1)
+    refused = client.chat.completions.create(model=TORCH, messages=ASK, tools=TOOLS,
+                                             tool_choice="none", max_tokens=1)
+    assert offered.usage.prompt_tokens > plain.usage.prompt_tokens + 50
+    assert refused.usage.prompt_tokens == plain.usage.prompt_tokens
+
+
+def test_naming_a_function_not_offered_is_a_400(client):
+    import openai
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model=TORCH, messages=ASK, tools=TOOLS,
+            tool_choice={"type": "function", "function": {"name": "launch_rocket"}})
+    assert caught.value.body["param"] == "tool_choice"

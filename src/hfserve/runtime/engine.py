@@ -21,6 +21,7 @@ from hfserve.runtime.events import GenerationHandle, GenerationInput, RunResult,
 from hfserve.runtime.manager import ModelManager
 from hfserve.runtime.scheduler import GenerationRequest
 from hfserve.runtime.stream import EventStream
+from hfserve.runtime.tool_choice import apply_tool_choice
 from hfserve.skills.base import BatchSkill, TextGenerator
 from hfserve.types import ModelState, SamplingParams, Task
 from hfserve.validation import require_unicode
@@ -145,6 +146,10 @@ class Engine:
             raise InvalidRequest(f"this request asks for {sequences} sequences (prompts x n); "
                                  f"a request may ask for at most {most}", param="prompt",
                                  code="too_many_sequences")
+        parsers = [apply_tool_choice(r, entry.config.tool_parser or skill.tool_parser)
+                   if r.messages is not None and (r.options.get("tools")
+                                                  or r.options.get("tool_choice")) else None
+                   for r in requests]
         for request in requests:
             self._check_capabilities(skill, request.params)
         texts = [t for r in requests for t in _texts(r)]
@@ -167,12 +172,13 @@ class Engine:
                 deadline=self._deadline(request.timeout)))
         handles: list[GenerationHandle] = []
         try:
-            for item in work:
+            for item, parser in zip(work, parsers, strict=True):
                 events = EventStream(loop, combine=coalesce)
                 worker.submit(item, events)
                 self._streams[item.request_id] = (entry.name, events)
                 handles.append(GenerationHandle(item.request_id, entry.name, item.prompt_ids,
-                                                events, int(time.time()), self._end))
+                                                events, int(time.time()), self._end,
+                                                tool_parser=parser))
         except BaseException:
             for handle in handles:     # all or none
                 self.abort(handle.request_id)

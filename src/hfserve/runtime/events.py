@@ -102,6 +102,9 @@ class GenerationHandle:
     created: int
     end: Callable[[str, bool], None]          # (request id, finished)
     created_monotonic: float = field(default_factory=time.monotonic)
+    # The format to read tool calls from the output in (``hfserve.tool_calls.FORMATS``);
+    # None: the request offered no tools to call.
+    tool_parser: str | None = None
     finished: bool = False
     closed: bool = False
 

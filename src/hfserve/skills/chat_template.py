@@ -150,6 +150,13 @@ def compile_template(source: str) -> tuple[jinja2.Template, frozenset[str]]:
     return env.from_string(tree), variables
 
 
+@lru_cache(maxsize=64)
+def reads_variable(source: str, name: str) -> bool:
+    """Whether the template reads ``name`` (one the server sets, such as ``tools``)."""
+    env = compile_template(source)[0].environment
+    return name in meta.find_undeclared_variables(env.parse(source))
+
+
 def template_kwargs(source: str, given: dict[str, Any] | None,
                     trust_template: bool) -> tuple[str, dict[str, Any]]:
     """The template to render and the request kwargs that reach it. A name the server sets

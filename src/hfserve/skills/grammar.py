@@ -106,7 +106,10 @@ class Grammars:
         import llguidance.hf
 
         self.eos = sorted(eos_token_ids)
-        self.tokenizer = llguidance.hf.from_tokenizer(tokenizer, n_vocab=len(tokenizer),
+        from hfserve.skills.hf_text import byte_level_decoding
+
+        self.tokenizer = llguidance.hf.from_tokenizer(byte_level_decoding(tokenizer),
+                                                      n_vocab=len(tokenizer),
                                                       eos_token=self.eos)
         self.vocab = self.tokenizer.vocab_size
         self._matchers: OrderedDict[str, Any] = OrderedDict()

@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from hfserve.errors import InvalidRequest
-from hfserve.skills.chat_template import render_chat
+from hfserve.skills.chat_template import reads_variable, render_chat
 from hfserve.skills.export_cache import cached_or_built, export_dir
+from hfserve.tool_calls.choice import parser_for_template
+from hfserve.tool_calls.prompt import template_arguments, with_tool_preamble
 from hfserve.types import Constraint, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,27 @@ def flatten_content(content: Any) -> str:
                                  param="messages")
         parts.append(part.get("text", ""))
     return "".join(parts)
+
+
+def byte_level_decoding(tokenizer: Any) -> Any:
+    """``tokenizer`` as a plain fast tokenizer whose decoder says what its vocabulary is,
+    for libraries that read token bytes from the decoder's kind (llguidance,
+    openvino-tokenizers). transformers rebuilds a GGUF file's byte-level BPE (SmolLM2's)
+    with a sentencepiece-style decoder chain: read by that, "Ċ" is "Ċ", not a newline.
+    Where the pre-tokenizer is byte-level, so is the vocabulary, and the byte-level
+    decoder is the exact one; other tokenizers come back as they are."""
+    import copy
+
+    from tokenizers import decoders, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or not isinstance(backend.pre_tokenizer, pre_tokenizers.ByteLevel) \
+            or isinstance(backend.decoder, decoders.ByteLevel):
+        return tokenizer
+    backend = copy.deepcopy(backend)
+    backend.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token=tokenizer.eos_token)
 
 
 def _rust(tokenizer: Any) -> Any:
@@ -180,7 +203,12 @@ class HFTextCodec:
             raise InvalidRequest("this model has no chat template; use /v1/completions",
                                  param="messages")
         rendered = [{**m, "content": flatten_content(m.get("content"))} for m in messages]
-        text = render_chat(self.tokenizer, rendered, options.get("tools"),
+        tools = options.get("tools") or None
+        if self._renders_tools(tools):
+            rendered = template_arguments(rendered)
+        else:
+            rendered, tools = with_tool_preamble(rendered, tools), None
+        text = render_chat(self.tokenizer, rendered, tools,
                            options.get("chat_template_kwargs"),
                            bool(options.get("trust_request_chat_template")))
         return token_ids(self.tokenizer, text, special=False)
@@ -207,12 +235,20 @@ class HFTextCodec:
 
         grammar.check(constraint)
 
+    def _renders_tools(self, tools: list | None = None) -> bool:
+        """Whether the model's template (the one for ``tools``) renders tools itself."""
+        try:
+            source = self.tokenizer.get_chat_template(None, tools or [{}])
+        except ValueError:
+            return False
+        return reads_variable(source, "tools")
+
     @property
     def tool_parser(self) -> str:
-        from hfserve.tool_calls.choice import parser_for_template
-
-        return parser_for_template(getattr(self.tokenizer, "chat_template", None),
-                                   getattr(self, "_architecture", ""))
+        if not getattr(self.tokenizer, "chat_template", None):
+            return "json"
+        return parser_for_template(self.tokenizer.get_chat_template(None, [{}]),
+                                   getattr(self, "_architecture", ""), self._renders_tools())
 
     def token_text(self, token_id: int) -> str:
         text = self._token_text.get(token_id)

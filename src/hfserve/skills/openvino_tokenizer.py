@@ -4,28 +4,14 @@ needs none; its constrained decoding (xgrammar inside) reads the vocabulary from
 
 from __future__ import annotations
 
-import copy
 import logging
 from pathlib import Path
 from typing import Any
 
 from hfserve.skills.export_cache import is_complete, mark_complete
+from hfserve.skills.hf_text import byte_level_decoding
 
 log = logging.getLogger(__name__)
-
-
-def _convertible(tokenizer: Any) -> Any:
-    """A plain fast tokenizer of the same vocabulary. transformers rebuilds a GGUF file's
-    byte-level BPE (SmolLM2's) with a sentencepiece-style decoder chain, which
-    openvino-tokenizers cannot convert; for a byte-level vocabulary the byte-level decoder
-    is the exact one."""
-    from tokenizers import decoders, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    backend = copy.deepcopy(tokenizer.backend_tokenizer)
-    if isinstance(backend.pre_tokenizer, pre_tokenizers.ByteLevel):
-        backend.decoder = decoders.ByteLevel()
-    return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token=tokenizer.eos_token)
 
 
 def genai_tokenizer(tokenizer: Any, folder: Path) -> Any | None:
@@ -40,7 +26,7 @@ def genai_tokenizer(tokenizer: Any, folder: Path) -> Any | None:
             import openvino_tokenizers
 
             encoder, decoder = openvino_tokenizers.convert_tokenizer(
-                _convertible(tokenizer), with_detokenizer=True)
+                byte_level_decoding(tokenizer), with_detokenizer=True)
             folder.mkdir(parents=True, exist_ok=True)
             ov.save_model(encoder, str(folder / "openvino_tokenizer.xml"))
             ov.save_model(decoder, str(folder / "openvino_detokenizer.xml"))

@@ -18,6 +18,7 @@ from hfserve.api.generation import (
 from hfserve.api.schemas.chat import ChatCompletion, ChatCompletionRequest
 from hfserve.api.schemas.common import MODEL_ERRORS, error_responses, usage
 from hfserve.api.state import engine_of, note_model
+from hfserve.api.tool_output import StreamedCalls, finish_reason, whole_message
 from hfserve.runtime.events import Delta, Finished, GenerationInput, PromptInfo
 from hfserve.types import TokenChoice
 
@@ -39,7 +40,12 @@ def to_input(req: ChatCompletionRequest) -> GenerationInput:
         params=req.sampling(logprobs=top),
         max_tokens=req.max_completion_tokens or req.max_tokens,
         n=req.n, priority=req.priority, timeout=req.timeout,
-        options={"tools": req.tools, "chat_template_kwargs": req.chat_template_kwargs})
+        options={"tools": [t.model_dump(exclude_none=True) for t in req.tools]
+                 if req.tools else None,
+                 "tool_choice": req.tool_choice if isinstance(req.tool_choice, str | None)
+                 else req.tool_choice.model_dump(),
+                 "parallel_tool_calls": req.parallel_tool_calls is not False,
+                 "chat_template_kwargs": req.chat_template_kwargs})
 
 
 @router.post("/v1/chat/completions", response_model=ChatCompletion,
@@ -56,11 +62,14 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
                                  # ends the handle even if the body never starts
                                  background=BackgroundTask(handle.close))
     got = await unless_client_leaves(request, collect(handle, body.n), [handle])
-    choices = [{"index": i,
-                "message": {"role": "assistant", "content": c.text},
-                "finish_reason": c.finish_reason or "stop",
-                "logprobs": chat_logprobs(c.tokens) if body.logprobs else None}
-               for i, c in sorted(got.choices.items())]
+    choices = []
+    for i, c in sorted(got.choices.items()):
+        message, calls = ({"role": "assistant", "content": c.text}, 0) \
+            if handle.tool_parser is None else \
+            whole_message(handle.tool_parser, c.text, body.parallel_tool_calls is not False)
+        choices.append({"index": i, "message": message,
+                        "finish_reason": finish_reason(c.finish_reason or "stop", calls),
+                        "logprobs": chat_logprobs(c.tokens) if body.logprobs else None})
     result = ChatCompletion(id=rid, created=handle.created, model=handle.model,
                             choices=choices,
                             usage=usage(got.finished.prompt_tokens,
@@ -74,6 +83,8 @@ def _renderer(body: ChatCompletionRequest, handle, rid: str):
             "model": handle.model}
 
     token_chunk = TokenChunks(base, "content")
+    calls = None if handle.tool_parser is None else \
+        StreamedCalls(handle.tool_parser, body.n, body.parallel_tool_calls is not False)
 
     def chunk(choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
         return {**base, "choices": choices, **extra}
@@ -86,6 +97,9 @@ def _renderer(body: ChatCompletionRequest, handle, rid: str):
         if isinstance(event, Delta):
             if not event.text and not event.finish_reason and not event.tokens:
                 return []
+            if calls is not None:
+                choices = calls.choices(event.index, event.text or "", event.finish_reason)
+                return [chunk([c]) for c in choices]
             if not body.logprobs:
                 return [token_chunk(event.index, event.text, event.finish_reason)]
             return [chunk([{"index": event.index, "delta": {"content": event.text},
