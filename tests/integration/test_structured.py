@@ -261,3 +261,40 @@ def test_naming_a_function_not_offered_is_a_400(client):
             model=TORCH, messages=ASK, tools=TOOLS,
             tool_choice={"type": "function", "function": {"name": "launch_rocket"}})
     assert caught.value.body["param"] == "tool_choice"
+
+
+# --- LangChain ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def chat_model(server):
+    langchain_openai = pytest.importorskip("langchain_openai")
+    return langchain_openai.ChatOpenAI(model=TORCH, base_url=f"{server}/v1",
+                                       api_key="unused", temperature=0, max_tokens=80,
+                                       max_retries=0)
+
+
+def test_langchain_bind_tools_with_tool_choice_required(chat_model):
+    from langchain_core.tools import tool
+
+    @tool
+    def get_weather(city: str) -> str:
+        """The current weather in a city."""
+        return "sunny"
+
+    reply = chat_model.bind_tools([get_weather], tool_choice="required").invoke(
+        "What is the weather in Rome?")
+    assert reply.tool_calls and reply.tool_calls[0]["name"] == "get_weather"
+    assert isinstance(reply.tool_calls[0]["args"]["city"], str)
+    assert reply.tool_calls[0]["id"].startswith("call_")
+
+
+def test_langchain_with_structured_output_returns_a_validated_object(chat_model):
+    from pydantic import BaseModel, Field
+
+    class City(BaseModel):
+        name: str = Field(max_length=30)
+        country: str = Field(max_length=30)
+        population_millions: int = Field(ge=0, le=100)
+
+    got = chat_model.with_structured_output(City).invoke("Describe Paris.")
+    assert isinstance(got, City)
+    assert got.name and got.country
