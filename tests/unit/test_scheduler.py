@@ -685,3 +685,67 @@ async def test_multistep_groups_steps_and_sends_one_event_a_sequence_for_each_gr
         assert deltas[-1].finish_reason == "length"
     finally:
         await asyncio.to_thread(h.scheduler.stop)
+
+
+class _Guide:
+    """Stands for a grammar matcher: records the tokens it is advanced by."""
+
+    def __init__(self) -> None:
+        self.tokens: list[int] = []
+
+
+class GuidedSkill(ScriptedSkill):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.guides: list[Any] = []              # weak references to every guide made
+        self.guided_rows: list[int] = []         # picks with a guide, per sample call
+
+    def guide(self, constraint: Any) -> _Guide:
+        import weakref
+
+        made = _Guide()
+        self.guides.append(weakref.ref(made))
+        return made
+
+    def sample(self, logits: Any, picks: list[Pick]) -> list[TokenChoice]:
+        choices = super().sample(logits, picks)
+        self.guided_rows.append(sum(p.grammar is not None for p in picks))
+        for pick, choice in zip(picks, choices, strict=True):
+            if pick.grammar is not None:
+                pick.grammar.tokens.append(choice.token_id)
+        return choices
+
+
+@pytest.mark.parametrize("end", ["finish", "abort"])
+async def test_a_constrained_sequence_carries_its_guide_and_releases_it(end) -> None:
+    import gc
+
+    from hfserve.types import Constraint
+
+    skill = GuidedSkill([1, 2, 3])
+    # a batch with a guided sequence steps without overlap: no step is fed on the device
+    skill.overlap_steps = skill.feeds_tokens = True
+    h = Harness(skill)
+    try:
+        constraint = Constraint("regex", "a+")
+        if end == "finish":
+            _, guided = h.submit([4], n=2, constraint=constraint)
+            _, plain = h.submit([5])
+            assert text(await drain(guided), 1) == "alpha beta gamma"
+            assert text(await drain(plain)) == "alpha beta gamma"
+            assert max(skill.guided_rows) == 2   # each choice its own guide, in one batch
+        else:
+            skill.step_delay = 0.002
+            rid, guided = h.submit([ENDLESS], max_tokens=100_000, constraint=constraint)
+            events = aiter(guided)
+            assert isinstance(await next_event(events), PromptInfo)
+            assert isinstance(await next_event(events), Delta)
+            h.scheduler.abort(rid)
+            [e async for e in _bounded(events)]
+            await wait_until(lambda: h.scheduler.running == 0)
+        assert skill.guides and not skill.fed
+        gc.collect()
+        assert [ref() for ref in skill.guides] == [None] * len(skill.guides)
+    finally:
+        skill.gate.set()
+        await asyncio.to_thread(h.scheduler.stop)
