@@ -146,7 +146,8 @@ class Engine:
             raise InvalidRequest(f"this request asks for {sequences} sequences (prompts x n); "
                                  f"a request may ask for at most {most}", param="prompt",
                                  code="too_many_sequences")
-        parsers = [apply_tool_choice(r, entry.config.tool_parser or skill.tool_parser)
+        parsers = [apply_tool_choice(r, entry.config.tool_parser or skill.tool_parser,
+                                     skill.check_constraint)
                    if r.messages is not None and (r.options.get("tools")
                                                   or r.options.get("tool_choice")) else None
                    for r in requests]

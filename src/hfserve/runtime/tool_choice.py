@@ -4,16 +4,21 @@ template sees, whether the output is read for calls (and in which format), and, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from hfserve.errors import InvalidRequest
 from hfserve.runtime.events import GenerationInput
 from hfserve.tool_calls import FORMATS
+from hfserve.types import Constraint
 
 
-def apply_tool_choice(request: GenerationInput, parser: str) -> str | None:
+def apply_tool_choice(request: GenerationInput, parser: str,
+                      check: Callable[[Constraint], None]) -> str | None:
     """Settle ``request``'s tools for a model whose calls are in format ``parser``:
-    returns the format to read calls in (None: the output is plain text)."""
+    returns the format to read calls in (None: the output is plain text). ``check``
+    refuses a constraint the model cannot enforce (a function's parameters that are no
+    schema the grammar engine compiles are then a 400 on ``tools``)."""
     options = request.options
     tools: list[dict[str, Any]] | None = options.get("tools") or None
     choice = options.get("tool_choice")
@@ -34,6 +39,11 @@ def apply_tool_choice(request: GenerationInput, parser: str) -> str | None:
                              param="tool_choice")
     fmt = FORMATS[parser]
     if choice == "required" or named is not None:
-        request.params.constraint = fmt.forced(
-            tools, named, bool(options.get("parallel_tool_calls", True)))
+        constraint = fmt.forced(tools, named, bool(options.get("parallel_tool_calls", True)))
+        try:
+            check(constraint)
+        except InvalidRequest as exc:
+            raise InvalidRequest(f"the tools' parameters: {exc.message}",
+                                 param="tools") from None
+        request.params.constraint = constraint
     return parser
