@@ -115,3 +115,25 @@ def test_fixed_text_around_a_schema(grammars):
     for token in ("{", "no", "}"):
         assert guide.matcher.consume_token(VOCAB.index(token))
     assert guide.matcher.is_accepting()
+
+
+def test_a_gguf_byte_level_vocabulary_reaches_the_engine_as_bytes():
+    """transformers rebuilds SmolLM2's GGUF tokenizer with a sentencepiece-style decoder;
+    read by that, "Ġ" and "Ċ" would not be a space and a newline."""
+    from pathlib import Path
+
+    models = Path(__file__).resolve().parents[2] / ".cache" / "models"
+    gguf = models / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not gguf.exists():
+        pytest.skip("SmolLM2 GGUF not downloaded (make models)")
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(models), gguf_file=gguf.name)
+    guide = grammar.Grammars(tok, frozenset({2})).guide(
+        Constraint("json_schema", '{"type": "object"}', prefix="<tool_call>\n",
+                   suffix="\n</tool_call>"))
+    # the compact JSON the grammar writes, with the space inside the string
+    compact = '<tool_call>\n{"city":"New York"}\n</tool_call>'
+    assert all(guide.matcher.consume_token(t)
+               for t in tok.encode(compact, add_special_tokens=False))
+    assert guide.matcher.is_accepting()
