@@ -6,7 +6,6 @@ from __future__ import annotations
 import httpx
 import numpy as np
 import pytest
-from huggingface_hub import InferenceClient
 
 from .conftest import EMBED, MINILM
 
@@ -27,8 +26,8 @@ def tei_error(response: httpx.Response, status: int, kind: str) -> str:
     return body["error"]
 
 
-def test_inference_client_feature_extraction_equals_sentence_transformers(server, st_model):
-    client = InferenceClient(model=f"{server['base']}/embed", headers={"X-Model": EMBED})
+def test_inference_client_feature_extraction_equals_sentence_transformers(hub_client, st_model):
+    client = hub_client("/embed", EMBED)
     got = client.feature_extraction(SENTENCES)
     want = st_model.encode(SENTENCES, normalize_embeddings=True)
     assert np.asarray(got).shape == want.shape
@@ -37,8 +36,8 @@ def test_inference_client_feature_extraction_equals_sentence_transformers(server
     assert np.abs(np.asarray(one).reshape(-1) - want[0]).max() < 1e-4
 
 
-def test_inference_client_sentence_similarity_equals_cosine(server, st_model):
-    client = InferenceClient(model=f"{server['base']}/similarity", headers={"X-Model": EMBED})
+def test_inference_client_sentence_similarity_equals_cosine(hub_client, st_model):
+    client = hub_client("/similarity", EMBED)
     got = client.sentence_similarity(SENTENCES[0], other_sentences=SENTENCES[1:])
     vectors = st_model.encode(SENTENCES, normalize_embeddings=True)
     assert got == pytest.approx((vectors[1:] @ vectors[0]).tolist(), abs=1e-4)

@@ -5,7 +5,6 @@ huggingface_hub's InferenceClient (which speaks TGI) as the client: greedy text 
 from __future__ import annotations
 
 import pytest
-from huggingface_hub import InferenceClient
 
 from .conftest import CHAT, CHAT_OV
 
@@ -13,8 +12,8 @@ PROMPT = "The capital of France is"
 
 
 @pytest.mark.parametrize("model", [CHAT, CHAT_OV])
-def test_generate_equals_greedy_completions_and_streams_the_same(server, client, model):
-    tgi = InferenceClient(model=server["base"], headers={"X-Model": model})
+def test_generate_equals_greedy_completions_and_streams_the_same(hub_client, client, model):
+    tgi = hub_client(model=model)
     want = client.completions.create(model=model, prompt=PROMPT, max_tokens=8,
                                      temperature=0).choices[0].text
     out = tgi.text_generation(PROMPT, max_new_tokens=8, details=True)
