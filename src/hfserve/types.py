@@ -28,6 +28,18 @@ class Task(StrEnum):
     FEATURE_EXTRACTION = "feature-extraction"
 
 
+@dataclass(frozen=True)
+class TokenSpan:
+    """One token of a tokenized text: its id, its text (the token's own string for special
+    tokens) and, for tokens of the text, where it starts and stops in it (characters)."""
+
+    id: int
+    text: str
+    special: bool
+    start: int | None
+    stop: int | None
+
+
 class Family(StrEnum):
     """Architecture family: decides hardware compatibility and the default task."""
 

@@ -42,3 +42,11 @@ def test_generate_route_and_tgi_errors(http):
         response = http.post("/generate", json=bad)
         assert response.status_code == status, response.text
         assert set(response.json()) == {"error", "error_type"}
+
+
+def test_info_is_tgis_for_a_generative_model(http):
+    body = http.get("/info", headers={"X-Model": CHAT}).json()
+    assert body["model_id"] == CHAT and body["model_pipeline_tag"] == "text-generation"
+    assert body["max_total_tokens"] == body["max_input_tokens"] + 1 > 1
+    assert body["max_stop_sequences"] == 16 and body["max_best_of"] == 1
+    assert isinstance(body["version"], str) and body["max_concurrent_requests"] >= 1

@@ -17,6 +17,7 @@ from hfserve.api.routes import (
     hardware,
     health,
     infer,
+    info,
     models,
     rerank,
     tei,
@@ -42,8 +43,9 @@ def create_app(settings: Settings, engine: EngineClient | None = None) -> FastAP
     app = FastAPI(title="hfserve", version=__version__, lifespan=lifespan,
                   description="One server for every HuggingFace model, behind the OpenAI API.")
     app.state.engine = engine
+    app.include_router(info.models_router)
     for module in (models, embeddings, chat, completions, classify, rerank, infer, tei,
-                   tgi, hardware, health):
+                   tgi, info, hardware, health):
         app.include_router(module.router)
     errors.install(app)
     app.openapi = lambda: _openapi(app)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from hfserve.runtime.events import GenerationHandle, GenerationInput, RunResult
-from hfserve.types import Task
+from hfserve.types import Task, TokenSpan
 
 
 class EngineClient(Protocol):
@@ -38,6 +38,14 @@ class EngineClient(Protocol):
         """Start several generations admitted as one (all or none)."""
 
     async def detokenize(self, model: str, token_ids: list[int]) -> str: ...
+
+    async def tokenize(self, model: str, texts: list[str],
+                       add_special_tokens: bool = True) -> list[list[TokenSpan]]:
+        """Each text as the model's tokenizer cuts it (any model with a tokenizer)."""
+
+    async def decode(self, model: str, sequences: list[list[int]],
+                     skip_special_tokens: bool = True) -> list[str]:
+        """Each sequence of token ids as text."""
 
     # --- introspection ------------------------------------------------------------------
     def models(self) -> list[dict[str, Any]]: ...

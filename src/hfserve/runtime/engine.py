@@ -22,7 +22,7 @@ from hfserve.runtime.manager import ModelManager
 from hfserve.runtime.scheduler import GenerationRequest
 from hfserve.runtime.stream import EventStream
 from hfserve.skills.base import BatchSkill, TextGenerator
-from hfserve.types import ModelState, SamplingParams, Task
+from hfserve.types import ModelState, SamplingParams, Task, TokenSpan
 from hfserve.validation import require_unicode
 
 PRIORITIES = {"high": 0, "normal": 1, "low": 2}
@@ -83,7 +83,7 @@ class Engine:
         if self.settings.preload:
             self._loading = asyncio.create_task(self.manager.load_all())
 
-    async def _ready(self, model: str, task: Task):
+    async def _ready(self, model: str, task: Task | None):
         if self.draining:
             raise ServerShuttingDown("the server is shutting down; retry on another replica",
                                      headers={"Retry-After": "1"})
@@ -183,6 +183,29 @@ class Engine:
         entry = await self.manager.ready(model, Task.TEXT_GENERATION)
         return await self._off_loop(entry.skill.decode_tokens, token_ids)
 
+    # --- the tokenizer's view ------------------------------------------------------
+    async def tokenize(self, model: str, texts: list[str],
+                       add_special_tokens: bool = True) -> list[list[TokenSpan]]:
+        entry = await self._ready(model, None)
+        self._check_count(len(texts), "inputs")
+        for text in texts:
+            require_unicode(text, "inputs")
+        return await self._off_loop(
+            lambda: [entry.skill.tokenize(t, add_special_tokens) for t in texts])
+
+    async def decode(self, model: str, sequences: list[list[int]],
+                     skip_special_tokens: bool = True) -> list[str]:
+        entry = await self._ready(model, None)
+        self._check_count(len(sequences), "ids")
+        return await self._off_loop(
+            lambda: [entry.skill.detokenize(ids, skip_special_tokens) for ids in sequences])
+
+    def _check_count(self, count: int, param: str) -> None:
+        if count > self.settings.max_request_items:
+            raise InvalidRequest(f"this request has {count} inputs; a request may have at "
+                                 f"most {self.settings.max_request_items}", param=param,
+                                 code="too_many_inputs")
+
     def abort(self, request_id: str) -> None:
         name, _ = self._streams.pop(request_id, (None, None))
         if name is None:
@@ -274,7 +297,12 @@ class Engine:
         worker = entry.batcher or entry.scheduler
         info.update(id=entry.name, aliases=entry.config.aliases,
                     created=int(entry.loaded_at or 0),
-                    queue_depth=worker.queue_depth if worker else 0)
+                    queue_depth=worker.queue_depth if worker else 0,
+                    limits={"max_queue": entry.config.max_queue,
+                            "max_batch_size": entry.config.max_batch_size,
+                            "max_batch_tokens": entry.config.max_batch_tokens,
+                            "max_request_items": self.settings.max_request_items,
+                            "max_request_sequences": self.settings.max_request_sequences})
         return info
 
     def hardware(self) -> dict[str, Any]:

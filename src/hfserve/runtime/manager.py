@@ -138,8 +138,9 @@ class ModelManager:
             raise ModelNotFound(f"model {name!r} does not exist", param="model")
         return self.entries[key]
 
-    async def ready(self, name: str, task: Task) -> ModelEntry:
-        """The entry serving ``name`` once loaded; loads on demand; typed errors otherwise."""
+    async def ready(self, name: str, task: Task | None) -> ModelEntry:
+        """The entry serving ``name`` (for ``task``; None: any) once loaded; loads on demand;
+        typed errors otherwise."""
         entry = self.entry(name)
         if entry.state == ModelState.LOADING or (entry.state == ModelState.PENDING
                                                   and entry.scheduled):
@@ -149,7 +150,7 @@ class ModelManager:
         if entry.state == ModelState.FAILED:
             raise ModelUnavailable(f"model {name!r} failed to load: {entry.error}")
         served = entry.served_tasks()
-        if task not in served:
+        if task is not None and task not in served:
             raise UnsupportedTask(
                 f"model {name!r} serves {', '.join(t.value for t in served) or 'nothing'}, "
                 f"not {task.value}", param="model")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 from hfserve.skills import sampling
@@ -15,9 +14,10 @@ from hfserve.skills.grouped_attention import use_grouped_decode
 from hfserve.skills.hf_text import HFTextCodec
 from hfserve.skills.kv_batch import Group, KVBatch, Row, zero_padding
 from hfserve.skills.prefill_graphs import HELD_BYTES, PrefillGraphs
+from hfserve.skills.sampling import TorchSampling
 from hfserve.skills.slot_kv import MIN_COLUMNS, SlotKV
 from hfserve.skills.torch_backend import load_torch_model
-from hfserve.types import Pick, Task, TokenChoice
+from hfserve.types import Task, TokenChoice
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def _batchable(cache: Any) -> bool:
     return all(type(layer) is DynamicLayer for layer in getattr(cache, "layers", [None]))
 
 
-class GenerationSkill(HFTextCodec, GenerativeSkill):
+class GenerationSkill(HFTextCodec, TorchSampling, GenerativeSkill):
     task: ClassVar[Task] = Task.TEXT_GENERATION
     own_process: ClassVar[bool] = True
 
@@ -334,22 +334,6 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
             group = Group(copy.deepcopy(state.group.cache))
             return Row(length=state.length, group=group, index=0)
         return Row(length=state.length, group=state.group, index=state.index)
-
-    def sample(self, logits: Any, picks: list[Pick]) -> list[TokenChoice]:
-        return sampling.sample(logits, picks)
-
-    def sample_later(self, logits: Any, picks: list[Pick]) -> Callable[[], list[TokenChoice]]:
-        return sampling.sample_later(logits, picks)
-
-    def new_generator(self, seed: int | None) -> Any:
-        import torch
-
-        generator = torch.Generator(device="cpu")
-        if seed is not None:
-            generator.manual_seed(seed)
-        else:
-            generator.seed()
-        return generator
 
 
 def _free_memory(device: str) -> int:
