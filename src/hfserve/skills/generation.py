@@ -27,11 +27,17 @@ log = logging.getLogger(__name__)
 KV_SHARE = 0.9
 
 
-def _cache_kwarg() -> str:
-    """transformers renamed ``past_key_values`` to ``cache``; the output type tells which
-    this installed version takes. The cache object is updated in place either way."""
+def _cache_kwarg(model: Any) -> str:
+    """The keyword ``model`` takes its cache by: state-space models (Mamba) take
+    ``cache_params`` (a cache given by another name is silently ignored, and every step would
+    forget the prompt); transformers renamed ``past_key_values`` to ``cache``, and the output
+    type tells which this installed version takes. The cache is updated in place either way."""
+    import inspect
+
     from transformers.modeling_outputs import CausalLMOutputWithPast
 
+    if "cache_params" in inspect.signature(model.forward).parameters:
+        return "cache_params"
     return "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ \
         else "past_key_values"
 
@@ -50,9 +56,9 @@ class GenerationSkill(HFTextCodec, TorchSampling, GenerativeSkill):
     def load(self, placement: Placement) -> None:
         from transformers import AutoModelForCausalLM
 
-        self.cache_kwarg = _cache_kwarg()
         self.placement = placement
         self.model = load_torch_model(AutoModelForCausalLM, self.spec, placement)
+        self.cache_kwarg = _cache_kwarg(self.model)
         self.eos_token_ids = self.load_tokenizer(self.spec,
                                                  self.model.generation_config.eos_token_id,
                                                  placement.options.get("cache_dir"))
