@@ -46,6 +46,8 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
                                 default=argparse.SUPPRESS, help=_help(field))
         else:
             parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=_help(field))
+    parser.add_argument("--no-preload", dest="preload", action="store_const", const="none",
+                        default=argparse.SUPPRESS, help="the same as --preload none")
 
 
 def _help(field: FieldInfo) -> str:
