@@ -11,7 +11,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from hfserve.config import ModelConfig, Settings
-from hfserve.errors import HFServeError, InvalidRequest, ModelExists, UnsupportedTask
+from hfserve.errors import (
+    HFServeError,
+    InvalidRequest,
+    ModelExists,
+    ModelUnavailable,
+    UnsupportedTask,
+)
 from hfserve.registry.roots import within_roots
 from hfserve.runtime.manager import ModelManager
 from hfserve.types import ModelState
@@ -77,9 +83,9 @@ class Admin:
             if error is None:
                 yield {"event": "ready", "model": name, "device": entry.device_id}
             else:
-                code = error.code if isinstance(error, HFServeError) else "model_unavailable"
-                message = error.message if isinstance(error, HFServeError) else str(error)
-                yield {"event": "error", "model": name, "message": message, "code": code}
+                if not isinstance(error, HFServeError):
+                    error = ModelUnavailable(f"model {name!r} failed to load: {error}")
+                yield error_event(name, error)
             return
         await asyncio.gather(job, return_exceptions=True)
 
@@ -118,6 +124,12 @@ class Admin:
         entry = self.manager.entry(name)
         await self.manager.unload(entry, self.settings.drain_timeout_s)
         self.manager.forget(entry)
+
+
+def error_event(name: str, error: HFServeError) -> dict[str, Any]:
+    return {"event": "error", "model": name, "message": error.message, "code": error.code,
+            "type": error.type, "status": error.status,
+            "retry_after": error.headers.get("Retry-After")}
 
 
 def _invalid(exc: ValidationError) -> InvalidRequest:

@@ -237,7 +237,10 @@ class ModelManager:
                 self._start_worker(entry)
             except Exception as exc:
                 self._failed(entry, exc)
-                note("error", {"message": entry.error, "code": entry.load_error.code})
+                error = entry.load_error
+                note("error", {"message": error.message, "code": error.code,
+                               "type": error.type, "status": error.status,
+                               "retry_after": error.headers.get("Retry-After")})
                 return
             finally:
                 entry.scheduled = False
