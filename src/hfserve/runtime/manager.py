@@ -148,6 +148,9 @@ class ModelManager:
             raise CircuitOpen(f"model {name!r} failed {entry.breaker.consecutive} times in a "
                               "row; requests fail fast for a while",
                               retry_after=entry.breaker.retry_after())
+        # Counted in flight from here: a model just loaded for waiting requests is not
+        # evicted by the next load before they reach it.
+        entry.busy += 1
         try:
             if entry.state != ModelState.READY:
                 await self.ensure_loaded(entry, self.settings.load_timeout_s
@@ -161,9 +164,9 @@ class ModelManager:
             if worker is None or not worker.alive:
                 raise ModelUnavailable(f"model {name!r} is not running")
         except BaseException:
+            entry.busy -= 1
             entry.breaker.release_probe()
             raise
-        entry.busy += 1
         entry.last_used = time.monotonic()
         return entry
 
@@ -245,6 +248,7 @@ class ModelManager:
             finally:
                 entry.scheduled = False
             heap.settle()
+            entry.last_used = time.monotonic()
             entry.state, entry.loaded_at = ModelState.READY, time.time()
             seconds = time.monotonic() - started
             metrics.MODEL_READY.labels(entry.name).set(1)
@@ -291,7 +295,18 @@ class ModelManager:
     async def _make_room(self, entry: ModelEntry, choice: Choice) -> None:
         """Unload least recently used idle models on the device until this one fits."""
         others = [e for e in self.entries.values() if e is not entry]
-        for victim in self.budget.evictions(entry, choice, others):
+        deadline = time.monotonic() + self.settings.load_timeout_s
+        while True:
+            try:
+                victims = self.budget.evictions(entry, choice, others)
+                break
+            except MemoryExhausted:
+                # Models busy now are idle soon: wait for them, not for pinned ones.
+                if time.monotonic() > deadline or not self.budget.evictions(
+                        entry, choice, others, busy_too=True):
+                    raise
+                await asyncio.sleep(0.05)
+        for victim in victims:
             log.info("evicting model %s to make room for %s", victim.name, entry.name)
             metrics.EVICTIONS.labels(victim.name).inc()
             await self.unload(victim)

@@ -47,16 +47,19 @@ class MemoryBudget:
         reported = refresh_memory(device).memory_free
         return (None if reported is None else reported - self.reserve), False
 
-    def evictions(self, entry: ModelEntry, choice: Choice,
-                  others: list[ModelEntry]) -> list[ModelEntry]:
+    def evictions(self, entry: ModelEntry, choice: Choice, others: list[ModelEntry],
+                  busy_too: bool = False) -> list[ModelEntry]:
         """The models to unload, least recently used first, so that ``entry`` fits; raises
-        ``MemoryExhausted`` when unloading every idle, unpinned one would not do."""
+        ``MemoryExhausted`` when unloading every idle, unpinned one would not do. With
+        ``busy_too``, models with requests in flight count as idle (would it fit once
+        they are?)."""
         free, by_kind = self.free(choice, others)
         if free is None:
             return []
         on_device = self._on_device(choice, by_kind, others)
         residents = [Resident(e.name, e.resident_bytes, e.last_used, e.pinned,
-                              busy=e.busy > 0 or e.state != ModelState.READY)
+                              busy=(e.busy > 0 and not busy_too)
+                              or e.state != ModelState.READY)
                      for e in on_device]
         names = plan_evictions(entry.name, entry.estimated_bytes or 0, free, residents,
                                device=choice.device_id)
