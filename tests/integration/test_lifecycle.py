@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import subprocess
+import sys
 
 import httpx
 import numpy as np
@@ -204,6 +207,30 @@ def test_register_refuses_paths_out_of_the_roots(http, models, source, tmp_path)
     assert r.status_code == 403
     assert r.json()["error"]["type"] == "permission_error"
     assert "evil" not in states(http)
+
+
+def hfserve(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hfserve", *args], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
+
+
+def test_cli_ps_load_and_unload_call_the_running_server(base, http):
+    gone = hfserve("unload", "cls-a", "--url", base)
+    assert gone.returncode == 0, gone.stderr
+    assert gone.stdout.strip() == "cls-a: unloaded"
+    assert states(http)["cls-a"] == "unloaded"
+    shown = hfserve("ps", "--url", base)
+    assert shown.returncode == 0, shown.stderr
+    out = shown.stdout.splitlines()
+    lines = {name: next(line for line in out if name in line) for name in ("cls-a", "minilm")}
+    assert "unloaded" in lines["cls-a"] and "ready" in lines["minilm"]
+    loaded = hfserve("load", "cls-a", "--url", base)
+    assert loaded.returncode == 0, loaded.stderr
+    assert [line.split(":")[0] for line in loaded.stdout.splitlines()] == \
+        ["resolving", "loading", "ready"]
+    assert states(http)["cls-a"] == "ready"
+    missing = hfserve("load", "no-such-model", "--url", base)
+    assert missing.returncode == 1 and "404" in missing.stderr
 
 
 def test_a_corrupt_model_opens_its_breaker_and_then_fails_fast(http):
