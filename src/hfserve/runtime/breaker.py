@@ -14,6 +14,14 @@ import time
 from collections.abc import Callable
 from enum import StrEnum
 
+from hfserve.errors import (
+    DeadlineExceeded,
+    HFServeError,
+    MemoryExhausted,
+    ModelLoading,
+    ServerShuttingDown,
+)
+
 
 class BreakerState(StrEnum):
     CLOSED = "closed"
@@ -65,3 +73,12 @@ class CircuitBreaker:
     def release_probe(self) -> None:
         """The probe ended without telling (a client error, a cancel): let the next one in."""
         self._probing = False
+
+
+def model_failure(exc: BaseException) -> bool:
+    """Whether an error is the model's own (it counts against the breaker): a 5xx that is
+    not about capacity, a deadline, a cancel or the server stopping."""
+    if not isinstance(exc, HFServeError):
+        return isinstance(exc, Exception)
+    return exc.status >= 500 and not isinstance(
+        exc, ModelLoading | MemoryExhausted | ServerShuttingDown | DeadlineExceeded)

@@ -6,7 +6,6 @@ the least recently used idle models (``runtime/residency.py``)."""
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import time
 from collections.abc import Callable
@@ -17,28 +16,23 @@ from hfserve import metrics
 from hfserve.config import ModelConfig, Settings
 from hfserve.errors import (
     CircuitOpen,
-    DeadlineExceeded,
     HFServeError,
     InvalidRequest,
     MemoryExhausted,
     ModelLoading,
     ModelNotFound,
     ModelUnavailable,
-    ServerShuttingDown,
     UnsupportedTask,
 )
 from hfserve.registry import build_spec
-from hfserve.registry.skills import skill_targets
 from hfserve.runtime import footprint, heap
-from hfserve.runtime.batcher import Batcher
-from hfserve.runtime.breaker import CircuitBreaker
+from hfserve.runtime.breaker import CircuitBreaker, model_failure
 from hfserve.runtime.entry import ModelEntry, brief
+from hfserve.runtime.loading import load_on_chain, measure, resolve
 from hfserve.runtime.memory_budget import MemoryBudget
-from hfserve.runtime.pipeline_worker import PipelineWorker
-from hfserve.runtime.placement import Choice, choices
-from hfserve.runtime.scheduler import Scheduler
-from hfserve.runtime.worker_process import ProcessGenerator
-from hfserve.skills.base import BatchSkill, GenerativeSkill, PipelineSkill, Skill
+from hfserve.runtime.placement import Choice
+from hfserve.runtime.skill_table import skill_classes
+from hfserve.runtime.workers import new_skill, start_worker
 from hfserve.types import ModelState, Task
 
 log = logging.getLogger("hfserve.manager")
@@ -46,18 +40,6 @@ _brief = brief
 Progress = Callable[[str, dict], None] | None
 
 __all__ = ["ModelEntry", "ModelManager", "skill_classes"]
-
-
-def skill_classes(task: Task) -> list[type[Skill]]:
-    """The skills registered for ``task``, in preference order."""
-    targets = skill_targets(task)
-    if not targets:
-        raise UnsupportedTask(f"no skill serves task {task.value!r} yet", param="model")
-    classes = []
-    for target in targets:
-        module, _, name = target.partition(":")
-        classes.append(getattr(importlib.import_module(module), name))
-    return classes
 
 
 def _nothing(phase: str, details: dict) -> None:
@@ -229,14 +211,15 @@ class ModelManager:
                 async with self._load_lock:
                     entry.scheduled = False
                     note("resolving", {})
-                    chain = await run(entry.executor, self._resolve, entry)
+                    chain = await run(entry.executor, resolve, entry, self.cache_dir,
+                                      self.memory_limits)
                     await self._make_room(entry, chain[0])
                     note("loading", {"device": chain[0].device_id,
                                      "estimated_bytes": entry.estimated_bytes})
                     before = footprint.process_bytes(), footprint.cuda_bytes(
                         chain[0].placement.device)
-                    await run(entry.executor, self._load_blocking, entry, chain)
-                    self._measure(entry, before)
+                    await run(entry.executor, load_on_chain, entry, chain)
+                    measure(entry, before)
                 self._start_worker(entry)
             except Exception as exc:
                 self._failed(entry, exc)
@@ -274,24 +257,6 @@ class ModelManager:
         self._release_memory(entry)
         log.error("model %s failed to load: %s", entry.name, entry.error)
 
-    def _resolve(self, entry: ModelEntry) -> list[Choice]:
-        """The spec and the device chain (on the model's thread: it reads files)."""
-        if entry.spec is None:
-            entry.spec = build_spec(entry.config)
-        classes = skill_classes(entry.spec.task)
-        chain = choices(entry.spec, entry.config, classes, self.cache_dir,
-                        exclude=frozenset(entry.excluded), memory_limits=self.memory_limits)
-        if not chain:
-            raise ModelUnavailable("no device can run the model")
-        estimate = footprint.estimate(entry.spec, chain[0].placement.dtype,
-                                      entry.config.max_concurrent)
-        if entry.measured_bytes is not None and (
-                chain[0].device_id.startswith("cuda")
-                or footprint.plausible(entry.measured_bytes, estimate)):
-            estimate = entry.measured_bytes
-        entry.estimated_bytes = estimate
-        return chain
-
     async def _make_room(self, entry: ModelEntry, choice: Choice) -> None:
         """Unload least recently used idle models on the device until this one fits."""
         others = [e for e in self.entries.values() if e is not entry]
@@ -313,86 +278,14 @@ class ModelManager:
         entry.device_id = choice.device_id
         entry.resident_bytes = entry.estimated_bytes or 0
 
-    def _measure(self, entry: ModelEntry, before: tuple[int, int | None]) -> None:
-        """Keep what the load really took, for the next estimate of this model."""
-        rss, cuda = before
-        after = footprint.cuda_bytes(entry.skill.placement.device) if cuda is not None else None
-        delta = (after - cuda) if after is not None else footprint.process_bytes() - rss
-        entry.measured_bytes = max(delta, 0)
-
-    def _load_blocking(self, entry: ModelEntry, chain: list[Choice]) -> None:
-        """Load on the first device of the chain that can, falling down it on failure."""
-        classes = skill_classes(entry.spec.task)
-        for choice in chain:
-            cls = next(c for c in classes if choice.placement.backend in c.backends)
-            skill = self._new_skill(cls, entry, choice.device_id)
-            try:
-                skill.placement = choice.placement
-                skill.worker_init()
-                skill.load(choice.placement)
-            except Exception as exc:  # fall back to the next device, remember why
-                entry.attempts.append({"device": choice.device_id, "backend":
-                                       choice.placement.backend, "error": brief(exc)})
-                log.warning("model %s failed on %s: %s", entry.name, choice.device_id, exc)
-                skill.unload()
-                continue
-            entry.skill = skill
-            entry.device_id = choice.device_id
-            entry.placement_reason = choice.reason
-            return
-        tried = "; ".join(f"{a['device']}: {a['error']}" for a in entry.attempts)
-        raise ModelUnavailable(f"no device could load the model ({tried})")
-
-    @staticmethod
-    def _new_skill(cls: type[Skill], entry: ModelEntry, device_id: str) -> Skill:
-        """The skill, or its stand-in in a model process. By default generation gets a
-        process of its own on accelerators, where the loop is Python launching kernels
-        and the cores are free; on the CPU the model's threads need the cores, and on two
-        of them a second process measured slower (docs/benchmarks.md)."""
-        mc = entry.config
-        generative = issubclass(cls, GenerativeSkill | PipelineSkill)
-        on_cpu = device_id.lower().endswith("cpu")
-        default = cls.own_process and not on_cpu
-        if generative and (default if mc.own_process is None else mc.own_process):
-            return ProcessGenerator(entry.spec, cls, max_concurrent=mc.max_concurrent,
-                                    max_queue=mc.max_queue)
-        return cls(entry.spec)
+    _new_skill = staticmethod(new_skill)
 
     def _start_worker(self, entry: ModelEntry) -> None:
-        mc, skill = entry.config, entry.skill
         loop = asyncio.get_running_loop()
-
-        def out_of_memory(exc: BaseException) -> None:  # from any thread
-            loop.call_soon_threadsafe(self._replace_later, entry, exc)
-
-        if isinstance(skill, ProcessGenerator):
-            def exited(reason: str) -> None:  # from the worker's reader thread
-                loop.call_soon_threadsafe(self._restart_later, entry, reason)
-
-            entry.scheduler = skill.worker(entry.name, on_out_of_memory=out_of_memory,
-                                           on_exit=exited)
-            return
-        workers = {GenerativeSkill: Scheduler, PipelineSkill: PipelineWorker}
-        kind = next((w for base, w in workers.items() if isinstance(skill, base)), None)
-        if kind is not None:
-            entry.scheduler = kind(entry.name, skill, max_concurrent=mc.max_concurrent,
-                                   max_queue=mc.max_queue, on_out_of_memory=out_of_memory,
-                                   executor=entry.executor)
-        elif isinstance(skill, BatchSkill):
-            if skill.workers > 1:   # batches from several threads at once (see skill.workers)
-                entry.executor.shutdown(wait=False)
-                entry.executor = ThreadPoolExecutor(skill.workers,
-                                                    thread_name_prefix=f"model-{entry.name}")
-            entry.batcher = Batcher(entry.name, skill.run_batch, workers=skill.workers,
-                                    max_batch_size=mc.max_batch_size,
-                                    max_batch_tokens=mc.max_batch_tokens,
-                                    max_wait=mc.max_wait_ms / 1000, max_queue=mc.max_queue,
-                                    executor=entry.executor,
-                                    is_out_of_memory=skill.is_out_of_memory,
-                                    on_out_of_memory=out_of_memory)
-            entry.batcher.start()
-        else:
-            raise ModelUnavailable(f"skill {type(skill).__name__} has no runtime worker")
+        start_worker(
+            entry,
+            lambda exc: loop.call_soon_threadsafe(self._replace_later, entry, exc),
+            lambda reason: loop.call_soon_threadsafe(self._restart_later, entry, reason))
 
     def _replace_later(self, entry: ModelEntry, exc: BaseException) -> None:
         if entry.state == ModelState.READY and entry.device_id not in entry.excluded:
@@ -493,12 +386,3 @@ class ModelManager:
     async def close(self) -> None:
         for entry in list(self.entries.values()):
             await self.unload(entry)
-
-
-def model_failure(exc: BaseException) -> bool:
-    """Whether an error is the model's own (it counts against the breaker): a 5xx that is
-    not about capacity, a deadline, a cancel or the server stopping."""
-    if not isinstance(exc, HFServeError):
-        return isinstance(exc, Exception)
-    return exc.status >= 500 and not isinstance(
-        exc, ModelLoading | MemoryExhausted | ServerShuttingDown | DeadlineExceeded)
