@@ -257,3 +257,33 @@ async def test_a_discovered_model_no_skill_serves_is_unsupported(start, tmp_path
         assert card["state"] == "unsupported" and card["error"]
         r = await srv.client.post(EMBED, json=embed("odd"))
         assert r.status_code == 400
+
+
+async def test_admin_load_of_a_failing_model_ends_with_an_error_event(start, tmp_path) -> None:
+    folder = model_folder(tmp_path, "corrupt", {**BERT, fakes.FAIL_LOAD: True})
+    async with start(models=[{"source": str(folder), "name": "corrupt"}],
+                     preload="none") as srv:
+        async with srv.client.stream("POST", "/v1/models/corrupt/load",
+                                     headers={"accept": "text/event-stream"}) as r:
+            text = (await r.aread()).decode()
+        events = [json.loads(line[6:]) for line in text.splitlines()
+                  if line.startswith("data: ")]
+        assert [e["event"] for e in events] == ["resolving", "loading", "error"]
+        assert events[-1]["code"] == "model_unavailable"
+        assert "corrupt" in events[-1]["message"]
+        plain = await srv.client.post("/v1/models/corrupt/load")
+        assert plain.status_code == 503
+        assert plain.json()["error"]["code"] == "model_unavailable"
+        assert (await srv.client.post("/v1/models/nope/load")).status_code == 404
+
+
+async def test_admin_load_moves_a_model_to_the_device_asked_for(start) -> None:
+    async with start() as srv:
+        await srv.wait_ready()
+        bad = await srv.client.post("/v1/models/emb/load", json={"device": "cuda"})
+        assert bad.status_code == 503
+        assert "cuda" in bad.json()["error"]["message"]
+        back = await srv.client.post("/v1/models/emb/load", json={"device": "cpu"})
+        assert back.status_code == 200, back.text
+        assert back.json()["state"] == "ready" and back.json()["device"] == "cpu"
+        assert (await srv.client.post(EMBED, json=embed("emb"))).status_code == 200

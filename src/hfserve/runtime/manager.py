@@ -74,6 +74,7 @@ class ModelManager:
         entry = ModelEntry(config=mc, name=name,
                            breaker=CircuitBreaker(s.breaker_failures, s.breaker_open_s))
         self.entries[name] = entry
+        metrics.set_breaker(name, entry.breaker.state.value)
         for alias in [name, *mc.aliases]:
             self.aliases[alias] = name
         return entry
