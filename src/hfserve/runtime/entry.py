@@ -11,7 +11,7 @@ from typing import Any
 
 from hfserve import metrics
 from hfserve.config import ModelConfig
-from hfserve.errors import HFServeError, public
+from hfserve.errors import HFServeError, MemoryExhausted, public
 from hfserve.hardware import table as compatibility_table
 from hfserve.registry.skills import skill_targets
 from hfserve.runtime.batcher import Batcher
@@ -83,7 +83,9 @@ class ModelEntry:
         if self.scheduled or (self.state == ModelState.LOADING and self.loading is None):
             return True
         if self.state == ModelState.FAILED:
-            return not (self.skipped or self.config.discovered)
+            # No room now is not a broken model: it loads once room is made.
+            return not (self.skipped or self.config.discovered
+                        or isinstance(self.load_error, MemoryExhausted))
         if self.breaker.state == BreakerState.OPEN:
             return True
         if self.state == ModelState.READY:
