@@ -5,7 +5,6 @@ work to the model's batcher or scheduler."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -19,8 +18,8 @@ from hfserve.errors import (
     InvalidRequest,
     Overloaded,
     ServerShuttingDown,
-    UnservableModels,
 )
+from hfserve.runtime import startup
 from hfserve.runtime.admin import Admin
 from hfserve.runtime.breaker import BreakerState
 from hfserve.runtime.events import GenerationHandle, GenerationInput, RunResult, coalesce
@@ -31,7 +30,6 @@ from hfserve.skills.base import BatchSkill, TextGenerator
 from hfserve.types import ModelState, SamplingParams, Task
 from hfserve.validation import require_unicode
 
-log = logging.getLogger("hfserve.engine")
 PRIORITIES = {"high": 0, "normal": 1, "low": 2}
 UNKNOWN_MODEL = "unknown"
 INLINE_CHARS = 2048     # inputs up to this size are tokenized on the event loop
@@ -91,50 +89,16 @@ class Engine:
         the start, unless ``skip_unservable_models``), then load the ``preload`` models in
         the background: the server answers at once (503 for a model still loading at
         start-up) and /ready turns 200 when they are loaded."""
-        await asyncio.to_thread(self._check_models)
+        await asyncio.to_thread(startup.check_models, self.manager, self.settings)
         names = [e.name for e in self.manager.entries.values()
                  if self.settings.preloads(e.name, e.config.aliases)
                  and e.state == ModelState.UNLOADED]
         for name in names:       # before the first /ready can be answered
             self.manager.entries[name].scheduled = True
         if names:
-            self._loading = asyncio.create_task(self._preload(names))
-        if self.settings.idle_ttl_s or any(m.idle_ttl_s for m in self.settings.models):
-            self._reaper = asyncio.create_task(self._reap_idle())
-
-    def _check_models(self) -> None:
-        unservable = []
-        for entry in self.manager.entries.values():
-            try:
-                self.manager.check(entry)
-            except Exception:
-                if not self.settings.skip_unservable_models:
-                    unservable.append(f"{entry.name}: {entry.error}")
-                entry.skipped = True
-        if unservable:
-            raise UnservableModels(
-                "cannot serve the configured model(s) " + "; ".join(unservable) +
-                " (fix the config, or set skip_unservable_models to start without them)")
-
-    async def _preload(self, names: list[str]) -> None:
-        await self.manager.load_all(names)
-        for name in names:
-            entry = self.manager.entries.get(name)
-            if entry is not None and entry.state == ModelState.FAILED and \
-                    self.settings.skip_unservable_models:
-                entry.skipped = True
-                log.error("model %s is skipped: %s", name, entry.error)
-
-    async def _reap_idle(self) -> None:
-        ttls = [t for t in [self.settings.idle_ttl_s, *(m.idle_ttl_s for m in
-                                                       self.settings.models)] if t]
-        tick = min(max(min(ttls) / 4, 0.05), 5.0)
-        while True:
-            await asyncio.sleep(tick)
-            try:
-                await self.manager.unload_idle(self.settings.idle_ttl_s)
-            except Exception:  # a failed unload must not end the reaper
-                log.exception("unloading idle models failed")
+            self._loading = asyncio.create_task(
+                startup.preload(self.manager, self.settings, names))
+        self._reaper = asyncio.create_task(startup.reap_idle(self.manager, self.settings))
 
     async def _ready(self, model: str, task: Task, timeout: float | None = None):
         if self.draining:
