@@ -301,3 +301,18 @@ async def test_admin_load_moves_a_model_to_the_device_asked_for(start) -> None:
         assert back.status_code == 200, back.text
         assert back.json()["state"] == "ready" and back.json()["device"] == "cpu"
         assert (await srv.client.post(EMBED, json=embed("emb"))).status_code == 200
+
+
+async def test_generations_the_model_fails_open_its_breaker(start) -> None:
+    async with start(breaker_failures=2, breaker_open_s=60) as srv:
+        await srv.wait_ready()
+        body = {"model": "gen", "messages": [{"role": "user", "content": fakes.EXPLODE}]}
+        for _ in range(2):
+            failed = await srv.client.post("/v1/chat/completions", json=body)
+            assert failed.status_code == 500
+        fast = await srv.client.post("/v1/chat/completions", json={
+            "model": "gen", "messages": [{"role": "user", "content": "hi"}]})
+        assert fast.status_code == 503
+        assert fast.json()["error"]["code"] == "model_circuit_open"
+        assert srv.engine.manager.entries["gen"].busy == 0
+        assert (await srv.client.post(EMBED, json=embed("emb"))).status_code == 200

@@ -229,11 +229,13 @@ class Engine:
             self.manager.release(entry)
 
     def abort(self, request_id: str) -> None:
-        name, _ = self._streams.pop(request_id, (None, None))
+        name, events = self._streams.pop(request_id, (None, None))
         entry = self.manager.entries.get(name) if name is not None else None
         if entry is None:
             return
-        self.manager.release(entry, Cancelled("aborted"))
+        # A stream the model failed counts against its breaker; one its client left does not.
+        failed = events.error if events is not None else None
+        self.manager.release(entry, failed or Cancelled("aborted"))
         if entry.scheduler is not None:
             entry.scheduler.abort(request_id)
 
