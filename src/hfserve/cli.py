@@ -1,4 +1,5 @@
-"""Command line: ``hfserve serve MODEL...``, ``hfserve hardware``, ``hfserve models``.
+"""Command line: ``hfserve serve MODEL...``, ``hfserve hardware``, ``hfserve models``, and
+``hfserve ps | load ID | unload ID`` against a running server.
 
 Flags are generated from the Settings class, so the CLI, ``HFSERVE_*`` variables, the config
 file and ``--help`` never drift apart. Only flags given on the command line override the
@@ -16,7 +17,7 @@ from typing import Any, get_args, get_origin
 
 from pydantic.fields import FieldInfo
 
-from hfserve import __version__
+from hfserve import __version__, remote
 from hfserve.config import ModelConfig, Settings
 
 SKIP = {"models", "config"}
@@ -46,6 +47,8 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
                                 default=argparse.SUPPRESS, help=_help(field))
         else:
             parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=_help(field))
+    parser.add_argument("--no-preload", dest="preload", action="store_const", const="none",
+                        default=argparse.SUPPRESS, help="the same as --preload none")
 
 
 def _help(field: FieldInfo) -> str:
@@ -74,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list the models a serve would offer")
     models.add_argument("sources", nargs="*", metavar="MODEL")
     add_settings_flags(models)
+    remote.add_commands(sub)
     return parser
 
 
@@ -140,7 +144,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"serve": cmd_serve, "hardware": cmd_hardware, "models": cmd_models,
-            "profile": cmd_profile}
+            "profile": cmd_profile, **remote.COMMANDS}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -101,6 +101,13 @@ class ModelConfig(BaseModel):
     own_process: bool | None = Field(
         None, description="Run the model and its generation loop in a process of its own "
         "(default: yes for generation on a GPU or NPU, no on the CPU)")
+    pinned: bool = Field(False, description="Never evict this model to make room for another")
+    idle_ttl_s: float | None = Field(
+        None, gt=0, description="Unload this model after this many seconds without a request "
+        "(default: the server's idle_ttl_s)")
+    discovered: bool = Field(
+        False, description="Found by --model-dirs or --hf-cache rather than configured: a "
+        "model no skill serves is listed as unsupported instead of failing the start")
 
     @field_validator("kv_cache_memory", mode="before")
     @classmethod
@@ -131,7 +138,32 @@ class Settings(BaseSettings):
     model_dirs: list[Path] = Field(default_factory=list,
                                    description="Folders whose model subfolders are served")
     hf_cache: bool = Field(False, description="Also serve every model in the HuggingFace cache")
-    preload: bool = Field(True, description="Load configured models at start-up")
+    preload: Annotated[str | list[str], NoDecode] = Field(
+        "all", description="Models loaded at start-up: all, none, or a comma-separated list "
+        "of ids; the others load on their first request")
+    load_timeout_s: float = Field(
+        300.0, gt=0, description="How long a request waits for its model to load before a "
+        "503 with Retry-After")
+    skip_unservable_models: bool = Field(
+        False, description="Start even when a configured model cannot be served (it is "
+        "listed as failed); off: such a model fails the start")
+    admin_routes: bool = Field(
+        True, description="Serve the admin routes (load, unload, register, delete models)")
+    model_roots: list[Path] | None = Field(
+        None, description="Folders under which POST /v1/models may register local models "
+        "(default: the model_dirs)")
+    memory_reserve: int = Field(
+        512 * 2**20, ge=0, description="Memory kept free on a device without a "
+        "memory_limits entry (its budget is what it reports free less this)")
+    idle_ttl_s: float | None = Field(
+        None, gt=0, description="Unload a model after this many seconds without a request "
+        "(default: never; a model's own idle_ttl_s wins)")
+    breaker_failures: int = Field(
+        5, ge=1, description="Consecutive model failures (errors of the model, never a "
+        "client's) that open a model's circuit breaker")
+    breaker_open_s: float = Field(
+        30.0, gt=0, description="How long an open breaker fails requests fast before one "
+        "probe request is let through")
     threads: int | None = Field(
         None, ge=1, description="Default intra-op threads per model (default: every CPU the "
         "process may use, its affinity mask capped by its cgroup quota)")
@@ -169,6 +201,32 @@ class Settings(BaseSettings):
         if isinstance(value, list):
             return [{"source": v} if isinstance(v, str) else v for v in value]
         return value
+
+    @field_validator("preload", mode="before")
+    @classmethod
+    def _preload(cls, value: Any) -> Any:
+        if isinstance(value, bool):           # --preload / --no-preload
+            return "all" if value else "none"
+        if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str):
+            value = value[0]
+        if isinstance(value, str) and value.strip().lower() not in ("all", "none"):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("memory_reserve", mode="before")
+    @classmethod
+    def _reserve(cls, value: Any) -> Any:
+        return parse_size(value)
+
+    def preloads(self, name: str, aliases: list[str]) -> bool:
+        """Whether the model named ``name`` (or one of its aliases) loads at start-up."""
+        if isinstance(self.preload, list):
+            return bool({name, *aliases} & set(self.preload))
+        return self.preload == "all"
+
+    def roots(self) -> list[Path]:
+        """Where models may be registered at run time."""
+        return list(self.model_roots if self.model_roots is not None else self.model_dirs)
 
     @field_validator("memory_limits", mode="before")
     @classmethod

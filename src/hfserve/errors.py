@@ -123,6 +123,42 @@ class ModelUnavailable(HFServeError):
     code = "model_unavailable"
 
 
+class ModelExists(HFServeError):
+    status = 409
+    type = "invalid_request_error"
+    code = "model_exists"
+
+
+class Forbidden(HFServeError):
+    status = 403
+    type = "permission_error"
+    code = "forbidden"
+
+
+class MemoryExhausted(HFServeError):
+    """A model does not fit beside the models that may not be evicted (pinned or busy)."""
+
+    status = 503
+    type = "service_unavailable"
+    code = "model_memory_exhausted"
+
+    def __init__(self, message: str, *, retry_after: float = 5.0, **kw) -> None:
+        super().__init__(message, **kw)
+        self.headers.setdefault("Retry-After", str(max(1, round(retry_after))))
+
+
+class CircuitOpen(ModelLoading):
+    """The model failed several requests in a row: requests fail fast for a while."""
+
+    code = "model_circuit_open"
+
+
+class UnservableModels(HFServeError):
+    """A configured model cannot be served: the server does not start."""
+
+    code = "unservable_models"
+
+
 class ServerShuttingDown(HFServeError):
     """The server is stopping: new work is refused, and work still running when its drain
     time is up is ended with this."""

@@ -58,13 +58,14 @@ class Family(StrEnum):
 
 
 class ModelState(StrEnum):
-    """Lifecycle of one served model."""
+    """Lifecycle of one known model (docs/architecture.md has the diagram)."""
 
-    PENDING = "pending"
+    UNLOADED = "unloaded"        # known, not in memory; a request loads it
     LOADING = "loading"
     READY = "ready"
-    FAILED = "failed"
-    UNLOADED = "unloaded"
+    FAILED = "failed"            # its last load failed (or its process kept dying)
+    DRAINING = "draining"        # unloading: requests in flight finish, new ones wait
+    UNSUPPORTED = "unsupported"  # discovered, but no skill serves it
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ BLOCK = "block"              # an embedding input that holds the worker until re
 FOREVER = "forever"          # a prompt word that makes the reply endless
 EXPLODE = "explode"          # a prompt word that makes decode fail after two tokens
 SLOW_LOAD = "fake_slow_load"  # a config.json key that makes load wait until released
+FAIL_LOAD = "fake_fail_load"  # a config.json key that makes every load fail
 OOM = "oom"                  # an embedding input that exhausts any device but the CPU
 
 
@@ -80,6 +81,8 @@ class FakeEmbeddingSkill(BatchSkill):
         CONTROL.loads.append(self.spec.name)
         if self.spec.config.get(SLOW_LOAD):
             CONTROL.load_release.wait(30)
+        if self.spec.config.get(FAIL_LOAD):
+            raise RuntimeError("the weights are corrupt")
         self.placement = placement
 
     def prepare(self, item: Any, options: dict[str, Any]) -> Prepared:

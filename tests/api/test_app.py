@@ -99,15 +99,16 @@ async def test_ready_is_503_while_a_model_loads(start, dirs, control) -> None:
 
 
 async def test_models_load_on_demand_without_preload(start, control) -> None:
-    async with start(preload=False) as srv:
+    async with start(preload="none") as srv:
+        # Nothing should load at start, so the server is ready: each model loads on use.
         before = await srv.client.get("/ready")
-        assert before.status_code == 503
-        assert before.json()["models"] == {"emb": "pending", "gen": "pending"}
+        assert before.status_code == 200
+        assert before.json()["models"] == {"emb": "unloaded", "gen": "unloaded"}
         assert control.loads == []
         response = await srv.client.post("/v1/embeddings", json={"model": "emb", "input": "x"})
         assert response.status_code == 200
         assert control.loads == ["emb"]
-        assert srv.engine.manager.entries["gen"].state.value == "pending"
+        assert srv.engine.manager.entries["gen"].state.value == "unloaded"
 
 
 async def test_model_list(server: Server) -> None:

@@ -10,6 +10,7 @@ from hfserve import __version__
 from hfserve.api import errors
 from hfserve.api.middleware import ApiKey, BodyLimit, RequestMetrics
 from hfserve.api.routes import (
+    admin,
     chat,
     classify,
     completions,
@@ -47,6 +48,7 @@ def create_app(settings: Settings, engine: EngineClient | None = None) -> FastAP
     for module in (models, embeddings, chat, completions, classify, rerank, infer, tei,
                    tgi, info, hardware, health):
         app.include_router(module.router)
+    app.include_router(admin.router if settings.admin_routes else admin.off)
     errors.install(app)
     app.openapi = lambda: _openapi(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

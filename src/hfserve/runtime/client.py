@@ -6,6 +6,7 @@ below it, so every front end gets them alike."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from hfserve.runtime.events import GenerationHandle, GenerationInput, RunResult
@@ -57,6 +58,26 @@ class EngineClient(Protocol):
 
     def hardware(self) -> dict[str, Any]: ...
 
-    def ready(self) -> tuple[bool, dict[str, str]]: ...
+    def ready(self) -> tuple[bool, dict[str, str]]:
+        """Whether every model that should serve does, and each known model's state."""
+
+    def breakers(self) -> dict[str, str]:
+        """Models whose circuit breaker is not closed, and its state."""
 
     def broken(self) -> dict[str, str]: ...
+
+    # --- administration -----------------------------------------------------------------
+    def load_events(self, name: str, device: str | None = None,
+                    backend: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Load a known model; events ``resolving``, ``loading``, then ``ready`` or
+        ``error`` (each a dict with ``event`` and ``model``)."""
+
+    async def unload_model(self, name: str) -> dict[str, Any]:
+        """Unload after requests in flight finish; the model stays known."""
+
+    async def register_model(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Make a local model under the model roots known (``id``, ``source``, ModelConfig
+        fields); its description."""
+
+    async def forget_model(self, name: str) -> None:
+        """Unload and forget a model."""
