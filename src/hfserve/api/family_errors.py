@@ -10,8 +10,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Match
 
-from hfserve.api.errors import validation_message
+from hfserve.api.errors import on_error_of, validation_message
 from hfserve.errors import HFServeError, InvalidRequest, public
 
 # (error class, status, error_type), most specific first.
@@ -28,6 +29,9 @@ def family_error(table: ErrorTable, exc: HFServeError, fallback: str) -> JSONRes
 
 def route_class(render: Callable[[HFServeError], JSONResponse]) -> type[APIRoute]:
     class FamilyRoute(APIRoute):
+        # What middleware answering for this route before it runs renders errors with.
+        render_error = staticmethod(render)
+
         def get_route_handler(self):
             handler = super().get_route_handler()
 
@@ -44,3 +48,24 @@ def route_class(render: Callable[[HFServeError], JSONResponse]) -> type[APIRoute
             return route
 
     return FamilyRoute
+
+
+def matched_route(scope) -> tuple[BaseRoute | None, dict]:
+    """The app's route a request goes to (a full match, else one of another method) and
+    its path parameters, found before routing (middleware runs before it)."""
+    app = scope.get("app")
+    partial: tuple[BaseRoute | None, dict] = (None, {})
+    for route in getattr(app, "routes", ()):
+        match, child = route.matches(scope)
+        if match is Match.FULL:
+            return route, child.get("path_params", {})
+        if match is Match.PARTIAL and partial[0] is None:
+            partial = (route, child.get("path_params", {}))
+    return partial
+
+
+def error_for(scope, exc: HFServeError) -> Response:
+    """``exc`` in the error body of the API family of the route the request goes to."""
+    route, _ = matched_route(scope)
+    render = getattr(route, "render_error", None)
+    return render(exc) if render is not None else on_error_of(exc)
