@@ -3,14 +3,16 @@ turns every failure of its handler, validation included, into that body."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
-from starlette.routing import BaseRoute, Match
+from starlette.routing import BaseRoute
 
 from hfserve.api.errors import on_error_of, validation_message
 from hfserve.errors import HFServeError, InvalidRequest, public
@@ -50,17 +52,53 @@ def route_class(render: Callable[[HFServeError], JSONResponse]) -> type[APIRoute
     return FamilyRoute
 
 
+@dataclass(frozen=True)
+class RouteInfo:
+    """One route as the app serves it (FastAPI may nest included routers)."""
+
+    path: str
+    methods: frozenset[str]
+    route: BaseRoute
+    regex: re.Pattern[str]
+    convertors: dict
+
+
+def app_routes(app) -> list[RouteInfo]:
+    """Every route of ``app``, included routers flattened."""
+    out: list[RouteInfo] = []
+
+    def visit(items) -> None:
+        for item in items:
+            nested = getattr(item, "effective_candidates", None)
+            if nested is not None:
+                visit(nested() if callable(nested) else nested)
+                continue
+            route = getattr(item, "original_route", item)
+            regex = getattr(item, "path_regex", None)
+            if regex is None:
+                continue                 # a mount or a websocket route without a path
+            out.append(RouteInfo(getattr(item, "path", ""), frozenset(
+                getattr(item, "methods", None) or ()), route, regex,
+                dict(getattr(item, "param_convertors", {}))))
+
+    visit(getattr(app, "routes", ()))
+    return out
+
+
 def matched_route(scope) -> tuple[BaseRoute | None, dict]:
-    """The app's route a request goes to (a full match, else one of another method) and
-    its path parameters, found before routing (middleware runs before it)."""
-    app = scope.get("app")
+    """The app's route a request goes to (one of another method if none matches fully)
+    and its path parameters, found before routing (middleware runs before it)."""
     partial: tuple[BaseRoute | None, dict] = (None, {})
-    for route in getattr(app, "routes", ()):
-        match, child = route.matches(scope)
-        if match is Match.FULL:
-            return route, child.get("path_params", {})
-        if match is Match.PARTIAL and partial[0] is None:
-            partial = (route, child.get("path_params", {}))
+    for info in app_routes(scope.get("app")):
+        found = info.regex.match(scope["path"])
+        if found is None:
+            continue
+        params = {k: info.convertors[k].convert(v) if k in info.convertors else v
+                  for k, v in found.groupdict().items()}
+        if not info.methods or scope.get("method") in info.methods:
+            return info.route, params
+        if partial[0] is None:
+            partial = (info.route, params)
     return partial
 
 
