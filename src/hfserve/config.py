@@ -218,10 +218,10 @@ class Settings(BaseSettings):
     rate_limit_store: str = Field(
         "memory", description="Where rate limit buckets live: memory (this process) or "
         "redis://host:port/db (shared by every server using it)")
-    cors_origins: list[str] = Field(
+    cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Origins browsers may call from (CORS; none by "
         "default, * for any)")
-    allowed_hosts: list[str] = Field(
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Host names a POST/PUT/PATCH/DELETE may be sent to, "
         "and origins it may come from, besides localhost, IP addresses and the bound host "
         "(*.example.com for subdomains, * for any)")
@@ -265,6 +265,15 @@ class Settings(BaseSettings):
         problem = None if value is None else hashing.weakness(value)
         if problem:
             raise ValueError(problem)
+        return value
+
+    @field_validator("cors_origins", "allowed_hosts", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        """A list, a JSON list, or comma-separated names (a flag, an environment variable)."""
+        if isinstance(value, str):
+            value = json.loads(value) if value.lstrip().startswith("[") else \
+                [v.strip() for v in value.split(",") if v.strip()]
         return value
 
     @field_validator("rate_limit_store")
