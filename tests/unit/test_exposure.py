@@ -101,3 +101,10 @@ async def test_usage_is_metered_in_the_request_and_the_tasks_it_starts() -> None
         usage.record(0)
     usage.record(100)
     assert meter.tokens == 7
+
+
+def test_serving_directly_is_refused_too() -> None:
+    from hfserve.api.server import serve
+
+    with pytest.raises(SystemExit, match="refusing to serve admin routes"):
+        serve(Settings(host="0.0.0.0"))
