@@ -20,7 +20,7 @@ from pydantic.fields import FieldInfo
 from hfserve import __version__, remote
 from hfserve.config import ModelConfig, Settings
 
-SKIP = {"models", "config"}
+SKIP = {"models", "config", "keys"}   # lists of entries: config file or environment
 
 
 def _scalar(annotation: Any) -> Any:
@@ -74,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--threads", type=int, default=None, help="intra-op threads")
     prof.add_argument("--backend", default="auto", help="auto, torch, openvino, onnxruntime")
     prof.add_argument("--cache-dir", type=Path, default=None)
+    hash_key = sub.add_parser("hash-key", help="print the hash of an API key, for a `keys` "
+                              "entry's `hash` (reads the key from stdin)")
+    hash_key.add_argument("--generate", action="store_true",
+                          help="make a new random key, print it and its hash")
     models = sub.add_parser("models", help="list the models a serve would offer")
     models.add_argument("sources", nargs="*", metavar="MODEL")
     add_settings_flags(models)
@@ -99,8 +103,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TQDM_DISABLE", "1")
     from hfserve.api.server import serve
+    from hfserve.security.exposure import exposure_problem
 
     settings = settings_from(args)
+    problem = exposure_problem(settings)
+    if problem:
+        print(f"hfserve: {problem}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not settings.models:
@@ -143,8 +152,32 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0 if results else 1
 
 
+def cmd_hash_key(args: argparse.Namespace) -> int:
+    """The key comes on stdin, never as an argument (which shell history and ps show)."""
+    import secrets
+
+    from hfserve.security import hashing
+
+    if args.generate:
+        key = secrets.token_urlsafe(32)
+        print(f"key:  {key}\nhash: {hashing.hash_key(key)}")
+        return 0
+    if sys.stdin.isatty():
+        import getpass
+
+        key = getpass.getpass("API key: ")
+    else:
+        key = sys.stdin.readline().rstrip("\r\n")
+    problem = hashing.weakness(key)
+    if problem:
+        print(f"hfserve: {problem}", file=sys.stderr)
+        return 2
+    print(hashing.hash_key(key))
+    return 0
+
+
 COMMANDS = {"serve": cmd_serve, "hardware": cmd_hardware, "models": cmd_models,
-            "profile": cmd_profile, **remote.COMMANDS}
+            "profile": cmd_profile, "hash-key": cmd_hash_key, **remote.COMMANDS}
 
 
 def main(argv: list[str] | None = None) -> int:

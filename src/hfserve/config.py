@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -17,6 +18,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from hfserve.security import hashing
 from hfserve.types import Task
 
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
@@ -97,6 +99,12 @@ class ModelConfig(BaseModel):
     prefix_caching: bool = Field(
         True, description="Reuse the KV cache of prompt prefixes already seen (a shared system "
         "prompt is computed once), where the backend has it")
+    rpm: int | None = Field(
+        None, ge=1, description="Requests per minute this model takes from all clients together "
+        "(token bucket; more is a 429 with Retry-After)")
+    tpm: int | None = Field(
+        None, ge=1, description="Prompt + generated tokens per minute this model serves to all "
+        "clients together (charged once known; a client in debt waits)")
     trust_remote_code: bool = False
     own_process: bool | None = Field(
         None, description="Run the model and its generation loop in a process of its own "
@@ -124,6 +132,51 @@ class ModelConfig(BaseModel):
         return base.removesuffix(".gguf")
 
 
+Scope = Literal["inference", "admin"]
+
+
+class KeyConfig(BaseModel):
+    """One API key: who it is (``id``, logged; the key never is), what it may do (``scopes``,
+    ``models``) and its limits. The key is given plain (``key``, hashed at load and dropped)
+    or as the hash ``hfserve hash-key`` prints (``hash``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=128, pattern=r"^[\w.@:-]+$")
+    key: str | None = Field(None, repr=False, exclude=True)
+    hash: str | None = Field(None, repr=False)
+    scopes: list[Scope] = Field(default_factory=lambda: ["inference"])
+    models: list[str] | None = Field(None, description="Models this key may use (all if unset)")
+    rpm: int | None = Field(None, ge=1, description="Requests per minute for this key")
+    tpm: int | None = Field(None, ge=1, description="Tokens per minute for this key")
+
+    @model_validator(mode="after")
+    def _hash_plain_key(self) -> KeyConfig:
+        if (self.key is None) == (self.hash is None):
+            raise ValueError(f"key {self.id!r}: give exactly one of `key` or `hash`")
+        if self.key is not None:
+            problem = hashing.weakness(self.key)
+            if problem:
+                raise ValueError(f"key {self.id!r}: {problem}")
+            self.hash, self.key = hashing.hash_key(self.key), None
+        else:
+            hashing.parse_hash(self.hash or "")
+        return self
+
+
+_KEY_LIST = TypeAdapter(list[KeyConfig])
+
+
+def load_keys_file(path: Path) -> list[KeyConfig]:
+    """The key entries of a YAML or JSON file: a list, or a mapping with a ``keys`` list."""
+    data = yaml.safe_load(Path(path).read_text())   # JSON is YAML too
+    if isinstance(data, dict):
+        data = data.get("keys")
+    if not isinstance(data, list):
+        raise ValueError(f"keys_file {path}: expected a list of key entries")
+    return _KEY_LIST.validate_python(data)
+
+
 class Settings(BaseSettings):
     """Server settings. Every field is a ``--flag`` and an ``HFSERVE_<FIELD>`` variable."""
 
@@ -147,8 +200,6 @@ class Settings(BaseSettings):
     skip_unservable_models: bool = Field(
         False, description="Start even when a configured model cannot be served (it is "
         "listed as failed); off: such a model fails the start")
-    admin_routes: bool = Field(
-        True, description="Serve the admin routes (load, unload, register, delete models)")
     model_roots: list[Path] | None = Field(
         None, description="Folders under which POST /v1/models may register local models "
         "(default: the model_dirs)")
@@ -176,7 +227,34 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Memory each device may use, e.g. {cuda:0: 8GiB, cpu: 16GiB}")
     request_timeout_s: float = Field(600.0, gt=0, description="Default per-request deadline")
-    api_key: str | None = Field(None, description="Require this bearer token when set")
+    api_key: str | None = Field(
+        None, repr=False, description="One API key with every scope (the same as a `keys` "
+        "entry with id api_key); folded into `keys` at load")
+    keys: list[KeyConfig] = Field(
+        default_factory=list, description="API keys: id, key or hash, scopes (inference, "
+        "admin), models, rpm, tpm (config file or HFSERVE_KEYS as JSON)")
+    keys_file: Path | None = Field(None, description="YAML or JSON file with more `keys` entries")
+    public_docs_and_metrics: bool = Field(
+        False, description="Serve /metrics, /docs, /redoc and /openapi.json without a key "
+        "when keys are set")
+    admin_routes: bool = Field(
+        True, description="Serve the routes that change which models are served (admin "
+        "scope); off: they answer 404")
+    rate_limit_rpm: int | None = Field(
+        None, ge=1, description="Requests per minute of each key (and of all clients without "
+        "a key together) whose entry sets no rpm")
+    rate_limit_tpm: int | None = Field(
+        None, ge=1, description="Tokens per minute of each key whose entry sets no tpm")
+    rate_limit_store: str = Field(
+        "memory", description="Where rate limit buckets live: memory (this process) or "
+        "redis://host:port/db (shared by every server using it)")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origins browsers may call from (CORS; none by "
+        "default, * for any)")
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Host names a POST/PUT/PATCH/DELETE may be sent to, "
+        "and origins it may come from, besides localhost, IP addresses and the bound host "
+        "(*.example.com for subdomains, * for any)")
     log_level: str = Field("info", description="debug, info, warning, error")
     access_log: bool = Field(False, description="Log every HTTP request")
     max_request_items: int = Field(
@@ -236,6 +314,46 @@ class Settings(BaseSettings):
         if isinstance(value, dict):
             return {k: parse_size(v) for k, v in value.items()}
         return value
+
+    @field_validator("api_key")
+    @classmethod
+    def _strong_api_key(cls, value: str | None) -> str | None:
+        problem = None if value is None else hashing.weakness(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("cors_origins", "allowed_hosts", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        """A list, a JSON list, or comma-separated names (a flag, an environment variable)."""
+        if isinstance(value, str):
+            value = json.loads(value) if value.lstrip().startswith("[") else \
+                [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("rate_limit_store")
+    @classmethod
+    def _store(cls, value: str) -> str:
+        if value != "memory" and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("rate_limit_store: memory or a redis:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _gather_keys(self) -> Settings:
+        """One list of hashed keys: ``keys``, the file's, and the old single ``api_key``."""
+        keys = list(self.keys)
+        if self.keys_file is not None:
+            keys += load_keys_file(self.keys_file)
+        if self.api_key is not None:
+            keys.append(KeyConfig(id="api_key", key=self.api_key, scopes=["inference", "admin"]))
+            self.api_key = None
+        ids = [k.id for k in keys]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"key ids must be unique: {', '.join(twice)}")
+        self.keys, self.keys_file = keys, None
+        return self
 
     @classmethod
     def settings_customise_sources(

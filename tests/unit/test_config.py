@@ -222,3 +222,33 @@ def test_lifecycle_settings_have_their_defaults() -> None:
     assert Settings(memory_reserve="1GiB").memory_reserve == 2**30
     mc = ModelConfig(source="m")
     assert (mc.pinned, mc.idle_ttl_s, mc.discovered) == (False, None, False)
+
+
+def test_security_settings_from_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hfserve.cli import build_parser, settings_from
+
+    monkeypatch.setenv("HFSERVE_ALLOWED_HOSTS", "api.example.com, *.corp.example")
+    args = build_parser().parse_args(["serve", "--cors-origins", "https://a.example",
+                                      "--no-admin-routes", "--public-docs-and-metrics",
+                                      "--rate-limit-rpm", "30",
+                                      "--rate-limit-store", "redis://127.0.0.1:6379/1"])
+    s = settings_from(args)
+    assert s.cors_origins == ["https://a.example"]
+    assert s.allowed_hosts == ["api.example.com", "*.corp.example"]
+    assert (s.admin_routes, s.public_docs_and_metrics, s.rate_limit_rpm) == (False, True, 30)
+    assert s.rate_limit_store == "redis://127.0.0.1:6379/1"
+    monkeypatch.delenv("HFSERVE_ALLOWED_HOSTS")
+    d = Settings()
+    assert (d.cors_origins, d.allowed_hosts, d.keys, d.admin_routes) == ([], [], [], True)
+    assert (d.public_docs_and_metrics, d.rate_limit_store) == (False, "memory")
+
+
+def test_rate_limit_store_must_be_memory_or_redis() -> None:
+    with pytest.raises(ValidationError, match="rate_limit_store"):
+        Settings(rate_limit_store="memcached://x")
+
+
+def test_model_limits_are_positive() -> None:
+    assert ModelConfig(source="m", rpm=5, tpm=100).rpm == 5
+    with pytest.raises(ValidationError):
+        ModelConfig(source="m", rpm=0)

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from hfserve import usage
 from hfserve.config import Settings
 from hfserve.errors import (
     Cancelled,
@@ -154,8 +155,9 @@ class Engine:
         results = await entry.batcher.submit(
             prepared, [p.cost for p in prepared], priority=self._priority(priority),
             deadline=self._deadline(timeout))
-        return RunResult(results=results, prompt_tokens=sum(p.cost for p in prepared),
-                         model=entry.name)
+        prompt_tokens = sum(p.cost for p in prepared)
+        usage.record(prompt_tokens)
+        return RunResult(results=results, prompt_tokens=prompt_tokens, model=entry.name)
 
     # --- generation ----------------------------------------------------------------
     async def stream(self, model: str, request: GenerationInput) -> GenerationHandle:

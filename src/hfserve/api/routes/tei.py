@@ -30,18 +30,24 @@ from hfserve.api.schemas.tei import (
 )
 from hfserve.api.state import choose_model, engine_of
 from hfserve.errors import (
+    AuthenticationError,
     ContextLengthExceeded,
     HFServeError,
     InvalidRequest,
     ModelError,
     ModelNotFound,
+    NotFound,
     Overloaded,
+    PermissionDenied,
     UnsupportedTask,
 )
 from hfserve.types import Task
 
 # hfserve's errors as TEI answers them: status and error_type.
 _TEI_ERRORS: ErrorTable = [
+    (AuthenticationError, 401, "Unauthorized"),
+    (PermissionDenied, 403, "Forbidden"),
+    (NotFound, 404, "NotFound"),
     (ContextLengthExceeded, 413, "Validation"),
     (UnsupportedTask, 424, "Backend"),
     (ModelError, 424, "Backend"),
