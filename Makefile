@@ -45,6 +45,7 @@ serve: install models
 	$(BIN)/hfserve serve --config examples/demo.yaml --host $(HOST) --port $(PORT)
 
 test: dev models
+	command -v redis-server >/dev/null || apt-get install -y redis-server
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 unit: dev

@@ -1,4 +1,5 @@
-"""Command line: ``hfserve serve MODEL...``, ``hfserve hardware``, ``hfserve models``.
+"""Command line: ``hfserve serve MODEL...``, ``hfserve hardware``, ``hfserve models``, and
+``hfserve ps | load ID | unload ID`` against a running server.
 
 Flags are generated from the Settings class, so the CLI, ``HFSERVE_*`` variables, the config
 file and ``--help`` never drift apart. Only flags given on the command line override the
@@ -16,10 +17,10 @@ from typing import Any, get_args, get_origin
 
 from pydantic.fields import FieldInfo
 
-from hfserve import __version__
+from hfserve import __version__, remote
 from hfserve.config import ModelConfig, Settings
 
-SKIP = {"models", "config"}
+SKIP = {"models", "config", "keys"}   # lists of entries: config file or environment
 
 
 def _scalar(annotation: Any) -> Any:
@@ -46,6 +47,8 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
                                 default=argparse.SUPPRESS, help=_help(field))
         else:
             parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=_help(field))
+    parser.add_argument("--no-preload", dest="preload", action="store_const", const="none",
+                        default=argparse.SUPPRESS, help="the same as --preload none")
 
 
 def _help(field: FieldInfo) -> str:
@@ -71,9 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--threads", type=int, default=None, help="intra-op threads")
     prof.add_argument("--backend", default="auto", help="auto, torch, openvino, onnxruntime")
     prof.add_argument("--cache-dir", type=Path, default=None)
+    hash_key = sub.add_parser("hash-key", help="print the hash of an API key, for a `keys` "
+                              "entry's `hash` (reads the key from stdin)")
+    hash_key.add_argument("--generate", action="store_true",
+                          help="make a new random key, print it and its hash")
     models = sub.add_parser("models", help="list the models a serve would offer")
     models.add_argument("sources", nargs="*", metavar="MODEL")
     add_settings_flags(models)
+    remote.add_commands(sub)
     return parser
 
 
@@ -95,8 +103,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TQDM_DISABLE", "1")
     from hfserve.api.server import serve
+    from hfserve.security.exposure import exposure_problem
 
     settings = settings_from(args)
+    problem = exposure_problem(settings)
+    if problem:
+        print(f"hfserve: {problem}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not settings.models:
@@ -139,8 +152,32 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0 if results else 1
 
 
+def cmd_hash_key(args: argparse.Namespace) -> int:
+    """The key comes on stdin, never as an argument (which shell history and ps show)."""
+    import secrets
+
+    from hfserve.security import hashing
+
+    if args.generate:
+        key = secrets.token_urlsafe(32)
+        print(f"key:  {key}\nhash: {hashing.hash_key(key)}")
+        return 0
+    if sys.stdin.isatty():
+        import getpass
+
+        key = getpass.getpass("API key: ")
+    else:
+        key = sys.stdin.readline().rstrip("\r\n")
+    problem = hashing.weakness(key)
+    if problem:
+        print(f"hfserve: {problem}", file=sys.stderr)
+        return 2
+    print(hashing.hash_key(key))
+    return 0
+
+
 COMMANDS = {"serve": cmd_serve, "hardware": cmd_hardware, "models": cmd_models,
-            "profile": cmd_profile}
+            "profile": cmd_profile, "hash-key": cmd_hash_key, **remote.COMMANDS}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,8 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -17,6 +18,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from hfserve.security import hashing
 from hfserve.types import Task
 
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
@@ -100,10 +102,23 @@ class ModelConfig(BaseModel):
     tool_parser: Literal["hermes", "llama3", "mistral", "json"] | None = Field(
         None, description="Tool-call format the model writes: hermes, llama3, mistral or "
         "json (default: chosen from the chat template and architecture)")
+    rpm: int | None = Field(
+        None, ge=1, description="Requests per minute this model takes from all clients together "
+        "(token bucket; more is a 429 with Retry-After)")
+    tpm: int | None = Field(
+        None, ge=1, description="Prompt + generated tokens per minute this model serves to all "
+        "clients together (charged once known; a client in debt waits)")
     trust_remote_code: bool = False
     own_process: bool | None = Field(
         None, description="Run the model and its generation loop in a process of its own "
         "(default: yes for generation on a GPU or NPU, no on the CPU)")
+    pinned: bool = Field(False, description="Never evict this model to make room for another")
+    idle_ttl_s: float | None = Field(
+        None, gt=0, description="Unload this model after this many seconds without a request "
+        "(default: the server's idle_ttl_s)")
+    discovered: bool = Field(
+        False, description="Found by --model-dirs or --hf-cache rather than configured: a "
+        "model no skill serves is listed as unsupported instead of failing the start")
 
     @field_validator("kv_cache_memory", mode="before")
     @classmethod
@@ -120,6 +135,51 @@ class ModelConfig(BaseModel):
         return base.removesuffix(".gguf")
 
 
+Scope = Literal["inference", "admin"]
+
+
+class KeyConfig(BaseModel):
+    """One API key: who it is (``id``, logged; the key never is), what it may do (``scopes``,
+    ``models``) and its limits. The key is given plain (``key``, hashed at load and dropped)
+    or as the hash ``hfserve hash-key`` prints (``hash``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=128, pattern=r"^[\w.@:-]+$")
+    key: str | None = Field(None, repr=False, exclude=True)
+    hash: str | None = Field(None, repr=False)
+    scopes: list[Scope] = Field(default_factory=lambda: ["inference"])
+    models: list[str] | None = Field(None, description="Models this key may use (all if unset)")
+    rpm: int | None = Field(None, ge=1, description="Requests per minute for this key")
+    tpm: int | None = Field(None, ge=1, description="Tokens per minute for this key")
+
+    @model_validator(mode="after")
+    def _hash_plain_key(self) -> KeyConfig:
+        if (self.key is None) == (self.hash is None):
+            raise ValueError(f"key {self.id!r}: give exactly one of `key` or `hash`")
+        if self.key is not None:
+            problem = hashing.weakness(self.key)
+            if problem:
+                raise ValueError(f"key {self.id!r}: {problem}")
+            self.hash, self.key = hashing.hash_key(self.key), None
+        else:
+            hashing.parse_hash(self.hash or "")
+        return self
+
+
+_KEY_LIST = TypeAdapter(list[KeyConfig])
+
+
+def load_keys_file(path: Path) -> list[KeyConfig]:
+    """The key entries of a YAML or JSON file: a list, or a mapping with a ``keys`` list."""
+    data = yaml.safe_load(Path(path).read_text())   # JSON is YAML too
+    if isinstance(data, dict):
+        data = data.get("keys")
+    if not isinstance(data, list):
+        raise ValueError(f"keys_file {path}: expected a list of key entries")
+    return _KEY_LIST.validate_python(data)
+
+
 class Settings(BaseSettings):
     """Server settings. Every field is a ``--flag`` and an ``HFSERVE_<FIELD>`` variable."""
 
@@ -134,7 +194,30 @@ class Settings(BaseSettings):
     model_dirs: list[Path] = Field(default_factory=list,
                                    description="Folders whose model subfolders are served")
     hf_cache: bool = Field(False, description="Also serve every model in the HuggingFace cache")
-    preload: bool = Field(True, description="Load configured models at start-up")
+    preload: Annotated[str | list[str], NoDecode] = Field(
+        "all", description="Models loaded at start-up: all, none, or a comma-separated list "
+        "of ids; the others load on their first request")
+    load_timeout_s: float = Field(
+        300.0, gt=0, description="How long a request waits for its model to load before a "
+        "503 with Retry-After")
+    skip_unservable_models: bool = Field(
+        False, description="Start even when a configured model cannot be served (it is "
+        "listed as failed); off: such a model fails the start")
+    model_roots: list[Path] | None = Field(
+        None, description="Folders under which POST /v1/models may register local models "
+        "(default: the model_dirs)")
+    memory_reserve: int = Field(
+        512 * 2**20, ge=0, description="Memory kept free on a device without a "
+        "memory_limits entry (its budget is what it reports free less this)")
+    idle_ttl_s: float | None = Field(
+        None, gt=0, description="Unload a model after this many seconds without a request "
+        "(default: never; a model's own idle_ttl_s wins)")
+    breaker_failures: int = Field(
+        5, ge=1, description="Consecutive model failures (errors of the model, never a "
+        "client's) that open a model's circuit breaker")
+    breaker_open_s: float = Field(
+        30.0, gt=0, description="How long an open breaker fails requests fast before one "
+        "probe request is let through")
     threads: int | None = Field(
         None, ge=1, description="Default intra-op threads per model (default: every CPU the "
         "process may use, its affinity mask capped by its cgroup quota)")
@@ -147,7 +230,34 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Memory each device may use, e.g. {cuda:0: 8GiB, cpu: 16GiB}")
     request_timeout_s: float = Field(600.0, gt=0, description="Default per-request deadline")
-    api_key: str | None = Field(None, description="Require this bearer token when set")
+    api_key: str | None = Field(
+        None, repr=False, description="One API key with every scope (the same as a `keys` "
+        "entry with id api_key); folded into `keys` at load")
+    keys: list[KeyConfig] = Field(
+        default_factory=list, description="API keys: id, key or hash, scopes (inference, "
+        "admin), models, rpm, tpm (config file or HFSERVE_KEYS as JSON)")
+    keys_file: Path | None = Field(None, description="YAML or JSON file with more `keys` entries")
+    public_docs_and_metrics: bool = Field(
+        False, description="Serve /metrics, /docs, /redoc and /openapi.json without a key "
+        "when keys are set")
+    admin_routes: bool = Field(
+        True, description="Serve the routes that change which models are served (admin "
+        "scope); off: they answer 404")
+    rate_limit_rpm: int | None = Field(
+        None, ge=1, description="Requests per minute of each key (and of all clients without "
+        "a key together) whose entry sets no rpm")
+    rate_limit_tpm: int | None = Field(
+        None, ge=1, description="Tokens per minute of each key whose entry sets no tpm")
+    rate_limit_store: str = Field(
+        "memory", description="Where rate limit buckets live: memory (this process) or "
+        "redis://host:port/db (shared by every server using it)")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origins browsers may call from (CORS; none by "
+        "default, * for any)")
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Host names a POST/PUT/PATCH/DELETE may be sent to, "
+        "and origins it may come from, besides localhost, IP addresses and the bound host "
+        "(*.example.com for subdomains, * for any)")
     log_level: str = Field("info", description="debug, info, warning, error")
     access_log: bool = Field(False, description="Log every HTTP request")
     max_request_items: int = Field(
@@ -173,6 +283,32 @@ class Settings(BaseSettings):
             return [{"source": v} if isinstance(v, str) else v for v in value]
         return value
 
+    @field_validator("preload", mode="before")
+    @classmethod
+    def _preload(cls, value: Any) -> Any:
+        if isinstance(value, bool):           # --preload / --no-preload
+            return "all" if value else "none"
+        if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str):
+            value = value[0]
+        if isinstance(value, str) and value.strip().lower() not in ("all", "none"):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("memory_reserve", mode="before")
+    @classmethod
+    def _reserve(cls, value: Any) -> Any:
+        return parse_size(value)
+
+    def preloads(self, name: str, aliases: list[str]) -> bool:
+        """Whether the model named ``name`` (or one of its aliases) loads at start-up."""
+        if isinstance(self.preload, list):
+            return bool({name, *aliases} & set(self.preload))
+        return self.preload == "all"
+
+    def roots(self) -> list[Path]:
+        """Where models may be registered at run time."""
+        return list(self.model_roots if self.model_roots is not None else self.model_dirs)
+
     @field_validator("memory_limits", mode="before")
     @classmethod
     def _sizes(cls, value: Any) -> Any:
@@ -181,6 +317,46 @@ class Settings(BaseSettings):
         if isinstance(value, dict):
             return {k: parse_size(v) for k, v in value.items()}
         return value
+
+    @field_validator("api_key")
+    @classmethod
+    def _strong_api_key(cls, value: str | None) -> str | None:
+        problem = None if value is None else hashing.weakness(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("cors_origins", "allowed_hosts", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        """A list, a JSON list, or comma-separated names (a flag, an environment variable)."""
+        if isinstance(value, str):
+            value = json.loads(value) if value.lstrip().startswith("[") else \
+                [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("rate_limit_store")
+    @classmethod
+    def _store(cls, value: str) -> str:
+        if value != "memory" and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("rate_limit_store: memory or a redis:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _gather_keys(self) -> Settings:
+        """One list of hashed keys: ``keys``, the file's, and the old single ``api_key``."""
+        keys = list(self.keys)
+        if self.keys_file is not None:
+            keys += load_keys_file(self.keys_file)
+        if self.api_key is not None:
+            keys.append(KeyConfig(id="api_key", key=self.api_key, scopes=["inference", "admin"]))
+            self.api_key = None
+        ids = [k.id for k in keys]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"key ids must be unique: {', '.join(twice)}")
+        self.keys, self.keys_file = keys, None
+        return self
 
     @classmethod
     def settings_customise_sources(

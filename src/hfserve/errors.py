@@ -73,6 +73,23 @@ class AuthenticationError(HFServeError):
     code = "invalid_api_key"
 
 
+class PermissionDenied(HFServeError):
+    """A valid key that may not do this: the route needs another scope, or the key may not
+    use the model named, or the request came through a host or origin not allowed."""
+
+    status = 403
+    type = "permission_error"
+    code = "insufficient_permissions"
+
+
+class NotFound(HFServeError):
+    """No such route (or one switched off by the settings)."""
+
+    status = 404
+    type = "not_found_error"
+    code = "not_found"
+
+
 class ModelNotFound(HFServeError):
     status = 404
     type = "invalid_request_error"
@@ -105,6 +122,12 @@ class Overloaded(HFServeError):
         self.headers.setdefault("Retry-After", str(max(1, round(retry_after))))
 
 
+class RateLimited(Overloaded):
+    """A key or a model used up its requests or tokens for now."""
+
+    code = "rate_limit_exceeded"
+
+
 class ModelLoading(HFServeError):
     status = 503
     type = "service_unavailable"
@@ -123,6 +146,42 @@ class ModelUnavailable(HFServeError):
     code = "model_unavailable"
 
 
+class ModelExists(HFServeError):
+    status = 409
+    type = "invalid_request_error"
+    code = "model_exists"
+
+
+class Forbidden(HFServeError):
+    status = 403
+    type = "permission_error"
+    code = "forbidden"
+
+
+class MemoryExhausted(HFServeError):
+    """A model does not fit beside the models that may not be evicted (pinned or busy)."""
+
+    status = 503
+    type = "service_unavailable"
+    code = "model_memory_exhausted"
+
+    def __init__(self, message: str, *, retry_after: float = 5.0, **kw) -> None:
+        super().__init__(message, **kw)
+        self.headers.setdefault("Retry-After", str(max(1, round(retry_after))))
+
+
+class CircuitOpen(ModelLoading):
+    """The model failed several requests in a row: requests fail fast for a while."""
+
+    code = "model_circuit_open"
+
+
+class UnservableModels(HFServeError):
+    """A configured model cannot be served: the server does not start."""
+
+    code = "unservable_models"
+
+
 class ServerShuttingDown(HFServeError):
     """The server is stopping: new work is refused, and work still running when its drain
     time is up is ended with this."""
@@ -130,6 +189,19 @@ class ServerShuttingDown(HFServeError):
     status = 503
     type = "service_unavailable"
     code = "server_shutting_down"
+
+
+class LimitsUnavailable(HFServeError):
+    """The shared rate limit store does not answer: requests are refused rather than let
+    through unmetered."""
+
+    status = 503
+    type = "service_unavailable"
+    code = "rate_limit_store_unavailable"
+
+    def __init__(self, message: str, *, retry_after: float = 1.0, **kw) -> None:
+        super().__init__(message, **kw)
+        self.headers.setdefault("Retry-After", str(max(1, round(retry_after))))
 
 
 class DeviceOutOfMemory(ModelLoading):

@@ -23,3 +23,42 @@ LOAD_SECONDS = Histogram("hfserve_model_load_seconds", "Time to load a model", [
                          buckets=(1, 2, 5, 10, 30, 60, 120, 300, 600))
 REJECTED = Counter("hfserve_rejected_total", "Requests refused before running",
                    ["model", "reason"])
+LOADS = Counter("hfserve_model_loads_total", "Model loads by outcome (ready, failed)",
+                ["model", "outcome"])
+EVICTIONS = Counter("hfserve_model_evictions_total",
+                    "Models unloaded to make room for another or for being idle", ["model"])
+RESIDENT_BYTES = Gauge("hfserve_model_resident_bytes",
+                       "Memory a loaded model is counted for on its device", ["model"])
+MODEL_STATE = Gauge("hfserve_model_state", "1 for the state a model is in, 0 for the others",
+                    ["model", "state"])
+BREAKER_STATE = Gauge("hfserve_breaker_state",
+                      "1 for the state of a model's circuit breaker, 0 for the others",
+                      ["model", "state"])
+
+MODEL_STATES = ("unloaded", "loading", "ready", "failed", "draining", "unsupported")
+BREAKER_STATES = ("closed", "open", "half_open")
+
+
+def set_state(model: str, state: str) -> None:
+    for name in MODEL_STATES:
+        MODEL_STATE.labels(model, name).set(1 if name == state else 0)
+
+
+def set_breaker(model: str, state: str) -> None:
+    for name in BREAKER_STATES:
+        BREAKER_STATE.labels(model, name).set(1 if name == state else 0)
+
+
+def forget_model(model: str) -> None:
+    """Drop a forgotten model's gauges (counters stay: they are totals)."""
+    for gauge, states in ((MODEL_STATE, MODEL_STATES), (BREAKER_STATE, BREAKER_STATES)):
+        for state in states:
+            try:
+                gauge.remove(model, state)
+            except KeyError:
+                pass
+    for gauge in (RESIDENT_BYTES, MODEL_READY):
+        try:
+            gauge.remove(model)
+        except KeyError:
+            pass

@@ -29,6 +29,18 @@ class Task(StrEnum):
     FEATURE_EXTRACTION = "feature-extraction"
 
 
+@dataclass(frozen=True)
+class TokenSpan:
+    """One token of a tokenized text: its id, its text (the token's own string for special
+    tokens) and, for tokens of the text, where it starts and stops in it (characters)."""
+
+    id: int
+    text: str
+    special: bool
+    start: int | None
+    stop: int | None
+
+
 class Family(StrEnum):
     """Architecture family: decides hardware compatibility and the default task."""
 
@@ -47,13 +59,14 @@ class Family(StrEnum):
 
 
 class ModelState(StrEnum):
-    """Lifecycle of one served model."""
+    """Lifecycle of one known model (docs/architecture.md has the diagram)."""
 
-    PENDING = "pending"
+    UNLOADED = "unloaded"        # known, not in memory; a request loads it
     LOADING = "loading"
     READY = "ready"
-    FAILED = "failed"
-    UNLOADED = "unloaded"
+    FAILED = "failed"            # its last load failed (or its process kept dying)
+    DRAINING = "draining"        # unloading: requests in flight finish, new ones wait
+    UNSUPPORTED = "unsupported"  # discovered, but no skill serves it
 
 
 @dataclass(frozen=True)

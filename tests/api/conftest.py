@@ -114,6 +114,7 @@ def start(dirs: ModelDirs, tmp_path: Path):
             models = [{"source": str(dirs.emb), "name": "emb", "max_wait_ms": 0},
                       {"source": str(dirs.gen), "name": "gen"}]
         settings.setdefault("cache_dir", tmp_path / "cache")
+        settings.setdefault("allowed_hosts", ["testserver"])   # httpx's and the raw host
         app = create_app(Settings(models=models, **settings))
         engine = app.state.engine
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

@@ -11,6 +11,7 @@ import itertools
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -24,6 +25,7 @@ BLOCK = "block"              # an embedding input that holds the worker until re
 FOREVER = "forever"          # a prompt word that makes the reply endless
 EXPLODE = "explode"          # a prompt word that makes decode fail after two tokens
 SLOW_LOAD = "fake_slow_load"  # a config.json key that makes load wait until released
+FAIL_LOAD = "fake_fail_load"  # a config.json key that makes every load fail
 OOM = "oom"                  # an embedding input that exhausts any device but the CPU
 
 
@@ -79,20 +81,23 @@ class FakeEmbeddingSkill(BatchSkill):
         CONTROL.loads.append(self.spec.name)
         if self.spec.config.get(SLOW_LOAD):
             CONTROL.load_release.wait(30)
+        if self.spec.config.get(FAIL_LOAD):
+            raise RuntimeError("the weights are corrupt")
         self.placement = placement
 
     def prepare(self, item: Any, options: dict[str, Any]) -> Prepared:
         if isinstance(item, str):
             if not item:
                 raise InvalidRequest("input must not be an empty string", param="input")
-            return Prepared(payload=item, cost=len(item.split()))
+            return Prepared(payload=_Item(item, options), cost=len(item.split()))
         if isinstance(item, list) and item and all(isinstance(t, int) for t in item):
-            return Prepared(payload=list(item), cost=len(item))
+            return Prepared(payload=_Item(list(item), options), cost=len(item))
         raise InvalidRequest("each input must be a non-empty string or list of token ids",
                              param="input")
 
     def run_batch(self, items: list[Prepared]) -> list[Any]:
-        payloads = [p.payload for p in items]
+        unpooled = [p.payload.options.get("pooling") == "none" for p in items]
+        payloads = [p.payload.value for p in items]
         with CONTROL.lock:
             CONTROL.batches.append([str(p) for p in payloads])
         if OOM in payloads and self.placement.device != "cpu":
@@ -100,7 +105,16 @@ class FakeEmbeddingSkill(BatchSkill):
         if BLOCK in payloads:
             CONTROL.run_started.set()
             CONTROL.run_release.wait(30)
-        return [embed(p) if isinstance(p, str) else vector_of_ids(p) for p in payloads]
+        vectors = [embed(p) if isinstance(p, str) else vector_of_ids(p) for p in payloads]
+        # Unpooled (TEI's /embed_all): a row per token, here the vector repeated per word.
+        return [np.tile(v, (p.cost, 1)) if raw else v
+                for v, p, raw in zip(vectors, items, unpooled, strict=True)]
+
+
+@dataclass
+class _Item:
+    value: Any
+    options: dict[str, Any]
 
 
 class FakeGenerationSkill(GenerativeSkill):

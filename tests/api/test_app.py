@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 REPLY = " ".join(fakes.REPLY)                  # "hello world the end"
 CHAT_URL = "/v1/chat/completions"
+KEY = "k3y-for-the-app-tests-Q7x9"
 
 
 def chat_body(content: str = "hello how are you", **extra: Any) -> dict[str, Any]:
@@ -99,15 +100,16 @@ async def test_ready_is_503_while_a_model_loads(start, dirs, control) -> None:
 
 
 async def test_models_load_on_demand_without_preload(start, control) -> None:
-    async with start(preload=False) as srv:
+    async with start(preload="none") as srv:
+        # Nothing should load at start, so the server is ready: each model loads on use.
         before = await srv.client.get("/ready")
-        assert before.status_code == 503
-        assert before.json()["models"] == {"emb": "pending", "gen": "pending"}
+        assert before.status_code == 200
+        assert before.json()["models"] == {"emb": "unloaded", "gen": "unloaded"}
         assert control.loads == []
         response = await srv.client.post("/v1/embeddings", json={"model": "emb", "input": "x"})
         assert response.status_code == 200
         assert control.loads == ["emb"]
-        assert srv.engine.manager.entries["gen"].state.value == "pending"
+        assert srv.engine.manager.entries["gen"].state.value == "unloaded"
 
 
 async def test_model_list(server: Server) -> None:
@@ -502,12 +504,12 @@ async def test_client_disconnect_frees_the_slot(start, dirs, control, open_strea
 
 
 async def test_api_key_guards_the_api_but_not_health(start) -> None:
-    async with start(api_key="sesame") as srv:
+    async with start(api_key=KEY) as srv:
         await srv.wait_ready()
         denied = await srv.client.post(CHAT_URL, json=chat_body())
         assert denied.status_code == 401
         assert error_of(denied)["type"] == "authentication_error"
         assert (await srv.client.get("/health")).status_code == 200
         allowed = await srv.client.post(CHAT_URL, json=chat_body(),
-                                        headers={"authorization": "Bearer sesame"})
+                                        headers={"authorization": f"Bearer {KEY}"})
         assert allowed.status_code == 200

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import fakes
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from test_app import CHAT_URL, REPLY, assert_still_serving, chat_body, error_of, wait_until
+from test_app import CHAT_URL, KEY, REPLY, assert_still_serving, chat_body, error_of, wait_until
 
 from hfserve.types import Task
 
@@ -192,16 +192,16 @@ async def test_too_many_embedding_inputs_is_a_400_naming_the_limit(server: Serve
 
 # --- headers ------------------------------------------------------------------------------
 @pytest.mark.parametrize("auth", [b"Bearer \xff\xfe", "Bearer héllo".encode(), b"\x80",
-                                  b"Bearer ", b"Bearer sesame2"])
+                                  b"Bearer ", b"Bearer wrong-k3y-for-the-app-tests"])
 async def test_a_malformed_authorization_header_is_a_401(start, auth: bytes) -> None:
-    async with start(api_key="sesame") as srv:
+    async with start(api_key=KEY) as srv:
         await srv.wait_ready()
         response = await srv.client.post(CHAT_URL, json=chat_body(),
                                          headers={"authorization": auth})
         assert response.status_code == 401
         assert error_of(response)["type"] == "authentication_error"
         ok = await srv.client.post(CHAT_URL, json=chat_body(),
-                                   headers={"authorization": "Bearer sesame"})
+                                   headers={"authorization": f"Bearer {KEY}"})
         assert ok.status_code == 200
 
 

@@ -36,7 +36,7 @@ def skill() -> GenerationSkill:
     skill.model = LlamaForCausalLM(config).to("cuda").eval()
     skill.placement = Placement(device="cuda", dtype="float32",
                                 options={"max_concurrent": 8})
-    skill.cache_kwarg = _cache_kwarg()
+    skill.cache_kwarg = _cache_kwarg(skill.model)
     skill.max_context = 256
     skill.start_batching(pad_id=0)
     return skill

@@ -174,6 +174,23 @@ async def _acheck_clean(response: httpx.Response) -> None:
         check_clean(response)
 
 
+@pytest.fixture
+def hub_client(server, monkeypatch):
+    """A factory of huggingface_hub InferenceClients on the server (``route``, ``model`` sent as
+    X-Model). The suite runs with HF_HUB_OFFLINE=1 so nothing reaches the Hub, and
+    huggingface_hub 1.x refuses every request in offline mode, a local server's included: these
+    clients only ever talk to the local server, so offline mode is lifted for the test."""
+    from huggingface_hub import InferenceClient, constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+
+    def make(route: str = "", model: str | None = None) -> InferenceClient:
+        return InferenceClient(model=f"{server['base']}{route}",
+                               headers={"X-Model": model} if model else None)
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def client(server):
     from openai import OpenAI

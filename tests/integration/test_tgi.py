@@ -5,7 +5,6 @@ huggingface_hub's InferenceClient (which speaks TGI) as the client: greedy text 
 from __future__ import annotations
 
 import pytest
-from huggingface_hub import InferenceClient
 
 from .conftest import CHAT, CHAT_OV
 
@@ -13,8 +12,8 @@ PROMPT = "The capital of France is"
 
 
 @pytest.mark.parametrize("model", [CHAT, CHAT_OV])
-def test_generate_equals_greedy_completions_and_streams_the_same(server, client, model):
-    tgi = InferenceClient(model=server["base"], headers={"X-Model": model})
+def test_generate_equals_greedy_completions_and_streams_the_same(hub_client, client, model):
+    tgi = hub_client(model=model)
     want = client.completions.create(model=model, prompt=PROMPT, max_tokens=8,
                                      temperature=0).choices[0].text
     out = tgi.text_generation(PROMPT, max_new_tokens=8, details=True)
@@ -43,3 +42,11 @@ def test_generate_route_and_tgi_errors(http):
         response = http.post("/generate", json=bad)
         assert response.status_code == status, response.text
         assert set(response.json()) == {"error", "error_type"}
+
+
+def test_info_is_tgis_for_a_generative_model(http):
+    body = http.get("/info", headers={"X-Model": CHAT}).json()
+    assert body["model_id"] == CHAT and body["model_pipeline_tag"] == "text-generation"
+    assert body["max_total_tokens"] == body["max_input_tokens"] + 1 > 1
+    assert body["max_stop_sequences"] == 16 and body["max_best_of"] == 1
+    assert isinstance(body["version"], str) and body["max_concurrent_requests"] >= 1

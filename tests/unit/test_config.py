@@ -30,7 +30,7 @@ def test_defaults() -> None:
     s = Settings()
     assert (s.host, s.port) == ("127.0.0.1", 8000)
     assert s.models == [] and s.model_dirs == []
-    assert s.preload is True and s.hf_cache is False
+    assert s.preload == "all" and s.hf_cache is False
     assert s.device == "auto" and s.threads is None
     assert s.api_key is None
     assert s.max_body_bytes == 16 * 1024 * 1024
@@ -161,7 +161,7 @@ def test_serve_flags_become_settings() -> None:
     s = cli.settings_from(args)
     assert [m.source for m in s.models] == ["a", "b"]
     assert s.port == 9 and s.threads == 3
-    assert s.preload is False
+    assert s.preload == "none"
     assert s.host == "127.0.0.1"     # not given: the default, not None
 
 
@@ -195,3 +195,60 @@ def test_kv_cache_memory_takes_a_size() -> None:
     assert ModelConfig(source="m").kv_cache_memory is None
     with pytest.raises(ValidationError):
         ModelConfig(source="m", kv_cache_memory="lots")
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ("all", "all"), ("none", "none"), (True, "all"), (False, "none"),
+    ("a, b", ["a", "b"]), (["a", "b"], ["a", "b"]), (["none"], "none")])
+def test_preload_takes_all_none_or_ids(given, expected) -> None:
+    assert Settings(preload=given).preload == expected
+
+
+def test_preload_of_a_list_names_models_or_aliases() -> None:
+    s = Settings(preload=["b"])
+    assert s.preloads("x", ["b"]) and not s.preloads("a", [])
+    assert Settings().preloads("a", []) and not Settings(preload="none").preloads("a", [])
+
+
+def test_model_roots_default_to_the_model_dirs(tmp_path: Path) -> None:
+    assert Settings(model_dirs=[tmp_path]).roots() == [tmp_path]
+    assert Settings(model_dirs=[tmp_path], model_roots=[]).roots() == []
+
+
+def test_lifecycle_settings_have_their_defaults() -> None:
+    s = Settings()
+    assert (s.load_timeout_s, s.skip_unservable_models, s.admin_routes) == (300.0, False, True)
+    assert (s.idle_ttl_s, s.breaker_failures, s.breaker_open_s) == (None, 5, 30.0)
+    assert Settings(memory_reserve="1GiB").memory_reserve == 2**30
+    mc = ModelConfig(source="m")
+    assert (mc.pinned, mc.idle_ttl_s, mc.discovered) == (False, None, False)
+
+
+def test_security_settings_from_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hfserve.cli import build_parser, settings_from
+
+    monkeypatch.setenv("HFSERVE_ALLOWED_HOSTS", "api.example.com, *.corp.example")
+    args = build_parser().parse_args(["serve", "--cors-origins", "https://a.example",
+                                      "--no-admin-routes", "--public-docs-and-metrics",
+                                      "--rate-limit-rpm", "30",
+                                      "--rate-limit-store", "redis://127.0.0.1:6379/1"])
+    s = settings_from(args)
+    assert s.cors_origins == ["https://a.example"]
+    assert s.allowed_hosts == ["api.example.com", "*.corp.example"]
+    assert (s.admin_routes, s.public_docs_and_metrics, s.rate_limit_rpm) == (False, True, 30)
+    assert s.rate_limit_store == "redis://127.0.0.1:6379/1"
+    monkeypatch.delenv("HFSERVE_ALLOWED_HOSTS")
+    d = Settings()
+    assert (d.cors_origins, d.allowed_hosts, d.keys, d.admin_routes) == ([], [], [], True)
+    assert (d.public_docs_and_metrics, d.rate_limit_store) == (False, "memory")
+
+
+def test_rate_limit_store_must_be_memory_or_redis() -> None:
+    with pytest.raises(ValidationError, match="rate_limit_store"):
+        Settings(rate_limit_store="memcached://x")
+
+
+def test_model_limits_are_positive() -> None:
+    assert ModelConfig(source="m", rpm=5, tpm=100).rpm == 5
+    with pytest.raises(ValidationError):
+        ModelConfig(source="m", rpm=0)

@@ -11,6 +11,10 @@ TABLE = [
     (e.InvalidRequest, 400, "invalid_request_error", "invalid_request"),
     (e.ContextLengthExceeded, 400, "invalid_request_error", "context_length_exceeded"),
     (e.AuthenticationError, 401, "authentication_error", "invalid_api_key"),
+    (e.PermissionDenied, 403, "permission_error", "insufficient_permissions"),
+    (e.NotFound, 404, "not_found_error", "not_found"),
+    (e.RateLimited, 429, "rate_limit_error", "rate_limit_exceeded"),
+    (e.LimitsUnavailable, 503, "service_unavailable", "rate_limit_store_unavailable"),
     (e.ModelNotFound, 404, "invalid_request_error", "model_not_found"),
     (e.UnsupportedTask, 400, "invalid_request_error", "unsupported_task"),
     (e.PayloadTooLarge, 413, "invalid_request_error", "payload_too_large"),
@@ -22,6 +26,11 @@ TABLE = [
     (e.DeadlineExceeded, 504, "timeout_error", "deadline_exceeded"),
     (e.Cancelled, 499, "cancelled", "client_closed_request"),
     (e.ModelError, 500, "server_error", "model_error"),
+    (e.ModelExists, 409, "invalid_request_error", "model_exists"),
+    (e.Forbidden, 403, "permission_error", "forbidden"),
+    (e.MemoryExhausted, 503, "service_unavailable", "model_memory_exhausted"),
+    (e.CircuitOpen, 503, "service_unavailable", "model_circuit_open"),
+    (e.UnservableModels, 500, "server_error", "unservable_models"),
 ]
 
 

@@ -40,7 +40,7 @@ def make_skill(options: dict, max_context: int = 128) -> GenerationSkill:
     skill = GenerationSkill(spec)
     skill.model = LlamaForCausalLM(config).eval()
     skill.placement = Placement(options=options)
-    skill.cache_kwarg = _cache_kwarg()
+    skill.cache_kwarg = _cache_kwarg(skill.model)
     skill.max_context = max_context
     skill.start_batching(pad_id=0)
     return skill

@@ -5,11 +5,16 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from hfserve import __version__
 from hfserve.api import errors
-from hfserve.api.middleware import ApiKey, BodyLimit, RequestMetrics
+from hfserve.api.guard import Authenticate, HostGuard
+from hfserve.api.middleware import BodyLimit, RequestMetrics
+from hfserve.api.model_gate import ModelGate
+from hfserve.api.ratelimit import RateLimit
 from hfserve.api.routes import (
+    admin,
     chat,
     classify,
     completions,
@@ -17,6 +22,7 @@ from hfserve.api.routes import (
     hardware,
     health,
     infer,
+    info,
     models,
     rerank,
     tei,
@@ -25,10 +31,17 @@ from hfserve.api.routes import (
 from hfserve.config import Settings
 from hfserve.runtime.client import EngineClient
 from hfserve.runtime.engine import Engine  # the composition root: the one place it is built
+from hfserve.security.exposure import HostRule
+from hfserve.security.keys import KeyRing
+from hfserve.security.ratelimit import Limiter, Limits, open_store
 
 
 def create_app(settings: Settings, engine: EngineClient | None = None) -> FastAPI:
     engine = engine or Engine(settings)
+    limiter = Limiter(open_store(settings.rate_limit_store),
+                      default=Limits(settings.rate_limit_rpm, settings.rate_limit_tpm),
+                      models={mc.served_name: Limits(mc.rpm, mc.tpm)
+                              for mc in settings.model_configs()})
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -38,19 +51,43 @@ def create_app(settings: Settings, engine: EngineClient | None = None) -> FastAP
             yield
         finally:
             await engine.close()
+            await limiter.store.close()
 
     app = FastAPI(title="hfserve", version=__version__, lifespan=lifespan,
                   description="One server for every HuggingFace model, behind the OpenAI API.")
     app.state.engine = engine
+    app.include_router(info.models_router)
     for module in (models, embeddings, chat, completions, classify, rerank, infer, tei,
-                   tgi, hardware, health):
+                   tgi, info, hardware, health):
         app.include_router(module.router)
+    app.include_router(admin.router if settings.admin_routes else admin.off)
     errors.install(app)
     app.openapi = lambda: _openapi(app)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    app.add_middleware(ApiKey, key=settings.api_key)
-    app.add_middleware(RequestMetrics)
+    _add_middleware(app, settings, limiter)
     return app
+
+
+RATE_HEADERS = [f"x-ratelimit-{what}-{kind}" for what in ("limit", "remaining", "reset")
+                for kind in ("requests", "tokens")]
+
+
+def _add_middleware(app: FastAPI, settings: Settings, limiter: Limiter) -> None:
+    """Listed innermost first (each one added wraps those before): the request meets them
+    bottom up, so who the caller is and whether the host is right are settled before a body
+    is read, and the model named is known before rate limits are checked."""
+    app.add_middleware(RateLimit, limiter=limiter)
+    app.add_middleware(ModelGate, per_model=bool(limiter.models))
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(Authenticate, ring=KeyRing(settings.keys),
+                       public_docs=settings.public_docs_and_metrics,
+                       admin_routes=settings.admin_routes)
+    app.add_middleware(HostGuard, rule=HostRule(settings.allowed_hosts, settings.host,
+                                                settings.cors_origins))
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["*"], allow_headers=["*"],
+                           expose_headers=["x-request-id", "retry-after", *RATE_HEADERS])
+    app.add_middleware(RequestMetrics)
 
 
 def _openapi(app: FastAPI) -> dict:

@@ -1,18 +1,16 @@
-"""Pure-ASGI middleware (safe on streaming responses): body size limit, API key, request id
-and request metrics."""
+"""Pure-ASGI middleware (safe on streaming responses): body size limit, request id and
+request metrics (keys and hosts: ``guard.py``; rate limits: ``ratelimit.py``)."""
 
 from __future__ import annotations
 
-import hmac
 import json
 import re
 import time
 import uuid
 
 from hfserve import metrics
-from hfserve.errors import AuthenticationError, HFServeError, PayloadTooLarge
+from hfserve.errors import HFServeError, PayloadTooLarge
 
-OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/docs", "/openapi.json"})
 CLIENT_CLOSED = 499      # nginx's status for a request whose client went away first
 _REQUEST_ID = re.compile(rb"[\x21-\x7e]{1,128}")
 
@@ -67,24 +65,6 @@ class BodyLimit:
 
     def _too_large(self) -> PayloadTooLarge:
         return PayloadTooLarge(f"request body is larger than {self.limit} bytes")
-
-
-class ApiKey:
-    """Bearer-token check when an API key is configured (health and metrics stay open)."""
-
-    def __init__(self, app, key: str | None) -> None:
-        self.app = app
-        self.key = key.encode() if key else None
-
-    async def __call__(self, scope, receive, send):
-        if self.key and scope["type"] == "http" and scope["path"] not in OPEN_PATHS:
-            # Compared as bytes: a header is bytes of any value, and neither decoding it
-            # nor ``compare_digest`` of a non-ASCII str may fail before the 401.
-            auth = dict(scope["headers"]).get(b"authorization", b"")
-            token = auth.removeprefix(b"Bearer ").strip()
-            if not hmac.compare_digest(token, self.key):
-                return await send_error(send, AuthenticationError("invalid or missing API key"))
-        return await self.app(scope, receive, send)
 
 
 class RequestMetrics:

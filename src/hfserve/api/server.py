@@ -15,6 +15,7 @@ import uvicorn
 from hfserve.api.app import create_app
 from hfserve.config import Settings
 from hfserve.runtime.client import EngineClient
+from hfserve.security.exposure import exposure_problem
 
 # Time after the drain for ended streams to write their last events and close.
 END_GRACE_S = 2.0
@@ -53,6 +54,9 @@ class DrainingServer(uvicorn.Server):
 
 
 def serve(settings: Settings) -> None:
+    problem = exposure_problem(settings)
+    if problem:                 # the CLI says so first; this holds for any other caller
+        raise SystemExit(f"hfserve: {problem}")
     app = create_app(settings)
     config = uvicorn.Config(app, host=settings.host, port=settings.port,
                             log_level=settings.log_level, access_log=settings.access_log,

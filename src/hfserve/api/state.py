@@ -19,14 +19,17 @@ def note_model(request: Request, name: str) -> None:
     request.state.model = engine_of(request).label_of(name)
 
 
-def choose_model(request: Request, given: str | None, task: Task) -> str:
+def choose_model(request: Request, given: str | None, task: Task | None) -> str:
     """The model a TEI or TGI request names (field, then X-Model), or the one model doing
-    ``task`` (they serve one model per process, and their clients name none)."""
+    ``task`` (None: the one model served), as TEI and TGI serve one model per process and
+    their clients name none."""
     name = given or request.headers.get("x-model")
     if name is None:
-        able = [m["id"] for m in engine_of(request).models() if task.value in m.get("tasks", ())]
+        able = [m["id"] for m in engine_of(request).models()
+                if task is None or task.value in m.get("tasks", ())]
         if len(able) != 1:
-            raise InvalidRequest(f"{len(able)} served models do {task.value}; name one with "
+            doing = f"do {task.value}" if task else "are served"
+            raise InvalidRequest(f"{len(able)} models {doing}; name one with "
                                  "`model` or the X-Model header", param="model")
         name = able[0]
     note_model(request, name)

@@ -18,13 +18,13 @@ def scan_folders(folders: Iterable[Path]) -> list[ModelConfig]:
     for folder in folders:
         folder = Path(folder).expanduser()
         if is_model_folder(folder) and (folder / "config.json").is_file():
-            found.append(ModelConfig(source=str(folder)))
+            found.append(ModelConfig(source=str(folder), discovered=True))
             continue
         for child in sorted(folder.iterdir()) if folder.is_dir() else []:
             if child.suffix == ".gguf" and child.is_file():
-                found.append(ModelConfig(source=str(child)))
+                found.append(ModelConfig(source=str(child), discovered=True))
             elif is_model_folder(child):
-                found.append(ModelConfig(source=str(child), name=child.name))
+                found.append(ModelConfig(source=str(child), name=child.name, discovered=True))
     return found
 
 
@@ -43,5 +43,5 @@ def scan_hf_cache(cache_dir: Path | None = None) -> list[ModelConfig]:
             continue
         files = {f.file_name for rev in repo.revisions for f in rev.files}
         if "config.json" in files or any(name.endswith(".gguf") for name in files):
-            found.append(ModelConfig(source=repo.repo_id, name=repo.repo_id))
+            found.append(ModelConfig(source=repo.repo_id, name=repo.repo_id, discovered=True))
     return found

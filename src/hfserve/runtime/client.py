@@ -6,10 +6,11 @@ below it, so every front end gets them alike."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from hfserve.runtime.events import GenerationHandle, GenerationInput, RunResult
-from hfserve.types import Task
+from hfserve.types import Task, TokenSpan
 
 
 class EngineClient(Protocol):
@@ -39,6 +40,14 @@ class EngineClient(Protocol):
 
     async def detokenize(self, model: str, token_ids: list[int]) -> str: ...
 
+    async def tokenize(self, model: str, texts: list[str],
+                       add_special_tokens: bool = True) -> list[list[TokenSpan]]:
+        """Each text as the model's tokenizer cuts it (any model with a tokenizer)."""
+
+    async def decode(self, model: str, sequences: list[list[int]],
+                     skip_special_tokens: bool = True) -> list[str]:
+        """Each sequence of token ids as text."""
+
     # --- introspection ------------------------------------------------------------------
     def models(self) -> list[dict[str, Any]]: ...
 
@@ -49,6 +58,26 @@ class EngineClient(Protocol):
 
     def hardware(self) -> dict[str, Any]: ...
 
-    def ready(self) -> tuple[bool, dict[str, str]]: ...
+    def ready(self) -> tuple[bool, dict[str, str]]:
+        """Whether every model that should serve does, and each known model's state."""
+
+    def breakers(self) -> dict[str, str]:
+        """Models whose circuit breaker is not closed, and its state."""
 
     def broken(self) -> dict[str, str]: ...
+
+    # --- administration -----------------------------------------------------------------
+    def load_events(self, name: str, device: str | None = None,
+                    backend: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Load a known model; events ``resolving``, ``loading``, then ``ready`` or
+        ``error`` (each a dict with ``event`` and ``model``)."""
+
+    async def unload_model(self, name: str) -> dict[str, Any]:
+        """Unload after requests in flight finish; the model stays known."""
+
+    async def register_model(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Make a local model under the model roots known (``id``, ``source``, ModelConfig
+        fields); its description."""
+
+    async def forget_model(self, name: str) -> None:
+        """Unload and forget a model."""

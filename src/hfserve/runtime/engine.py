@@ -7,23 +7,29 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from hfserve import usage
 from hfserve.config import Settings
 from hfserve.errors import (
+    Cancelled,
     ContextLengthExceeded,
     InvalidRequest,
     Overloaded,
     ServerShuttingDown,
 )
+from hfserve.runtime import startup
+from hfserve.runtime.admin import Admin
+from hfserve.runtime.breaker import BreakerState
 from hfserve.runtime.events import GenerationHandle, GenerationInput, RunResult, coalesce
 from hfserve.runtime.manager import ModelManager
 from hfserve.runtime.scheduler import GenerationRequest
 from hfserve.runtime.stream import EventStream
 from hfserve.runtime.tool_choice import apply_tool_choice
 from hfserve.skills.base import BatchSkill, TextGenerator
-from hfserve.types import ModelState, SamplingParams, Task
+from hfserve.types import ModelState, SamplingParams, Task, TokenSpan
 from hfserve.validation import require_unicode
 
 PRIORITIES = {"high": 0, "normal": 1, "low": 2}
@@ -67,36 +73,51 @@ class Engine:
     def __init__(self, settings: Settings, manager: ModelManager | None = None) -> None:
         self.settings = settings
         self.manager = manager or ModelManager(settings.model_configs(), settings.cache_dir,
-                                               settings.memory_limits)
+                                               settings.memory_limits, settings)
         # request id -> model name and the request's event stream
         self._streams: dict[str, tuple[str, EventStream]] = {}
         self._loading: asyncio.Task | None = None
+        self._reaper: asyncio.Task | None = None
         self.draining = False
         # Tokenization and chat templates run here, off the event loop. One small pool rather
         # than asyncio's default (up to cores + 4 threads), so few threads contend for the GIL
         # with the event loop and the model threads (64 clients: 507 -> 529 sentences/s).
         self._prepare_pool = ThreadPoolExecutor(2, thread_name_prefix="prepare")
+        self.admin = Admin(self.manager, settings, self.describe)
 
     # --- lifecycle ---------------------------------------------------------------
     async def start(self) -> None:
-        """Begin loading configured models in the background: the server answers at once
-        (503 for a model still loading) and /ready turns 200 when all are loaded."""
-        if self.settings.preload:
-            self._loading = asyncio.create_task(self.manager.load_all())
+        """Check that every known model can be served (a configured one that cannot fails
+        the start, unless ``skip_unservable_models``), then load the ``preload`` models in
+        the background: the server answers at once (503 for a model still loading at
+        start-up) and /ready turns 200 when they are loaded."""
+        await asyncio.to_thread(startup.check_models, self.manager, self.settings)
+        names = [e.name for e in self.manager.entries.values()
+                 if self.settings.preloads(e.name, e.config.aliases)
+                 and e.state == ModelState.UNLOADED]
+        for name in names:       # before the first /ready can be answered
+            self.manager.entries[name].scheduled = True
+        if names:
+            self._loading = asyncio.create_task(
+                startup.preload(self.manager, self.settings, names))
+        self._reaper = asyncio.create_task(startup.reap_idle(self.manager, self.settings))
 
-    async def _ready(self, model: str, task: Task):
+    async def _ready(self, model: str, task: Task | None, timeout: float | None = None):
         if self.draining:
             raise ServerShuttingDown("the server is shutting down; retry on another replica",
                                      headers={"Retry-After": "1"})
-        return await self.manager.ready(model, task)
+        # Wait for a load no longer than the client would wait for the answer.
+        wait = min(self.settings.load_timeout_s, timeout or self.settings.request_timeout_s)
+        return await self.manager.ready(model, task, wait)
 
     async def _off_loop(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self._prepare_pool, fn, *args)
 
     async def close(self) -> None:
-        if self._loading is not None:
-            self._loading.cancel()
-            await asyncio.gather(self._loading, return_exceptions=True)
+        for task in (self._loading, self._reaper):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await self.manager.close()
         self._prepare_pool.shutdown(wait=False)
 
@@ -107,7 +128,17 @@ class Engine:
         options = options or {}
         if not items:
             raise InvalidRequest("input must not be empty", param="input")
-        entry = await self._ready(model, task)
+        entry = await self._ready(model, task, timeout)
+        try:
+            result = await self._run(entry, items, options, priority, timeout)
+        except BaseException as exc:
+            self.manager.release(entry, exc)
+            raise
+        self.manager.release(entry)
+        return result
+
+    async def _run(self, entry, items: list[Any], options: dict[str, Any], priority: str,
+                   timeout: float | None) -> RunResult:
         most = min(self.settings.max_request_items, entry.batcher.max_queue)
         if len(items) > most:   # could never be queued: retrying would not help
             raise InvalidRequest(f"this request has {len(items)} inputs; a request may have "
@@ -125,8 +156,9 @@ class Engine:
         results = await entry.batcher.submit(
             prepared, [p.cost for p in prepared], priority=self._priority(priority),
             deadline=self._deadline(timeout))
-        return RunResult(results=results, prompt_tokens=sum(p.cost for p in prepared),
-                         model=entry.name)
+        prompt_tokens = sum(p.cost for p in prepared)
+        usage.record(prompt_tokens)
+        return RunResult(results=results, prompt_tokens=prompt_tokens, model=entry.name)
 
     # --- generation ----------------------------------------------------------------
     async def stream(self, model: str, request: GenerationInput) -> GenerationHandle:
@@ -136,7 +168,18 @@ class Engine:
                           ) -> list[GenerationHandle]:
         """Start several generations as one client request (a prompt list): every one is
         admitted, or none is (the queue has no room for all, or one prompt is invalid)."""
-        entry = await self._ready(model, Task.TEXT_GENERATION)
+        entry = await self._ready(model, Task.TEXT_GENERATION,
+                                  max((r.timeout or 0) for r in requests) or None)
+        try:
+            handles = await self._start_streams(entry, requests)
+        except BaseException as exc:
+            self.manager.release(entry, exc)
+            raise
+        entry.busy += len(handles) - 1       # one admission per handle, ended with it
+        return handles
+
+    async def _start_streams(self, entry, requests: list[GenerationInput]
+                             ) -> list[GenerationHandle]:
         skill: TextGenerator = entry.skill  # type: ignore[assignment]
         worker = entry.scheduler
         sequences = sum(r.n for r in requests)
@@ -182,24 +225,63 @@ class Engine:
                                                 tool_parser=parser))
         except BaseException:
             for handle in handles:     # all or none
-                self.abort(handle.request_id)
+                self._streams.pop(handle.request_id, None)
+                entry.scheduler.abort(handle.request_id)
             raise
         return handles
 
     async def detokenize(self, model: str, token_ids: list[int]) -> str:
         entry = await self.manager.ready(model, Task.TEXT_GENERATION)
-        return await self._off_loop(entry.skill.decode_tokens, token_ids)
+        try:
+            return await self._off_loop(entry.skill.decode_tokens, token_ids)
+        finally:
+            self.manager.release(entry)
+
+    # --- the tokenizer's view ------------------------------------------------------
+    async def tokenize(self, model: str, texts: list[str],
+                       add_special_tokens: bool = True) -> list[list[TokenSpan]]:
+        self._check_count(len(texts), "inputs")
+        for text in texts:
+            require_unicode(text, "inputs")
+        entry = await self._ready(model, None)
+        try:
+            return await self._off_loop(
+                lambda: [entry.skill.tokenize(t, add_special_tokens) for t in texts])
+        finally:
+            self.manager.release(entry)
+
+    async def decode(self, model: str, sequences: list[list[int]],
+                     skip_special_tokens: bool = True) -> list[str]:
+        self._check_count(len(sequences), "ids")
+        entry = await self._ready(model, None)
+        try:
+            return await self._off_loop(
+                lambda: [entry.skill.detokenize(ids, skip_special_tokens) for ids in sequences])
+        finally:
+            self.manager.release(entry)
+
+    def _check_count(self, count: int, param: str) -> None:
+        if count > self.settings.max_request_items:
+            raise InvalidRequest(f"this request has {count} inputs; a request may have at "
+                                 f"most {self.settings.max_request_items}", param=param,
+                                 code="too_many_inputs")
 
     def abort(self, request_id: str) -> None:
-        name, _ = self._streams.pop(request_id, (None, None))
-        if name is None:
+        name, events = self._streams.pop(request_id, (None, None))
+        entry = self.manager.entries.get(name) if name is not None else None
+        if entry is None:
             return
-        scheduler = self.manager.entries[name].scheduler
-        if scheduler is not None:
-            scheduler.abort(request_id)
+        # A stream the model failed counts against its breaker; one its client left does not.
+        failed = events.error if events is not None else None
+        self.manager.release(entry, failed or Cancelled("aborted"))
+        if entry.scheduler is not None:
+            entry.scheduler.abort(request_id)
 
     def done(self, request_id: str) -> None:
-        self._streams.pop(request_id, None)
+        name, _ = self._streams.pop(request_id, (None, None))
+        entry = self.manager.entries.get(name) if name is not None else None
+        if entry is not None:
+            self.manager.release(entry)
 
     def _end(self, request_id: str, finished: bool) -> None:
         """A handle closed: forget a finished generation, abort one that was not."""
@@ -282,7 +364,12 @@ class Engine:
         worker = entry.batcher or entry.scheduler
         info.update(id=entry.name, aliases=entry.config.aliases,
                     created=int(entry.loaded_at or 0),
-                    queue_depth=worker.queue_depth if worker else 0)
+                    queue_depth=worker.queue_depth if worker else 0,
+                    limits={"max_queue": entry.config.max_queue,
+                            "max_batch_size": entry.config.max_batch_size,
+                            "max_batch_tokens": entry.config.max_batch_tokens,
+                            "max_request_items": self.settings.max_request_items,
+                            "max_request_sequences": self.settings.max_request_sequences})
         return info
 
     def hardware(self) -> dict[str, Any]:
@@ -293,11 +380,31 @@ class Engine:
                 "unavailable": probe_errors(), "compatibility": table()}
 
     def ready(self) -> tuple[bool, dict[str, str]]:
+        """Whether every model that should serve does (see ``ModelEntry.holds_readiness``),
+        and each known model's state."""
         states = {name: e.state.value for name, e in self.manager.entries.items()}
-        ok = not self.draining and all(
-            e.state == ModelState.READY and (e.batcher or e.scheduler).alive
-            for e in self.manager.entries.values())
+        ok = not self.draining and not any(e.holds_readiness()
+                                           for e in self.manager.entries.values())
         return ok, states
+
+    def breakers(self) -> dict[str, str]:
+        """The models whose breaker is not closed, and its state."""
+        return {name: e.breaker.state.value for name, e in self.manager.entries.items()
+                if e.breaker.state != BreakerState.CLOSED}
+
+    # --- administration (runtime/admin.py) -----------------------------------------------
+    def load_events(self, name: str, device: str | None = None,
+                    backend: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        return self.admin.load_events(name, device, backend)
+
+    async def unload_model(self, name: str) -> dict[str, Any]:
+        return await self.admin.unload(name)
+
+    async def register_model(self, fields: dict[str, Any]) -> dict[str, Any]:
+        return await self.admin.register(fields)
+
+    async def forget_model(self, name: str) -> None:
+        await self.admin.forget(name)
 
     def broken(self) -> dict[str, str]:
         """Models that failed while serving and will not be loaded again by this process

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hfserve import metrics
+from hfserve import metrics, usage
 from hfserve.runtime.stream import EventStream
 from hfserve.types import SamplingParams, TokenChoice
 
@@ -117,6 +117,7 @@ class GenerationHandle:
                     max(0.0, time.monotonic() - self.created_monotonic))
             elif isinstance(event, Finished):
                 self.finished = True
+                usage.record(event.prompt_tokens + event.completion_tokens)
             yield event
 
     async def __aenter__(self) -> GenerationHandle:

@@ -1,117 +1,59 @@
-"""ModelManager: owns every served model's lifecycle (spec -> placement -> loaded skill ->
-worker), one lock per model, and answers which model serves a request."""
+"""ModelManager: owns every known model's lifecycle (spec -> placement -> residency ->
+loaded skill -> worker -> unload), one lock per model, and answers which model serves a
+request. A request for an unloaded model loads it; room is made on its device by unloading
+the least recently used idle models (``runtime/residency.py``)."""
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from hfserve import metrics
-from hfserve.config import ModelConfig
+from hfserve.config import ModelConfig, Settings
 from hfserve.errors import (
+    CircuitOpen,
     HFServeError,
     InvalidRequest,
+    MemoryExhausted,
     ModelLoading,
     ModelNotFound,
     ModelUnavailable,
     UnsupportedTask,
-    public,
 )
-from hfserve.hardware import table as compatibility_table
 from hfserve.registry import build_spec
-from hfserve.registry.skills import skill_targets
-from hfserve.runtime import heap
-from hfserve.runtime.batcher import Batcher
-from hfserve.runtime.pipeline_worker import PipelineWorker
-from hfserve.runtime.placement import choices
-from hfserve.runtime.restarts import RestartBudget
-from hfserve.runtime.scheduler import Scheduler
-from hfserve.runtime.worker_process import ProcessGenerator
-from hfserve.skills.base import BatchSkill, GenerativeSkill, PipelineSkill, Skill
-from hfserve.types import Family, ModelSpec, ModelState, Task
+from hfserve.runtime import footprint, heap
+from hfserve.runtime.breaker import CircuitBreaker, model_failure
+from hfserve.runtime.entry import ModelEntry, brief
+from hfserve.runtime.loading import load_on_chain, measure, resolve
+from hfserve.runtime.memory_budget import MemoryBudget
+from hfserve.runtime.placement import Choice
+from hfserve.runtime.skill_table import skill_classes
+from hfserve.runtime.workers import new_skill, start_worker
+from hfserve.types import ModelState, Task
 
 log = logging.getLogger("hfserve.manager")
+_brief = brief
+Progress = Callable[[str, dict], None] | None
+
+__all__ = ["ModelEntry", "ModelManager", "skill_classes"]
 
 
-def compatibility_row(family: Family) -> dict[str, str]:
-    """Which device kinds run this family: full, partial or none."""
-    return compatibility_table().get(family.value, {})
-
-
-def skill_classes(task: Task) -> list[type[Skill]]:
-    """The skills registered for ``task``, in preference order."""
-    targets = skill_targets(task)
-    if not targets:
-        raise UnsupportedTask(f"no skill serves task {task.value!r} yet", param="model")
-    classes = []
-    for target in targets:
-        module, _, name = target.partition(":")
-        classes.append(getattr(importlib.import_module(module), name))
-    return classes
-
-
-@dataclass
-class ModelEntry:
-    config: ModelConfig
-    name: str
-    spec: ModelSpec | None = None
-    state: ModelState = ModelState.PENDING
-    skill: Skill | None = None
-    batcher: Batcher | None = None
-    scheduler: Scheduler | None = None
-    executor: ThreadPoolExecutor | None = None
-    error: str | None = None
-    device_id: str | None = None
-    placement_reason: str | None = None
-    attempts: list[dict[str, str]] = field(default_factory=list)
-    loaded_at: float | None = None
-    scheduled: bool = False              # queued for start-up loading
-    excluded: set[str] = field(default_factory=set)   # devices that failed this model
-    restarts: RestartBudget = field(default_factory=RestartBudget)
-    # Failed while serving and not loaded again (its restart budget is spent): liveness
-    # reports it, so that an orchestrator restarts the server.
-    broken: bool = False
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    def served_tasks(self) -> tuple[Task, ...]:
-        """What requests this model takes: the tasks of its config that the loaded skill
-        serves (before loading: those some registered skill serves). A causal LM's config
-        also lists feature extraction, which its generation skill does not do."""
-        if self.spec is None:
-            return ()
-        if self.skill is not None:
-            return tuple(t for t in self.spec.tasks if t in self.skill.tasks)
-        return tuple(t for t in self.spec.tasks if skill_targets(t))
-
-    def describe(self) -> dict[str, Any]:
-        spec = self.spec
-        info: dict[str, Any] = {"state": self.state.value, "source": self.config.source,
-                                "error": self.error}
-        if spec is not None:
-            info.update(architecture=spec.architecture, model_type=spec.model_type,
-                        family=spec.family.value, task=spec.task.value,
-                        tasks=[t.value for t in self.served_tasks()],
-                        parameters=spec.parameters,
-                        max_context=spec.max_context, gguf_file=spec.gguf_file)
-            info["compatibility"] = compatibility_row(spec.family)
-        if self.skill is not None and self.state == ModelState.READY:
-            info.update(self.skill.info(), device=self.device_id)
-        info["placement_reason"] = self.placement_reason
-        info["placement_attempts"] = self.attempts
-        return info
+def _nothing(phase: str, details: dict) -> None:
+    return None
 
 
 class ModelManager:
     def __init__(self, configs: list[ModelConfig], cache_dir: Path | None = None,
-                 memory_limits: dict[str, int] | None = None) -> None:
+                 memory_limits: dict[str, int] | None = None,
+                 settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
         self.cache_dir = cache_dir or Path.home() / ".cache" / "hfserve"
         self.memory_limits = memory_limits or {}
+        self.budget = MemoryBudget(self.memory_limits, self.settings.memory_reserve)
         self.entries: dict[str, ModelEntry] = {}
         self.aliases: dict[str, str] = {}
         # One load at a time: loads compete for the same cores and memory, and the first
@@ -121,16 +63,27 @@ class ModelManager:
         for mc in configs:
             self.add(mc)
 
+    # --- what is known ------------------------------------------------------------------
     def add(self, mc: ModelConfig) -> ModelEntry:
         name = mc.served_name
-        if name in self.aliases:
-            raise InvalidRequest(f"two models are named {name!r}; give one a name",
+        taken = [n for n in [name, *mc.aliases] if n in self.aliases]
+        if taken:
+            raise InvalidRequest(f"two models are named {taken[0]!r}; give one a name",
                                  param="name")
-        entry = ModelEntry(config=mc, name=name)
+        s = self.settings
+        entry = ModelEntry(config=mc, name=name,
+                           breaker=CircuitBreaker(s.breaker_failures, s.breaker_open_s))
         self.entries[name] = entry
+        metrics.set_breaker(name, entry.breaker.state.value)
         for alias in [name, *mc.aliases]:
             self.aliases[alias] = name
         return entry
+
+    def forget(self, entry: ModelEntry) -> None:
+        self.entries.pop(entry.name, None)
+        for alias in [entry.name, *entry.config.aliases]:
+            self.aliases.pop(alias, None)
+        metrics.forget_model(entry.name)
 
     def entry(self, name: str) -> ModelEntry:
         key = self.aliases.get(name)
@@ -138,32 +91,116 @@ class ModelManager:
             raise ModelNotFound(f"model {name!r} does not exist", param="model")
         return self.entries[key]
 
-    async def ready(self, name: str, task: Task) -> ModelEntry:
-        """The entry serving ``name`` once loaded; loads on demand; typed errors otherwise."""
+    def check(self, entry: ModelEntry) -> None:
+        """Read the model's spec and find its skill, without loading it. A discovered model
+        that cannot be served becomes ``unsupported`` with its reason; for a configured one
+        the error is raised (the caller decides whether that fails the start)."""
+        try:
+            if entry.spec is None:
+                entry.spec = build_spec(entry.config)
+            skill_classes(entry.spec.task)
+            entry.estimated_bytes = footprint.estimate(
+                entry.spec, entry.config.dtype, entry.config.max_concurrent)
+        except Exception as exc:
+            entry.error = exc.message if isinstance(exc, HFServeError) else brief(exc)
+            if entry.config.discovered:
+                entry.state = ModelState.UNSUPPORTED
+                return
+            entry.state = ModelState.FAILED
+            raise
+
+    # --- serving --------------------------------------------------------------------------
+    async def ready(self, name: str, task: Task | None,
+                    wait: float | None = None) -> ModelEntry:
+        """The entry serving ``name`` (for ``task``; None: any), loaded (on demand, waiting
+        up to ``wait`` seconds for the load) and admitted by its breaker; typed errors
+        otherwise. The caller releases it (``release``) when the request ends."""
         entry = self.entry(name)
-        if entry.state == ModelState.LOADING or (entry.state == ModelState.PENDING
-                                                  and entry.scheduled):
+        if entry.state == ModelState.UNSUPPORTED:
+            raise UnsupportedTask(f"model {name!r} cannot be served: {entry.error}",
+                                  param="model")
+        if entry.scheduled or (entry.state == ModelState.LOADING and entry.loading is None):
+            # Loading at start-up, or being restarted or moved: readiness is false, and a
+            # balancer sends the request elsewhere rather than have it wait here.
             raise ModelLoading(f"model {name!r} is loading; retry shortly")
-        if entry.state in (ModelState.PENDING, ModelState.UNLOADED):
-            await self.load(entry)
-        if entry.state == ModelState.FAILED:
-            raise ModelUnavailable(f"model {name!r} failed to load: {entry.error}")
-        served = entry.served_tasks()
-        if task not in served:
-            raise UnsupportedTask(
-                f"model {name!r} serves {', '.join(t.value for t in served) or 'nothing'}, "
-                f"not {task.value}", param="model")
-        worker = entry.batcher or entry.scheduler
-        if worker is None or not worker.alive:
-            raise ModelUnavailable(f"model {name!r} is not running")
+        if entry.state == ModelState.DRAINING:
+            raise ModelLoading(f"model {name!r} is unloading; retry shortly", retry_after=1)
+        if entry.broken:
+            raise ModelUnavailable(f"model {name!r} failed: {entry.error}")
+        if not entry.breaker.allow():
+            metrics.REJECTED.labels(entry.name, "circuit_open").inc()
+            raise CircuitOpen(f"model {name!r} failed {entry.breaker.consecutive} times in a "
+                              "row; requests fail fast for a while",
+                              retry_after=entry.breaker.retry_after())
+        # Counted in flight from here: a model just loaded for waiting requests is not
+        # evicted by the next load before they reach it.
+        entry.busy += 1
+        try:
+            if entry.state != ModelState.READY:
+                await self.ensure_loaded(entry, self.settings.load_timeout_s
+                                         if wait is None else wait)
+            served = entry.served_tasks()
+            if task is not None and task not in served:
+                raise UnsupportedTask(
+                    f"model {name!r} serves {', '.join(t.value for t in served) or 'nothing'}"
+                    f", not {task.value}", param="model")
+            worker = entry.batcher or entry.scheduler
+            if worker is None or not worker.alive:
+                raise ModelUnavailable(f"model {name!r} is not running")
+        except BaseException:
+            entry.busy -= 1
+            entry.breaker.release_probe()
+            raise
+        entry.last_used = time.monotonic()
         return entry
 
-    async def load(self, entry: ModelEntry) -> None:
+    def release(self, entry: ModelEntry, outcome: BaseException | None = None) -> None:
+        """A request admitted by ``ready`` ended; a model's own failure counts against its
+        breaker, a client's error or a cancel does not."""
+        entry.busy = max(0, entry.busy - 1)
+        entry.last_used = time.monotonic()
+        if outcome is None:
+            entry.breaker.success()
+        elif model_failure(outcome):
+            entry.breaker.failure()
+        else:
+            entry.breaker.release_probe()
+        metrics.set_breaker(entry.name, entry.breaker.state.value)
+
+    async def ensure_loaded(self, entry: ModelEntry, wait: float,
+                            progress: Progress = None) -> None:
+        """Load the model, or join the load already under way; raises ``ModelLoading`` when
+        it is not ready within ``wait`` seconds (the load goes on)."""
+        if entry.state == ModelState.READY:
+            return
+        task = entry.loading
+        if task is None:
+            task = entry.loading = asyncio.create_task(self.load(entry, progress))
+
+            def finished(_: asyncio.Task) -> None:
+                if entry.loading is task:
+                    entry.loading = None
+
+            task.add_done_callback(finished)
+        try:
+            await asyncio.wait_for(asyncio.shield(task), max(wait, 0.001))
+        except TimeoutError:
+            raise ModelLoading(f"model {entry.name!r} is still loading; retry shortly",
+                               retry_after=min(wait, 30) or 1) from None
+        if entry.state != ModelState.READY:
+            raise entry.load_error or ModelUnavailable(f"model {entry.name!r} is not loaded")
+
+    # --- loading --------------------------------------------------------------------------
+    async def load(self, entry: ModelEntry, progress: Progress = None) -> None:
+        """Resolve, make room, load and start the model's worker; on failure the entry is
+        ``failed`` with its error (and ``load_error`` for the requests that waited)."""
+        note = progress or _nothing
         async with entry.lock:
             if entry.state == ModelState.READY:
+                note("ready", {"device": entry.device_id})
                 return
             entry.state, entry.error, entry.attempts = ModelState.LOADING, None, []
-            entry.scheduled = False
+            entry.load_error = None
             started = time.monotonic()
             try:
                 if entry.executor is None:
@@ -172,99 +209,85 @@ class ModelManager:
                     # cores measured up to 1.7x slower per decode step here.
                     entry.executor = ThreadPoolExecutor(
                         1, thread_name_prefix=f"model-{entry.name}")
+                run = asyncio.get_running_loop().run_in_executor
                 async with self._load_lock:
-                    await asyncio.get_running_loop().run_in_executor(
-                        entry.executor, self._load_blocking, entry)
+                    entry.scheduled = False
+                    note("resolving", {})
+                    chain = await run(entry.executor, resolve, entry, self.cache_dir,
+                                      self.memory_limits)
+                    await self._make_room(entry, chain[0])
+                    note("loading", {"device": chain[0].device_id,
+                                     "estimated_bytes": entry.estimated_bytes})
+                    before = footprint.process_bytes(), footprint.cuda_bytes(
+                        chain[0].placement.device)
+                    await run(entry.executor, load_on_chain, entry, chain)
+                    measure(entry, before)
                 self._start_worker(entry)
             except Exception as exc:
-                entry.state = ModelState.FAILED
-                entry.error = exc.message if isinstance(exc, HFServeError) else _brief(exc)
-                log.error("model %s failed to load: %s", entry.name, entry.error)
+                self._failed(entry, exc)
+                error = entry.load_error
+                note("error", {"message": error.message, "code": error.code,
+                               "type": error.type, "status": error.status,
+                               "retry_after": error.headers.get("Retry-After")})
                 return
+            finally:
+                entry.scheduled = False
             heap.settle()
+            entry.last_used = time.monotonic()
             entry.state, entry.loaded_at = ModelState.READY, time.time()
+            seconds = time.monotonic() - started
             metrics.MODEL_READY.labels(entry.name).set(1)
-            metrics.LOAD_SECONDS.labels(entry.name).observe(time.monotonic() - started)
+            metrics.LOAD_SECONDS.labels(entry.name).observe(seconds)
+            metrics.LOADS.labels(entry.name, "ready").inc()
+            metrics.RESIDENT_BYTES.labels(entry.name).set(entry.resident_bytes)
+            note("ready", {"device": entry.device_id, "seconds": round(seconds, 3),
+                           "resident_bytes": entry.resident_bytes})
             log.info("model %s ready on %s in %.1fs", entry.name, entry.skill.placement.device,
-                     time.monotonic() - started)
+                     seconds)
 
-    def _load_blocking(self, entry: ModelEntry) -> None:
-        """Resolve, place and load, falling down the device chain on failure."""
-        if entry.spec is None:
-            entry.spec = build_spec(entry.config)
-        classes = skill_classes(entry.spec.task)
-        for choice in choices(entry.spec, entry.config, classes, self.cache_dir,
-                              exclude=frozenset(entry.excluded),
-                              memory_limits=self.memory_limits):
-            cls = next(c for c in classes if choice.placement.backend in c.backends)
-            skill = self._new_skill(cls, entry, choice.device_id)
+    def _failed(self, entry: ModelEntry, exc: Exception) -> None:
+        entry.state = ModelState.FAILED
+        entry.error = exc.message if isinstance(exc, HFServeError) else brief(exc)
+        if isinstance(exc, MemoryExhausted):
+            entry.load_error = exc          # room may come: not the model's fault
+        else:
+            entry.load_error = ModelUnavailable(
+                f"model {entry.name!r} failed to load: {entry.error}")
+            entry.breaker.failure()
+        metrics.LOADS.labels(entry.name, "failed").inc()
+        metrics.set_breaker(entry.name, entry.breaker.state.value)
+        self._release_memory(entry)
+        log.error("model %s failed to load: %s", entry.name, entry.error)
+
+    async def _make_room(self, entry: ModelEntry, choice: Choice) -> None:
+        """Unload least recently used idle models on the device until this one fits."""
+        others = [e for e in self.entries.values() if e is not entry]
+        deadline = time.monotonic() + self.settings.load_timeout_s
+        while True:
             try:
-                skill.placement = choice.placement
-                skill.worker_init()
-                skill.load(choice.placement)
-            except Exception as exc:  # fall back to the next device, remember why
-                entry.attempts.append({"device": choice.device_id, "backend":
-                                       choice.placement.backend, "error": _brief(exc)})
-                log.warning("model %s failed on %s: %s", entry.name, choice.device_id, exc)
-                skill.unload()
-                continue
-            entry.skill = skill
-            entry.device_id = choice.device_id
-            entry.placement_reason = choice.reason
-            return
-        tried = "; ".join(f"{a['device']}: {a['error']}" for a in entry.attempts)
-        raise ModelUnavailable(f"no device could load the model ({tried})")
+                victims = self.budget.evictions(entry, choice, others)
+                break
+            except MemoryExhausted:
+                # Models busy now are idle soon: wait for them, not for pinned ones.
+                if time.monotonic() > deadline or not self.budget.evictions(
+                        entry, choice, others, busy_too=True):
+                    raise
+                await asyncio.sleep(0.05)
+        for victim in victims:
+            log.info("evicting model %s to make room for %s", victim.name, entry.name)
+            metrics.EVICTIONS.labels(victim.name).inc()
+            await self.unload(victim)
+        entry.device_id = choice.device_id
+        entry.resident_bytes = entry.estimated_bytes or 0
 
-    @staticmethod
-    def _new_skill(cls: type[Skill], entry: ModelEntry, device_id: str) -> Skill:
-        """The skill, or its stand-in in a model process. By default generation gets a
-        process of its own on accelerators, where the loop is Python launching kernels
-        and the cores are free; on the CPU the model's threads need the cores, and on two
-        of them a second process measured slower (docs/benchmarks.md)."""
-        mc = entry.config
-        generative = issubclass(cls, GenerativeSkill | PipelineSkill)
-        on_cpu = device_id.lower().endswith("cpu")
-        default = cls.own_process and not on_cpu
-        if generative and (default if mc.own_process is None else mc.own_process):
-            return ProcessGenerator(entry.spec, cls, max_concurrent=mc.max_concurrent,
-                                    max_queue=mc.max_queue)
-        return cls(entry.spec)
+    _new_skill = staticmethod(new_skill)
 
     def _start_worker(self, entry: ModelEntry) -> None:
-        mc, skill = entry.config, entry.skill
         loop = asyncio.get_running_loop()
-
-        def out_of_memory(exc: BaseException) -> None:  # from any thread
-            loop.call_soon_threadsafe(self._replace_later, entry, exc)
-
-        if isinstance(skill, ProcessGenerator):
-            def exited(reason: str) -> None:  # from the worker's reader thread
-                loop.call_soon_threadsafe(self._restart_later, entry, reason)
-
-            entry.scheduler = skill.worker(entry.name, on_out_of_memory=out_of_memory,
-                                           on_exit=exited)
-            return
-        workers = {GenerativeSkill: Scheduler, PipelineSkill: PipelineWorker}
-        kind = next((w for base, w in workers.items() if isinstance(skill, base)), None)
-        if kind is not None:
-            entry.scheduler = kind(entry.name, skill, max_concurrent=mc.max_concurrent,
-                                   max_queue=mc.max_queue, on_out_of_memory=out_of_memory,
-                                   executor=entry.executor)
-        elif isinstance(skill, BatchSkill):
-            if skill.workers > 1:   # batches from several threads at once (see skill.workers)
-                entry.executor.shutdown(wait=False)
-                entry.executor = ThreadPoolExecutor(skill.workers,
-                                                    thread_name_prefix=f"model-{entry.name}")
-            entry.batcher = Batcher(entry.name, skill.run_batch, workers=skill.workers,
-                                    max_batch_size=mc.max_batch_size,
-                                    max_batch_tokens=mc.max_batch_tokens,
-                                    max_wait=mc.max_wait_ms / 1000, max_queue=mc.max_queue,
-                                    executor=entry.executor,
-                                    is_out_of_memory=skill.is_out_of_memory,
-                                    on_out_of_memory=out_of_memory)
-            entry.batcher.start()
-        else:
-            raise ModelUnavailable(f"skill {type(skill).__name__} has no runtime worker")
+        start_worker(
+            entry,
+            lambda exc: loop.call_soon_threadsafe(self._replace_later, entry, exc),
+            lambda reason: loop.call_soon_threadsafe(self._restart_later, entry, reason))
 
     def _replace_later(self, entry: ModelEntry, exc: BaseException) -> None:
         if entry.state == ModelState.READY and entry.device_id not in entry.excluded:
@@ -276,6 +299,7 @@ class ModelManager:
         """A model process ended on its own: load the model again, a few times at most."""
         if entry.state != ModelState.READY:
             return
+        entry.breaker.failure()
         if not entry.restarts.allow():
             entry.state, entry.broken = ModelState.FAILED, True
             entry.error = (f"{reason}; restarted {entry.restarts.recent} times within "
@@ -302,10 +326,20 @@ class ModelManager:
             entry.excluded.add(failed)
         await self.load(entry)
         entry.attempts.insert(0, {"device": failed or "?", "error": "out of memory while "
-                                  f"serving: {_brief(exc)}"})
+                                  f"serving: {brief(exc)}"})
 
-    async def unload(self, entry: ModelEntry) -> None:
+    # --- unloading ------------------------------------------------------------------------
+    async def unload(self, entry: ModelEntry, drain_s: float = 0.0) -> None:
+        """Stop the model's worker and free its memory. With ``drain_s``, requests in
+        flight (a running stream) may finish first, for that long at most."""
         async with entry.lock:
+            loaded = entry.skill is not None or entry.batcher is not None \
+                or entry.scheduler is not None
+            if loaded:
+                entry.state = ModelState.DRAINING
+                deadline = time.monotonic() + drain_s
+                while entry.busy and time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
             if entry.batcher is not None:
                 await entry.batcher.stop()
             if entry.scheduler is not None:
@@ -314,23 +348,43 @@ class ModelManager:
                 entry.executor.shutdown(wait=False)
             if entry.skill is not None:
                 entry.skill.unload()
+            device = entry.skill.placement.device if entry.skill is not None else None
             entry.batcher = entry.scheduler = entry.executor = entry.skill = None
-            heap.release()
-            entry.state = ModelState.UNLOADED
+            self._release_memory(entry)
+            if loaded:
+                heap.release()
+                footprint.empty_device_cache(device)
+            if entry.state != ModelState.UNSUPPORTED and not entry.broken:
+                entry.state = ModelState.UNLOADED
             metrics.MODEL_READY.labels(entry.name).set(0)
 
-    async def load_all(self) -> None:
-        entries = list(self.entries.values())
+    def _release_memory(self, entry: ModelEntry) -> None:
+        entry.resident_bytes = 0
+        metrics.RESIDENT_BYTES.labels(entry.name).set(0)
+
+    async def load_all(self, names: list[str] | None = None) -> None:
+        """Load the models named (default: all) one after another, at start-up."""
+        entries = [e for e in self.entries.values()
+                   if (names is None or e.name in names)
+                   and e.state in (ModelState.UNLOADED, ModelState.FAILED)]
         for entry in entries:
-            entry.scheduled = entry.state == ModelState.PENDING
+            entry.scheduled = True
         for entry in entries:
             await self.load(entry)
+
+    async def unload_idle(self, default_ttl: float | None) -> list[str]:
+        """Unload every model unused for longer than its idle TTL; which it unloaded."""
+        now, gone = time.monotonic(), []
+        for entry in list(self.entries.values()):
+            ttl = entry.config.idle_ttl_s or default_ttl
+            if (ttl is not None and entry.state == ModelState.READY and not entry.busy
+                    and not entry.pinned and now - entry.last_used > ttl):
+                log.info("model %s idle for %.0fs; unloading it", entry.name, ttl)
+                metrics.EVICTIONS.labels(entry.name).inc()
+                await self.unload(entry)
+                gone.append(entry.name)
+        return gone
 
     async def close(self) -> None:
         for entry in list(self.entries.values()):
             await self.unload(entry)
-
-
-def _brief(exc: BaseException) -> str:
-    """First line of an exception, short enough for a status field and free of paths."""
-    return f"{type(exc).__name__}: {public(str(exc), 300)}"

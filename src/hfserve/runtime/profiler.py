@@ -11,8 +11,8 @@ from pathlib import Path
 from hfserve.config import ModelConfig
 from hfserve.hardware.profiles import Measurement, ProfileStore
 from hfserve.registry import build_spec
-from hfserve.runtime.manager import skill_classes
 from hfserve.runtime.placement import choices, profile_key
+from hfserve.runtime.skill_table import skill_classes
 from hfserve.skills.base import BatchSkill, GenerativeSkill, Skill
 from hfserve.types import Pick, SamplingParams
 

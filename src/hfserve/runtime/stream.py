@@ -66,6 +66,7 @@ class EventStream:
         self.pushed = False       # set on every push; the producer may clear it
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self.closed = False
+        self.error: BaseException | None = None   # what ended the stream, once read
 
     def push(self, events: list[Any]) -> None:
         """Called from any thread."""
@@ -97,6 +98,7 @@ class EventStream:
                 if event is _END:
                     return
                 if isinstance(event, BaseException):
+                    self.error = event
                     raise event
                 yield event
 

@@ -331,6 +331,9 @@ class ProcessGenerator(TextGenerator):
         return ("failed", f"the model process ended while loading (exit code {code})", False)
 
     # --- the text side, the skill's own codec -------------------------------------------
+    def text_tokenizer(self) -> Any:
+        return self.codec.tokenizer
+
     def encode_chat(self, messages: list[dict[str, Any]], options: dict[str, Any]) -> list[int]:
         return self.codec.encode_chat(messages, options)
 

@@ -9,7 +9,15 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from hfserve.errors import InvalidRequest
-from hfserve.types import Constraint, ModelSpec, Pick, SamplingParams, Task, TokenChoice
+from hfserve.types import (
+    Constraint,
+    ModelSpec,
+    Pick,
+    SamplingParams,
+    Task,
+    TokenChoice,
+    TokenSpan,
+)
 
 
 @dataclass
@@ -64,6 +72,42 @@ class Skill(ABC):
     def info(self) -> dict[str, Any]:
         return {"device": self.placement.device, "dtype": self.placement.dtype,
                 "backend": self.placement.backend, "threads": self.placement.threads}
+
+    # --- the tokenizer's view (TEI's /tokenize and /decode), for skills that hold one -----
+    def text_tokenizer(self) -> Any:
+        """The HuggingFace tokenizer of the loaded model."""
+        tokenizer = getattr(self, "tokenizer", None)
+        if tokenizer is None:
+            raise InvalidRequest(f"model {self.spec.name!r} has no tokenizer", param="model")
+        return tokenizer
+
+    def tokenize(self, text: str, add_special_tokens: bool = True) -> list[TokenSpan]:
+        """``text`` as the model's tokenizer cuts it, with character offsets where the
+        tokenizer gives them (fast tokenizers do)."""
+        tokenizer = self.text_tokenizer()
+        fast = bool(getattr(tokenizer, "is_fast", False))
+        encoded = tokenizer(text, add_special_tokens=add_special_tokens,
+                            return_offsets_mapping=fast)
+        ids = list(encoded["input_ids"])
+        offsets = encoded.get("offset_mapping") or [None] * len(ids)
+        special = set(tokenizer.all_special_ids)
+        pieces = tokenizer.convert_ids_to_tokens(ids)
+        spans = []
+        for token_id, piece, offset in zip(ids, pieces, offsets, strict=True):
+            if token_id in special or offset is None:
+                spans.append(TokenSpan(token_id, piece, token_id in special, None, None))
+            else:
+                spans.append(TokenSpan(token_id, text[offset[0]:offset[1]], False, *offset))
+        return spans
+
+    def detokenize(self, token_ids: list[int], skip_special_tokens: bool = True) -> str:
+        tokenizer = self.text_tokenizer()
+        size = len(tokenizer)
+        bad = next((t for t in token_ids if not 0 <= t < size), None)
+        if bad is not None:
+            raise InvalidRequest(f"token id {bad} is outside this model's vocabulary "
+                                 f"(0..{size - 1})", param="ids")
+        return tokenizer.decode(token_ids, skip_special_tokens=skip_special_tokens)
 
 
 @dataclass

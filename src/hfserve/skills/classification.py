@@ -104,6 +104,9 @@ class ClassificationSkill(BatchSkill):
                   if isinstance(v, int) and 0 < v < 1_000_000]
         self.max_length = min(limits) if limits else 512
 
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "labels": self.labels, "max_input_length": self.max_length}
+
     def unload(self) -> None:
         self.classify = None
 

@@ -60,6 +60,10 @@ class EmbeddingSkill(BatchSkill):
         self.max_length = min(limits) if limits else 512
         self.dimensions = int(self.spec.config.get("hidden_size") or 0)
 
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "pooling": self.pooling.mode, "max_input_length":
+                self.max_length, "dimensions": self.dimensions}
+
     def unload(self) -> None:
         self.encode = None
 
@@ -82,7 +86,9 @@ class EmbeddingSkill(BatchSkill):
                     f"input has {len(ids)} tokens, more than this model's maximum of "
                     f"{self.max_length}; shorten it or pass truncate=true", param="input")
             ids = ids[: self.max_length - 1] + ids[-1:]
-        return Prepared(payload=(ids, options.get("dimensions")), cost=len(ids))
+        # ``pooling: "none"``: every token's hidden state, unpooled (TEI's /embed_all).
+        return Prepared(payload=(ids, options.get("dimensions"), options.get("pooling") == "none"),
+                        cost=len(ids))
 
     def run_batch(self, items: list[Prepared]) -> list[Any]:
         import torch
@@ -98,7 +104,9 @@ class EmbeddingSkill(BatchSkill):
             if self.pooling.normalize:
                 emb = torch.nn.functional.normalize(emb, p=2, dim=1)
         rows = emb.cpu().numpy()
-        return [self._resize(row, p.payload[1]) for row, p in zip(rows, items, strict=True)]
+        mask = features["attention_mask"].bool()
+        return [hidden[i][mask[i]].float().cpu().numpy() if p.payload[2]
+                else self._resize(rows[i], p.payload[1]) for i, p in enumerate(items)]
 
     def _resize(self, row, dimensions: int | None):
         if not dimensions or dimensions >= row.shape[0]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 from hfserve.skills import sampling
@@ -15,9 +14,10 @@ from hfserve.skills.grouped_attention import use_grouped_decode
 from hfserve.skills.hf_text import HFTextCodec
 from hfserve.skills.kv_batch import Group, KVBatch, Row, zero_padding
 from hfserve.skills.prefill_graphs import HELD_BYTES, PrefillGraphs
+from hfserve.skills.sampling import TorchSampling
 from hfserve.skills.slot_kv import MIN_COLUMNS, SlotKV
 from hfserve.skills.torch_backend import load_torch_model
-from hfserve.types import Constraint, Pick, Task, TokenChoice
+from hfserve.types import Constraint, Task, TokenChoice
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +27,17 @@ log = logging.getLogger(__name__)
 KV_SHARE = 0.9
 
 
-def _cache_kwarg() -> str:
-    """transformers renamed ``past_key_values`` to ``cache``; the output type tells which
-    this installed version takes. The cache object is updated in place either way."""
+def _cache_kwarg(model: Any) -> str:
+    """The keyword ``model`` takes its cache by: state-space models (Mamba) take
+    ``cache_params`` (a cache given by another name is silently ignored, and every step would
+    forget the prompt); transformers renamed ``past_key_values`` to ``cache``, and the output
+    type tells which this installed version takes. The cache is updated in place either way."""
+    import inspect
+
     from transformers.modeling_outputs import CausalLMOutputWithPast
 
+    if "cache_params" in inspect.signature(model.forward).parameters:
+        return "cache_params"
     return "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ \
         else "past_key_values"
 
@@ -43,7 +49,7 @@ def _batchable(cache: Any) -> bool:
     return all(type(layer) is DynamicLayer for layer in getattr(cache, "layers", [None]))
 
 
-class GenerationSkill(HFTextCodec, GenerativeSkill):
+class GenerationSkill(HFTextCodec, TorchSampling, GenerativeSkill):
     task: ClassVar[Task] = Task.TEXT_GENERATION
     own_process: ClassVar[bool] = True
     _grammars: Any = None
@@ -51,9 +57,9 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
     def load(self, placement: Placement) -> None:
         from transformers import AutoModelForCausalLM
 
-        self.cache_kwarg = _cache_kwarg()
         self.placement = placement
         self.model = load_torch_model(AutoModelForCausalLM, self.spec, placement)
+        self.cache_kwarg = _cache_kwarg(self.model)
         self.eos_token_ids = self.load_tokenizer(self.spec,
                                                  self.model.generation_config.eos_token_id,
                                                  placement.options.get("cache_dir"))
@@ -336,28 +342,12 @@ class GenerationSkill(HFTextCodec, GenerativeSkill):
             return Row(length=state.length, group=group, index=0)
         return Row(length=state.length, group=state.group, index=state.index)
 
-    def sample(self, logits: Any, picks: list[Pick]) -> list[TokenChoice]:
-        return sampling.sample(logits, picks)
-
-    def sample_later(self, logits: Any, picks: list[Pick]) -> Callable[[], list[TokenChoice]]:
-        return sampling.sample_later(logits, picks)
-
     def guide(self, constraint: Constraint) -> Any:
         from hfserve.skills.grammar import Grammars
 
         if self._grammars is None:      # the vocabulary's index: built on first use
             self._grammars = Grammars(self.tokenizer, self.eos_token_ids)
         return self._grammars.guide(constraint)
-
-    def new_generator(self, seed: int | None) -> Any:
-        import torch
-
-        generator = torch.Generator(device="cpu")
-        if seed is not None:
-            generator.manual_seed(seed)
-        else:
-            generator.seed()
-        return generator
 
 
 def _free_memory(device: str) -> int:

@@ -3,6 +3,7 @@ template (shared by every backend, so prompts tokenize the same everywhere)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -137,22 +138,18 @@ def load_hf_tokenizer(spec: ModelSpec, cache_dir: Path | str | None = None) -> A
     """The model's tokenizer. A GGUF file's is rebuilt from the file's metadata, which takes
     seconds (4.9 s for SmolLM2's 49,152-token vocabulary on a 2-core machine, in the server
     and again in a model process); with a ``cache_dir`` it is saved there once as a normal
-    tokenizer folder and loaded from it afterwards (0.3 s), keyed by the file's identity.
-    It is loaded back as the generic fast tokenizer, which takes ``tokenizer.json`` as
-    written: the class transformers picks for a GGUF file (CodeLlamaTokenizer for SmolLM2)
-    would rebuild its own pipeline from the vocabulary and tokenize newlines differently."""
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+    tokenizer folder and loaded from it afterwards (0.3 s), keyed by the file's identity."""
+    from transformers import AutoTokenizer
 
-    if spec.gguf_file is None or cache_dir is None:
-        return AutoTokenizer.from_pretrained(str(spec.path), gguf_file=spec.gguf_file)
+    if spec.gguf_file is None:
+        return AutoTokenizer.from_pretrained(str(spec.path))
+    if cache_dir is None:
+        return _gguf_tokenizer(spec)
     import transformers
-
-    def read(folder: Path) -> Any:
-        return PreTrainedTokenizerFast.from_pretrained(str(folder))
 
     def same(tokenizer: Any, staging: Path) -> bool:
         """Kept only if it loads back as the same tokenizer on a probe text."""
-        reloaded = read(staging)
+        reloaded = _read_generic(staging)
         ids = token_ids(tokenizer, _CACHE_PROBE)
         alike = token_ids(reloaded, _CACHE_PROBE) == ids and token_text(
             reloaded, ids) == token_text(tokenizer, ids) and getattr(
@@ -164,11 +161,73 @@ def load_hf_tokenizer(spec: ModelSpec, cache_dir: Path | str | None = None) -> A
 
     # Keyed by the converter's version too: another transformers may convert differently.
     return cached_or_built(
-        export_dir(Path(cache_dir), spec, "tokenizer", transformers=transformers.__version__),
-        read=read,
-        build=lambda: AutoTokenizer.from_pretrained(str(spec.path), gguf_file=spec.gguf_file),
-        write=lambda tokenizer, staging: tokenizer.save_pretrained(str(staging)),
+        export_dir(Path(cache_dir), spec, "tokenizer", transformers=transformers.__version__,
+                   layout=2),
+        read=_read_generic, build=lambda: _gguf_tokenizer(spec),
+        write=lambda tokenizer, staging: _write_generic(tokenizer, staging,
+                                                        spec.config.get("vocab_size")),
         check=same)
+
+
+def _gguf_tokenizer(spec: ModelSpec) -> Any:
+    """A GGUF file's tokenizer as the generic fast tokenizer over the file's own vocabulary.
+    transformers converts it to the class it names for the file (CodeLlamaTokenizer for
+    SmolLM2), which rebuilds its own pipeline from the vocabulary and cuts newlines
+    differently, and adds tokens the file does not have (CodeLlama's infill tokens, past the
+    model's embeddings); written back without those, with the file's own special tokens,
+    and loaded as the generic class, it takes ``tokenizer.json`` as converted."""
+    import tempfile
+
+    from transformers import AutoTokenizer
+
+    converted = AutoTokenizer.from_pretrained(str(spec.path), gguf_file=spec.gguf_file)
+    # The file's own beginning and end tokens (the conversion took <|im_start|> for both).
+    for role in ("bos", "eos"):
+        token_id = spec.config.get(f"{role}_token_id")
+        if isinstance(token_id, int) and 0 <= token_id < len(converted):
+            setattr(converted, f"{role}_token", converted.convert_ids_to_tokens(token_id))
+    with tempfile.TemporaryDirectory() as folder:
+        _write_generic(converted, Path(folder), spec.config.get("vocab_size"))
+        return _read_generic(Path(folder))
+
+
+def _read_generic(folder: Path) -> Any:
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast.from_pretrained(str(folder))
+
+
+def _write_generic(tokenizer: Any, folder: Path, vocab_size: int | None) -> None:
+    """Save ``tokenizer`` as a folder ``AutoTokenizer`` loads, in any client (lm-eval's HF
+    backend, a script), as the generic fast tokenizer; without added tokens at or past
+    ``vocab_size``; decoding text as it was, without clean-up of spaces."""
+    tokenizer.save_pretrained(str(folder))
+    files = {name: Path(folder) / name for name in ("tokenizer.json", "tokenizer_config.json",
+                                                    "special_tokens_map.json")}
+    data = {name: json.loads(f.read_text()) for name, f in files.items() if f.exists()}
+    dropped: set[str] = set()
+    if vocab_size:
+        added = data["tokenizer.json"].get("added_tokens", [])
+        dropped = {t["content"] for t in added if t["id"] >= vocab_size}
+        data["tokenizer.json"]["added_tokens"] = [t for t in added if t["id"] < vocab_size]
+        decoder = data["tokenizer_config.json"].get("added_tokens_decoder", {})
+        for key in [k for k in decoder if int(k) >= vocab_size]:
+            del decoder[key]
+    config = data["tokenizer_config.json"]
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    config["clean_up_tokenization_spaces"] = False
+    # The dropped tokens also come back on loading wherever a setting names one
+    # (CodeLlama's ``fill_token``, ``model_specific_special_tokens``...).
+    for table in (config, config.get("model_specific_special_tokens") or {},
+                  data.get("special_tokens_map.json", {})):
+        for key, value in list(table.items()):
+            if isinstance(value, list):
+                table[key] = [t for t in value
+                              if (t if isinstance(t, str) else t.get("content")) not in dropped]
+            elif isinstance(value, str) and value in dropped:
+                del table[key]
+    for name, content in data.items():
+        files[name].write_text(json.dumps(content, indent=2, ensure_ascii=False))
 
 
 # Newlines, spaces, punctuation, accents, CJK, an emoji and a special token: what tokenizers

@@ -10,6 +10,31 @@ from hfserve.skills.upload import upload
 from hfserve.types import Pick, SamplingParams, TokenChoice
 
 
+class TorchSampling:
+    """Mixin: the GenerativeSkill sampling stages of a skill whose logits are torch rows."""
+
+    def sample(self, logits: Any, picks: list[Pick]) -> list[TokenChoice]:
+        return sample(logits, picks)
+
+    def sample_later(self, logits: Any, picks: list[Pick]) -> Pending:
+        return sample_later(logits, picks)
+
+    def new_generator(self, seed: int | None) -> Any:
+        return new_generator(seed)
+
+
+def new_generator(seed: int | None) -> Any:
+    """A CPU random generator for one sequence, seeded when ``seed`` is given."""
+    import torch
+
+    generator = torch.Generator(device="cpu")
+    if seed is not None:
+        generator.manual_seed(seed)
+    else:
+        generator.seed()
+    return generator
+
+
 def apply_penalties(logits, params: SamplingParams, history: list[int]):
     """``logits`` is one row; returns a penalised copy (or the row itself)."""
     import torch

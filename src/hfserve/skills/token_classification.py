@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from hfserve.errors import InvalidRequest
 from hfserve.skills.base import BatchSkill, Placement, Prepared
+from hfserve.skills.padded import padded_logits
 from hfserve.skills.torch_backend import load_torch_model
 from hfserve.types import Task
 
@@ -50,19 +51,11 @@ class TokenClassificationSkill(BatchSkill):
                         cost=sum(int(c["input_ids"].shape[1]) for c in chunks))
 
     def run_batch(self, items: list[Prepared]) -> list[list[dict[str, Any]]]:
-        import torch
         from transformers.pipelines.token_classification import AggregationStrategy
 
         chunks = [c for p in items for c in p.payload[0]]
-        names = [k for k in ("input_ids", "attention_mask", "token_type_ids")
-                 if k in chunks[0]]
-        longest = max(int(c["input_ids"].shape[1]) for c in chunks)
-        pad = self.pipe.tokenizer.pad_token_id or 0
-        batch = {k: torch.stack([torch.nn.functional.pad(
-            c[k][0], (0, longest - c[k].shape[1]), value=pad if k == "input_ids" else 0)
-            for c in chunks]).to(self.placement.device) for k in names}
-        with torch.inference_mode():
-            logits = self.model(**batch).logits.float().cpu()
+        logits = padded_logits(self.model, chunks, self.pipe.tokenizer.pad_token_id or 0,
+                               self.placement.device)
         out, row = [], 0
         for prepared in items:
             chunk_list, strategy, ignore = prepared.payload

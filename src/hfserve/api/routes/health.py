@@ -32,10 +32,17 @@ async def health(request: Request) -> JSONResponse:
     200: {"description": "Every model serves"},
     503: {**STATUS, "description": "Some model is not serving, or the server is draining"}})
 async def ready(request: Request) -> JSONResponse:
-    """Readiness: every configured model is loaded and its worker is running."""
-    ok, states = engine_of(request).ready()
-    return JSONResponse({"status": "ready" if ok else "not_ready", "models": states},
-                        status_code=200 if ok else 503)
+    """Readiness: every model that should serve does. A model loading at start-up, a
+    configured model that failed, an open circuit breaker or a dead worker keep it at 503;
+    a model unloaded (it loads on its first request) or unsupported does not. ``breakers``
+    lists the models whose breaker is not closed."""
+    engine = engine_of(request)
+    ok, states = engine.ready()
+    body: dict = {"status": "ready" if ok else "not_ready", "models": states}
+    breakers = engine.breakers()
+    if breakers:
+        body["breakers"] = breakers
+    return JSONResponse(body, status_code=200 if ok else 503)
 
 
 @router.get("/metrics", response_class=Response, responses={

@@ -62,6 +62,9 @@ TASKS: dict[Task, TaskEntry] = {
         options=lambda p: {k: p.get(k) for k in ("candidate_labels", "hypothesis_template",
                                                    "multi_label")},
         render=lambda p: lambda answer: answer, single_as_list=False),
+    Task.FILL_MASK: TaskEntry(
+        options=lambda p: {"top_k": p.get("top_k", 5)},
+        render=lambda p: lambda answer: answer, single_as_list=False),
     Task.EMBEDDING: TaskEntry(
         options=lambda p: {"truncate": bool(p.get("truncate", False))},
         render=lambda p: lambda vector: vector.tolist(), single_as_list=False),

@@ -1,4 +1,5 @@
-"""The routes of Text Embeddings Inference (TEI): /embed, /predict, /rerank and /similarity,
+"""The routes of Text Embeddings Inference (TEI): /embed, /embed_all, /predict, /rerank,
+/similarity, /tokenize and /decode (its /info is in routes/info.py, beside TGI's),
 with TEI's request and response bodies and its error body (``{"error", "error_type"}``,
 413 / 422 / 424 / 429). TEI serves one model per process; here a ``model`` field or an
 ``X-Model`` header chooses, and may be left out when exactly one served model does the task.
@@ -15,28 +16,38 @@ from hfserve.api.routes.infer import ranked_labels
 from hfserve.api.routes.rerank import pair_scores, rerank_response
 from hfserve.api.schemas.rerank import RerankRequest
 from hfserve.api.schemas.tei import (
+    DecodeRequest,
+    EmbedAllRequest,
     EmbedRequest,
     Prediction,
     PredictRequest,
     Rank,
     SimilarityRequest,
+    SimpleToken,
     TEIError,
     TEIRerankRequest,
+    TokenizeRequest,
 )
 from hfserve.api.state import choose_model, engine_of
 from hfserve.errors import (
+    AuthenticationError,
     ContextLengthExceeded,
     HFServeError,
     InvalidRequest,
     ModelError,
     ModelNotFound,
+    NotFound,
     Overloaded,
+    PermissionDenied,
     UnsupportedTask,
 )
 from hfserve.types import Task
 
 # hfserve's errors as TEI answers them: status and error_type.
 _TEI_ERRORS: ErrorTable = [
+    (AuthenticationError, 401, "Unauthorized"),
+    (PermissionDenied, 403, "Forbidden"),
+    (NotFound, 404, "NotFound"),
     (ContextLengthExceeded, 413, "Validation"),
     (UnsupportedTask, 424, "Backend"),
     (ModelError, 424, "Backend"),
@@ -70,6 +81,33 @@ async def embed(body: EmbedRequest, request: Request) -> JSONResponse:
     if normalize:
         vectors = _unit(vectors)
     return JSONResponse(vectors.tolist())
+
+
+@router.post("/embed_all", response_model=list[list[list[float]]], responses=RESPONSES)
+async def embed_all(body: EmbedAllRequest, request: Request) -> JSONResponse:
+    """Every token's hidden state, unpooled and not normalized."""
+    model = choose_model(request, body.model, Task.EMBEDDING)
+    single = isinstance(body.inputs, str) or isinstance(body.inputs[0], int)
+    items = [body.inputs] if single else list(body.inputs)
+    result = await engine_of(request).run(model, Task.EMBEDDING, items,
+                                          {"truncate": bool(body.truncate), "pooling": "none"})
+    return JSONResponse([rows.tolist() for rows in result.results])
+
+
+@router.post("/tokenize", response_model=list[list[SimpleToken]], responses=RESPONSES)
+async def tokenize(body: TokenizeRequest, request: Request) -> JSONResponse:
+    model = choose_model(request, body.model, None)
+    texts = [body.inputs] if isinstance(body.inputs, str) else list(body.inputs)
+    spans = await engine_of(request).tokenize(model, texts, body.add_special_tokens)
+    return JSONResponse([[vars(t) for t in row] for row in spans])
+
+
+@router.post("/decode", response_model=list[str], responses=RESPONSES)
+async def decode(body: DecodeRequest, request: Request) -> JSONResponse:
+    model = choose_model(request, body.model, None)
+    sequences = [body.ids] if isinstance(body.ids[0], int) else list(body.ids)
+    return JSONResponse(await engine_of(request).decode(model, sequences,
+                                                        body.skip_special_tokens))
 
 
 @router.post("/predict", response_model=list[Prediction] | list[list[Prediction]],

@@ -15,11 +15,22 @@ from hfserve.api.family_errors import ErrorTable, family_error, route_class
 from hfserve.api.generation import collect, sse, unless_client_leaves
 from hfserve.api.schemas.tgi import GenerateParameters, GenerateRequest
 from hfserve.api.state import choose_model, engine_of
-from hfserve.errors import HFServeError, InvalidRequest, ModelError, Overloaded
+from hfserve.errors import (
+    AuthenticationError,
+    HFServeError,
+    InvalidRequest,
+    ModelError,
+    NotFound,
+    Overloaded,
+    PermissionDenied,
+)
 from hfserve.runtime.events import Delta, GenerationHandle, GenerationInput
 from hfserve.types import SamplingParams, Task, TokenChoice
 
 _TGI_ERRORS: ErrorTable = [
+    (AuthenticationError, 401, "unauthorized"),
+    (PermissionDenied, 403, "forbidden"),
+    (NotFound, 404, "not_found"),
     (InvalidRequest, 422, "validation"),
     (ModelError, 424, "generation"),
     (Overloaded, 429, "overloaded"),

@@ -42,7 +42,9 @@ class ErrorResponse(BaseModel):
 ERROR_STATUSES = {
     400: "Invalid request (a field, a value, or a task the model does not serve)",
     401: "Missing or wrong API key (when one is set)",
+    403: "The source lies outside the model roots",
     404: "No such model",
+    409: "A model with that name exists already",
     413: "Request body too large",
     429: "The model's queue is full: retry after Retry-After seconds",
     499: "The client closed the request",

@@ -80,6 +80,32 @@ class SimilarityRequest(Request):
     model: str | None = ModelField
 
 
+class EmbedAllRequest(Request):
+    inputs: Text | TokenIds | Annotated[list[Text | TokenIds], Field(min_length=1)]
+    truncate: bool | None = False
+    model: str | None = ModelField
+
+
+class TokenizeRequest(Request):
+    inputs: Text | Annotated[list[Text], Field(min_length=1)]
+    add_special_tokens: bool = True
+    model: str | None = ModelField
+
+
+class SimpleToken(BaseModel):
+    id: int
+    text: str
+    special: bool
+    start: int | None = None
+    stop: int | None = None
+
+
+class DecodeRequest(Request):
+    ids: TokenIds | Annotated[list[TokenIds], Field(min_length=1)]
+    skip_special_tokens: bool = True
+    model: str | None = ModelField
+
+
 class TEIError(BaseModel):
     error: str
     error_type: str

@@ -1,0 +1,22 @@
+"""Bodies of the admin routes: load overrides and a model registered at run time."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class LoadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    device: str | None = Field(None, description="Load on this device instead (cpu, cuda:1, ...)")
+    backend: str | None = Field(None, description="Load with this backend instead")
+
+
+class RegisterRequest(BaseModel):
+    """``id`` and ``source`` (a local path under the model roots), then any ModelConfig
+    field (device, backend, dtype, pinned, idle_ttl_s, ...)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(min_length=1, max_length=200, description="The name clients will use")
+    source: str = Field(min_length=1, description="Local folder or file under a model root")
