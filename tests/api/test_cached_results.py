@@ -43,6 +43,20 @@ async def test_only_the_misses_run_and_results_keep_their_order(server) -> None:
     assert mixed[0]["embedding"] == (await embed(server, ["zero"]))["data"][0]["embedding"]
 
 
+async def test_an_input_repeated_within_a_request_runs_once(server) -> None:
+    mark = len(fakes.CONTROL.batches)
+    data = (await embed(server, ["twice over", "once", "twice over"]))["data"]
+    assert batches_since(mark) == [["twice over", "once"]]
+    assert data[0]["embedding"] == data[2]["embedding"] != data[1]["embedding"]
+    assert [d["index"] for d in data] == [0, 1, 2]
+
+
+async def test_without_the_cache_a_repeated_input_runs_each_time(server) -> None:
+    mark = len(fakes.CONTROL.batches)
+    await embed(server, ["no dedup", "no dedup"], headers={"Cache-Control": "no-store"})
+    assert batches_since(mark) == [["no dedup", "no dedup"]]
+
+
 async def test_no_cache_runs_every_input(server) -> None:
     await embed(server, ["seen"])
     mark = len(fakes.CONTROL.batches)

@@ -89,6 +89,19 @@ def test_a_batch_repeating_some_inputs_runs_only_the_others(http) -> None:
         for t in ["partly new one", seen[1], "partly new two", seen[0]])
 
 
+def test_an_input_repeated_within_a_request_is_stored_once(http) -> None:
+    hits, misses = lookups(http)
+    held = metric(http, "hfserve_cache_bytes")
+    data = embed(http, ["said twice", "said twice"]).json()["data"]
+    assert data[0]["embedding"] == data[1]["embedding"]
+    assert lookups(http) == (hits, misses + 2)
+    grown = metric(http, "hfserve_cache_bytes") - held
+    embed(http, ["said once only"])
+    assert metric(http, "hfserve_cache_bytes") - held == pytest.approx(2 * grown, abs=64)
+    embed(http, ["said twice"])
+    assert lookups(http) == (hits + 1, misses + 3)
+
+
 def test_another_dimensions_is_a_miss(http) -> None:
     text = ["dimensions change the answer"]
     full = embed(http, text).json()["data"][0]["embedding"]

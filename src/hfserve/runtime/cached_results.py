@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from hfserve.runtime import cache_keys
-from hfserve.runtime.response_cache import MISSING, ResponseCache
+from hfserve.runtime.response_cache import MISSING, ResponseCache, frozen
 from hfserve.types import Task
 
 Done = tuple[Any, int]          # an input's result and its token count
@@ -48,6 +48,31 @@ class CachedResults:
             value = MISSING if key is None else self.cache.get(key, model)
             found.append(None if value is MISSING else value)
         return found
+
+    @staticmethod
+    def pending(keys: list[str | None] | None, found: list[Done | None]
+                ) -> tuple[list[int], list[tuple[int, int]]]:
+        """The inputs to run (each key once), and (input, the input it repeats) for the
+        others within the request."""
+        first: dict[str, int] = {}
+        run: list[int] = []
+        repeats: list[tuple[int, int]] = []
+        for i, hit in enumerate(found):
+            if hit is not None:
+                continue
+            key = keys[i] if keys is not None else None
+            if key is not None and key in first:
+                repeats.append((i, first[key]))
+                continue
+            if key is not None:
+                first[key] = i
+            run.append(i)
+        return run, repeats
+
+    @staticmethod
+    def copy(done: Done) -> Done:
+        """A repeated input's own copy of the result of the one it repeats."""
+        return frozen(done)
 
     def store(self, model: str, keys: list[str | None] | None, ran: list[int],
               done: list[Done | None]) -> None:

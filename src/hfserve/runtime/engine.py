@@ -155,9 +155,9 @@ class Engine:
             keys = self.cached.keys(entry, task, options, items) if _small(items) else \
                 await self._off_loop(self.cached.keys, entry, task, options, items)
         # Cached inputs are answered here, without tokenizing or queueing; the rest run
-        # as one submission, as a request without hits would.
+        # as one submission (an input repeated within it, once), as without the cache.
         done = self.cached.lookup(entry.name, keys, len(items))
-        todo = [i for i, hit in enumerate(done) if hit is None]
+        todo, repeats = self.cached.pending(keys, done)
         skill: BatchSkill = entry.skill  # type: ignore[assignment]
         def prepare() -> list[Any]:
             return [skill.prepare(items[i], options) for i in todo]
@@ -173,6 +173,8 @@ class Engine:
             for i, p, result in zip(todo, prepared, results, strict=True):
                 done[i] = (result, p.cost)
             self.cached.store(entry.name, keys, todo, done)
+            for i, same in repeats:
+                done[i] = self.cached.copy(done[same])  # type: ignore[arg-type]
         prompt_tokens = sum(cost for _, cost in done)
         usage.record(prompt_tokens)
         return RunResult(results=[result for result, _ in done], prompt_tokens=prompt_tokens,
