@@ -272,6 +272,12 @@ class Settings(BaseSettings):
     drain_timeout_s: float = Field(
         30.0, ge=0, description="On SIGTERM/SIGINT, how long requests in flight may run on; "
         "streams still running then end with an error event and [DONE]")
+    response_cache_bytes: int = Field(
+        64 * 1024 * 1024, ge=0, description="Bytes of encoder results (embeddings, scores, "
+        "labels) kept per input for identical requests, least recently used dropped first; "
+        "0 turns the cache off")
+    response_cache_ttl_s: float = Field(
+        600.0, gt=0, description="Seconds a cached encoder result is served")
 
     @field_validator("models", mode="before")
     @classmethod
@@ -294,7 +300,7 @@ class Settings(BaseSettings):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("memory_reserve", mode="before")
+    @field_validator("memory_reserve", "response_cache_bytes", mode="before")
     @classmethod
     def _reserve(cls, value: Any) -> Any:
         return parse_size(value)

@@ -34,6 +34,12 @@ MODEL_STATE = Gauge("hfserve_model_state", "1 for the state a model is in, 0 for
 BREAKER_STATE = Gauge("hfserve_breaker_state",
                       "1 for the state of a model's circuit breaker, 0 for the others",
                       ["model", "state"])
+CACHE_REQUESTS = Counter("hfserve_cache_requests_total",
+                         "Encoder inputs looked up in the response cache, by result (hit, miss)",
+                         ["model", "result"])
+CACHE_BYTES = Gauge("hfserve_cache_bytes", "Bytes the response cache holds")
+CACHE_EVICTIONS = Counter("hfserve_cache_evictions_total",
+                          "Response cache entries dropped for room or age")
 
 MODEL_STATES = ("unloaded", "loading", "ready", "failed", "draining", "unsupported")
 BREAKER_STATES = ("closed", "open", "half_open")

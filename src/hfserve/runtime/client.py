@@ -28,8 +28,10 @@ class EngineClient(Protocol):
     # --- work ---------------------------------------------------------------------------
     async def run(self, model: str, task: Task, items: list[Any],
                   options: dict[str, Any] | None = None, *, priority: str = "normal",
-                  timeout: float | None = None) -> RunResult:
-        """Encoder work: one result per item, batched with other requests."""
+                  timeout: float | None = None, cache: bool = True) -> RunResult:
+        """Encoder work: one result per item, batched with other requests; with ``cache``
+        an input seen before (same model revision, task and options) is answered from the
+        response cache without running, and a new result is stored."""
 
     async def stream(self, model: str, request: GenerationInput) -> GenerationHandle:
         """Start a generation; its handle ends itself (``async with``)."""

@@ -14,21 +14,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from hfserve.registry.identity import source_identity
 from hfserve.types import ModelSpec
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def _identity(spec: ModelSpec) -> list[Any]:
-    files = [spec.path / spec.gguf_file] if spec.gguf_file else sorted(
-        p for p in spec.path.iterdir() if p.suffix in (".json", ".safetensors", ".bin"))
-    return [[p.name, p.stat().st_size, int(p.stat().st_mtime)] for p in files if p.is_file()]
-
-
 def export_dir(cache_dir: Path, spec: ModelSpec, backend: str, **options: Any) -> Path:
     """A stable folder for this model exported to ``backend`` with ``options``."""
-    key = json.dumps([str(spec.path), spec.gguf_file, _identity(spec), backend, options],
+    key = json.dumps([str(spec.path), spec.gguf_file, source_identity(spec), backend, options],
                      sort_keys=True, default=str)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", spec.gguf_file or spec.path.name)[:48]

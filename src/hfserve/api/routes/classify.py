@@ -8,6 +8,7 @@ import uuid
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from hfserve.api.cache_control import use_cache
 from hfserve.api.schemas.classify import ClassifyRequest, ClassifyResponse
 from hfserve.api.schemas.common import MODEL_ERRORS, error_responses, usage
 from hfserve.api.state import engine_of, note_model
@@ -23,7 +24,7 @@ async def classify(body: ClassifyRequest, request: Request) -> Response:
     items = [body.input] if isinstance(body.input, str) else list(body.input)
     result = await engine_of(request).run(
         body.model, Task.TEXT_CLASSIFICATION, items, {"truncate": body.truncate},
-        priority=body.priority, timeout=body.timeout)
+        priority=body.priority, timeout=body.timeout, cache=use_cache(request))
     response = ClassifyResponse(
         id=f"classify-{uuid.uuid4().hex}", created=int(time.time()), model=result.model,
         data=[{"index": i, "label": s.labels[s.best], "probs": s.scores,

@@ -8,6 +8,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from hfserve.api.cache_control import use_cache
 from hfserve.api.schemas.common import MODEL_ERRORS, error_responses, usage
 from hfserve.api.schemas.embeddings import EmbeddingRequest, EmbeddingResponse
 from hfserve.api.state import engine_of, note_model
@@ -38,7 +39,7 @@ async def embeddings(body: EmbeddingRequest, request: Request) -> Response:
     result = await engine_of(request).run(
         body.model, Task.EMBEDDING, inputs_of(body.input),
         {"truncate": body.truncate, "dimensions": body.dimensions},
-        priority=body.priority, timeout=body.timeout)
+        priority=body.priority, timeout=body.timeout, cache=use_cache(request))
     response = EmbeddingResponse(
         data=[{"index": i, "embedding": encode(v, body.encoding_format)}
               for i, v in enumerate(result.results)],

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from hfserve.api.cache_control import use_cache
 from hfserve.api.schemas.common import MODEL_ERRORS, error_responses
 from hfserve.api.schemas.infer import InferRequest
 from hfserve.api.state import engine_of, note_model
@@ -94,7 +95,8 @@ async def infer(model: str, body: InferRequest, request: Request) -> JSONRespons
     render = entry.render(body.parameters)
     items = [body.inputs] if isinstance(body.inputs, str) else list(body.inputs)
     result = await engine.run(model, task, items, entry.options(body.parameters),
-                              priority=body.priority, timeout=body.timeout)
+                              priority=body.priority, timeout=body.timeout,
+                              cache=use_cache(request))
     rendered = [render(r) for r in result.results]
     if isinstance(body.inputs, str):
         one = rendered[0]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from hfserve.api.cache_control import use_cache
 from hfserve.api.schemas.common import MODEL_ERRORS, error_responses, usage
 from hfserve.api.schemas.rerank import RerankRequest, RerankResponse, ScoreRequest, ScoreResponse
 from hfserve.api.state import engine_of, note_model
@@ -34,7 +35,8 @@ async def pair_scores(request: Request, model: str, pairs: list[list[str]], trun
     (``raw``: the logit)."""
     note_model(request, model)
     result = await engine_of(request).run(model, Task.RERANK, pairs, {"truncate": truncate},
-                                          priority=priority, timeout=timeout)
+                                          priority=priority, timeout=timeout,
+                                          cache=use_cache(request))
     return Scored([s.logits[0] if raw else s.scores[0] for s in result.results],
                   result.prompt_tokens, result.model)
 

@@ -11,6 +11,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from hfserve.api.cache_control import use_cache
 from hfserve.api.family_errors import ErrorTable, family_error, route_class
 from hfserve.api.routes.infer import ranked_labels
 from hfserve.api.routes.rerank import pair_scores, rerank_response
@@ -76,7 +77,8 @@ async def embed(body: EmbedRequest, request: Request) -> JSONResponse:
     single = isinstance(body.inputs, str) or (body.inputs and isinstance(body.inputs[0], int))
     items = [body.inputs] if single else list(body.inputs)
     normalize, truncate = body.settings()
-    result = await engine_of(request).run(model, Task.EMBEDDING, items, {"truncate": truncate})
+    result = await engine_of(request).run(model, Task.EMBEDDING, items, {"truncate": truncate},
+                                          cache=use_cache(request))
     vectors = np.stack(result.results)
     if normalize:
         vectors = _unit(vectors)
@@ -90,7 +92,8 @@ async def embed_all(body: EmbedAllRequest, request: Request) -> JSONResponse:
     single = isinstance(body.inputs, str) or isinstance(body.inputs[0], int)
     items = [body.inputs] if single else list(body.inputs)
     result = await engine_of(request).run(model, Task.EMBEDDING, items,
-                                          {"truncate": bool(body.truncate), "pooling": "none"})
+                                          {"truncate": bool(body.truncate), "pooling": "none"},
+                                          cache=use_cache(request))
     return JSONResponse([rows.tolist() for rows in result.results])
 
 
@@ -118,7 +121,8 @@ async def predict(body: PredictRequest, request: Request) -> JSONResponse:
     batch = [body.inputs] if single else body.inputs
     items = [i if isinstance(i, str) else i[0] if len(i) == 1 else list(i) for i in batch]
     result = await engine_of(request).run(model, Task.TEXT_CLASSIFICATION, items,
-                                          {"truncate": bool(body.truncate)})
+                                          {"truncate": bool(body.truncate)},
+                                          cache=use_cache(request))
     rows = [ranked_labels(s.labels, s.logits if body.raw_scores else s.scores)
             for s in result.results]
     return JSONResponse(rows[0] if single else rows)
@@ -142,7 +146,8 @@ async def similarity(body: SimilarityRequest, request: Request) -> JSONResponse:
     model = choose_model(request, body.model, Task.EMBEDDING)
     texts = [body.inputs.source_sentence, *body.inputs.sentences]
     truncate = bool(body.parameters and body.parameters.truncate)
-    result = await engine_of(request).run(model, Task.EMBEDDING, texts, {"truncate": truncate})
+    result = await engine_of(request).run(model, Task.EMBEDDING, texts, {"truncate": truncate},
+                                          cache=use_cache(request))
     vectors = _unit(np.stack(result.results))
     return JSONResponse((vectors[1:] @ vectors[0]).tolist())
 
