@@ -108,7 +108,13 @@ class ModelConfig(BaseModel):
     tpm: int | None = Field(
         None, ge=1, description="Prompt + generated tokens per minute this model serves to all "
         "clients together (charged once known; a client in debt waits)")
-    trust_remote_code: bool = False
+    trust_remote_code: bool = Field(
+        False, description="Run the Python code a model folder ships (config.json or "
+        "tokenizer_config.json with auto_map); off: such a model is refused")
+    allow_pickle: bool = Field(
+        False, description="Load weights stored only as pickle files (.bin, .pt, .pth, "
+        ".ckpt), through transformers' weights-only loader; off: such a model is refused "
+        "(a folder with .safetensors files always loads those)")
     own_process: bool | None = Field(
         None, description="Run the model and its generation loop in a process of its own "
         "(default: yes for generation on a GPU or NPU, no on the CPU)")

@@ -63,6 +63,19 @@ class InvalidRequest(HFServeError):
     code = "invalid_request"
 
 
+class UnsafeModel(InvalidRequest):
+    """A model whose loading would run code it ships: pickle weights or custom Python,
+    without the setting that allows it."""
+
+    code = "unsafe_model"
+
+
+class MalformedModel(InvalidRequest):
+    """A weights file whose header is broken, truncated or out of bounds."""
+
+    code = "malformed_model_file"
+
+
 class ContextLengthExceeded(InvalidRequest):
     code = "context_length_exceeded"
 

@@ -10,6 +10,8 @@ TABLE = [
     (e.HFServeError, 500, "server_error", None),
     (e.InvalidRequest, 400, "invalid_request_error", "invalid_request"),
     (e.ContextLengthExceeded, 400, "invalid_request_error", "context_length_exceeded"),
+    (e.UnsafeModel, 400, "invalid_request_error", "unsafe_model"),
+    (e.MalformedModel, 400, "invalid_request_error", "malformed_model_file"),
     (e.AuthenticationError, 401, "authentication_error", "invalid_api_key"),
     (e.PermissionDenied, 403, "permission_error", "insufficient_permissions"),
     (e.NotFound, 404, "not_found_error", "not_found"),

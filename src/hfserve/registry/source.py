@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hfserve.errors import ModelNotFound
+from hfserve.registry.gguf_header import check_gguf
 
 
 @dataclass(frozen=True)
@@ -19,10 +20,12 @@ class LocalSource:
     sentence_transformers: bool
 
 
-def _gguf_config(folder: Path, gguf_file: str) -> dict[str, Any]:
+def _gguf_config(folder: Path, gguf_file: str, trust_remote_code: bool) -> dict[str, Any]:
     from transformers import AutoConfig
 
-    return AutoConfig.from_pretrained(str(folder), gguf_file=gguf_file).to_dict()
+    check_gguf(folder / gguf_file)
+    return AutoConfig.from_pretrained(str(folder), gguf_file=gguf_file,
+                                      trust_remote_code=trust_remote_code).to_dict()
 
 
 def _from_cache(repo_id: str) -> Path:
@@ -41,7 +44,8 @@ def _single_gguf(folder: Path) -> str | None:
     return files[0] if len(files) == 1 else None
 
 
-def resolve(source: str, gguf_file: str | None = None) -> LocalSource:
+def resolve(source: str, gguf_file: str | None = None,
+            trust_remote_code: bool = False) -> LocalSource:
     path = Path(source).expanduser()
     if path.is_file() and path.suffix == ".gguf":
         path, gguf_file = path.parent, path.name
@@ -55,7 +59,9 @@ def resolve(source: str, gguf_file: str | None = None) -> LocalSource:
     if gguf_file is None and not config_file.is_file():
         gguf_file = _single_gguf(path)
     if gguf_file is not None:
-        config = _gguf_config(path, gguf_file)
+        if not (path / gguf_file).is_file():
+            raise ModelNotFound(f"no GGUF file {gguf_file!r} in {path.name!r}", param="model")
+        config = _gguf_config(path, gguf_file, trust_remote_code)
     elif config_file.is_file():
         config = json.loads(config_file.read_text())
     else:

@@ -7,7 +7,9 @@ from typing import Any
 from hfserve.config import ModelConfig
 from hfserve.errors import InvalidRequest
 from hfserve.registry.classify import classify
+from hfserve.registry.remote_code import check_remote_code
 from hfserve.registry.source import resolve
+from hfserve.registry.weights import check_weights
 from hfserve.types import ModelSpec
 
 
@@ -48,7 +50,10 @@ def checkpoint_dtype(config: dict[str, Any], gguf_file: str | None) -> str | Non
 
 
 def build_spec(mc: ModelConfig) -> ModelSpec:
-    local = resolve(mc.source, mc.gguf_file)
+    local = resolve(mc.source, mc.gguf_file, mc.trust_remote_code)
+    check_remote_code(local.path, local.config, mc.trust_remote_code)
+    if local.gguf_file is None:
+        check_weights(local.path, mc.allow_pickle)
     try:
         family, task, tasks = classify(local.config,
                                        sentence_transformers=local.sentence_transformers)

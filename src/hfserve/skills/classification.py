@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from hfserve.errors import ContextLengthExceeded, InvalidRequest
 from hfserve.skills.base import BatchSkill, Placement, Prepared
 from hfserve.skills.openvino_backend import openvino_runner
+from hfserve.skills.pretrained import tokenizer_kwargs
 from hfserve.skills.torch_backend import load_torch_model
 from hfserve.types import ModelSpec, Task
 
@@ -89,7 +90,8 @@ class ClassificationSkill(BatchSkill):
         from transformers import AutoTokenizer
 
         self.placement = placement
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.spec.path))
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.spec.path),
+                                                       **tokenizer_kwargs(self.spec))
         self.classify = CLASSIFIERS[placement.backend](self.spec, placement)
         if placement.backend == "openvino":
             self.workers = placement.options.get("streams", 1)

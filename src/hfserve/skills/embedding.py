@@ -12,6 +12,7 @@ from hfserve.skills.hf_text import token_ids
 from hfserve.skills.onnx_backend import load_onnx_encoder
 from hfserve.skills.openvino_backend import openvino_runner
 from hfserve.skills.pooling import pool, read_pooling
+from hfserve.skills.pretrained import tokenizer_kwargs
 from hfserve.skills.torch_backend import load_torch_model
 from hfserve.types import ModelSpec, Task
 
@@ -50,7 +51,8 @@ class EmbeddingSkill(BatchSkill):
         self.placement = placement
         self.pooling = read_pooling(self.spec.path)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.spec.path),
-                                                       gguf_file=self.spec.gguf_file)
+                                                       gguf_file=self.spec.gguf_file,
+                                                       **tokenizer_kwargs(self.spec))
         self.encode = ENCODERS[placement.backend](self.spec, placement)
         if placement.backend == "openvino":
             self.workers = placement.options.get("streams", 1)

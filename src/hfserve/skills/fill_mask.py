@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from hfserve.errors import ContextLengthExceeded, InvalidRequest
 from hfserve.skills.base import BatchSkill, Placement, Prepared
 from hfserve.skills.padded import padded_logits
+from hfserve.skills.pretrained import tokenizer_kwargs
 from hfserve.skills.torch_backend import load_torch_model
 from hfserve.types import Task
 
@@ -27,7 +28,8 @@ class FillMaskSkill(BatchSkill):
         from transformers.pipelines import FillMaskPipeline
 
         self.placement = placement
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.spec.path))
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.spec.path),
+                                                       **tokenizer_kwargs(self.spec))
         if self.tokenizer.mask_token is None:
             raise ValueError(f"the tokenizer of {self.spec.name!r} has no mask token")
         self.model = load_torch_model(AutoModelForMaskedLM, self.spec, placement)

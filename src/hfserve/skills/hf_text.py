@@ -12,6 +12,7 @@ from typing import Any
 from hfserve.errors import InvalidRequest
 from hfserve.skills.chat_template import reads_variable, render_chat
 from hfserve.skills.export_cache import cached_or_built, export_dir
+from hfserve.skills.pretrained import tokenizer_kwargs
 from hfserve.tool_calls.choice import parser_for_template
 from hfserve.tool_calls.prompt import template_arguments, with_tool_preamble
 from hfserve.types import Constraint, ModelSpec
@@ -142,7 +143,7 @@ def load_hf_tokenizer(spec: ModelSpec, cache_dir: Path | str | None = None) -> A
     from transformers import AutoTokenizer
 
     if spec.gguf_file is None:
-        return AutoTokenizer.from_pretrained(str(spec.path))
+        return AutoTokenizer.from_pretrained(str(spec.path), **tokenizer_kwargs(spec))
     if cache_dir is None:
         return _gguf_tokenizer(spec)
     import transformers
@@ -180,7 +181,8 @@ def _gguf_tokenizer(spec: ModelSpec) -> Any:
 
     from transformers import AutoTokenizer
 
-    converted = AutoTokenizer.from_pretrained(str(spec.path), gguf_file=spec.gguf_file)
+    converted = AutoTokenizer.from_pretrained(str(spec.path), gguf_file=spec.gguf_file,
+                                              **tokenizer_kwargs(spec))
     # The file's own beginning and end tokens (the conversion took <|im_start|> for both).
     for role in ("bos", "eos"):
         token_id = spec.config.get(f"{role}_token_id")
@@ -194,7 +196,7 @@ def _gguf_tokenizer(spec: ModelSpec) -> Any:
 def _read_generic(folder: Path) -> Any:
     from transformers import PreTrainedTokenizerFast
 
-    return PreTrainedTokenizerFast.from_pretrained(str(folder))
+    return PreTrainedTokenizerFast.from_pretrained(str(folder), trust_remote_code=False)
 
 
 def _write_generic(tokenizer: Any, folder: Path, vocab_size: int | None) -> None:

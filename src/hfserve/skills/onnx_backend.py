@@ -11,6 +11,7 @@ from typing import Any
 
 from hfserve.skills.base import Placement
 from hfserve.skills.export_cache import export_dir, is_complete, mark_complete, run_isolated
+from hfserve.skills.pretrained import model_kwargs, tokenizer_kwargs
 from hfserve.types import ModelSpec
 
 PROVIDERS = {
@@ -40,8 +41,10 @@ def _export_encoder(spec: ModelSpec, path: str) -> list[str]:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    model = AutoModel.from_pretrained(str(spec.path), gguf_file=spec.gguf_file).eval()
-    tokenizer = AutoTokenizer.from_pretrained(str(spec.path), gguf_file=spec.gguf_file)
+    model = AutoModel.from_pretrained(str(spec.path), gguf_file=spec.gguf_file,
+                                      **model_kwargs(spec)).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(spec.path), gguf_file=spec.gguf_file,
+                                              **tokenizer_kwargs(spec))
     sample = dict(tokenizer(["an example sentence", "another"], padding=True,
                             return_tensors="pt"))
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]

@@ -12,6 +12,7 @@ from typing import Any
 
 from hfserve.skills.base import Placement
 from hfserve.skills.export_cache import export_dir, is_complete, mark_complete, run_isolated
+from hfserve.skills.pretrained import model_kwargs, tokenizer_kwargs
 from hfserve.types import ModelSpec
 
 # Task family -> optimum-intel model class name.
@@ -42,10 +43,12 @@ def _source_folder(spec: ModelSpec, scratch: Path) -> str:
     if not (scratch / "config.json").is_file():
         from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
-        config = AutoConfig.from_pretrained(str(spec.path), gguf_file=spec.gguf_file)
+        config = AutoConfig.from_pretrained(str(spec.path), gguf_file=spec.gguf_file,
+                                            **tokenizer_kwargs(spec))
         auto = AutoModelForCausalLM if config.architectures and \
             config.architectures[0].endswith("ForCausalLM") else AutoModel
-        model = auto.from_pretrained(str(spec.path), gguf_file=spec.gguf_file)
+        model = auto.from_pretrained(str(spec.path), gguf_file=spec.gguf_file,
+                                     **model_kwargs(spec))
         model.save_pretrained(scratch)
     return str(scratch)
 
@@ -58,7 +61,7 @@ def _export(kind: str, spec: ModelSpec, int8: bool, target: Path) -> None:
     scratch = target / "source"
     quant = oi.OVWeightQuantizationConfig(bits=8) if int8 else None
     model = cls.from_pretrained(_source_folder(spec, scratch), export=True, compile=False,
-                                quantization_config=quant)
+                                quantization_config=quant, **tokenizer_kwargs(spec))
     model.save_pretrained(target)
     shutil.rmtree(scratch, ignore_errors=True)
     mark_complete(target)
@@ -117,7 +120,8 @@ def load_openvino(kind: str, spec: ModelSpec, placement: Placement, streams: int
     if streams > 1:
         config["NUM_STREAMS"] = streams
     return getattr(oi, OV_CLASSES[kind]).from_pretrained(
-        str(target), device=placement.options.get("ov_device", "CPU"), ov_config=config)
+        str(target), device=placement.options.get("ov_device", "CPU"), ov_config=config,
+        **tokenizer_kwargs(spec))
 
 
 def openvino_runner(kind: str, output: str, spec: ModelSpec, placement: Placement

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from hfserve.errors import InvalidRequest
 from hfserve.skills.base import BatchSkill, Placement, Prepared
 from hfserve.skills.padded import padded_logits
+from hfserve.skills.pretrained import tokenizer_kwargs
 from hfserve.skills.torch_backend import load_torch_model
 from hfserve.types import Task
 
@@ -29,7 +30,8 @@ class TokenClassificationSkill(BatchSkill):
         from transformers.pipelines import TokenClassificationPipeline
 
         self.placement = placement
-        tokenizer = AutoTokenizer.from_pretrained(str(self.spec.path))
+        tokenizer = AutoTokenizer.from_pretrained(str(self.spec.path),
+                                                  **tokenizer_kwargs(self.spec))
         model = load_torch_model(AutoModelForTokenClassification, self.spec, placement)
         self.model = model
         self.pipe = TokenClassificationPipeline(model=model, tokenizer=tokenizer,

@@ -7,6 +7,7 @@ from typing import Any
 
 from hfserve.skills.base import Placement
 from hfserve.skills.export_cache import cached_or_built, export_dir
+from hfserve.skills.pretrained import model_kwargs
 from hfserve.types import ModelSpec
 
 
@@ -22,8 +23,7 @@ def load_torch_model(auto_class: Any, spec: ModelSpec, placement: Placement):
 
     if placement.device.startswith("cuda"):
         shape_free_attention()
-    kwargs = {"dtype": torch_dtype(placement.dtype),
-              "trust_remote_code": bool(spec.options.get("trust_remote_code"))}
+    kwargs = {"dtype": torch_dtype(placement.dtype), **model_kwargs(spec)}
     cache_dir = placement.options.get("cache_dir")
     if spec.gguf_file and cache_dir:
         model = _dequantized(auto_class, spec, placement.dtype, Path(cache_dir), kwargs)
@@ -43,7 +43,8 @@ def _dequantized(auto_class: Any, spec: ModelSpec, dtype: str, cache_dir: Path,
 
     return cached_or_built(
         export_dir(cache_dir, spec, "torch", dtype=dtype, transformers=transformers.__version__),
-        read=lambda folder: auto_class.from_pretrained(str(folder), **kwargs),
+        read=lambda folder: auto_class.from_pretrained(
+            str(folder), **{**kwargs, **model_kwargs(spec, folder)}),
         build=lambda: auto_class.from_pretrained(str(spec.path), gguf_file=spec.gguf_file,
                                                  **kwargs),
         write=_save_dequantized)
