@@ -44,7 +44,14 @@ def models(tmp_path_factory):
     for file in found["a"].iterdir():
         if file.is_file() and file.suffix != ".safetensors":
             (corrupt / file.name).write_bytes(file.read_bytes())
-    (corrupt / "model.safetensors").write_bytes(b"this is not a safetensors file" * 8)
+    # A well-formed file (it passes the checks before loading) whose classifier head has
+    # the wrong shape for the config: the load itself fails, every time it is tried.
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(found["a"] / "model.safetensors"))
+    head = next(k for k in tensors if k.startswith("classifier") and k.endswith("weight"))
+    tensors[head] = tensors[head][:, :16].contiguous()
+    save_file(tensors, str(corrupt / "model.safetensors"), metadata={"format": "pt"})
     found["corrupt"] = corrupt
     found["root"] = root
     return found
