@@ -69,6 +69,15 @@ def presented_key(scope) -> bytes | None:
     return token or None
 
 
+def inference_caller(scope) -> Caller | None:
+    """The caller ``Authenticate`` let through to an HTTP route of the inference scope (what
+    the model gate and the rate limits act on); None for any other request."""
+    if scope["type"] != "http" or scope_of(scope["method"], scope["path"]) \
+            is not Scope.INFERENCE:
+        return None
+    return scope.setdefault("state", {}).get("caller", ANONYMOUS)
+
+
 class Authenticate:
     """Who the caller is (its key, or anonymous when no keys are set) and whether the route
     is theirs to call; the caller goes on ``scope["state"]["caller"]``."""

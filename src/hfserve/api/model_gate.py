@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 
-from hfserve.api.access import Scope, scope_of
 from hfserve.api.family_errors import matched_route
-from hfserve.api.guard import refuse
+from hfserve.api.guard import inference_caller, refuse
 from hfserve.errors import PermissionDenied
-from hfserve.security.keys import ANONYMOUS, Caller
 
 NOT_SERVED = "\x00"          # a name nothing is served under: what label_of gives the unknown
 
@@ -43,11 +41,10 @@ class ModelGate:
         self.app, self.per_model = app, per_model
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope_of(scope["method"], scope["path"]) \
-                is not Scope.INFERENCE:
+        caller = inference_caller(scope)
+        if caller is None:
             return await self.app(scope, receive, send)
-        state = scope.setdefault("state", {})
-        caller: Caller = state.get("caller", ANONYMOUS)
+        state = scope["state"]
         if caller.models is None and not self.per_model:
             return await self.app(scope, receive, send)
         _, params = matched_route(scope)

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import logging
 
-from hfserve.api.access import Scope, scope_of
 from hfserve.api.family_errors import error_for
+from hfserve.api.guard import inference_caller
 from hfserve.errors import LimitsUnavailable, RateLimited
-from hfserve.security.keys import ANONYMOUS, Caller
 from hfserve.security.ratelimit import Limiter, Limits
 from hfserve.usage import metering
 
@@ -22,11 +21,10 @@ class RateLimit:
         self.app, self.limiter = app, limiter
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope_of(scope["method"], scope["path"]) \
-                is not Scope.INFERENCE:
+        caller = inference_caller(scope)
+        if caller is None:
             return await self.app(scope, receive, send)
-        state = scope.setdefault("state", {})
-        caller: Caller = state.get("caller", ANONYMOUS)
+        state = scope["state"]
         checks = self.limiter.checks(caller.id, Limits(caller.rpm, caller.tpm),
                                      state.get("model_name"))
         if not checks:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -133,8 +133,14 @@ class Engine:
         if not items:
             raise InvalidRequest("input must not be empty", param="input")
         entry = await self._ready(model, task, timeout)
+        return await self._holding(entry, self._run(entry, task, items, options, priority,
+                                                    timeout, cache))
+
+    async def _holding(self, entry, work: Awaitable[Any]) -> Any:
+        """Await ``work`` done on ``entry`` (admitted by ``_ready``), then release it with the
+        outcome (a model's failure counts against its breaker, a client's error does not)."""
         try:
-            result = await self._run(entry, task, items, options, priority, timeout, cache)
+            result = await work
         except BaseException as exc:
             self.manager.release(entry, exc)
             raise
@@ -143,10 +149,9 @@ class Engine:
 
     async def _run(self, entry, task: Task, items: list[Any], options: dict[str, Any],
                    priority: str, timeout: float | None, cache: bool) -> RunResult:
-        most = min(self.settings.max_request_items, entry.batcher.max_queue)
-        if len(items) > most:   # could never be queued: retrying would not help
-            raise InvalidRequest(f"this request has {len(items)} inputs; a request may have "
-                                 f"at most {most}", param="input", code="too_many_inputs")
+        # More than could ever be queued: retrying would not help.
+        self._check_count(len(items), min(self.settings.max_request_items,
+                                          entry.batcher.max_queue), "input")
         for item in items:
             if isinstance(item, str):
                 require_unicode(item, "input")
@@ -253,39 +258,30 @@ class Engine:
 
     async def detokenize(self, model: str, token_ids: list[int]) -> str:
         entry = await self.manager.ready(model, Task.TEXT_GENERATION)
-        try:
-            return await self._off_loop(entry.skill.decode_tokens, token_ids)
-        finally:
-            self.manager.release(entry)
+        return await self._holding(entry, self._off_loop(entry.skill.decode_tokens, token_ids))
 
     # --- the tokenizer's view ------------------------------------------------------
     async def tokenize(self, model: str, texts: list[str],
                        add_special_tokens: bool = True) -> list[list[TokenSpan]]:
-        self._check_count(len(texts), "inputs")
+        self._check_count(len(texts), self.settings.max_request_items, "inputs")
         for text in texts:
             require_unicode(text, "inputs")
         entry = await self._ready(model, None)
-        try:
-            return await self._off_loop(
-                lambda: [entry.skill.tokenize(t, add_special_tokens) for t in texts])
-        finally:
-            self.manager.release(entry)
+        return await self._holding(entry, self._off_loop(
+            lambda: [entry.skill.tokenize(t, add_special_tokens) for t in texts]))
 
     async def decode(self, model: str, sequences: list[list[int]],
                      skip_special_tokens: bool = True) -> list[str]:
-        self._check_count(len(sequences), "ids")
+        self._check_count(len(sequences), self.settings.max_request_items, "ids")
         entry = await self._ready(model, None)
-        try:
-            return await self._off_loop(
-                lambda: [entry.skill.detokenize(ids, skip_special_tokens) for ids in sequences])
-        finally:
-            self.manager.release(entry)
+        return await self._holding(entry, self._off_loop(
+            lambda: [entry.skill.detokenize(ids, skip_special_tokens) for ids in sequences]))
 
-    def _check_count(self, count: int, param: str) -> None:
-        if count > self.settings.max_request_items:
+    @staticmethod
+    def _check_count(count: int, most: int, param: str) -> None:
+        if count > most:
             raise InvalidRequest(f"this request has {count} inputs; a request may have at "
-                                 f"most {self.settings.max_request_items}", param=param,
-                                 code="too_many_inputs")
+                                 f"most {most}", param=param, code="too_many_inputs")
 
     def abort(self, request_id: str) -> None:
         name, events = self._streams.pop(request_id, (None, None))

@@ -110,6 +110,13 @@ class Skill(ABC):
         return tokenizer.decode(token_ids, skip_special_tokens=skip_special_tokens)
 
 
+def input_limit(*candidates: Any, default: int = 512) -> int:
+    """The smallest of the lengths a model's files give (config, tokenizer, settings), where
+    they give one: tokenizers without a limit report a huge sentinel instead."""
+    limits = [v for v in candidates if isinstance(v, int) and 0 < v < 1_000_000]
+    return min(limits) if limits else default
+
+
 @dataclass
 class Prepared:
     """One validated, tokenized item waiting for a batch; ``cost`` is its token count."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from hfserve.errors import ContextLengthExceeded, InvalidRequest
-from hfserve.skills.base import BatchSkill, Placement, Prepared
+from hfserve.skills.base import BatchSkill, Placement, Prepared, input_limit
 from hfserve.skills.openvino_backend import openvino_runner
 from hfserve.skills.pretrained import tokenizer_kwargs
 from hfserve.skills.torch_backend import load_torch_model
@@ -101,10 +101,8 @@ class ClassificationSkill(BatchSkill):
         self.labels = [names.get(i, f"LABEL_{i}") for i in range(count)]
         # transformers' pipeline: sigmoid for multi-label heads and a single logit.
         self.sigmoid = config.get("problem_type") == "multi_label_classification" or count == 1
-        limits = [v for v in (self.spec.max_context,
-                              getattr(self.tokenizer, "model_max_length", None))
-                  if isinstance(v, int) and 0 < v < 1_000_000]
-        self.max_length = min(limits) if limits else 512
+        self.max_length = input_limit(self.spec.max_context,
+                                      getattr(self.tokenizer, "model_max_length", None))
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "labels": self.labels, "max_input_length": self.max_length}

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from hfserve.errors import ContextLengthExceeded, InvalidRequest
-from hfserve.skills.base import BatchSkill, Placement, Prepared
+from hfserve.skills.base import BatchSkill, Placement, Prepared, input_limit
 from hfserve.skills.hf_text import token_ids
 from hfserve.skills.onnx_backend import load_onnx_encoder
 from hfserve.skills.openvino_backend import openvino_runner
@@ -56,10 +56,8 @@ class EmbeddingSkill(BatchSkill):
         self.encode = ENCODERS[placement.backend](self.spec, placement)
         if placement.backend == "openvino":
             self.workers = placement.options.get("streams", 1)
-        limits = [v for v in (self.pooling.max_seq_length, self.spec.max_context,
-                              getattr(self.tokenizer, "model_max_length", None))
-                  if isinstance(v, int) and 0 < v < 1_000_000]
-        self.max_length = min(limits) if limits else 512
+        self.max_length = input_limit(self.pooling.max_seq_length, self.spec.max_context,
+                                      getattr(self.tokenizer, "model_max_length", None))
         self.dimensions = int(self.spec.config.get("hidden_size") or 0)
 
     def info(self) -> dict[str, Any]:

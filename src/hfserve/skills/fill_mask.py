@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from hfserve.errors import ContextLengthExceeded, InvalidRequest
-from hfserve.skills.base import BatchSkill, Placement, Prepared
+from hfserve.skills.base import BatchSkill, Placement, Prepared, input_limit
 from hfserve.skills.padded import padded_logits
 from hfserve.skills.pretrained import tokenizer_kwargs
 from hfserve.skills.torch_backend import load_torch_model
@@ -35,9 +35,7 @@ class FillMaskSkill(BatchSkill):
         self.model = load_torch_model(AutoModelForMaskedLM, self.spec, placement)
         self.pipe = FillMaskPipeline(model=self.model, tokenizer=self.tokenizer,
                                      device=placement.device)
-        limits = [v for v in (self.spec.max_context, self.tokenizer.model_max_length)
-                  if isinstance(v, int) and 0 < v < 1_000_000]
-        self.max_length = min(limits) if limits else 512
+        self.max_length = input_limit(self.spec.max_context, self.tokenizer.model_max_length)
 
     def unload(self) -> None:
         self.model = self.pipe = None

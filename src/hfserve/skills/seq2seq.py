@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from hfserve.errors import ContextLengthExceeded
-from hfserve.skills.base import GenerativeSkill, Placement
+from hfserve.skills.base import GenerativeSkill, Placement, input_limit
 from hfserve.skills.hf_text import HFTextCodec
 from hfserve.skills.sampling import TorchSampling
 from hfserve.skills.torch_backend import load_torch_model
@@ -48,10 +48,8 @@ class Seq2SeqSkill(HFTextCodec, TorchSampling, GenerativeSkill):
         start = generation.decoder_start_token_id
         self.start_id = int(start if start is not None else config.decoder_start_token_id)
         positions = getattr(config, "max_position_embeddings", None)
-        tokenizer_limit = getattr(self.tokenizer, "model_max_length", None)
-        limits = [v for v in (positions, tokenizer_limit, self.spec.max_context)
-                  if isinstance(v, int) and 0 < v < 1_000_000]
-        self.max_input = min(limits) if limits else DEFAULT_LENGTH
+        self.max_input = input_limit(positions, getattr(self.tokenizer, "model_max_length", None),
+                                     self.spec.max_context, default=DEFAULT_LENGTH)
         self.max_output = positions if isinstance(positions, int) else DEFAULT_LENGTH
         # The scheduler counts prompt and output against one length: here they are apart.
         self.max_context = self.max_input + self.max_output

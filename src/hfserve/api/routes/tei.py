@@ -7,6 +7,8 @@ with TEI's request and response bodies and its error body (``{"error", "error_ty
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -74,8 +76,7 @@ RESPONSES = {status: {"model": TEIError, "description": text} for status, text i
 @router.post("/embed", response_model=list[list[float]], responses=RESPONSES)
 async def embed(body: EmbedRequest, request: Request) -> JSONResponse:
     model = choose_model(request, body.model, Task.EMBEDDING)
-    single = isinstance(body.inputs, str) or (body.inputs and isinstance(body.inputs[0], int))
-    items = [body.inputs] if single else list(body.inputs)
+    items = _inputs(body.inputs)
     normalize, truncate = body.settings()
     result = await engine_of(request).run(model, Task.EMBEDDING, items, {"truncate": truncate},
                                           cache=use_cache(request))
@@ -89,8 +90,7 @@ async def embed(body: EmbedRequest, request: Request) -> JSONResponse:
 async def embed_all(body: EmbedAllRequest, request: Request) -> JSONResponse:
     """Every token's hidden state, unpooled and not normalized."""
     model = choose_model(request, body.model, Task.EMBEDDING)
-    single = isinstance(body.inputs, str) or isinstance(body.inputs[0], int)
-    items = [body.inputs] if single else list(body.inputs)
+    items = _inputs(body.inputs)
     result = await engine_of(request).run(model, Task.EMBEDDING, items,
                                           {"truncate": bool(body.truncate), "pooling": "none"},
                                           cache=use_cache(request))
@@ -150,6 +150,12 @@ async def similarity(body: SimilarityRequest, request: Request) -> JSONResponse:
                                           cache=use_cache(request))
     vectors = _unit(np.stack(result.results))
     return JSONResponse((vectors[1:] @ vectors[0]).tolist())
+
+
+def _inputs(inputs: Any) -> list[Any]:
+    """TEI's ``inputs``: a text, token ids, or a list of either, as a list of items."""
+    single = isinstance(inputs, str) or (inputs and isinstance(inputs[0], int))
+    return [inputs] if single else list(inputs)
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
