@@ -488,6 +488,13 @@ def _mark(h: Harness) -> int:
         return len(h.skill.timeline)
 
 
+def _pause(h: Harness) -> int:
+    """Hold the running sequences in their decode step (so a loaded machine cannot fit
+    extra steps in while newcomers are submitted) and mark the timeline."""
+    h.skill.gate.clear()
+    return _mark(h)
+
+
 def _decode_steps_until_prefill(h: Harness, mark: int) -> int:
     """Decode steps between ``mark`` and the first prefill after it."""
     with h.skill.lock:
@@ -512,8 +519,9 @@ async def test_a_high_priority_newcomer_is_not_held_back(make) -> None:
     h = make([1, 2], max_concurrent=64)
     h.skill.prefill_wait_steps = 1000
     await _seventeen_streaming(h)
-    mark = _mark(h)
+    mark = _pause(h)
     _, stream = h.submit([4], priority=0)
+    h.skill.gate.set()
     assert text(await drain(stream)) == "alpha beta"
     # The steps under way, at most (one, or a multistep group).
     assert _decode_steps_until_prefill(h, mark) <= 2 * h.skill.decode_steps
@@ -523,8 +531,9 @@ async def test_newcomers_reaching_an_eighth_of_the_running_are_not_held_back(mak
     h = make([1, 2], max_concurrent=64)
     h.skill.prefill_wait_steps = 1000
     await _seventeen_streaming(h)
-    mark = _mark(h)
+    mark = _pause(h)
     streams = [h.submit([n])[1] for n in (4, 5, 6)]      # 3 >= 17/8
+    h.skill.gate.set()
     assert [text(await drain(s)) for s in streams] == ["alpha beta"] * 3
     assert h.skill.prefills[-3:] == [[4], [5], [6]]
     assert _decode_steps_until_prefill(h, mark) <= 2 * h.skill.decode_steps
