@@ -298,3 +298,110 @@ def test_langchain_with_structured_output_returns_a_validated_object(chat_model)
     got = chat_model.with_structured_output(City).invoke("Describe Paris.")
     assert isinstance(got, City)
     assert got.name and got.country
+
+
+# --- the Responses API -------------------------------------------------------------------
+RESPONSE_TOOLS = [{"type": "function", **t["function"]} for t in TOOLS]
+
+
+@pytest.mark.parametrize("model", BACKENDS)
+def test_a_response_is_the_chat_answer_to_the_same_conversation(client, model):
+    chat = client.chat.completions.create(
+        model=model, max_tokens=24, temperature=0, messages=[
+            {"role": "system", "content": "You answer in one short sentence."},
+            {"role": "user", "content": "What is the capital of France?"}])
+    response = client.responses.create(
+        model=model, instructions="You answer in one short sentence.",
+        input="What is the capital of France?", max_output_tokens=24,
+        temperature=0, metadata={"case": "capital"})
+    assert response.id.startswith("resp_") and response.object == "response"
+    assert response.output_text == chat.choices[0].message.content
+    assert response.metadata == {"case": "capital"}
+    assert response.usage.input_tokens == chat.usage.prompt_tokens
+    assert response.usage.output_tokens == chat.usage.completion_tokens
+    assert response.status == ("incomplete" if chat.choices[0].finish_reason == "length"
+                               else "completed")
+
+
+def test_a_streamed_response_sends_the_events_in_order(client):
+    whole = client.responses.create(model=TORCH, input="Name three colours.",
+                                    max_output_tokens=20, temperature=0)
+    events = list(client.responses.create(model=TORCH, input="Name three colours.",
+                                          max_output_tokens=20, temperature=0,
+                                          stream=True))
+    kinds = [e.type for e in events]
+    assert kinds[:4] == ["response.created", "response.in_progress",
+                         "response.output_item.added", "response.content_part.added"]
+    assert kinds[-4:-1] == ["response.output_text.done", "response.content_part.done",
+                            "response.output_item.done"]
+    assert kinds[-1] in ("response.completed", "response.incomplete")
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert deltas == whole.output_text == events[-1].response.output_text
+    assert (kinds[-1] == "response.incomplete") == (whole.status == "incomplete")
+    # the SDK's own stream helper assembles the same final response (it wants a
+    # response.completed: an answer given room to end)
+    kwargs = {"model": TORCH, "input": "Say hello.", "max_output_tokens": 200,
+              "temperature": 0}
+    ended = client.responses.create(**kwargs)
+    assert ended.status == "completed"
+    with client.responses.stream(**kwargs) as stream:
+        assert stream.get_final_response().output_text == ended.output_text
+
+
+@pytest.mark.parametrize("model", BACKENDS)
+def test_a_response_calls_a_required_tool_and_takes_its_output_back(client, model):
+    ask = [{"role": "user", "content": "What is the weather in Paris right now?"}]
+    first = client.responses.create(model=model, input=ask, tools=RESPONSE_TOOLS,
+                                    tool_choice={"type": "function", "name": "get_weather"},
+                                    temperature=0, max_output_tokens=80)
+    calls = [item for item in first.output if item.type == "function_call"]
+    assert len(calls) == 1 and calls[0].name == "get_weather"
+    assert calls[0].call_id.startswith("call_")
+    jsonschema.validate(json.loads(calls[0].arguments), PARAMETERS["get_weather"])
+    second = client.responses.create(
+        model=model, tools=RESPONSE_TOOLS, temperature=0, max_output_tokens=30,
+        input=[*ask, {"type": "function_call", "call_id": calls[0].call_id,
+                      "name": calls[0].name, "arguments": calls[0].arguments},
+               {"type": "function_call_output", "call_id": calls[0].call_id,
+                "output": '{"temperature": 21, "sky": "sunny"}'}])
+    assert second.output
+    assert second.usage.input_tokens > first.usage.input_tokens + 10
+
+
+def test_streamed_function_calls_match_the_whole_response(client):
+    kwargs = {"model": TORCH, "input": "What time is it in Tokyo?", "tools": RESPONSE_TOOLS,
+              "tool_choice": "required", "temperature": 0, "max_output_tokens": 80}
+    whole = [(i.name, json.loads(i.arguments))
+             for i in client.responses.create(**kwargs).output if i.type == "function_call"]
+    events = list(client.responses.create(stream=True, **kwargs))
+    done = [(e.name, json.loads(e.arguments)) for e in events
+            if e.type == "response.function_call_arguments.done"]
+    assert done == whole and whole
+    assert [(i.name, json.loads(i.arguments)) for i in events[-1].response.output
+            if i.type == "function_call"] == whole
+
+
+def test_a_response_in_a_json_schema_validates(client):
+    response = client.responses.create(
+        model=TORCH, input="Tell me about Anna, 31, who lives in Rome.", temperature=0,
+        max_output_tokens=80, text={"format": {"type": "json_schema", "name": "person",
+                                               "schema": PERSON, "strict": True}})
+    jsonschema.validate(json.loads(response.output_text), PERSON)
+    assert response.text.format.type == "json_schema"
+
+
+def test_what_the_responses_route_cannot_honour_is_a_400(server):
+    cases = [({"previous_response_id": "resp_1"}, "previous_response_id"),
+             ({"reasoning": {"effort": "high"}}, "reasoning"),
+             ({"input": []}, "input"),
+             ({"tools": [{"type": "web_search"}]}, "tools")]
+    with httpx.Client(base_url=server, timeout=60) as http:
+        for extra, field in cases:
+            got = http.post("/v1/responses", json={"model": TORCH, "input": "hi", **extra})
+            assert got.status_code == 400, (extra, got.text)
+            error = got.json()["error"]
+            assert field in (error.get("param") or "") + error["message"], (extra, error)
+        canary = http.post("/v1/responses", json={"model": TORCH, "input": "hi",
+                                                  "max_output_tokens": 2})
+        assert canary.status_code == 200 and canary.json()["output"]

@@ -25,6 +25,7 @@ from hfserve.api.routes import (
     info,
     models,
     rerank,
+    responses,
     tei,
     tgi,
 )
@@ -57,8 +58,8 @@ def create_app(settings: Settings, engine: EngineClient | None = None) -> FastAP
                   description="One server for every HuggingFace model, behind the OpenAI API.")
     app.state.engine = engine
     app.include_router(info.models_router)
-    for module in (models, embeddings, chat, completions, classify, rerank, infer, tei,
-                   tgi, info, hardware, health):
+    for module in (models, embeddings, chat, responses, completions, classify, rerank,
+                   infer, tei, tgi, info, hardware, health):
         app.include_router(module.router)
     app.include_router(admin.router if settings.admin_routes else admin.off)
     errors.install(app)

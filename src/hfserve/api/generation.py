@@ -98,9 +98,10 @@ async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
     return task.result()
 
 
-def sse(payload: Any) -> bytes:
+def sse(payload: Any, event: str | None = None) -> bytes:
     body = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
-    return f"data: {body}\n\n".encode()
+    head = "" if event is None else f"event: {event}\n"
+    return f"{head}data: {body}\n\n".encode()
 
 
 class TokenChunks:
@@ -121,21 +122,29 @@ class TokenChunks:
                 f'{self.text_close}, "finish_reason": {reason}, "logprobs": null}}]}}')
 
 
-async def event_stream(handle: GenerationHandle,
-                       render: Callable[[Any], list[str]]) -> AsyncIterator[bytes]:
-    """SSE body: ``render`` turns each engine event into serialized chunks. A failure after
-    the stream started becomes an error event followed by ``[DONE]``; a client that goes
-    away (the task is cancelled) ends the handle, which aborts the generation."""
+def _same(error: dict[str, Any]) -> dict[str, Any]:
+    return error
+
+
+async def event_stream(handle: GenerationHandle, render: Callable[[Any], list[Any]], *,
+                       frame: Callable[[Any], bytes] = sse,
+                       error: Callable[[dict[str, Any]], Any] = _same,
+                       done: bool = True) -> AsyncIterator[bytes]:
+    """SSE body: ``render`` turns each engine event into chunks, each sent as ``frame``
+    makes it. A failure after the stream started becomes an error event (OpenAI's error
+    envelope, as ``error`` shapes it) followed by ``[DONE]`` when ``done``; a client that
+    goes away (the task is cancelled) ends the handle, which aborts the generation."""
     try:
         async with handle:
             async for event in handle:
                 for chunk in render(event):
-                    yield sse(chunk)
+                    yield frame(chunk)
     except HFServeError as exc:
-        yield sse(exc.to_dict())
+        yield frame(error(exc.to_dict()))
     except Exception as exc:  # never a traceback to the client
-        yield sse(ModelError(f"generation failed: {type(exc).__name__}").to_dict())
-    yield sse("[DONE]")
+        yield frame(error(ModelError(f"generation failed: {type(exc).__name__}").to_dict()))
+    if done:
+        yield sse("[DONE]")
 
 
 def logprob_bytes(text: str) -> list[int]:
