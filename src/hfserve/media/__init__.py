@@ -1,0 +1,1 @@
+"""Decoding of media that requests carry (audio, images) into model inputs."""
