@@ -118,6 +118,15 @@ class ModelConfig(BaseModel):
     own_process: bool | None = Field(
         None, description="Run the model and its generation loop in a process of its own "
         "(default: yes for generation on a GPU or NPU, no on the CPU)")
+    max_image_bytes: int = Field(
+        20 * 1024 * 1024, ge=1, description="Largest encoded image one input may carry "
+        "(base64 data or fetched URL body), e.g. 20MiB")
+    max_image_pixels: int = Field(
+        40_000_000, ge=1, description="Most pixels (width x height) of one decoded image; a "
+        "larger header is refused before its pixels are decoded")
+    image_url_hosts: list[str] = Field(
+        default_factory=list, description="Hosts whose http(s) image URLs the server fetches "
+        "(default: none, only data URLs and base64 are taken; local files never are)")
     pinned: bool = Field(False, description="Never evict this model to make room for another")
     idle_ttl_s: float | None = Field(
         None, gt=0, description="Unload this model after this many seconds without a request "
@@ -126,7 +135,7 @@ class ModelConfig(BaseModel):
         False, description="Found by --model-dirs or --hf-cache rather than configured: a "
         "model no skill serves is listed as unsupported instead of failing the start")
 
-    @field_validator("kv_cache_memory", mode="before")
+    @field_validator("kv_cache_memory", "max_image_bytes", mode="before")
     @classmethod
     def _kv_size(cls, value: Any) -> Any:
         return None if value is None else parse_size(value)

@@ -14,6 +14,8 @@ SKILLS: dict[Task, tuple[str, ...]] = {
                                 "TokenClassificationSkill",),
     Task.ZERO_SHOT: ("hfserve.skills.classification:ClassificationSkill",),
     Task.RERANK: ("hfserve.skills.classification:ClassificationSkill",),
+    Task.IMAGE_CLASSIFICATION: ("hfserve.skills.image_classification:"
+                                "ImageClassificationSkill",),
     Task.FILL_MASK: ("hfserve.skills.fill_mask:FillMaskSkill",),
     Task.TEXT2TEXT: ("hfserve.skills.seq2seq:Seq2SeqSkill",),
     Task.TEXT_GENERATION: ("hfserve.skills.openvino_generation:OpenVINOGenerationSkill",

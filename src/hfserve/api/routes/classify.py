@@ -1,4 +1,5 @@
-"""POST /v1/classify: sequence classification, in vLLM's request and response form."""
+"""POST /v1/classify: sequence classification, in vLLM's request and response form; for an
+image classifier each input is an image (a data URL, base64, or an allowed http(s) URL)."""
 
 from __future__ import annotations
 
@@ -22,8 +23,12 @@ router = APIRouter()
 async def classify(body: ClassifyRequest, request: Request) -> Response:
     note_model(request, body.model)
     items = [body.input] if isinstance(body.input, str) else list(body.input)
-    result = await engine_of(request).run(
-        body.model, Task.TEXT_CLASSIFICATION, items, {"truncate": body.truncate},
+    engine = engine_of(request)
+    served = engine.describe(body.model).get("tasks", [])
+    task = Task.IMAGE_CLASSIFICATION if Task.IMAGE_CLASSIFICATION in served \
+        else Task.TEXT_CLASSIFICATION
+    result = await engine.run(
+        body.model, task, items, {"truncate": body.truncate},
         priority=body.priority, timeout=body.timeout, cache=use_cache(request))
     response = ClassifyResponse(
         id=f"classify-{uuid.uuid4().hex}", created=int(time.time()), model=result.model,

@@ -51,6 +51,14 @@ class TaskEntry:
     single_as_list: bool       # a single text's result comes wrapped in a list
 
 
+def _top_labels(top_k: Any) -> Callable[[Any], Any]:
+    """image-classification as the pipeline answers it: a list of the ``top_k`` best labels
+    (5 by default) for each image."""
+    if not isinstance(top_k, int) or top_k < 1:
+        raise InvalidRequest("top_k must be a positive integer", param="parameters.top_k")
+    return lambda scores: ranked_labels(scores.labels, scores.scores)[:top_k]
+
+
 TASKS: dict[Task, TaskEntry] = {
     Task.TEXT_CLASSIFICATION: TaskEntry(
         options=lambda p: {"truncate": bool(p.get("truncation", False))},
@@ -66,6 +74,9 @@ TASKS: dict[Task, TaskEntry] = {
     Task.FILL_MASK: TaskEntry(
         options=lambda p: {"top_k": p.get("top_k", 5)},
         render=lambda p: lambda answer: answer, single_as_list=False),
+    Task.IMAGE_CLASSIFICATION: TaskEntry(
+        options=lambda p: {}, render=lambda p: _top_labels(p.get("top_k", 5)),
+        single_as_list=False),
     Task.EMBEDDING: TaskEntry(
         options=lambda p: {"truncate": bool(p.get("truncate", False))},
         render=lambda p: lambda vector: vector.tolist(), single_as_list=False),

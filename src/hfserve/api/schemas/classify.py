@@ -14,7 +14,8 @@ Pair = Annotated[list[Text], Field(min_length=2, max_length=2)]
 class ClassifyRequest(ExtraOptions):
     model: str
     input: Text | Annotated[list[Text | Pair], Field(min_length=1)] = Field(
-        description="A text, or a list of texts or [text, text_pair] pairs")
+        description="A text, or a list of texts or [text, text_pair] pairs; for an image "
+        "classifier, an image or a list of images (data URLs or base64)")
     truncate: bool = Field(False, description="Cut inputs longer than the model's limit")
     user: str | None = None
 
