@@ -25,7 +25,8 @@ def image_processor(spec: Any) -> Any:
     saved = json.loads((spec.path / "preprocessor_config.json").read_text())
     name = str(saved.get("image_processor_type", "")).removesuffix("Fast")
     cls = getattr(transformers, name + "Pil", None) or getattr(transformers, name)
-    return cls.from_pretrained(str(spec.path))
+    # a class of transformers' own: no code of the folder's runs, whatever the setting
+    return cls.from_pretrained(str(spec.path), trust_remote_code=False)
 
 
 def pixel_cost(pixel_values: Any) -> int:
