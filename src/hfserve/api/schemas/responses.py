@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, field_validator
 
+from hfserve.api.schemas.chat import FunctionDefinition
 from hfserve.api.schemas.common import ExtraOptions, Request
 from hfserve.api.schemas.sampling import INT32
 from hfserve.api.schemas.structured import JsonSchema
@@ -69,12 +70,10 @@ InputItem = Annotated[
     Discriminator(_item_type)]
 
 
-class FunctionTool(Request):
+class FunctionTool(FunctionDefinition):
+    """Chat's function definition, flat: ``type`` beside its fields."""
+
     type: Literal["function"]
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    description: str | None = None
-    parameters: dict[str, Any] | None = None
-    strict: bool | None = None
 
 
 class FunctionChoice(Request):
