@@ -1,0 +1,108 @@
+"""Model groups end to end: MiniLM served under two names, grouped for Thompson sampling and
+for a fixed split; a group's response names the model that served it, feedback reaches that
+model's posterior, and /v1/groups and /v1/models show the groups."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+from tests.integration.conftest import MINILM, launch, stop
+
+A, B = "minilm-a", "minilm-b"
+GROUP, SPLIT = "embedders", "embed-ab"
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("groups")
+    model = {"source": str(MINILM), "threads": 1, "backend": "torch"}
+    config = {"cache_dir": str(tmp / "cache"),
+              "models": [{**model, "name": A}, {**model, "name": B}],
+              "groups": [{"name": GROUP, "task": "embedding", "models": [A, B],
+                          "latency_target_ms": 60000},
+                         {"name": SPLIT, "task": "embedding", "models": [A, B],
+                          "weights": {A: 1, B: 0}}]}
+    proc, url, log = launch(config, tmp)
+    yield url
+    stop(proc, log)
+
+
+@pytest.fixture(scope="module")
+def client(base):
+    return openai.OpenAI(base_url=f"{base}/v1", api_key="unused")
+
+
+def test_a_group_request_is_served_by_an_arm_that_the_response_names(client) -> None:
+    raw = client.embeddings.with_raw_response.create(model=GROUP, input="hello there")
+    response = raw.parse()
+    assert response.model in (A, B)
+    assert raw.headers["x-hfserve-model"] == response.model
+    assert len(response.data[0].embedding) == 384
+
+
+def test_auto_means_the_group_of_the_route_task(client) -> None:
+    raw = client.embeddings.with_raw_response.create(model="auto", input="auto picks")
+    assert raw.parse().model in (A, B)
+    assert raw.headers["x-hfserve-model"] == raw.parse().model
+
+
+def test_a_model_named_directly_says_so_too(client) -> None:
+    raw = client.embeddings.with_raw_response.create(model=B, input="direct")
+    assert raw.headers["x-hfserve-model"] == B == raw.parse().model
+
+
+def test_a_static_split_sends_nothing_to_a_zero_weight(client, base) -> None:
+    served = {client.embeddings.create(model=SPLIT, input=f"split {i}").model
+              for i in range(8)}
+    assert served == {A}
+    group = httpx.get(f"{base}/v1/groups/{SPLIT}").json()
+    assert group["policy"] == "weighted"
+    arms = {arm["model"]: arm for arm in group["arms"]}
+    assert arms[A]["requests"] >= 8 and arms[B]["requests"] == 0
+    assert arms[A]["share"] == 1.0
+
+
+def test_feedback_reaches_the_posterior_of_the_arm_that_served(client, base) -> None:
+    raw = client.embeddings.with_raw_response.create(model=GROUP, input="judge me")
+    served = raw.parse().model
+    before = {a["model"]: a for a in httpx.get(f"{base}/v1/groups/{GROUP}").json()["arms"]}
+    answer = httpx.post(f"{base}/v1/feedback",
+                        json={"id": raw.headers["x-request-id"], "score": 0})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["model"] == served and answer.json()["group"] == GROUP
+    after = {a["model"]: a for a in httpx.get(f"{base}/v1/groups/{GROUP}").json()["arms"]}
+    assert after[served]["beta"] == before[served]["beta"] + 1
+    assert after[served]["alpha"] == before[served]["alpha"]
+
+
+def test_group_traffic_is_counted_per_arm(client, base) -> None:
+    before = sum(a["requests"] for a in httpx.get(f"{base}/v1/groups/{GROUP}").json()["arms"])
+    for i in range(6):
+        client.embeddings.create(model=GROUP, input=f"count {i}")
+    group = httpx.get(f"{base}/v1/groups/{GROUP}").json()
+    assert group["policy"] == "thompson" and group["task"] == "embedding"
+    assert sum(a["requests"] for a in group["arms"]) == before + 6
+    assert sum(a["share"] for a in group["arms"]) == pytest.approx(1.0)
+    # every request succeeded within the latency target (reward 1), and feedback here
+    # only ever scored 0: alpha is the prior plus the requests
+    for arm in group["arms"]:
+        assert arm["alpha"] == pytest.approx(1 + arm["requests"])
+
+
+def test_bad_feedback_and_unknown_groups_are_openai_errors(base) -> None:
+    unknown = httpx.post(f"{base}/v1/feedback", json={"id": "no-such-response", "score": 1})
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "response_not_found"
+    out_of_range = httpx.post(f"{base}/v1/feedback", json={"id": "x", "score": 2})
+    assert out_of_range.status_code == 400
+    assert httpx.get(f"{base}/v1/groups/nope").status_code == 404
+
+
+def test_models_lists_the_groups_beside_the_models(client) -> None:
+    listed = {m.id: m for m in client.models.list().data}
+    assert {A, B, GROUP, SPLIT} <= set(listed)
+    group = listed[GROUP].model_dump()
+    assert group["group"] is True and group["models"] == [A, B]
+    assert group["tasks"] == ["embedding"]
+    assert client.models.retrieve(GROUP).id == GROUP
