@@ -118,6 +118,15 @@ class ModelConfig(BaseModel):
     own_process: bool | None = Field(
         None, description="Run the model and its generation loop in a process of its own "
         "(default: yes for generation on a GPU or NPU, no on the CPU)")
+    replicas: int = Field(
+        1, ge=1, description="Copies of this model served under its one name, each request "
+        "going to the least loaded (default: one per entry of devices, else 1). CPU replicas "
+        "that set no threads share the CPUs between them")
+    devices: list[str] | None = Field(
+        None, min_length=1, description="Devices of the replicas, e.g. [cuda:0, cuda:1] "
+        "(used in turn when there are more replicas than devices)")
+    replica_of: str | None = Field(
+        None, description="Set by the server on each replica: the name of its model")
     pinned: bool = Field(False, description="Never evict this model to make room for another")
     idle_ttl_s: float | None = Field(
         None, gt=0, description="Unload this model after this many seconds without a request "

@@ -1,16 +1,22 @@
-"""Model groups end to end: MiniLM served under two names, grouped for Thompson sampling and
-for a fixed split; a group's response names the model that served it, feedback reaches that
-model's posterior, and /v1/groups and /v1/models show the groups."""
+"""Model groups and replicas end to end: MiniLM served under two names, grouped for Thompson
+sampling and for a fixed split; a group's response names the model that served it, feedback
+reaches that model's posterior, and /v1/groups and /v1/models show the groups. And MiniLM
+served as two CPU replicas under one name, both serving under concurrent clients."""
 
 from __future__ import annotations
+
+import asyncio
+import re
 
 import httpx
 import openai
 import pytest
-from tests.integration.conftest import MINILM, launch, stop
+
+from .conftest import MINILM, launch, stop
 
 A, B = "minilm-a", "minilm-b"
 GROUP, SPLIT = "embedders", "embed-ab"
+PAIR = "minilm-pair"
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +24,9 @@ def base(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("groups")
     model = {"source": str(MINILM), "threads": 1, "backend": "torch"}
     config = {"cache_dir": str(tmp / "cache"),
-              "models": [{**model, "name": A}, {**model, "name": B}],
+              "models": [{**model, "name": A}, {**model, "name": B},
+                         {"source": str(MINILM), "backend": "torch", "name": PAIR,
+                          "replicas": 2}],
               "groups": [{"name": GROUP, "task": "embedding", "models": [A, B],
                           "latency_target_ms": 60000},
                          {"name": SPLIT, "task": "embedding", "models": [A, B],
@@ -106,3 +114,28 @@ def test_models_lists_the_groups_beside_the_models(client) -> None:
     assert group["group"] is True and group["models"] == [A, B]
     assert group["tasks"] == ["embedding"]
     assert client.models.retrieve(GROUP).id == GROUP
+
+
+def test_two_replicas_both_serve_concurrent_clients(base) -> None:
+    async def clients() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=base, timeout=120) as http:
+            return await asyncio.gather(*(
+                http.post("/v1/embeddings", json={"model": PAIR, "input": f"client {i}"})
+                for i in range(32)))
+
+    answers = asyncio.run(clients())
+    assert [a.status_code for a in answers] == [200] * 32
+    assert {a.json()["model"] for a in answers} == {PAIR}
+    assert {a.headers["x-hfserve-replica"] for a in answers} <= {f"{PAIR}@0", f"{PAIR}@1"}
+    metrics = httpx.get(f"{base}/metrics").text
+    served = {m[1]: float(m[2]) for m in re.finditer(
+        r'hfserve_replica_requests_total\{model="minilm-pair",replica="([^"]+)"\} (\S+)',
+        metrics)}
+    assert set(served) == {f"{PAIR}@0", f"{PAIR}@1"}, served
+    assert all(count > 0 for count in served.values()), served
+    assert sum(served.values()) >= 32
+
+
+def test_replicas_are_listed_as_models_of_their_own(client) -> None:
+    listed = {m.id: m.model_dump() for m in client.models.list().data}
+    assert listed[f"{PAIR}@0"]["replica_of"] == PAIR == listed[f"{PAIR}@1"]["replica_of"]

@@ -13,6 +13,7 @@ from hfserve.errors import HFServeError, PayloadTooLarge
 from hfserve.runtime import served
 
 MODEL_HEADER = b"x-hfserve-model"   # the served model that answered (a group's arm)
+REPLICA_HEADER = b"x-hfserve-replica"   # and which of its replicas
 CLIENT_CLOSED = 499      # nginx's status for a request whose client went away first
 _REQUEST_ID = re.compile(rb"[\x21-\x7e]{1,128}")
 
@@ -90,6 +91,8 @@ class RequestMetrics:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 names = [(MODEL_HEADER, record.model.encode())] if record.model else []
+                if record.replica:
+                    names.append((REPLICA_HEADER, record.replica.encode()))
                 message["headers"] = [*message.get("headers", []),
                                       (b"x-request-id", request_id), *names]
             elif message["type"] == "http.response.body" and not message.get("more_body"):

@@ -5,13 +5,14 @@ work to the model's batcher or scheduler."""
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from hfserve import usage
+from hfserve import metrics, usage
 from hfserve.config import Settings
 from hfserve.errors import (
     Cancelled,
@@ -27,6 +28,7 @@ from hfserve.runtime.cached_results import CachedResults
 from hfserve.runtime.events import GenerationHandle, GenerationInput, RunResult, coalesce
 from hfserve.runtime.groups import Groups, Pick
 from hfserve.runtime.manager import ModelManager
+from hfserve.runtime.replicas import least_loaded
 from hfserve.runtime.response_cache import ResponseCache
 from hfserve.runtime.scheduler import GenerationRequest
 from hfserve.runtime.stream import EventStream
@@ -79,7 +81,8 @@ class Engine:
                                                settings.memory_limits, settings)
         # request id -> model name and the request's event stream
         self._streams: dict[str, tuple[str, EventStream]] = {}
-        self.groups = Groups(settings.groups, self.manager.aliases.get)
+        self.groups = Groups(settings.groups, self.manager.served_name)
+        self._rng = random.Random()
         # generation request id -> the group choice its end reports to the group's bandit
         self._picks: dict[str, Pick] = {}
         self._loading: asyncio.Task | None = None
@@ -116,9 +119,21 @@ class Engine:
                                      headers={"Retry-After": "1"})
         # Wait for a load no longer than the client would wait for the answer.
         wait = min(self.settings.load_timeout_s, timeout or self.settings.request_timeout_s)
-        entry = await self.manager.ready(model, task, wait)
-        served.note(entry.name)
+        entry = await self.manager.ready(self._replica(model), task, wait)
+        served.note(entry.public, entry.name if entry.config.replica_of else None)
         return entry
+
+    def _replica(self, model: str, avoid: str | None = None) -> str:
+        """For a replicated model, the replica a request goes to: the less loaded of two
+        whose breaker lets requests through (any, when none does), other than ``avoid``."""
+        pool = self.manager.pools.get(model)
+        if pool is None:
+            return model
+        others = [n for n in pool if n != avoid] or pool
+        live = [n for n in others if self._available(n)] or others
+        chosen = least_loaded(live, lambda n: self.manager.entries[n].load, self._rng)
+        metrics.REPLICA_REQUESTS.labels(self.manager.entries[chosen].public, chosen).inc()
+        return chosen
 
     def _pick(self, model: str, task: Task | None) -> Pick:
         """The model a request for ``model`` runs on: itself, or the arm its group chooses
@@ -155,10 +170,22 @@ class Engine:
         if not items:
             raise InvalidRequest("input must not be empty", param="input")
         pick = self._pick(model, task)
+        failed: str | None = None
         try:
-            entry = await self._ready(pick.model, task, timeout)
-            result = await self._holding(entry, self._run(entry, task, items, options,
-                                                          priority, timeout, cache))
+            while True:
+                replica = self._replica(pick.model, avoid=failed)
+                try:
+                    entry = await self._ready(replica, task, timeout)
+                    result = await self._holding(entry, self._run(
+                        entry, task, items, options, priority, timeout, cache))
+                    break
+                except Exception as exc:
+                    # A replica failed the request: another one answers it, once (the
+                    # failure counts on the first one's breaker, which opens on a replica
+                    # that keeps failing and takes it out of the choice).
+                    if failed is not None or replica == pick.model or not model_failure(exc):
+                        raise
+                    failed = replica
         except BaseException as exc:
             self._report(pick, exc)
             raise
@@ -214,7 +241,7 @@ class Engine:
         prompt_tokens = sum(cost for _, cost in done)
         usage.record(prompt_tokens)
         return RunResult(results=[result for result, _ in done], prompt_tokens=prompt_tokens,
-                         model=entry.name)
+                         model=entry.public)
 
     # --- generation ----------------------------------------------------------------
     async def stream(self, model: str, request: GenerationInput) -> GenerationHandle:
@@ -288,7 +315,7 @@ class Engine:
                 events = EventStream(loop, combine=coalesce)
                 worker.submit(item, events)
                 self._streams[item.request_id] = (entry.name, events)
-                handles.append(GenerationHandle(item.request_id, entry.name, item.prompt_ids,
+                handles.append(GenerationHandle(item.request_id, entry.public, item.prompt_ids,
                                                 events, int(time.time()), self._end,
                                                 tool_parser=parser))
         except BaseException:

@@ -12,15 +12,16 @@ from dataclasses import dataclass
 class Served:
     request_id: str
     model: str | None = None
+    replica: str | None = None
 
 
 CURRENT: ContextVar[Served | None] = ContextVar("hfserve_served", default=None)
 
 
-def note(model: str) -> None:
+def note(model: str, replica: str | None = None) -> None:
     served = CURRENT.get()
     if served is not None:
-        served.model = model
+        served.model, served.replica = model, replica
 
 
 def request_id() -> str | None:
