@@ -139,3 +139,31 @@ def test_two_replicas_both_serve_concurrent_clients(base) -> None:
 def test_replicas_are_listed_as_models_of_their_own(client) -> None:
     listed = {m.id: m.model_dump() for m in client.models.list().data}
     assert listed[f"{PAIR}@0"]["replica_of"] == PAIR == listed[f"{PAIR}@1"]["replica_of"]
+
+
+def test_a_replica_taken_out_under_load_leaves_every_request_answered(base) -> None:
+    """Replica 1 is unloaded while 32 clients keep sending: requests go to replica 0 (and
+    any that met replica 1 unloading are answered by replica 0)."""
+    async def run() -> tuple[list[int], httpx.Response]:
+        started = asyncio.Event()
+        async with httpx.AsyncClient(base_url=base, timeout=120) as http:
+            async def client(i: int) -> list[int]:
+                codes = []
+                for j in range(3):
+                    answer = await http.post("/v1/embeddings", json={
+                        "model": PAIR, "input": f"under load {i} {j}"})
+                    codes.append(answer.status_code)
+                    started.set()
+                return codes
+
+            async def take_out() -> httpx.Response:
+                await started.wait()
+                return await http.post(f"/v1/models/{PAIR}@1/unload")
+
+            *codes, unloaded = await asyncio.gather(*(client(i) for i in range(32)),
+                                                    take_out())
+        return [c for cs in codes for c in cs], unloaded
+
+    codes, unloaded = asyncio.run(run())
+    assert unloaded.status_code == 200, unloaded.text
+    assert codes == [200] * 96

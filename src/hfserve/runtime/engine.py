@@ -18,6 +18,7 @@ from hfserve.errors import (
     Cancelled,
     ContextLengthExceeded,
     InvalidRequest,
+    ModelLoading,
     Overloaded,
     ServerShuttingDown,
 )
@@ -141,8 +142,11 @@ class Engine:
         return self.groups.pick(model, task, self._available)
 
     def _available(self, name: str) -> bool:
+        """Whether ``name`` takes a request now: serving, or unloaded (it loads on one),
+        and its breaker closed or probing."""
         entry = self.manager.entries.get(name)
-        return entry is not None and not entry.broken and \
+        return entry is not None and not entry.broken and not entry.scheduled and \
+            entry.state in (ModelState.READY, ModelState.UNLOADED) and \
             entry.breaker.state != BreakerState.OPEN
 
     def _report(self, pick: Pick, outcome: BaseException | None) -> None:
@@ -180,10 +184,12 @@ class Engine:
                         entry, task, items, options, priority, timeout, cache))
                     break
                 except Exception as exc:
-                    # A replica failed the request: another one answers it, once (the
-                    # failure counts on the first one's breaker, which opens on a replica
-                    # that keeps failing and takes it out of the choice).
-                    if failed is not None or replica == pick.model or not model_failure(exc):
+                    # A replica failed the request or cannot take it now (unloading, its
+                    # breaker open): another one answers it, once. A model's failure counts
+                    # on the first one's breaker, which opens on a replica that keeps
+                    # failing and takes it out of the choice.
+                    if failed is not None or replica == pick.model or not (
+                            model_failure(exc) or isinstance(exc, ModelLoading)):
                         raise
                     failed = replica
         except BaseException as exc:
