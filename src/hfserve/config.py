@@ -127,6 +127,15 @@ class ModelConfig(BaseModel):
     image_url_hosts: list[str] = Field(
         default_factory=list, description="Hosts whose http(s) image URLs the server fetches "
         "(default: none, only data URLs and base64 are taken; local files never are)")
+    replicas: int = Field(
+        1, ge=1, description="Copies of this model served under its one name, each request "
+        "going to the least loaded (default: one per entry of devices, else 1). CPU replicas "
+        "that set no threads share the CPUs between them")
+    devices: list[str] | None = Field(
+        None, min_length=1, description="Devices of the replicas, e.g. [cuda:0, cuda:1] "
+        "(used in turn when there are more replicas than devices)")
+    replica_of: str | None = Field(
+        None, description="Set by the server on each replica: the name of its model")
     pinned: bool = Field(False, description="Never evict this model to make room for another")
     idle_ttl_s: float | None = Field(
         None, gt=0, description="Unload this model after this many seconds without a request "
@@ -148,6 +157,39 @@ class ModelConfig(BaseModel):
         base = Path(src).name if (os.sep in src or src.endswith(".gguf")) and Path(src).exists() \
             else src
         return base.removesuffix(".gguf")
+
+
+class GroupConfig(BaseModel):
+    """Several models served under one name for one task: each request goes to one of them,
+    chosen by Thompson sampling over a measured reward, or by fixed ``weights`` (A/B)."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[\w.@:/-]+$",
+                      description="Name clients use for the group")
+    task: Task = Field(description="The task every model of the group does (the one "
+                       "`model: auto` means on that task's routes)")
+    models: list[str] = Field(min_length=1, description="Served names of the group's models")
+    weights: dict[str, float] | None = Field(
+        None, description="A fixed split, model -> weight (A/B); unset: Thompson sampling")
+    prior_alpha: float = Field(1.0, gt=0, description="Beta prior: successes before any")
+    prior_beta: float = Field(1.0, gt=0, description="Beta prior: failures before any")
+    latency_target_ms: float | None = Field(
+        None, gt=0, description="A success slower than this earns 1 - latency_weight")
+    latency_weight: float = Field(0.5, ge=0, le=1, description="What missing the latency "
+                                  "target costs a success's reward (1: as much as a failure)")
+    feedback_weight: float = Field(1.0, ge=0, description="How far one POST /v1/feedback "
+                                   "moves the posterior, against one measured request")
+
+    @model_validator(mode="after")
+    def _weights_name_models(self) -> GroupConfig:
+        if self.weights is not None:
+            if set(self.weights) != set(self.models):
+                raise ValueError(f"group {self.name!r}: weights must name every model of "
+                                 "the group, and only those")
+            if any(w < 0 for w in self.weights.values()) or not sum(self.weights.values()):
+                raise ValueError(f"group {self.name!r}: weights must be >= 0, not all 0")
+        return self
 
 
 Scope = Literal["inference", "admin"]
@@ -206,6 +248,9 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535, description="Port to bind")
     models: Annotated[list[ModelConfig], NoDecode] = Field(
         default_factory=list, description="Models to serve")
+    groups: list[GroupConfig] = Field(
+        default_factory=list, description="Model groups: name, task, models, and weights "
+        "for a fixed split or the bandit's priors and reward (see docs/groups.md)")
     model_dirs: list[Path] = Field(default_factory=list,
                                    description="Folders whose model subfolders are served")
     hf_cache: bool = Field(False, description="Also serve every model in the HuggingFace cache")

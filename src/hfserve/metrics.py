@@ -18,6 +18,9 @@ TIME_TO_FIRST_TOKEN = Histogram("hfserve_time_to_first_token_seconds",
                                 "Time from request to first generated token", ["model"],
                                 buckets=LATENCY_BUCKETS)
 RUNNING = Gauge("hfserve_running_sequences", "Sequences in the decode batch", ["model"])
+REPLICA_REQUESTS = Counter("hfserve_replica_requests_total",
+                           "Requests sent to each replica of a replicated model",
+                           ["model", "replica"])
 MODEL_READY = Gauge("hfserve_model_ready", "1 when a model is loaded and serving", ["model"])
 LOAD_SECONDS = Histogram("hfserve_model_load_seconds", "Time to load a model", ["model"],
                          buckets=(1, 2, 5, 10, 30, 60, 120, 300, 600))

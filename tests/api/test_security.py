@@ -31,11 +31,12 @@ EXPECTED: dict[tuple[str, str], Scope] = {
     ("GET", "/v1/models"): Scope.INFERENCE,
     ("GET", "/v1/models/{model_id:path}"): Scope.INFERENCE,
     ("GET", "/v1/hardware"): Scope.INFERENCE,
+    ("GET", "/v1/groups/{group_id}"): Scope.INFERENCE,
     **{("POST", p): Scope.INFERENCE for p in (
         "/v1/embeddings", "/v1/chat/completions", "/v1/responses", "/v1/completions",
         "/v1/classify", "/v1/rerank", "/v1/score", "/v1/infer/{model:path}", "/embed",
         "/predict", "/rerank", "/similarity", "/generate", "/", "/generate_stream",
-        "/embed_all", "/tokenize", "/decode")},
+        "/embed_all", "/tokenize", "/decode", "/v1/feedback")},
     ("GET", "/info"): Scope.INFERENCE,
     ("GET", "/v1/models/{model_id:path}/info"): Scope.INFERENCE,
     ("POST", "/v1/models"): Scope.ADMIN,

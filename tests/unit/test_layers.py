@@ -98,7 +98,7 @@ def test_layer_never_imports_upward_or_across(layer: str) -> None:
 
 # The seam: a front end imports these of the runtime and nothing else; the engine itself
 # is built only in the app factory (the composition root).
-SEAM = ("hfserve.runtime.client", "hfserve.runtime.events")
+SEAM = ("hfserve.runtime.client", "hfserve.runtime.events", "hfserve.runtime.served")
 COMPOSITION_ROOT = ("api/app.py",)
 
 

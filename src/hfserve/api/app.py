@@ -19,6 +19,7 @@ from hfserve.api.routes import (
     classify,
     completions,
     embeddings,
+    groups,
     hardware,
     health,
     infer,
@@ -58,7 +59,7 @@ def create_app(settings: Settings, engine: EngineClient | None = None) -> FastAP
                   description="One server for every HuggingFace model, behind the OpenAI API.")
     app.state.engine = engine
     app.include_router(info.models_router)
-    for module in (models, embeddings, chat, responses, completions, classify, rerank,
+    for module in (models, groups, embeddings, chat, responses, completions, classify, rerank,
                    infer, tei, tgi, info, hardware, health):
         app.include_router(module.router)
     app.include_router(admin.router if settings.admin_routes else admin.off)
@@ -87,7 +88,8 @@ def _add_middleware(app: FastAPI, settings: Settings, limiter: Limiter) -> None:
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["*"], allow_headers=["*"],
-                           expose_headers=["x-request-id", "retry-after", *RATE_HEADERS])
+                           expose_headers=["x-request-id", "x-hfserve-model", "retry-after",
+                                           *RATE_HEADERS])
     app.add_middleware(RequestMetrics)
 
 

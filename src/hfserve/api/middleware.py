@@ -10,7 +10,10 @@ import uuid
 
 from hfserve import metrics
 from hfserve.errors import HFServeError, PayloadTooLarge
+from hfserve.runtime import served
 
+MODEL_HEADER = b"x-hfserve-model"   # the served model that answered (a group's arm)
+REPLICA_HEADER = b"x-hfserve-replica"   # and which of its replicas
 CLIENT_CLOSED = 499      # nginx's status for a request whose client went away first
 _REQUEST_ID = re.compile(rb"[\x21-\x7e]{1,128}")
 
@@ -80,13 +83,18 @@ class RequestMetrics:
         request_id = _request_id(dict(scope["headers"]).get(b"x-request-id"))
         status = 500
         recorded = False
+        record = served.Served(request_id.decode("latin-1"))
+        served.CURRENT.set(record)
 
         async def tracked(message):
             nonlocal status, recorded
             if message["type"] == "http.response.start":
                 status = message["status"]
+                names = [(MODEL_HEADER, record.model.encode())] if record.model else []
+                if record.replica:
+                    names.append((REPLICA_HEADER, record.replica.encode()))
                 message["headers"] = [*message.get("headers", []),
-                                      (b"x-request-id", request_id)]
+                                      (b"x-request-id", request_id), *names]
             elif message["type"] == "http.response.body" and not message.get("more_body"):
                 recorded = True
                 self._record(scope, status, time.perf_counter() - started)

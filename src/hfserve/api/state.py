@@ -26,7 +26,7 @@ def choose_model(request: Request, given: str | None, task: Task | None) -> str:
     name = given or request.headers.get("x-model")
     if name is None:
         able = [m["id"] for m in engine_of(request).models()
-                if task is None or task.value in m.get("tasks", ())]
+                if (task is None or task.value in m.get("tasks", ())) and not m.get("group")]
         if len(able) != 1:
             doing = f"do {task.value}" if task else "are served"
             raise InvalidRequest(f"{len(able)} models {doing}; name one with "

@@ -58,6 +58,13 @@ class EngineClient(Protocol):
     def label_of(self, name: str) -> str:
         """The served name for metric labels (a fixed one for unknown names)."""
 
+    def group(self, name: str) -> dict[str, Any]:
+        """A model group's arms: posterior, requests and traffic share of each."""
+
+    def feedback(self, response_id: str, score: float) -> dict[str, Any]:
+        """Credit the model of a group that served ``response_id`` with ``score`` in
+        [0, 1]."""
+
     def hardware(self) -> dict[str, Any]: ...
 
     def ready(self) -> tuple[bool, dict[str, str]]:

@@ -5,27 +5,31 @@ work to the model's batcher or scheduler."""
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from hfserve import usage
+from hfserve import metrics, usage
 from hfserve.config import Settings
 from hfserve.errors import (
     Cancelled,
     ContextLengthExceeded,
     InvalidRequest,
+    ModelLoading,
     Overloaded,
     ServerShuttingDown,
 )
-from hfserve.runtime import startup
+from hfserve.runtime import served, startup
 from hfserve.runtime.admin import Admin
-from hfserve.runtime.breaker import BreakerState
+from hfserve.runtime.breaker import BreakerState, model_failure
 from hfserve.runtime.cached_results import CachedResults
 from hfserve.runtime.events import GenerationHandle, GenerationInput, RunResult, coalesce
+from hfserve.runtime.groups import Groups, Pick
 from hfserve.runtime.manager import ModelManager
+from hfserve.runtime.replicas import least_loaded
 from hfserve.runtime.response_cache import ResponseCache
 from hfserve.runtime.scheduler import GenerationRequest
 from hfserve.runtime.stream import EventStream
@@ -78,6 +82,10 @@ class Engine:
                                                settings.memory_limits, settings)
         # request id -> model name and the request's event stream
         self._streams: dict[str, tuple[str, EventStream]] = {}
+        self.groups = Groups(settings.groups, self.manager.served_name)
+        self._rng = random.Random()
+        # generation request id -> the group choice its end reports to the group's bandit
+        self._picks: dict[str, Pick] = {}
         self._loading: asyncio.Task | None = None
         self._reaper: asyncio.Task | None = None
         self.draining = False
@@ -112,7 +120,40 @@ class Engine:
                                      headers={"Retry-After": "1"})
         # Wait for a load no longer than the client would wait for the answer.
         wait = min(self.settings.load_timeout_s, timeout or self.settings.request_timeout_s)
-        return await self.manager.ready(model, task, wait)
+        entry = await self.manager.ready(self._replica(model), task, wait)
+        served.note(entry.public, entry.name if entry.config.replica_of else None)
+        return entry
+
+    def _replica(self, model: str, avoid: str | None = None) -> str:
+        """For a replicated model, the replica a request goes to: the less loaded of two
+        whose breaker lets requests through (any, when none does), other than ``avoid``."""
+        pool = self.manager.pools.get(model)
+        if pool is None:
+            return model
+        others = [n for n in pool if n != avoid] or pool
+        live = [n for n in others if self._available(n)] or others
+        chosen = least_loaded(live, lambda n: self.manager.entries[n].load, self._rng)
+        metrics.REPLICA_REQUESTS.labels(self.manager.entries[chosen].public, chosen).inc()
+        return chosen
+
+    def _pick(self, model: str, task: Task | None) -> Pick:
+        """The model a request for ``model`` runs on: itself, or the arm its group chooses
+        among the members whose breaker lets requests through."""
+        return self.groups.pick(model, task, self._available)
+
+    def _available(self, name: str) -> bool:
+        """Whether ``name`` takes a request now: serving, or unloaded (it loads on one),
+        and its breaker closed or probing."""
+        entry = self.manager.entries.get(name)
+        return entry is not None and not entry.broken and not entry.scheduled and \
+            entry.state in (ModelState.READY, ModelState.UNLOADED) and \
+            entry.breaker.state != BreakerState.OPEN
+
+    def _report(self, pick: Pick, outcome: BaseException | None) -> None:
+        """A group's request ended: a model's failure or success is its arm's reward; a
+        client's error or a cancel tells nothing about the model."""
+        if outcome is None or model_failure(outcome):
+            self.groups.finish(pick, outcome is None)
 
     async def _off_loop(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self._prepare_pool, fn, *args)
@@ -132,9 +173,31 @@ class Engine:
         options = options or {}
         if not items:
             raise InvalidRequest("input must not be empty", param="input")
-        entry = await self._ready(model, task, timeout)
-        return await self._holding(entry, self._run(entry, task, items, options, priority,
-                                                    timeout, cache))
+        pick = self._pick(model, task)
+        failed: str | None = None
+        try:
+            while True:
+                replica = self._replica(pick.model, avoid=failed)
+                try:
+                    entry = await self._ready(replica, task, timeout)
+                    result = await self._holding(entry, self._run(
+                        entry, task, items, options, priority, timeout, cache))
+                    break
+                except Exception as exc:
+                    # A replica failed the request or cannot take it now (unloading, its
+                    # breaker open): another one answers it, once. A model's failure counts
+                    # on the first one's breaker, which opens on a replica that keeps
+                    # failing and takes it out of the choice.
+                    if failed is not None or replica == pick.model or not (
+                            model_failure(exc) or isinstance(exc, ModelLoading)):
+                        raise
+                    failed = replica
+        except BaseException as exc:
+            self._report(pick, exc)
+            raise
+        self._report(pick, None)
+        self.groups.remember(filter(None, [served.request_id()]), pick)
+        return result
 
     async def _holding(self, entry, work: Awaitable[Any]) -> Any:
         """Await ``work`` done on ``entry`` (admitted by ``_ready``), then release it with the
@@ -184,7 +247,7 @@ class Engine:
         prompt_tokens = sum(cost for _, cost in done)
         usage.record(prompt_tokens)
         return RunResult(results=[result for result, _ in done], prompt_tokens=prompt_tokens,
-                         model=entry.name)
+                         model=entry.public)
 
     # --- generation ----------------------------------------------------------------
     async def stream(self, model: str, request: GenerationInput) -> GenerationHandle:
@@ -193,15 +256,27 @@ class Engine:
     async def stream_many(self, model: str, requests: list[GenerationInput]
                           ) -> list[GenerationHandle]:
         """Start several generations as one client request (a prompt list): every one is
-        admitted, or none is (the queue has no room for all, or one prompt is invalid)."""
-        entry = await self._ready(model, Task.TEXT_GENERATION,
-                                  max((r.timeout or 0) for r in requests) or None)
+        admitted, or none is (the queue has no room for all, or one prompt is invalid).
+        A group's bandit hears of each generation when it ends."""
+        pick = self._pick(model, Task.TEXT_GENERATION)
+        try:
+            entry = await self._ready(pick.model, Task.TEXT_GENERATION,
+                                      max((r.timeout or 0) for r in requests) or None)
+        except BaseException as exc:
+            self._report(pick, exc)
+            raise
         try:
             handles = await self._start_streams(entry, requests)
         except BaseException as exc:
             self.manager.release(entry, exc)
+            self._report(pick, exc)
             raise
         entry.busy += len(handles) - 1       # one admission per handle, ended with it
+        if pick.group is not None:
+            for handle in handles:
+                self._picks[handle.request_id] = pick
+            self.groups.remember([*filter(None, [served.request_id()]),
+                                  *(h.request_id for h in handles)], pick)
         return handles
 
     async def _start_streams(self, entry, requests: list[GenerationInput]
@@ -246,7 +321,7 @@ class Engine:
                 events = EventStream(loop, combine=coalesce)
                 worker.submit(item, events)
                 self._streams[item.request_id] = (entry.name, events)
-                handles.append(GenerationHandle(item.request_id, entry.name, item.prompt_ids,
+                handles.append(GenerationHandle(item.request_id, entry.public, item.prompt_ids,
                                                 events, int(time.time()), self._end,
                                                 tool_parser=parser))
         except BaseException:
@@ -291,6 +366,9 @@ class Engine:
         # A stream the model failed counts against its breaker; one its client left does not.
         failed = events.error if events is not None else None
         self.manager.release(entry, failed or Cancelled("aborted"))
+        pick = self._picks.pop(request_id, None)
+        if pick is not None:
+            self._report(pick, failed or Cancelled("aborted"))
         if entry.scheduler is not None:
             entry.scheduler.abort(request_id)
 
@@ -299,6 +377,9 @@ class Engine:
         entry = self.manager.entries.get(name) if name is not None else None
         if entry is not None:
             self.manager.release(entry)
+        pick = self._picks.pop(request_id, None)
+        if pick is not None:
+            self._report(pick, None)
 
     def _end(self, request_id: str, finished: bool) -> None:
         """A handle closed: forget a finished generation, abort one that was not."""
@@ -369,13 +450,26 @@ class Engine:
 
     # --- introspection -------------------------------------------------------------
     def models(self) -> list[dict[str, Any]]:
-        return [self.describe(name) for name in self.manager.entries]
+        return [*(self.describe(name) for name in self.manager.entries),
+                *self.groups.listed()]
 
     def label_of(self, name: str) -> str:
-        """The served name ``name`` stands for, or one fixed label for names not served."""
+        """The served name ``name`` stands for (a model's or a group's, both fixed by the
+        configuration), or one fixed label for names not served."""
+        if name in self.groups.configs:
+            return name
         return self.manager.aliases.get(name, UNKNOWN_MODEL)
 
+    def group(self, name: str) -> dict[str, Any]:
+        """A group's arms: each one's posterior, requests and traffic share."""
+        return self.groups.describe(name)
+
+    def feedback(self, response_id: str, score: float) -> dict[str, Any]:
+        return self.groups.feedback(response_id, score)
+
     def describe(self, name: str) -> dict[str, Any]:
+        if name in self.groups.configs:
+            return next(g for g in self.groups.listed() if g["id"] == name)
         entry = self.manager.entry(name)
         info = entry.describe()
         worker = entry.batcher or entry.scheduler

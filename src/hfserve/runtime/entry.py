@@ -72,6 +72,17 @@ class ModelEntry:
             metrics.set_state(self.name, value.value)
 
     @property
+    def public(self) -> str:
+        """The name clients use: the model's, for one of its replicas."""
+        return self.config.replica_of or self.name
+
+    @property
+    def load(self) -> int:
+        """Work on it now: requests queued and in flight (for choosing a replica)."""
+        worker = self.batcher or self.scheduler
+        return self.busy + (worker.queue_depth if worker is not None else 0)
+
+    @property
     def pinned(self) -> bool:
         return self.config.pinned
 
@@ -112,6 +123,8 @@ class ModelEntry:
                                 "measured_bytes": self.measured_bytes,
                                 "in_flight": self.busy,
                                 "breaker": self.breaker.state.value}
+        if self.config.replica_of is not None:
+            info["replica_of"] = self.config.replica_of
         if spec is not None:
             info.update(architecture=spec.architecture, model_type=spec.model_type,
                         family=spec.family.value, task=spec.task.value,

@@ -25,7 +25,7 @@ from hfserve.errors import (
     UnsupportedTask,
 )
 from hfserve.registry import build_spec
-from hfserve.runtime import footprint, heap
+from hfserve.runtime import footprint, heap, replicas
 from hfserve.runtime.breaker import CircuitBreaker, model_failure
 from hfserve.runtime.entry import ModelEntry, brief
 from hfserve.runtime.loading import load_on_chain, measure, resolve
@@ -56,12 +56,14 @@ class ModelManager:
         self.budget = MemoryBudget(self.memory_limits, self.settings.memory_reserve)
         self.entries: dict[str, ModelEntry] = {}
         self.aliases: dict[str, str] = {}
+        # a replicated model's name (and aliases) -> the names of its replicas' entries
+        self.pools: dict[str, list[str]] = {}
         # One load at a time: loads compete for the same cores and memory, and the first
         # import of transformers from two threads at once is not safe.
         self._load_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task] = set()
         for mc in configs:
-            self.add(mc)
+            self.add_replicated(mc)
 
     # --- what is known ------------------------------------------------------------------
     def add(self, mc: ModelConfig) -> ModelEntry:
@@ -78,6 +80,29 @@ class ModelManager:
         for alias in [name, *mc.aliases]:
             self.aliases[alias] = name
         return entry
+
+    def add_replicated(self, mc: ModelConfig) -> list[ModelEntry]:
+        """The model, or each of its replicas (``runtime/replicas.py``) under its name."""
+        copies = replicas.expand(mc)
+        if copies == [mc]:
+            return [self.add(mc)]
+        names = [mc.served_name, *mc.aliases]
+        taken = [n for n in names if n in self.aliases or n in self.pools]
+        if taken:
+            raise InvalidRequest(f"two models are named {taken[0]!r}; give one a name",
+                                 param="name")
+        entries = [self.add(c) for c in copies]
+        for name in names:
+            self.pools[name] = [e.name for e in entries]
+        return entries
+
+    def served_name(self, name: str) -> str | None:
+        """The name ``name`` stands for: a model's served name, a replicated model's
+        name, or None."""
+        pool = self.pools.get(name)
+        if pool is not None:
+            return self.entries[pool[0]].public
+        return self.aliases.get(name)
 
     def forget(self, entry: ModelEntry) -> None:
         self.entries.pop(entry.name, None)
