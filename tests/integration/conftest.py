@@ -132,6 +132,10 @@ def launch(config: dict, tmp: Path, on_first_answer=None, timeout: float = 300):
             answered = True
             if ready.status_code == 200:
                 return proc, base, log
+            states = ready.json().get("models", {}).values()
+            if "failed" in states and "loading" not in states:
+                # A model that failed to load keeps /ready at 503 for good: say so now.
+                pytest.fail(f"a model failed to load: {(tmp / 'server.log').read_text()[-3000:]}")
             time.sleep(0.5)
         pytest.fail("server did not become ready")
     except BaseException:
