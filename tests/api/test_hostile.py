@@ -233,7 +233,7 @@ async def test_a_model_that_keeps_dying_makes_liveness_fail(start, dirs) -> None
         assert emb.status_code == 200                  # the others keep serving
 
 
-async def test_shutdown_ends_running_streams_with_an_error_event(server: Server) -> None:
+async def test_shutdown_ends_running_streams_with_finish_reason_abort(server: Server) -> None:
     response_task = asyncio.create_task(server.client.post(
         CHAT_URL, json=chat_body(fakes.FOREVER, stream=True, max_tokens=60)))
     await wait_until(lambda: len(server.engine._streams) == 1)
@@ -246,7 +246,20 @@ async def test_shutdown_ends_running_streams_with_an_error_event(server: Server)
     response = await response_task
     body = response.text.split("\n\n")
     assert body[-2] == "data: [DONE]"
-    assert '"code": "server_shutting_down"' in body[-3]
+    last = json.loads(body[-3].removeprefix("data: "))
+    assert last["choices"][0]["finish_reason"] == "abort"
+    assert "server_shutting_down" not in response.text
+
+
+async def test_shutdown_ends_a_tgi_stream_with_an_error_event(server: Server) -> None:
+    """TGI has no abort reason: its stream ends with the error event."""
+    response_task = asyncio.create_task(server.client.post("/generate_stream", json={
+        "model": "gen", "inputs": fakes.FOREVER, "parameters": {"max_new_tokens": 60}}))
+    await wait_until(lambda: len(server.engine._streams) == 1)
+    server.engine.begin_drain()
+    assert server.engine.end_streams("the server is shutting down") == 1
+    response = await response_task
+    assert "the server is shutting down" in response.text.split("\n\n")[-2]
 
 
 # --- a task the loaded skill does not serve ----------------------------------------------

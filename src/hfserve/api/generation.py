@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from fastapi import Request
 
-from hfserve.errors import Cancelled, HFServeError, ModelError
+from hfserve.errors import Cancelled, HFServeError, ModelError, ServerShuttingDown
 from hfserve.runtime.events import Delta, Finished, GenerationHandle, PromptInfo
 from hfserve.types import TokenChoice
 
@@ -129,16 +129,28 @@ def _same(error: dict[str, Any]) -> dict[str, Any]:
 async def event_stream(handle: GenerationHandle, render: Callable[[Any], list[Any]], *,
                        frame: Callable[[Any], bytes] = sse,
                        error: Callable[[dict[str, Any]], Any] = _same,
-                       done: bool = True) -> AsyncIterator[bytes]:
+                       done: bool = True, choices: int = 0) -> AsyncIterator[bytes]:
     """SSE body: ``render`` turns each engine event into chunks, each sent as ``frame``
     makes it. A failure after the stream started becomes an error event (OpenAI's error
     envelope, as ``error`` shapes it) followed by ``[DONE]`` when ``done``; a client that
-    goes away (the task is cancelled) ends the handle, which aborts the generation."""
+    goes away (the task is cancelled) ends the handle, which aborts the generation.
+    With ``choices`` (the OpenAI routes' n), a stream that the server's shutdown ends
+    closes each of its unfinished choices with ``finish_reason: "abort"``, as vLLM's
+    does, so a client reads a truncated answer rather than an error."""
+    finished: set[int] = set()
     try:
         async with handle:
             async for event in handle:
+                if choices and isinstance(event, Delta) and event.finish_reason:
+                    finished.add(event.index)
                 for chunk in render(event):
                     yield frame(chunk)
+    except ServerShuttingDown as exc:
+        if not choices:
+            yield frame(error(exc.to_dict()))
+        for index in sorted(set(range(choices)) - finished):
+            for chunk in render(Delta(index, "", [], "abort")):
+                yield frame(chunk)
     except HFServeError as exc:
         yield frame(error(exc.to_dict()))
     except Exception as exc:  # never a traceback to the client

@@ -57,7 +57,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
     handle = await engine.stream(body.model, to_input(body))
     rid = f"chatcmpl-{handle.request_id}"
     if body.stream:
-        return StreamingResponse(event_stream(handle, _renderer(body, handle, rid)),
+        return StreamingResponse(event_stream(handle, _renderer(body, handle, rid),
+                                              choices=body.n),
                                  media_type="text/event-stream",
                                  # ends the handle even if the body never starts
                                  background=BackgroundTask(handle.close))

@@ -89,7 +89,8 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
         if body.echo:
             raise InvalidRequest("echo is not supported with stream", param="echo")
         handle = await engine.stream(body.model, to_input(body, prompts[0]))
-        return StreamingResponse(event_stream(handle, _renderer(body, handle)),
+        return StreamingResponse(event_stream(handle, _renderer(body, handle),
+                                              choices=body.n),
                                  media_type="text/event-stream",
                                  # ends the handle even if the body never starts
                                  background=BackgroundTask(handle.close))
