@@ -120,10 +120,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_hardware(args: argparse.Namespace) -> int:
-    from hfserve.hardware import detect, format_table, to_json
+    from hfserve.hardware import absent_kinds, detect, format_absences, format_table, to_json
 
     devices = detect()
-    print(to_json(devices) if args.json else format_table(devices))
+    if args.json:
+        print(json.dumps({"devices": json.loads(to_json(devices)), "absent": absent_kinds()},
+                         indent=2))
+    else:
+        print("\n\n".join(filter(None, [format_table(devices), format_absences(absent_kinds())])))
     return 0
 
 

@@ -485,10 +485,10 @@ class Engine:
 
     def hardware(self) -> dict[str, Any]:
         """Detected devices, why the missing kinds are missing, and the compatibility table."""
-        from hfserve.hardware import detect, probe_errors, table
+        from hfserve.hardware import absent_kinds, detect, probe_errors, table
 
-        return {"devices": [d.to_dict() for d in detect()],
-                "unavailable": probe_errors(), "compatibility": table()}
+        return {"devices": [d.to_dict() for d in detect()], "unavailable": probe_errors(),
+                "absent": absent_kinds(), "compatibility": table()}
 
     def ready(self) -> tuple[bool, dict[str, str]]:
         """Whether every model that should serve does (see ``ModelEntry.holds_readiness``),
