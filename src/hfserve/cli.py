@@ -1,4 +1,5 @@
-"""Command line: ``hfserve serve MODEL...``, ``hfserve hardware``, ``hfserve models``, and
+"""Command line: ``hfserve serve MODEL...``, ``hfserve hardware``, ``hfserve models``,
+``hfserve doctor``, and
 ``hfserve ps | load ID | unload ID`` against a running server.
 
 Flags are generated from the Settings class, so the CLI, ``HFSERVE_*`` variables, the config
@@ -81,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list the models a serve would offer")
     models.add_argument("sources", nargs="*", metavar="MODEL")
     add_settings_flags(models)
+    doctor = sub.add_parser("doctor", help="report what this environment has and lacks "
+                            "(packages, devices, models, caches) and how to fix it")
+    doctor.add_argument("sources", nargs="*", metavar="MODEL")
+    doctor.add_argument("--json", action="store_true", help="print JSON")
+    add_settings_flags(doctor)
     remote.add_commands(sub)
     return parser
 
@@ -97,11 +103,13 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     # Progress bars of weight loading (huggingface_hub's switch, which transformers follows),
-    # GGUF dequantization and exports (plain tqdm) are noise in a server's log. Set here,
-    # the model and export processes inherit them. Set before anything imports
-    # huggingface_hub, which reads its switch once; set them yourself to keep the bars.
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TQDM_DISABLE", "1")
+    # GGUF dequantization and exports (plain tqdm) help at a terminal and are noise in a
+    # log file: they are kept only when stderr is a terminal. Set here, the model and
+    # export processes inherit them. Set before anything imports huggingface_hub, which
+    # reads its switch once; set them yourself to choose.
+    if not sys.stderr.isatty():
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TQDM_DISABLE", "1")
     from hfserve.api.server import serve
     from hfserve.security.exposure import exposure_problem
 
@@ -146,6 +154,14 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from hfserve import doctor
+
+    found = doctor.report(settings_from(args))
+    print(json.dumps(found, indent=2) if args.json else doctor.format_report(found))
+    return 0 if doctor.healthy(found) else 1
+
+
 def cmd_profile(args: argparse.Namespace) -> int:
     from hfserve.runtime.profiler import profile
 
@@ -181,7 +197,8 @@ def cmd_hash_key(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"serve": cmd_serve, "hardware": cmd_hardware, "models": cmd_models,
-            "profile": cmd_profile, "hash-key": cmd_hash_key, **remote.COMMANDS}
+            "doctor": cmd_doctor, "profile": cmd_profile, "hash-key": cmd_hash_key,
+            **remote.COMMANDS}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,6 +51,8 @@ def load_on_chain(entry: ModelEntry, chain: list[Choice]) -> None:
     for choice in chain:
         cls = next(c for c in classes if choice.placement.backend in c.backends)
         skill = new_skill(cls, entry, choice.device_id)
+        log.info("model %s: loading on %s (%s, %s)", entry.name, choice.device_id,
+                 choice.placement.backend, choice.placement.dtype)
         try:
             skill.placement = choice.placement
             skill.worker_init()

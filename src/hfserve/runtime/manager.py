@@ -267,8 +267,9 @@ class ModelManager:
             metrics.RESIDENT_BYTES.labels(entry.name).set(entry.resident_bytes)
             note("ready", {"device": entry.device_id, "seconds": round(seconds, 3),
                            "resident_bytes": entry.resident_bytes})
-            log.info("model %s ready on %s in %.1fs", entry.name, entry.skill.placement.device,
-                     seconds)
+            where = entry.skill.placement
+            log.info("model %s ready on %s (%s, %s) in %.1fs", entry.name,
+                     entry.device_id or where.device, where.backend, where.dtype, seconds)
 
     def _failed(self, entry: ModelEntry, exc: Exception) -> None:
         entry.state = ModelState.FAILED
