@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK
 """Command line: ``hfserve serve MODEL...``, ``hfserve hardware``, ``hfserve models``,
 ``hfserve doctor``, and
 ``hfserve ps | load ID | unload ID`` against a running server.
@@ -87,7 +88,21 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("sources", nargs="*", metavar="MODEL")
     doctor.add_argument("--json", action="store_true", help="print JSON")
     add_settings_flags(doctor)
+    bench = sub.add_parser("bench", help="a quick load test of a running server "
+                           "(requests/s, tokens/s, latency), optionally plotted")
+    bench.add_argument("--model", required=True, help="the served model id")
+    bench.add_argument("--task", choices=("chat", "completions", "embeddings"), default="chat")
+    bench.add_argument("--clients", type=int, default=8, help="concurrent clients")
+    bench.add_argument("--seconds", type=float, default=10.0, help="length of the run")
+    bench.add_argument("--max-tokens", type=int, default=64, help="tokens per generation")
+    bench.add_argument("--plot", type=Path, default=None, metavar="PNG",
+                       help="draw throughput and latency to this PNG (and a .json beside it)")
+    bench.add_argument("--json", action="store_true", help="print the summary as JSON")
     remote.add_commands(sub)
+    remote.add_target(bench)
+    completion = sub.add_parser("completion", help="print the shell completion script: "
+                                "eval \"$(hfserve completion bash)\"")
+    completion.add_argument("shell", choices=("bash", "zsh", "fish", "tcsh", "powershell"))
     return parser
 
 
@@ -162,6 +177,36 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if doctor.healthy(found) else 1
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from hfserve import loadtest
+
+    samples = asyncio.run(loadtest.run(args.url, args.model, args.task, args.clients,
+                                       args.seconds, args.max_tokens, args.api_key))
+    found = loadtest.summary(samples)
+    if args.plot:
+        loadtest.plot(samples, args.plot, f"{args.model} {args.task}, {args.clients} clients")
+    if args.json:
+        print(json.dumps(found, indent=2))
+    else:
+        print(f"{found['requests']} requests ({found['errors']} failed) in {found['seconds']}s: "
+              f"{found['requests_per_s']} req/s, {found['tokens_per_s']} tok/s; latency ms "
+              f"{found['latency_ms']}; ttft ms {found['ttft_ms']}")
+    return 0 if found["requests"] and not found["errors"] else 1
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    try:
+        import argcomplete
+    except ImportError:
+        print("hfserve: completion needs argcomplete (pip install 'hfserve[cli]')",
+              file=sys.stderr)
+        return 2
+    print(argcomplete.shellcode(["hfserve"], shell=args.shell))
+    return 0
+
+
 def cmd_profile(args: argparse.Namespace) -> int:
     from hfserve.runtime.profiler import profile
 
@@ -197,12 +242,19 @@ def cmd_hash_key(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"serve": cmd_serve, "hardware": cmd_hardware, "models": cmd_models,
-            "doctor": cmd_doctor, "profile": cmd_profile, "hash-key": cmd_hash_key,
-            **remote.COMMANDS}
+            "doctor": cmd_doctor, "bench": cmd_bench, "profile": cmd_profile,
+            "hash-key": cmd_hash_key, "completion": cmd_completion, **remote.COMMANDS}
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    try:  # answers the shell's completion request and exits; nothing otherwise
+        import argcomplete
+
+        argcomplete.autocomplete(parser)
+    except ImportError:
+        pass
+    args = parser.parse_args(argv)
     return COMMANDS[args.command](args)
 
 
