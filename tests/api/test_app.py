@@ -163,6 +163,20 @@ async def test_metrics_count_requests(server: Server) -> None:
     assert requests_total(response.text, *labels) == before + 1
 
 
+async def test_metrics_give_device_memory_and_process_rss(server: Server) -> None:
+    import psutil
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = (await server.client.get("/metrics")).text
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+    total = samples[("hfserve_device_memory_bytes", (("device", "cpu"), ("kind", "total")))]
+    assert total == psutil.virtual_memory().total
+    used = samples[("hfserve_device_memory_bytes", (("device", "cpu"), ("kind", "used")))]
+    assert 0 < used < total
+    assert samples[("process_resident_memory_bytes", ())] > 0
+
+
 # --- embeddings ------------------------------------------------------------------------------
 async def test_embeddings_float(server: Server) -> None:
     texts = ["hello world", "a", "once upon a time"]
