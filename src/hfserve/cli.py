@@ -20,7 +20,7 @@ from typing import Any, get_args, get_origin
 from pydantic.fields import FieldInfo
 
 from hfserve import __version__, remote
-from hfserve.config import ModelConfig, Settings
+from hfserve.config import ModelConfig, Settings, apply_model_options
 
 SKIP = {"models", "config", "keys"}   # lists of entries: config file or environment
 
@@ -49,6 +49,9 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
                                 default=argparse.SUPPRESS, help=_help(field))
         else:
             parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=_help(field))
+    parser.add_argument("--model-option", action="append", default=[], metavar="NAME.KEY=VALUE",
+                        help="set one model's setting, as its entry in the config file "
+                        "would (NAME * for every model), e.g. SmolLM2.backend=torch")
     parser.add_argument("--no-preload", dest="preload", action="store_const", const="none",
                         default=argparse.SUPPRESS, help="the same as --preload none")
 
@@ -107,13 +110,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    given = {k: v for k, v in vars(args).items() if k not in ("command", "sources", "json")}
+    given = {k: v for k, v in vars(args).items()
+             if k not in ("command", "sources", "json", "model_option")}
     settings = Settings(**given)
     extra = [ModelConfig(source=s) for s in getattr(args, "sources", [])]
     from hfserve.registry.discovery import scan_folders, scan_hf_cache
 
     found = scan_folders(settings.model_dirs) + (scan_hf_cache() if settings.hf_cache else [])
-    return settings.model_copy(update={"models": [*settings.models, *extra, *found]})
+    try:
+        models = apply_model_options([*settings.models, *extra, *found],
+                                     getattr(args, "model_option", []))
+    except ValueError as exc:          # pydantic's ValidationError is one too
+        print(f"hfserve: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return settings.model_copy(update={"models": models})
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

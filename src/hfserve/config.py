@@ -159,6 +159,28 @@ class ModelConfig(BaseModel):
         return base.removesuffix(".gguf")
 
 
+def apply_model_options(models: list[ModelConfig], options: list[str]) -> list[ModelConfig]:
+    """``NAME.KEY=VALUE`` (``*.KEY=VALUE`` for every model) set on the named models: the
+    command line's reach into each model's settings. VALUE is read as YAML, as the config
+    file would hold it (``torch``, ``2``, ``true``, ``[a, b]``)."""
+    out = list(models)
+    for option in options:
+        target, _, value = option.partition("=")
+        name, _, key = target.rpartition(".")
+        if not (name and key and _):
+            raise ValueError(f"--model-option {option!r}: expected NAME.KEY=VALUE")
+        if key not in ModelConfig.model_fields or key == "source":
+            raise ValueError(f"--model-option {option!r}: models have no setting {key!r}")
+        hits = [i for i, mc in enumerate(out) if name in ("*", mc.served_name)]
+        if not hits:
+            names = ", ".join(mc.served_name for mc in out) or "none"
+            raise ValueError(f"--model-option {option!r}: no model {name!r} (models: {names})")
+        for i in hits:
+            update = {**out[i].model_dump(exclude_unset=True), key: yaml.safe_load(value)}
+            out[i] = ModelConfig.model_validate(update)
+    return out
+
+
 class GroupConfig(BaseModel):
     """Several models served under one name for one task: each request goes to one of them,
     chosen by Thompson sampling over a measured reward, or by fixed ``weights`` (A/B)."""
