@@ -249,6 +249,24 @@ async def test_chat_completion(server: Server) -> None:
     assert body["usage"] == {"prompt_tokens": 6, "completion_tokens": 4, "total_tokens": 10}
 
 
+@pytest.mark.parametrize(("field", "value"), [
+    ("logit_bias", {"50256": -100}), ("service_tier", "flex"), ("prediction", {"type":
+    "content", "content": "x"}), ("audio", {"voice": "alloy", "format": "wav"}),
+    ("modalities", ["text", "audio"]), ("web_search_options", {}), ("functions", []),
+    ("store", True), ("reasoning_effort", "low")])
+async def test_chat_fields_not_honoured_are_refused_by_name(server: Server, field,
+                                                            value) -> None:
+    response = await server.client.post(CHAT_URL, json=chat_body(**{field: value}))
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["param"] == field or field in error["message"]
+
+
+async def test_chat_fields_honoured_or_harmless_are_taken(server: Server) -> None:
+    body = chat_body(user="u-1", metadata={"k": "v"}, store=False, parallel_tool_calls=True)
+    assert (await server.client.post(CHAT_URL, json=body)).status_code == 200
+
+
 async def test_chat_n_2(server: Server) -> None:
     response = await server.client.post(CHAT_URL, json=chat_body(n=2))
     body = response.json()
