@@ -137,6 +137,10 @@ class ModelConfig(BaseModel):
     replica_of: str | None = Field(
         None, description="Set by the server on each replica: the name of its model")
     pinned: bool = Field(False, description="Never evict this model to make room for another")
+    skill: str | None = Field(
+        None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Serve this model with the "
+        "skill file skills_dir/SKILL.py (default: skills_dir/hf_<model_type>.py where it "
+        "exists); only a name, never a path: plugins are code the operator put there")
     idle_ttl_s: float | None = Field(
         None, gt=0, description="Unload this model after this many seconds without a request "
         "(default: the server's idle_ttl_s)")
@@ -276,6 +280,10 @@ class Settings(BaseSettings):
     model_dirs: list[Path] = Field(default_factory=list,
                                    description="Folders whose model subfolders are served")
     hf_cache: bool = Field(False, description="Also serve every model in the HuggingFace cache")
+    skills_dir: Path | None = Field(
+        None, description="Folder of skill files (hf_<name>.py in the seed ecosystem's format, "
+        "or a hfserve Skill class): a model named by a file's hf_<model_type> or by its "
+        "`skill` setting is served by that file. Plugins are code: only this folder is read")
     preload: Annotated[str | list[str], NoDecode] = Field(
         "all", description="Models loaded at start-up: all, none, or a comma-separated list "
         "of ids; the others load on their first request")
