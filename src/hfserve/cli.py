@@ -103,6 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print the summary as JSON")
     remote.add_commands(sub)
     remote.add_target(bench)
+    skill = sub.add_parser("skill", help="write skill files (see docs/plugins.md)")
+    skill_sub = skill.add_subparsers(dest="skill_command", required=True)
+    new = skill_sub.add_parser("new", help="write a skill file and its test for a model's "
+                               "architecture")
+    new.add_argument("source", metavar="MODEL", help="a model folder with config.json")
+    new.add_argument("--task", default=None, help="the task to serve (default: the model's)")
+    new.add_argument("--out", type=Path, default=Path("skills"), help="folder to write to")
+    new.add_argument("--name", default=None, help="file stem (default: hf_<model_type>)")
+    new.add_argument("--force", action="store_true", help="replace existing files")
     completion = sub.add_parser("completion", help="print the shell completion script: "
                                 "eval \"$(hfserve completion bash)\"")
     completion.add_argument("shell", choices=("bash", "zsh", "fish", "tcsh", "powershell"))
@@ -217,6 +226,19 @@ def cmd_completion(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_skill(args: argparse.Namespace) -> int:
+    from hfserve.plugins.generator import write_skill
+
+    try:
+        written = write_skill(args.source, args.out, args.task, args.name, args.force)
+    except (ValueError, FileExistsError) as exc:
+        print(f"hfserve: {exc}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(path)
+    return 0
+
+
 def cmd_profile(args: argparse.Namespace) -> int:
     from hfserve.runtime.profiler import profile
 
@@ -253,7 +275,8 @@ def cmd_hash_key(args: argparse.Namespace) -> int:
 
 COMMANDS = {"serve": cmd_serve, "hardware": cmd_hardware, "models": cmd_models,
             "doctor": cmd_doctor, "bench": cmd_bench, "profile": cmd_profile,
-            "hash-key": cmd_hash_key, "completion": cmd_completion, **remote.COMMANDS}
+            "hash-key": cmd_hash_key, "completion": cmd_completion, "skill": cmd_skill,
+            **remote.COMMANDS}
 
 
 def main(argv: list[str] | None = None) -> int:
