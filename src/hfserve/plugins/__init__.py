@@ -35,6 +35,8 @@ def plugin_classes(options: dict[str, Any], model_type: str, name: str
     module = load_module(path)
     own = _own_skills(module)
     if own:
+        for cls in own:     # a model process imports its skill by module path: files have none
+            cls.own_process = False
         return own
     cls = seed_class(module, path.stem)
     if cls is None:
