@@ -79,3 +79,20 @@ def test_without_diffusers_the_load_names_the_extra(tmp_path, monkeypatch) -> No
     monkeypatch.setitem(sys.modules, "diffusers", None)     # import diffusers fails
     with pytest.raises(ImportError, match=r"pip install 'hfserve\[images\]'"):
         ImageGenerationSkill(spec).load(Placement())
+
+
+def test_a_component_of_the_folders_own_code_is_refused(tmp_path) -> None:
+    folder = pipeline_folder(tmp_path)
+    index = {**INDEX, "unet": ["my_unet", "MyUNet"]}
+    (folder / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(UnsafeModel, match="component unet of model_index.json"):
+        build_spec(ModelConfig(source=str(folder)))
+    assert build_spec(ModelConfig(source=str(folder), trust_remote_code=True)).task == \
+        Task.TEXT_TO_IMAGE
+
+
+def test_auto_map_in_a_component_is_refused(tmp_path) -> None:
+    folder = pipeline_folder(tmp_path)
+    (folder / "text_encoder" / "config.json").write_text(json.dumps({"auto_map": {"A": "b.C"}}))
+    with pytest.raises(UnsafeModel, match="auto_map in text_encoder/config.json"):
+        build_spec(ModelConfig(source=str(folder)))

@@ -108,6 +108,7 @@ class ImageGenerationSkill(BatchSkill):
             pipe = AutoPipelineForText2Image.from_pretrained(
                 str(self.spec.path), torch_dtype=torch_dtype(placement.dtype),
                 local_files_only=True,
+                trust_remote_code=bool(self.spec.options.get("trust_remote_code")),
                 use_safetensors=None if self.spec.options.get("allow_pickle") else True)
         except ValueError as exc:     # no text-to-image pipeline for this class
             raise InvalidRequest(f"model {self.spec.name!r} ({self.spec.architecture}) does "
