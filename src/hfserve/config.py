@@ -127,6 +127,17 @@ class ModelConfig(BaseModel):
     image_url_hosts: list[str] = Field(
         default_factory=list, description="Hosts whose http(s) image URLs the server fetches "
         "(default: none, only data URLs and base64 are taken; local files never are)")
+    max_images: int = Field(
+        10, ge=1, description="Most images one /v1/images/generations request may ask for "
+        "(n; OpenAI's own limit is 10)")
+    max_image_size: int = Field(
+        1024 * 1024, ge=64, description="Most pixels (width x height) of one generated image")
+    max_image_steps: int = Field(
+        100, ge=1, description="Most denoising steps (num_inference_steps) of one generated "
+        "image")
+    image_steps_default: int | None = Field(
+        None, ge=1, description="Denoising steps when a request names none (default: the "
+        "pipeline's own, 50 for Stable Diffusion)")
     replicas: int = Field(
         1, ge=1, description="Copies of this model served under its one name, each request "
         "going to the least loaded (default: one per entry of devices, else 1). CPU replicas "

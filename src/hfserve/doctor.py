@@ -28,6 +28,7 @@ PACKAGES: tuple[tuple[str, str, str], ...] = (
      "pip install sentence-transformers"),
     ("av", "audio uploads (speech models)", "pip install 'hfserve[audio]'"),
     ("Pillow", "image inputs (vision models)", "pip install Pillow"),
+    ("diffusers", "text-to-image pipelines", "pip install 'hfserve[images]'"),
     ("redis", "rate limits shared by several servers", "pip install 'hfserve[redis]'"),
 )
 REQUIRED = {"torch", "transformers"}

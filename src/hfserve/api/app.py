@@ -22,6 +22,7 @@ from hfserve.api.routes import (
     groups,
     hardware,
     health,
+    images,
     infer,
     info,
     models,
@@ -62,7 +63,7 @@ def create_app(settings: Settings, engine: EngineClient | None = None) -> FastAP
     app.state.engine = engine
     app.include_router(info.models_router)
     for module in (models, groups, embeddings, chat, responses, completions, classify, rerank,
-                   infer, tei, tgi, info, hardware, health):
+                   images, infer, tei, tgi, info, hardware, health):
         app.include_router(module.router)
     app.include_router(admin.router if settings.admin_routes else admin.off)
     errors.install(app)
