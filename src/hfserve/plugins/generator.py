@@ -76,11 +76,13 @@ KINDS: dict[str, Kind] = {
 
 
 def _environment():
-    from jinja2 import Environment, PackageLoader, StrictUndefined
+    from jinja2 import PackageLoader, StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
 
-    # Templates are this package's own files, not user input; autoescape is for HTML.
-    return Environment(loader=PackageLoader("hfserve.plugins", "templates"),  # noqa: S701
-                       undefined=StrictUndefined, keep_trailing_newline=True)
+    # The templates are this package's own files, but the values come from a model's
+    # config.json: sandboxed, as every template here is. Autoescape is for HTML.
+    return SandboxedEnvironment(loader=PackageLoader("hfserve.plugins", "templates"),  # noqa: S701
+                                undefined=StrictUndefined, keep_trailing_newline=True)
 
 
 def write_skill(source: str, out: Path, task: str | None = None, stem: str | None = None,

@@ -22,11 +22,11 @@ def tiny_copy(source: str | Path, dest: Path, task: str, seed: int = 0) -> Path:
     import torch
     import transformers
 
-    config = transformers.AutoConfig.from_pretrained(str(source))
+    config = transformers.AutoConfig.from_pretrained(str(source), trust_remote_code=False)
     for name, value in SHRINK.items():
         if getattr(config, name, None) is not None:
             setattr(config, name, value)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(str(source))
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(source), trust_remote_code=False)
     config.vocab_size = len(tokenizer)
     for name in ("eos_token_id", "bos_token_id", "pad_token_id"):
         token = getattr(config, name, None)
