@@ -68,12 +68,13 @@ def main() -> int:
         with kind(opts, logs / f"ray_mode-{key}.log") as server:
             print(f"{server.name}: ready in {server.startup_s:.1f}s", flush=True)
             results[key] = asyncio.run(measure(server, args))
-    for workload, unit in (("chat", "tokens/s"), ("embeddings", "sentences/s")):
+    for workload, unit, latency in (("chat", "tokens/s", "ttft_p50_ms"),
+                                    ("embeddings", "sentences/s", "latency_p50_ms")):
         single, ray = results["single"][workload], results["ray"][workload]
         ratio = ray["rate"] / single["rate"] if single["rate"] else float("nan")
         print(f"{workload:>10}: single {single['rate']:8.1f} {unit}, ray {ray['rate']:8.1f} "
-              f"{unit} (x{ratio:.2f}); p50 latency {single['latency_p50_ms']:.1f} vs "
-              f"{ray['latency_p50_ms']:.1f} ms; errors {single['errors']} / {ray['errors']}")
+              f"{unit} (x{ratio:.2f}); {latency} {single[latency]:.1f} vs "
+              f"{ray[latency]:.1f}; errors {single['errors']} / {ray['errors']}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     failed = any(results[k][w]["errors"] or not results[k][w]["rate"]
