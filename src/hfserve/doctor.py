@@ -29,6 +29,7 @@ PACKAGES: tuple[tuple[str, str, str], ...] = (
     ("av", "audio uploads (speech models)", "pip install 'hfserve[audio]'"),
     ("Pillow", "image inputs (vision models)", "pip install Pillow"),
     ("redis", "rate limits shared by several servers", "pip install 'hfserve[redis]'"),
+    ("ray", "Ray Serve mode (serve --ray)", "pip install 'hfserve[ray]'"),
 )
 REQUIRED = {"torch", "transformers"}
 
