@@ -122,6 +122,29 @@ def test_bad_input_is_a_clear_400(ray_client):
     assert caught.value.response.json()["error"]["code"] == "context_length_exceeded"
 
 
+def test_a_client_that_leaves_ends_its_generation_in_the_replica(ray_base):
+    with httpx.stream("POST", f"{ray_base}/v1/chat/completions", timeout=60, json={
+            "model": CHAT, "messages": HELLO, "max_tokens": 4000, "stream": True,
+            "ignore_eos": True}) as r:
+        lines = 0
+        for line in r.iter_lines():
+            lines += bool(line)
+            if lines >= 3:
+                break
+        # The ingress reads each deployment's status every second: see this one running.
+        assert _in_flight_becomes(ray_base, lambda n: n >= 1), "the generation never showed"
+    assert _in_flight_becomes(ray_base, lambda n: n == 0), \
+        "generation kept running after the client left"
+
+
+def _in_flight_becomes(base: str, wanted) -> bool:
+    for _ in range(120):
+        if wanted(httpx.get(f"{base}/v1/models/{CHAT}", timeout=30).json()["in_flight"]):
+            return True
+        time.sleep(0.5)
+    return False
+
+
 def _replicas(deployment: str) -> dict[str, int]:
     """Each replica of ``deployment`` and the requests it took, from its status calls."""
     handle = serve.get_deployment_handle(deployment, app_name=APP)

@@ -196,6 +196,10 @@ def test_ray_errors_become_the_servers() -> None:
     dead = server_error(ActorDiedError(), "m")
     assert isinstance(dead, ModelUnavailable) and dead.status == 503
     assert dead.headers["Retry-After"] == "1"
+    wrapped = task_error(mine)
+    assert isinstance(wrapped, ContextLengthExceeded)   # Ray's dual class: its text a traceback
+    assert server_error(wrapped, "m") is mine
+    assert isinstance(server_error(ValueError("/x/y"), "m"), ModelError)
     assert isinstance(server_error(BackPressureError(num_queued_requests=1,
                                                      max_queued_requests=1), "m"), Overloaded)
 

@@ -111,8 +111,6 @@ class RayEngineClient:
         limit = timeout or self.settings.request_timeout_s
         try:
             return await asyncio.wait_for(response, limit)
-        except HFServeError:
-            raise
         except TimeoutError:
             raise DeadlineExceeded(f"model {name!r} did not answer within {limit:g} s; "
                                    "its replicas may be restarting") from None
@@ -150,7 +148,7 @@ class RayEngineClient:
             stream.cancel()
             raise
         except Exception as exc:
-            events.fail(exc if isinstance(exc, HFServeError) else server_error(exc, name))
+            events.fail(server_error(exc, name))
             return
         events.close()
 

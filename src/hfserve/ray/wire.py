@@ -29,7 +29,9 @@ class StreamStart:
 def server_error(exc: BaseException, model: str) -> BaseException:
     """The server's error for what a call to ``model``'s deployment raised: the replica's own
     error as it raised it; a replica that died (or is being replaced) a 503 the client may
-    retry; a full deployment a 429; anything else a 500 without its details."""
+    retry; a full deployment a 429; anything else a 500 without its details. (A replica's
+    error arrives as a ``RayTaskError`` that is an instance of the error's class too, its
+    text a traceback: the error itself is its ``cause``.)"""
     if isinstance(exc, RayTaskError):
         cause = exc.cause
         if isinstance(cause, HFServeError):
@@ -39,7 +41,9 @@ def server_error(exc: BaseException, model: str) -> BaseException:
         return ModelError(f"model {model!r} failed: {type(cause).__name__}")
     if isinstance(exc, BackPressureError):
         return Overloaded(f"model {model!r} has no room for more requests; retry later")
+    if isinstance(exc, HFServeError):
+        return exc
     if isinstance(exc, RayActorError | RayServeException | RayError):
         return ModelUnavailable(f"the replica serving model {model!r} is unavailable (it "
                                 "died or is being replaced); retry", headers=dict(RETRY_AFTER))
-    return exc
+    return ModelError(f"model {model!r} failed: {type(exc).__name__}")
