@@ -157,6 +157,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not settings.models:
         print("hfserve: no models given (pass MODEL, --config or --model-dirs)", file=sys.stderr)
         return 2
+    if settings.ray:
+        from hfserve.ray import launch
+
+        if not launch.available():
+            print(f"hfserve: {launch.INSTALL}", file=sys.stderr)
+            return 2
+        launch.serve_ray(settings)
+        return 0
     serve(settings)
     return 0
 

@@ -147,6 +147,15 @@ class ModelConfig(BaseModel):
         "(used in turn when there are more replicas than devices)")
     replica_of: str | None = Field(
         None, description="Set by the server on each replica: the name of its model")
+    ray_replicas: int = Field(
+        1, ge=1, description="Ray mode: replicas of this model's deployment, each a process "
+        "running the model (the initial count when autoscaling)")
+    ray_num_cpus: float | None = Field(
+        None, ge=0, description="Ray mode: CPUs each replica of this model reserves "
+        "(default: its threads, else 1)")
+    ray_num_gpus: float | None = Field(
+        None, ge=0, description="Ray mode: GPUs each replica of this model reserves "
+        "(default: 1 when its device is cuda, else 0)")
     pinned: bool = Field(False, description="Never evict this model to make room for another")
     skill: str | None = Field(
         None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Serve this model with the "
@@ -379,6 +388,21 @@ class Settings(BaseSettings):
         "0 turns the cache off")
     response_cache_ttl_s: float = Field(
         600.0, gt=0, description="Seconds a cached encoder result is served")
+    ray: bool = Field(
+        False, description="Serve on Ray Serve: one deployment per model, behind an ingress "
+        "serving this same HTTP API (needs the ray extra; see docs/ray.md)")
+    ray_address: str | None = Field(
+        None, description="Ray mode: the cluster to join (auto, or ray://host:10001); unset: a "
+        "local Ray instance bound to 127.0.0.1, dashboard off")
+    ray_min_replicas: int | None = Field(
+        None, ge=0, description="Ray mode: with ray_max_replicas, autoscale each model "
+        "deployment from this many replicas (default 1)")
+    ray_max_replicas: int | None = Field(
+        None, ge=1, description="Ray mode: autoscale each model deployment up to this many "
+        "replicas (unset: the model's ray_replicas, fixed)")
+    ray_target_ongoing_requests: float = Field(
+        2.0, gt=0, description="Ray mode, autoscaling: requests in flight per replica the "
+        "autoscaler aims at")
 
     @field_validator("models", mode="before")
     @classmethod

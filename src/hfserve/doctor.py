@@ -30,6 +30,7 @@ PACKAGES: tuple[tuple[str, str, str], ...] = (
     ("Pillow", "image inputs (vision models)", "pip install Pillow"),
     ("diffusers", "text-to-image pipelines", "pip install 'hfserve[images]'"),
     ("redis", "rate limits shared by several servers", "pip install 'hfserve[redis]'"),
+    ("ray", "Ray Serve mode (serve --ray)", "pip install 'hfserve[ray]'"),
 )
 REQUIRED = {"torch", "transformers"}
 

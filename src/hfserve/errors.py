@@ -108,6 +108,11 @@ class ModelNotFound(HFServeError):
     type = "invalid_request_error"
     code = "model_not_found"
 
+    @classmethod
+    def named(cls, name: str) -> ModelNotFound:
+        """The error for a request naming a model that is not served."""
+        return cls(f"model {name!r} does not exist", param="model")
+
 
 class UnsupportedTask(HFServeError):
     """The model exists but does not do what the route asks of it."""

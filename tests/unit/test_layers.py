@@ -85,6 +85,8 @@ RULES = {
     "skills": ("hfserve.runtime", "hfserve.api", "fastapi", "starlette"),
     "hardware": ("hfserve.skills", "hfserve.runtime", "hfserve.api"),
     "registry": ("hfserve.api", "hfserve.runtime", "hfserve.skills"),
+    # Ray Serve mode: the ingress and the replicas' wrapper; models run in the engine.
+    "ray": ("torch", "transformers", "optimum", "hfserve.skills"),
     # Limits and keys serve every front end: nothing of the web framework or the runtime.
     "security": ("fastapi", "starlette", "hfserve.api", "hfserve.runtime", "hfserve.skills",
                  "torch", "transformers"),

@@ -113,7 +113,7 @@ class ModelManager:
     def entry(self, name: str) -> ModelEntry:
         key = self.aliases.get(name)
         if key is None:
-            raise ModelNotFound(f"model {name!r} does not exist", param="model")
+            raise ModelNotFound.named(name)
         return self.entries[key]
 
     def check(self, entry: ModelEntry) -> None:
