@@ -2,7 +2,7 @@
 // one when it does, then start the dashboard and the playground.
 
 import { ApiError, key } from "./api.js";
-import { refreshModels, startDashboard } from "./dashboard.js";
+import { refreshModels, refreshReady, startDashboard } from "./dashboard.js";
 import { $, $$, showError } from "./dom.js";
 import { setModels, setupPlayground } from "./playground.js";
 
@@ -15,6 +15,7 @@ function view(name) {
 
 function askForKey(message) {
   $("#login").hidden = false;
+  $("header nav").hidden = true;
   for (const v of $$("main.view")) v.hidden = true;
   if (message) showError(new Error(message));
   $("#key").focus();
@@ -37,6 +38,7 @@ async function boot() {
   }
   showError(null);
   $("#login").hidden = true;
+  $("header nav").hidden = false;
   $("#forget-key").hidden = !key.get();
   view($("header nav button.active")?.dataset.view || "dashboard");
   setModels(models);
@@ -61,5 +63,6 @@ document.addEventListener("DOMContentLoaded", () => {
     location.reload();
   });
   setupPlayground();
+  refreshReady();
   boot();
 });

@@ -55,7 +55,7 @@ export async function refreshModels() {
   return list.data;
 }
 
-async function refreshReady() {
+export async function refreshReady() {
   const badge = $("#ready");
   try {
     const response = await fetch("/ready");
@@ -98,7 +98,6 @@ export function startDashboard() {
   charts.queue = new LineChart($("#chart-queue"), ["queued", "running"]);
   charts.latency = new LineChart($("#chart-latency"), ["p50", "p90", "p99"]);
   charts.batch = new LineChart($("#chart-batch"), ["p50", "p90"]);
-  refreshReady();
   refreshHardware().catch(showError);
   const tick = async () => {
     await refreshReady();

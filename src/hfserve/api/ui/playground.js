@@ -158,11 +158,13 @@ function setupRerank() {
   });
 }
 
-// The top labels of a classify result, named from the model card's labels when it has them.
-function top(item, model, k = 5) {
+// The ``k`` likeliest labels of one classify result: named from the model card's labels
+// when it lists them (the response names only the best one).
+function ranked(item, model, k = 5) {
   const names = cards.find((m) => m.id === model)?.labels;
-  return item.probs.map((p, i) => [names?.[i] ?? (i === item.probs.indexOf(Math.max(...item.probs))
-    ? item.label : `#${i}`), p]).sort((a, b) => b[1] - a[1]).slice(0, k);
+  const best = item.probs.indexOf(Math.max(...item.probs));
+  return item.probs.map((p, i) => [names?.[i] ?? (i === best ? item.label : `class ${i}`), p])
+    .sort((a, b) => b[1] - a[1]).slice(0, k);
 }
 
 function setupClassify() {
@@ -171,7 +173,7 @@ function setupClassify() {
     const texts = lines($("#classify-input").value);
     const result = await post("/v1/classify", { model, input: texts });
     rows($("#classify-results"), ["Text", "Label", "Probability"], result.data.map((d) => {
-      const [label, p] = top(d, model, 1)[0];
+      const [label, p] = ranked(d, model, 1)[0];
       return [texts[d.index], label, p.toFixed(4)];
     }));
   });
@@ -199,7 +201,7 @@ function setupImage() {
     const image = await readAsDataURL($("#image-file").files[0]);
     const result = await post("/v1/classify", { model, input: [image] });
     rows($("#image-results"), ["Label", "Probability"],
-      top(result.data[0], model).map(([label, p]) => [label, p.toFixed(4)]));
+      ranked(result.data[0], model).map(([label, p]) => [label, p.toFixed(4)]));
   });
 }
 
