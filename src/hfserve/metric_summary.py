@@ -17,6 +17,9 @@ from typing import Any
 from hfserve import metrics
 
 QUANTILES = (0.5, 0.9, 0.99)
+# Requests of monitoring itself (probes, scrapes, a dashboard polling and loading its files)
+# are left out of the request rate and latency: they would drown the traffic they watch.
+MONITORING_ROUTES = frozenset({"/health", "/ready", "/metrics", "/metrics/summary"})
 Buckets = dict[float, float]          # upper bound -> cumulative count, summed over labels
 
 
@@ -36,8 +39,14 @@ def _samples(metric) -> Iterable[Any]:
         yield from family.samples
 
 
+def _served(labels: dict[str, str]) -> bool:
+    route = labels.get("route", "")
+    return route not in MONITORING_ROUTES and route != "/ui" and not route.startswith("/ui/")
+
+
 def _total(metric) -> float:
-    return sum(s.value for s in _samples(metric) if s.name.endswith("_total"))
+    return sum(s.value for s in _samples(metric)
+               if s.name.endswith("_total") and _served(s.labels))
 
 
 def _by_label(metric, label: str, suffix: str = "") -> dict[str, float]:
@@ -51,7 +60,7 @@ def _by_label(metric, label: str, suffix: str = "") -> dict[str, float]:
 def _buckets(histogram) -> Buckets:
     out: Buckets = {}
     for s in _samples(histogram):
-        if s.name.endswith("_bucket"):
+        if s.name.endswith("_bucket") and _served(s.labels):
             bound = float(s.labels["le"])
             out[bound] = out.get(bound, 0.0) + s.value
     return dict(sorted(out.items()))

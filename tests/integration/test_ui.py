@@ -4,8 +4,9 @@ and an image classifier (built here) behind API keys."""
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import httpx
@@ -265,17 +266,36 @@ def test_a_bad_request_shows_the_server_message(servers, page):
     assert "image" in page.locator("#error").inner_text().lower()
 
 
-def test_screenshot_for_the_docs(servers, page, shots, request):
-    """Keeps the dashboard screenshot under the test's tmp dir; with HFSERVE_UI_SCREENSHOT
-    set, copies it there too (how docs/ui.png is made)."""
-    _open(page, servers["open"])
+def test_the_charts_draw_the_traffic_they_see(servers, page, shots):
+    """Traffic for a few polls: the summary the page charts counts it, and the dashboard
+    screenshot (docs/ui.png is one) shows it."""
+    base = servers["open"]
+    _open(page, base)
     page.locator(f"#models tbody tr[data-model='{CHAT}']").wait_for()
-    httpx.post(f"{servers['open']}/v1/embeddings", json={"model": EMBED, "input": ["a"] * 8},
-               timeout=60).raise_for_status()
+
+    def traffic(i: int) -> None:
+        with httpx.Client(base_url=base, timeout=120) as http:
+            for _ in range(6):
+                http.post("/v1/embeddings", json={"model": EMBED, "input": ["a b c"] * (i + 1)}
+                          ).raise_for_status()
+            http.post("/v1/chat/completions", json={
+                "model": CHAT, "max_tokens": 16, "messages": [
+                    {"role": "user", "content": "Name three colours."}]}).raise_for_status()
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(traffic, range(4)))
     page.wait_for_timeout(4500)
+    summary = httpx.get(f"{base}/metrics/summary", timeout=30).json()
+    assert summary["totals"]["requests"] >= 28
+    assert summary["totals"]["tokens"]["completion"] >= 4
+    # The charts plot what the summary says: traffic in the window, tokens, latencies.
+    def latest(chart: str) -> list:
+        return json.loads(page.get_attribute(f"#chart-{chart}", "data-latest"))
+
+    assert latest("requests")[0] > 0
+    assert latest("tokens")[0] > 0                       # completion tokens/s
+    p50, p90, p99 = latest("latency")
+    assert 0 < p50 <= p90 <= p99
+    assert latest("batch")[0] > 0
     path = shots / "ui.png"
     page.screenshot(path=str(path), full_page=True)
-    assert path.stat().st_size > 10_000
-    target = os.environ.get("HFSERVE_UI_SCREENSHOT")
-    if target:
-        shutil.copy(path, target)

@@ -57,3 +57,18 @@ def test_rates_and_percentiles_cover_only_the_window() -> None:
     assert recent["latency_seconds"]["p99"] <= 0.005
     assert recent["requests_per_second"] == pytest.approx(0)
     assert recent["window_seconds"] <= 12
+
+
+def test_monitoring_requests_are_not_traffic() -> None:
+    clock = Clock()
+    summarizer = Summarizer(window=10, spacing=1, clock=clock)
+    summarizer.summary()
+    for route in ("/metrics/summary", "/ready", "/ui", "/ui/app.js"):
+        metrics.REQUESTS.labels(route, "", "200").inc()
+        metrics.REQUEST_LATENCY.labels(route, "").observe(50.0)
+    metrics.REQUESTS.labels("/v1/embeddings", "summary-unit-model", "200").inc()
+    metrics.REQUEST_LATENCY.labels("/v1/embeddings", "summary-unit-model").observe(0.004)
+    clock.now += 1
+    summary = summarizer.summary()
+    assert summary["requests_per_second"] == pytest.approx(1)
+    assert summary["latency_seconds"]["p99"] <= 0.005

@@ -17,6 +17,10 @@ export class LineChart {
       s.push(v === null || v === undefined || Number.isNaN(v) ? null : v);
       if (s.length > this.points) s.shift();
     });
+    // What is drawn, readable outside the canvas (tests, accessibility tools).
+    this.canvas.dataset.latest = JSON.stringify(values);
+    this.canvas.setAttribute("aria-label", this.names.map((n, i) => `${n} ${values[i] ?? "–"}`)
+      .join(", "));
     this.draw();
   }
 
