@@ -161,6 +161,14 @@ def test_the_chat_playground_streams_the_answer(servers, page, shots):
     assert not page.locator("#error").is_visible()
     page.screenshot(path=str(shots / "chat.png"), full_page=True)
 
+    page.get_by_role("button", name="Completions").click()
+    page.fill("#completion-temperature", "0")
+    page.fill("#completion-max-tokens", "8")
+    page.fill("#completion-prompt", "The capital of France is")
+    page.click("#completion-form button[type=submit]")
+    expect(page.locator("#completion-stats")).to_contain_text("tokens/s", timeout=120_000)
+    assert "Paris" in page.locator("#completion-output").inner_text()
+
 
 def test_the_embeddings_playground_shows_a_similarity_matrix(servers, page, shots):
     _open(page, servers["open"])
