@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
@@ -107,6 +109,11 @@ def _log_in(page, base: str) -> None:
     page.get_by_role("button", name="Playground").click()
 
 
+def _completion_tokens(base: str) -> float:
+    summary = httpx.get(f"{base}/metrics/summary", timeout=30).json()
+    return summary["totals"]["tokens"].get("completion", 0)
+
+
 def _table(page, selector: str) -> list[list[str]]:
     return page.eval_on_selector_all(
         f"{selector} tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.textContent))")
@@ -168,6 +175,32 @@ def test_the_chat_playground_streams_the_answer(servers, page, shots):
     page.click("#completion-form button[type=submit]")
     expect(page.locator("#completion-stats")).to_contain_text("tokens/s", timeout=120_000)
     assert "Paris" in page.locator("#completion-output").inner_text()
+
+
+def test_stop_ends_the_stream_and_frees_the_slot(servers, page):
+    base = servers["open"]
+    _open(page, base)
+    page.get_by_role("button", name="Playground").click()
+    page.get_by_role("button", name="Chat", exact=True).click()
+    page.select_option("#pg-chat select.model", CHAT)
+    page.fill("#chat-max-tokens", "400")
+    page.fill("#chat-input", "Write a long story about a dragon and a lighthouse.")
+    before = _completion_tokens(base)
+    page.press("#chat-input", "Enter")                 # Enter sends
+    reply = page.locator("#chat-log .msg.assistant").last
+    expect(reply.locator("span")).to_contain_text(re.compile(r"\w"), timeout=120_000)
+    page.locator("#pg-chat button.stop").click()
+    expect(reply).not_to_have_class(re.compile("streaming"))
+    assert not page.locator("#error").is_visible()
+    shown = int(re.search(r"(\d+) tokens", page.locator("#chat-stats").inner_text())[1])
+    assert 0 < shown < 400
+    # The server saw the client leave: the generation stopped about where the page did,
+    # not at the end of the story or of max_tokens.
+    deadline = time.monotonic() + 120
+    while httpx.get(f"{base}/v1/models/{CHAT}", timeout=30).json()["in_flight"]:
+        assert time.monotonic() < deadline, "the stopped generation kept running"
+        time.sleep(0.5)
+    assert _completion_tokens(base) - before <= shown + 48
 
 
 def test_the_embeddings_playground_shows_a_similarity_matrix(servers, page, shots):

@@ -57,10 +57,11 @@ export const get = (path) => call("GET", path);
 export const post = (path, body) => call("POST", path, body);
 
 // POST ``body`` and call ``onEvent`` with each JSON ``data:`` of the event stream until
-// [DONE]; an ``error`` event throws.
-export async function stream(path, body, onEvent) {
+// [DONE]; an ``error`` event throws. Aborting ``signal`` closes the connection, which the
+// server takes as the client leaving (the generation stops and frees its slot).
+export async function stream(path, body, onEvent, signal) {
   const response = await fetch(path, {
-    method: "POST", headers: headers(true), body: JSON.stringify(body),
+    method: "POST", headers: headers(true), body: JSON.stringify(body), signal,
   });
   if (!response.ok) throw await failure(response);
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();

@@ -45,20 +45,30 @@ export function setModels(models) {
 
 // Stream ``body`` to ``path``; ``text(event)`` is the new text of one event. Shows TTFT and
 // tokens/s (completion tokens from the final usage, over the time after the first token).
+// The Stop button aborts the stream in flight.
+let inFlight = null;
+
 async function generate(path, body, text, onText, stats) {
   const started = performance.now();
   let first = null;
   let tokens = null;
   let events = 0;
-  await stream(path, { ...body, stream: true, stream_options: { include_usage: true } }, (e) => {
-    if (e.usage) tokens = e.usage.completion_tokens;
-    const delta = text(e);
-    if (delta) {
-      if (first === null) first = performance.now();
-      events++;
-      onText(delta);
-    }
-  });
+  inFlight = new AbortController();
+  try {
+    await stream(path, { ...body, stream: true, stream_options: { include_usage: true } }, (e) => {
+      if (e.usage) tokens = e.usage.completion_tokens;
+      const delta = text(e);
+      if (delta) {
+        if (first === null) first = performance.now();
+        events++;
+        onText(delta);
+      }
+    }, inFlight.signal);
+  } catch (error) {
+    if (error.name !== "AbortError") throw error;
+  } finally {
+    inFlight = null;
+  }
   const ended = performance.now();
   const count = tokens ?? events;
   const decode = first === null ? 0 : (ended - first) / 1000;
@@ -75,6 +85,15 @@ function chatBubble(role, text) {
 }
 
 function setupChat() {
+  $("#chat-input").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey) {     // Enter sends, Shift+Enter breaks
+      event.preventDefault();
+      $("#chat-form").requestSubmit();
+    }
+  });
+  for (const button of $$("button.stop")) {
+    button.addEventListener("click", () => inFlight?.abort());
+  }
   $("#chat-clear").addEventListener("click", () => {
     history = [];
     $("#chat-log").replaceChildren();
