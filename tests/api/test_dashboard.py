@@ -70,3 +70,12 @@ async def test_metrics_summary_counts_requests_and_tokens(server) -> None:
     assert second["batch_size"]["p50"] > 0
     assert set(second["queue_depth"]) >= {"emb", "gen"}
     assert all(v >= 0 for v in second["queue_depth"].values())
+
+
+async def test_ui_off_is_a_404_and_the_rest_serves(start) -> None:
+    async with start(ui=False) as srv:
+        for path in ("/ui", "/ui/", "/ui/app.js"):
+            response = await srv.client.get(path)
+            assert response.status_code == 404, path
+            assert response.json()["error"]["type"] == "not_found_error"
+        assert (await srv.client.get("/metrics/summary")).status_code == 200

@@ -61,9 +61,11 @@ def create_app(settings: Settings, engine: EngineClient | None = None) -> FastAP
     app.state.engine = engine
     app.include_router(info.models_router)
     for module in (models, groups, embeddings, chat, responses, completions, classify, rerank,
-                   infer, tei, tgi, info, hardware, health, ui):
+                   infer, tei, tgi, info, hardware, health):
         app.include_router(module.router)
     app.include_router(admin.router if settings.admin_routes else admin.off)
+    if settings.ui:
+        app.include_router(ui.router)
     errors.install(app)
     app.openapi = lambda: _openapi(app)
     _add_middleware(app, settings, limiter)
