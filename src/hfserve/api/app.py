@@ -32,6 +32,7 @@ from hfserve.api.routes import (
     ui,
 )
 from hfserve.config import Settings
+from hfserve.hardware import gauges
 from hfserve.runtime.client import EngineClient
 from hfserve.runtime.engine import Engine  # the composition root: the one place it is built
 from hfserve.security.exposure import HostRule
@@ -41,6 +42,7 @@ from hfserve.security.ratelimit import Limiter, Limits, open_store
 
 def create_app(settings: Settings, engine: EngineClient | None = None) -> FastAPI:
     engine = engine or Engine(settings)
+    gauges.register()
     limiter = Limiter(open_store(settings.rate_limit_store),
                       default=Limits(settings.rate_limit_rpm, settings.rate_limit_tpm),
                       models={mc.served_name: Limits(mc.rpm, mc.tpm)
