@@ -215,6 +215,10 @@ def test_the_embeddings_playground_shows_a_similarity_matrix(servers, page, shot
     assert len(cells) == 3 and all(len(row) == 3 for row in cells)
     assert [cells[i][i] for i in range(3)] == [1.0, 1.0, 1.0]
     assert cells[0][1] == cells[1][0] and cells[0][1] > cells[0][2]
+    # The dashboard's polls (every 2 s) leave the open tab and its results as they are.
+    page.wait_for_timeout(2500)
+    expect(page.get_by_role("button", name="Embeddings")).to_have_class(re.compile("active"))
+    expect(page.locator("#embeddings-matrix tbody tr")).to_have_count(3)
     page.screenshot(path=str(shots / "embeddings.png"), full_page=True)
 
 

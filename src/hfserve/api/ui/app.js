@@ -42,10 +42,7 @@ async function boot() {
   $("#forget-key").hidden = !key.get();
   view($("header nav button.active")?.dataset.view || "dashboard");
   setModels(models);
-  if (timer === null) {
-    timer = startDashboard();
-    setInterval(() => refreshModels().then(setModels).catch(() => {}), 10000);
-  }
+  if (timer === null) timer = startDashboard(setModels);
 }
 
 document.addEventListener("DOMContentLoaded", () => {

@@ -92,7 +92,8 @@ async function refreshMetrics() {
   charts.batch.push([s.batch_size.p50, s.batch_size.p90]);
 }
 
-export function startDashboard() {
+// Poll every 2 s; ``onModels`` gets each fresh model list (the playground's tabs follow it).
+export function startDashboard(onModels) {
   charts.requests = new LineChart($("#chart-requests"), ["requests/s"]);
   charts.tokens = new LineChart($("#chart-tokens"), ["completion", "prompt"]);
   charts.queue = new LineChart($("#chart-queue"), ["queued", "running"]);
@@ -103,7 +104,7 @@ export function startDashboard() {
     await refreshReady();
     try {
       await refreshMetrics();
-      await refreshModels();
+      onModels(await refreshModels());
     } catch (error) {
       showError(error);
     }

@@ -24,11 +24,16 @@ function show(panel) {
   for (const b of $$("#tasks button")) b.classList.toggle("active", b.dataset.panel === panel);
 }
 
+let shown = "";
+
 export function setModels(models) {
   cards = models;
   const enabled = PANELS.map((p) => ({
     ...p, models: models.filter((m) => (m.tasks || []).some((t) => p.tasks.includes(t))),
   })).filter((p) => p.models.length);
+  const signature = JSON.stringify(enabled.map((p) => [p.id, p.models.map((m) => m.id)]));
+  if (signature === shown) return;         // the same tabs and models: leave the page be
+  shown = signature;
   $("#tasks").replaceChildren(...enabled.map((p) => el("button", {
     type: "button", dataset: { panel: p.id }, onclick: () => show(p.id),
   }, p.label)));
@@ -41,6 +46,7 @@ export function setModels(models) {
   $("#no-tasks").hidden = enabled.length > 0;
   const open = PANELS.find((p) => !$(`#pg-${p.id}`).hidden);
   if (enabled.length && !enabled.some((p) => p.id === open?.id)) show(enabled[0].id);
+  else if (open) show(open.id);
 }
 
 // Stream ``body`` to ``path``; ``text(event)`` is the new text of one event. Shows TTFT and
