@@ -353,6 +353,9 @@ class Settings(BaseSettings):
     admin_routes: bool = Field(
         True, description="Serve the routes that change which models are served (admin "
         "scope); off: they answer 404")
+    ui: bool = Field(
+        True, description="Serve the web dashboard and playground at /ui (public static "
+        "files; the page asks for a key when keys are set); off: /ui answers 404")
     rate_limit_rpm: int | None = Field(
         None, ge=1, description="Requests per minute of each key (and of all clients without "
         "a key together) whose entry sets no rpm")

@@ -13,6 +13,7 @@ from test_app import CHAT_URL, chat_body
 
 from hfserve.api.access import Scope, scope_of
 from hfserve.api.family_errors import app_routes
+from hfserve.api.routes.ui import FOLDER as UI_FOLDER
 
 ADMIN_KEY = "adm1n-Key-For-Matrix-77QZ"
 INFERENCE_KEY = "inf3rence-Key-For-Matrix-Q8"
@@ -26,7 +27,9 @@ KEYS = [{"id": "ops", "key": ADMIN_KEY, "scopes": ["inference", "admin"]},
 EXPECTED: dict[tuple[str, str], Scope] = {
     **{(m, p): Scope.DOCS for p in ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
        for m in ("GET", "HEAD")},
-    ("GET", "/metrics"): Scope.DOCS,
+    ("GET", "/metrics"): Scope.DOCS, ("GET", "/metrics/summary"): Scope.DOCS,
+    **{("GET", p): Scope.PUBLIC for p in ("/ui", "/ui/", *(f"/ui/{f.name}"
+                                                         for f in UI_FOLDER.iterdir()))},
     ("GET", "/health"): Scope.PUBLIC, ("GET", "/ready"): Scope.PUBLIC,
     ("GET", "/v1/models"): Scope.INFERENCE,
     ("GET", "/v1/models/{model_id:path}"): Scope.INFERENCE,

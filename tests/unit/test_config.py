@@ -230,17 +230,19 @@ def test_security_settings_from_flags_and_environment(monkeypatch: pytest.Monkey
     monkeypatch.setenv("HFSERVE_ALLOWED_HOSTS", "api.example.com, *.corp.example")
     args = build_parser().parse_args(["serve", "--cors-origins", "https://a.example",
                                       "--no-admin-routes", "--public-docs-and-metrics",
+                                      "--no-ui",
                                       "--rate-limit-rpm", "30",
                                       "--rate-limit-store", "redis://127.0.0.1:6379/1"])
     s = settings_from(args)
     assert s.cors_origins == ["https://a.example"]
     assert s.allowed_hosts == ["api.example.com", "*.corp.example"]
     assert (s.admin_routes, s.public_docs_and_metrics, s.rate_limit_rpm) == (False, True, 30)
+    assert s.ui is False
     assert s.rate_limit_store == "redis://127.0.0.1:6379/1"
     monkeypatch.delenv("HFSERVE_ALLOWED_HOSTS")
     d = Settings()
     assert (d.cors_origins, d.allowed_hosts, d.keys, d.admin_routes) == ([], [], [], True)
-    assert (d.public_docs_and_metrics, d.rate_limit_store) == (False, "memory")
+    assert (d.public_docs_and_metrics, d.rate_limit_store, d.ui) == (False, "memory", True)
 
 
 def test_rate_limit_store_must_be_memory_or_redis() -> None:

@@ -16,10 +16,10 @@ class Scope(StrEnum):
     ADMIN = "admin"
 
 
-PUBLIC_PATHS = frozenset({"/health", "/ready"})
-# Static web files (a UI), served as they are, hold no secrets: their whole prefix is open.
-PUBLIC_PREFIXES: tuple[str, ...] = ("/static/",)
-DOCS_PATHS = frozenset({"/metrics", "/docs", "/docs/oauth2-redirect", "/redoc",
+PUBLIC_PATHS = frozenset({"/health", "/ready", "/ui"})
+# Static web files (the UI), served as they are, hold no secrets: their whole prefix is open.
+PUBLIC_PREFIXES: tuple[str, ...] = ("/static/", "/ui/")
+DOCS_PATHS = frozenset({"/metrics", "/metrics/summary", "/docs", "/docs/oauth2-redirect", "/redoc",
                         "/openapi.json"})
 # (methods, path pattern): routes that load, unload, add or remove models, and /admin.
 ADMIN_ROUTES: tuple[tuple[frozenset[str], re.Pattern[str]], ...] = (

@@ -30,6 +30,7 @@ from hfserve.api.routes import (
     responses,
     tei,
     tgi,
+    ui,
 )
 from hfserve.config import Settings
 from hfserve.hardware import gauges
@@ -66,6 +67,8 @@ def create_app(settings: Settings, engine: EngineClient | None = None) -> FastAP
                    images, infer, tei, tgi, info, hardware, health):
         app.include_router(module.router)
     app.include_router(admin.router if settings.admin_routes else admin.off)
+    if settings.ui:
+        app.include_router(ui.router)
     errors.install(app)
     app.openapi = lambda: _openapi(app)
     _add_middleware(app, settings, limiter)

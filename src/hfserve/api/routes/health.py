@@ -1,4 +1,4 @@
-"""Liveness, readiness and Prometheus metrics."""
+"""Liveness, readiness, Prometheus metrics and their JSON summary."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hfserve.api.schemas.common import error_responses
 from hfserve.api.state import engine_of
+from hfserve.metric_summary import Summarizer
 
 router = APIRouter()
+# One per process, like the registry it reads: every dashboard sees the same window.
+SUMMARY = Summarizer()
 
 
 STATUS = {"content": {"application/json": {"schema": {"type": "object"}}}}
@@ -51,3 +54,12 @@ async def ready(request: Request) -> JSONResponse:
     **error_responses(401)})
 async def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/metrics/summary", responses={200: {**STATUS, "description": (
+    "Totals, and rates and percentiles over about the last minute")}, **error_responses(401)})
+async def metrics_summary() -> JSONResponse:
+    """Requests/s, tokens/s by kind, latency, time-to-first-token and batch size
+    percentiles over the window since the oldest snapshot kept (``window_seconds``; rates
+    are null on the first call), and each model's queue depth and running sequences now."""
+    return JSONResponse(SUMMARY.summary())
