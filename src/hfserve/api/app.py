@@ -29,6 +29,7 @@ from hfserve.api.routes import (
     responses,
     tei,
     tgi,
+    vision,
 )
 from hfserve.config import Settings
 from hfserve.runtime.client import EngineClient
@@ -60,7 +61,7 @@ def create_app(settings: Settings, engine: EngineClient | None = None) -> FastAP
     app.state.engine = engine
     app.include_router(info.models_router)
     for module in (models, groups, embeddings, chat, responses, completions, classify, rerank,
-                   infer, tei, tgi, info, hardware, health):
+                   infer, vision, tei, tgi, info, hardware, health):
         app.include_router(module.router)
     app.include_router(admin.router if settings.admin_routes else admin.off)
     errors.install(app)
