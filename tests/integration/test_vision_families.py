@@ -269,3 +269,6 @@ def test_a_model_without_the_task_is_a_clear_400(base):
     reply = post(base, "/v1/classify", {"model": "clip", "input": data_url(IMAGES[0])})
     assert reply.status_code == 400, reply.text
     assert reply.json()["error"]["param"] == "candidate_labels"
+    reply = post(base, "/embed_all", {"model": "clip", "inputs": "a cat"})   # TEI's route
+    assert reply.status_code == 422, reply.text
+    assert "one vector per input" in reply.json()["error"]

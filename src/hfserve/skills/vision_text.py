@@ -80,6 +80,9 @@ class VisionTextSkill(BatchSkill):
         input to embed, a text or (``modality`` "image") an image."""
         if options.get("candidate_labels") is not None:
             return self._prepare_zero_shot(item, options)
+        if options.get("pooling") == "none":
+            raise InvalidRequest("a CLIP-style model gives one vector per input, not one per "
+                                 "token", param="model", code="unsupported_task")
         modality = options.get("modality") or "text"
         if modality not in MODALITIES:
             raise InvalidRequest("modality must be text or image", param="modality")
