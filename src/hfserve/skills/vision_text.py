@@ -1,4 +1,4 @@
-"""CLIP-style models (CLIP, SigLIP, ALIGN...): texts and images embedded in one space, and
+"""CLIP-style models (CLIP, SigLIP...): texts and images embedded in one space, and
 images classified zero-shot against any labels. Embeddings are the model's projected
 features (``get_text_features`` / ``get_image_features``), L2-normalised, as Infinity and
 sentence-transformers' CLIP models give them; the modality option says what the inputs are.
@@ -123,7 +123,8 @@ class VisionTextSkill(BatchSkill):
         payloads = [p.payload for p in items]
         device, dtype = self.placement.device, self.model.dtype
         with_images = [i for i, p in enumerate(payloads) if not isinstance(p, TextInput)]
-        images = dict(zip(with_images, by_shape(
+        # each input's normalised vector (a row of one): its image's, or its text's
+        vectors = dict(zip(with_images, by_shape(
             [{"pixel_values": payloads[i].pixels} for i in with_images],
             lambda **batch: self._normalized(self.model.get_image_features(**batch)),
             device, dtype), strict=True))
@@ -134,9 +135,9 @@ class VisionTextSkill(BatchSkill):
             with torch.inference_mode():
                 rows = self._normalized(self.model.get_text_features(
                     **{k: v.to(device) for k, v in batch.items() if k in TEXT_INPUTS}))
-            images.update(zip(texts, rows.split(1), strict=True))
-        return [self._zero_shot(p, images[i]) if isinstance(p, ZeroShotImage)
-                else shorten(images[i][0].float().cpu().numpy(), p.dimensions, True)
+            vectors.update(zip(texts, rows.split(1), strict=True))
+        return [self._zero_shot(p, vectors[i]) if isinstance(p, ZeroShotImage)
+                else shorten(vectors[i][0].float().cpu().numpy(), p.dimensions, True)
                 for i, p in enumerate(payloads)]
 
     @staticmethod
