@@ -152,6 +152,19 @@ def stop(proc: subprocess.Popen, log) -> None:
     log.close()
 
 
+def serve_folders(models: dict[str, Path], tmp: Path, **options):
+    """One server for the model folders ``models`` (name -> folder), each served in float32
+    on one thread with ``options`` besides; yields its base URL, then stops it."""
+    config = {"cache_dir": str(tmp / "cache"), "models": [
+        {"name": name, "source": str(folder), "dtype": "float32", "threads": 1, **options}
+        for name, folder in models.items()]}
+    proc, url, log = launch(config, tmp)
+    try:
+        yield url
+    finally:
+        stop(proc, log)
+
+
 _LEAKS = re.compile(r"Traceback|/site-packages/|/work/|/tmp/|/usr/|\b0x[0-9a-f]{6,}")
 
 

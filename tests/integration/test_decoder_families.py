@@ -11,7 +11,7 @@ import asyncio
 import openai
 import pytest
 
-from .conftest import MINILM, launch, stop
+from .conftest import MINILM, serve_folders
 
 PROMPTS = ["hello there friend", "a much longer prompt about the weather in spring and rain",
            "one", "the cat sat on the mat and looked around the room slowly"]
@@ -59,16 +59,8 @@ def models(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def base(models, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("decoders-server")
-    config = {"cache_dir": str(tmp / "cache"), "models": [
-        {"name": name, "source": str(folder), "backend": "torch", "dtype": "float32",
-         "threads": 1, "max_concurrent": 8, "own_process": False}
-        for name, folder in models.items()]}
-    proc, url, log = launch(config, tmp)
-    try:
-        yield url
-    finally:
-        stop(proc, log)
+    yield from serve_folders(models, tmp_path_factory.mktemp("decoders-server"),
+                             backend="torch", max_concurrent=8, own_process=False)
 
 
 def greedy(folder, prompt: str) -> str:

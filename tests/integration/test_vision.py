@@ -7,42 +7,14 @@ which the server still answers."""
 from __future__ import annotations
 
 import base64
-import io
-import struct
-import zlib
 
 import httpx
-import numpy as np
 import pytest
 
-from .conftest import launch, stop
+from .conftest import serve_folders
+from .images import data_url, decoded, huge_png_header, pipe, png_bytes, truncated
 
 LABELS = ["cat", "dog", "bird"]
-
-
-def png_bytes(seed: int, size: int = 40) -> bytes:
-    from PIL import Image
-
-    pixels = np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
-    out = io.BytesIO()
-    Image.fromarray(pixels).save(out, format="PNG")
-    return out.getvalue()
-
-
-def data_url(data: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(data).decode()
-
-
-def huge_png_header(width: int = 20000, height: int = 20000) -> bytes:
-    """A PNG whose header claims ``width`` x ``height`` pixels and holds almost none."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (struct.pack(">I", len(body)) + kind + body
-                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
-
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
 
 
 def tiny_vit(folder):
@@ -67,36 +39,15 @@ def models(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def base(models, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("vision-server")
-    config = {"cache_dir": str(tmp / "cache"), "models": [
-        {"name": name, "source": str(folder), "dtype": "float32", "threads": 1,
-         "max_image_pixels": 1_000_000, "image_url_hosts": ["images.example.org"]}
-        for name, folder in models.items()]}
-    proc, url, log = launch(config, tmp)
-    try:
-        yield url
-    finally:
-        stop(proc, log)
-
-
-def pipe(folder, task: str):
-    from transformers import pipeline
-
-    from hfserve.skills.image_classification import image_processor
-
-    class Folder:
-        path = folder
-
-    return pipeline(task, model=str(folder), image_processor=image_processor(Folder))
+    yield from serve_folders(models, tmp_path_factory.mktemp("vision-server"),
+                             max_image_pixels=1_000_000, image_url_hosts=["images.example.org"])
 
 
 IMAGES = [png_bytes(1), png_bytes(2, size=57), png_bytes(3, size=20)]
 
 
 def images():
-    from PIL import Image
-
-    return [Image.open(io.BytesIO(b)).convert("RGB") for b in IMAGES]
+    return decoded(IMAGES)
 
 
 def test_classify_images_as_the_pipeline_does(base, models):
@@ -127,7 +78,7 @@ def test_infer_answers_the_pipeline_json(base, models):
 
 
 BAD = {
-    "truncated": (data_url(IMAGES[0][: len(IMAGES[0]) // 2]), "truncated"),
+    "truncated": (truncated(IMAGES[0]), "truncated"),
     "huge": (data_url(huge_png_header()), "more pixels"),
     "url": ("https://elsewhere.example.com/cat.png", "not allowed"),
     "file": ("file:///etc/passwd", "file"),

@@ -41,6 +41,12 @@ CASES = {
              F.OBJECT_DETECTION, T.OBJECT_DETECTION),
     "vit": ({"model_type": "vit", "architectures": ["ViTForImageClassification"]},
             F.VISION, T.IMAGE_CLASSIFICATION),
+    "segformer": ({"model_type": "segformer",
+                   "architectures": ["SegformerForSemanticSegmentation"]},
+                  F.SEGMENTATION, T.IMAGE_SEGMENTATION),
+    "mask2former": ({"model_type": "mask2former",
+                     "architectures": ["Mask2FormerForUniversalSegmentation"]},
+                    F.SEGMENTATION, T.IMAGE_SEGMENTATION),
     "bert-ner": ({"model_type": "bert", "architectures": ["BertForTokenClassification"],
                   "id2label": {"0": "O", "1": "B-PER", "2": "I-PER"}},
                  F.ENCODER_ONLY, T.TOKEN_CLASSIFICATION),
@@ -55,6 +61,12 @@ def test_family_and_default_task(name: str) -> None:
     assert (got_family, got_task) == (family, task)
     assert tasks[0] == task
     assert len(set(tasks)) == len(tasks)
+
+
+def test_clip_classifies_images_zero_shot_and_embeds() -> None:
+    _, task, tasks = classify(CASES["clip"][0])
+    assert task == T.ZERO_SHOT_IMAGE
+    assert T.EMBEDDING in tasks
 
 
 def test_dense_decoder_is_not_moe() -> None:
@@ -109,6 +121,9 @@ def test_unknown_architecture_raises(config: dict) -> None:
 
 
 # --- task -> skill table -----------------------------------------------------------------
+DETECTION = "hfserve.skills.object_detection:ObjectDetectionSkill"
+
+
 @pytest.fixture
 def table():
     saved = dict(skill_table.SKILLS)
@@ -122,10 +137,11 @@ def test_default_table_serves_embeddings_and_generation(table) -> None:
     generation = skill_table.skill_targets(T.TEXT_GENERATION)
     assert generation[0].endswith(":OpenVINOGenerationSkill")
     assert generation[-1].endswith(":GenerationSkill")
-    assert skill_table.skill_targets(T.OBJECT_DETECTION) == ()
+    assert skill_table.skill_targets(T.OBJECT_DETECTION) == (DETECTION,)
 
 
 def test_register_adds_before_or_after_and_never_twice(table) -> None:
+    del table[T.OBJECT_DETECTION]
     assert T.OBJECT_DETECTION not in skill_table.served_tasks()
     skill_table.register(T.OBJECT_DETECTION, "plugins.detect:DetectSkill")
     assert skill_table.skill_targets(T.OBJECT_DETECTION) == ("plugins.detect:DetectSkill",)
@@ -148,7 +164,7 @@ def test_register_rejects_bad_targets_and_tasks(table) -> None:
 
 
 def test_table_fixture_restored_the_defaults() -> None:
-    assert skill_table.skill_targets(T.OBJECT_DETECTION) == ()
+    assert skill_table.skill_targets(T.OBJECT_DETECTION) == (DETECTION,)
 
 
 # --- spec sizing ----------------------------------------------------------------------------

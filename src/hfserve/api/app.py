@@ -31,6 +31,7 @@ from hfserve.api.routes import (
     tei,
     tgi,
     ui,
+    vision,
 )
 from hfserve.config import Settings
 from hfserve.hardware import gauges
@@ -64,7 +65,7 @@ def create_app(settings: Settings, engine: EngineClient | None = None) -> FastAP
     app.state.engine = engine
     app.include_router(info.models_router)
     for module in (models, groups, embeddings, chat, responses, completions, classify, rerank,
-                   images, infer, tei, tgi, info, hardware, health):
+                   images, infer, vision, tei, tgi, info, hardware, health):
         app.include_router(module.router)
     app.include_router(admin.router if settings.admin_routes else admin.off)
     if settings.ui:

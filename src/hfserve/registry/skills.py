@@ -16,6 +16,9 @@ SKILLS: dict[Task, tuple[str, ...]] = {
     Task.RERANK: ("hfserve.skills.classification:ClassificationSkill",),
     Task.IMAGE_CLASSIFICATION: ("hfserve.skills.image_classification:"
                                 "ImageClassificationSkill",),
+    Task.OBJECT_DETECTION: ("hfserve.skills.object_detection:ObjectDetectionSkill",),
+    Task.IMAGE_SEGMENTATION: ("hfserve.skills.image_segmentation:ImageSegmentationSkill",),
+    Task.ZERO_SHOT_IMAGE: ("hfserve.skills.vision_text:VisionTextSkill",),
     Task.FILL_MASK: ("hfserve.skills.fill_mask:FillMaskSkill",),
     Task.TEXT2TEXT: ("hfserve.skills.seq2seq:Seq2SeqSkill",),
     Task.TEXT_TO_IMAGE: ("hfserve.skills.image_generation:ImageGenerationSkill",),

@@ -33,6 +33,28 @@ class Scores:
 MAX_LABELS = 64      # candidate labels of one zero-shot text (each is a pair to run)
 
 
+def candidate_labels(options: dict[str, Any]) -> list[str]:
+    """The ``candidate_labels`` option of a zero-shot request: 1 to ``MAX_LABELS`` texts (a
+    list, or one comma-separated text as the pipelines take it)."""
+    labels = options["candidate_labels"]
+    if isinstance(labels, str):
+        labels = [label.strip() for label in labels.split(",") if label.strip()]
+    if not (isinstance(labels, list) and 0 < len(labels) <= MAX_LABELS and all(
+            isinstance(label, str) and label for label in labels)):
+        raise InvalidRequest(f"candidate_labels must be 1 to {MAX_LABELS} non-empty texts",
+                             param="parameters.candidate_labels")
+    return list(labels)
+
+
+def hypothesis_template(options: dict[str, Any], default: str) -> str:
+    """The ``hypothesis_template`` option: a text holding ``{}`` where the label goes."""
+    template = options.get("hypothesis_template") or default
+    if not isinstance(template, str) or "{}" not in template:
+        raise InvalidRequest("hypothesis_template must hold {} where the label goes",
+                             param="parameters.hypothesis_template")
+    return template
+
+
 @dataclass
 class ZeroShot:
     """One text to classify zero-shot: its (text, hypothesis) pairs, one per label."""
@@ -136,19 +158,10 @@ class ClassificationSkill(BatchSkill):
     def _prepare_zero_shot(self, item: Any, options: dict[str, Any]) -> Prepared:
         """The text paired with the hypothesis of each candidate label, as transformers'
         zero-shot pipeline pairs them."""
-        labels = options["candidate_labels"]
-        if isinstance(labels, str):          # the pipeline takes "a, b, c" too
-            labels = [label.strip() for label in labels.split(",") if label.strip()]
-        if not (isinstance(labels, list) and 0 < len(labels) <= MAX_LABELS and all(
-                isinstance(label, str) and label for label in labels)):
-            raise InvalidRequest(f"candidate_labels must be 1 to {MAX_LABELS} non-empty texts",
-                                 param="parameters.candidate_labels")
-        template = options.get("hypothesis_template") or "This example is {}."
+        labels = candidate_labels(options)
         if not isinstance(item, str) or not item:
             raise InvalidRequest("each input must be a non-empty text", param="inputs")
-        if "{}" not in template:
-            raise InvalidRequest("hypothesis_template must hold {} where the label goes",
-                                 param="parameters.hypothesis_template")
+        template = hypothesis_template(options, "This example is {}.")
         entail = self._nli_label("entail")
         pairs = [self._encode(item, template.format(label), bool(options.get("truncate")))
                  for label in labels]

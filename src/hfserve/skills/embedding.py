@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from hfserve.errors import ContextLengthExceeded, InvalidRequest
+from hfserve.errors import InvalidRequest
 from hfserve.skills.base import BatchSkill, Placement, Prepared, input_limit
-from hfserve.skills.hf_text import token_ids
+from hfserve.skills.hf_text import fit_length, token_ids
 from hfserve.skills.onnx_backend import load_onnx_encoder
 from hfserve.skills.openvino_backend import openvino_runner
-from hfserve.skills.pooling import pool, read_pooling
+from hfserve.skills.pooling import pool, read_pooling, shorten
 from hfserve.skills.pretrained import tokenizer_kwargs
 from hfserve.skills.torch_backend import load_torch_model
 from hfserve.types import ModelSpec, Task
@@ -80,12 +80,7 @@ class EmbeddingSkill(BatchSkill):
         else:
             raise InvalidRequest("each input must be a non-empty string or list of token ids",
                                  param="input")
-        if len(ids) > self.max_length:
-            if not options.get("truncate"):
-                raise ContextLengthExceeded(
-                    f"input has {len(ids)} tokens, more than this model's maximum of "
-                    f"{self.max_length}; shorten it or pass truncate=true", param="input")
-            ids = ids[: self.max_length - 1] + ids[-1:]
+        ids = fit_length(ids, self.max_length, bool(options.get("truncate")))
         # ``pooling: "none"``: every token's hidden state, unpooled (TEI's /embed_all).
         return Prepared(payload=(ids, options.get("dimensions"), options.get("pooling") == "none"),
                         cost=len(ids))
@@ -106,12 +101,5 @@ class EmbeddingSkill(BatchSkill):
         rows = emb.cpu().numpy()
         mask = features["attention_mask"].bool()
         return [hidden[i][mask[i]].float().cpu().numpy() if p.payload[2]
-                else self._resize(rows[i], p.payload[1]) for i, p in enumerate(items)]
-
-    def _resize(self, row, dimensions: int | None):
-        if not dimensions or dimensions >= row.shape[0]:
-            return row
-        import numpy as np
-
-        row = row[:dimensions]
-        return row / max(float(np.linalg.norm(row)), 1e-12) if self.pooling.normalize else row
+                else shorten(rows[i], p.payload[1], self.pooling.normalize)
+                for i, p in enumerate(items)]

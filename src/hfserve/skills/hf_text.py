@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hfserve.errors import InvalidRequest
+from hfserve.errors import ContextLengthExceeded, InvalidRequest
 from hfserve.skills.chat_template import reads_variable, render_chat
 from hfserve.skills.export_cache import cached_or_built, export_dir
 from hfserve.skills.pretrained import tokenizer_kwargs
@@ -69,6 +69,18 @@ def token_ids(tokenizer: Any, text: str, *, special: bool = True) -> list[int]:
     if backend is None or backend.truncation is not None or backend.padding is not None:
         return tokenizer(text, add_special_tokens=special)["input_ids"]
     return backend.encode(text, add_special_tokens=special).ids
+
+
+def fit_length(ids: list[int], max_length: int, truncate: bool) -> list[int]:
+    """``ids`` within the model's ``max_length``: cut (keeping the closing special token)
+    where ``truncate`` allows, a clear 400 otherwise."""
+    if len(ids) <= max_length:
+        return ids
+    if not truncate:
+        raise ContextLengthExceeded(
+            f"input has {len(ids)} tokens, more than this model's maximum of {max_length}; "
+            "shorten it or pass truncate=true", param="input")
+    return ids[: max_length - 1] + ids[-1:]
 
 
 def token_text(tokenizer: Any, ids: list[int]) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 POOLING_KEYS = {
     "pooling_mode_cls_token": "cls",
@@ -76,3 +77,14 @@ def pool(mode: str, hidden, attention_mask):
     """(batch, seq, dim) hidden states -> (batch, dim) sentence embeddings."""
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
     return POOLERS[mode](hidden, mask)
+
+
+def shorten(row: Any, dimensions: int | None, normalize: bool) -> Any:
+    """An embedding cut to its first ``dimensions`` (OpenAI's ``dimensions``), normalised
+    again where the model's embeddings are."""
+    if not dimensions or dimensions >= row.shape[0]:
+        return row
+    import numpy as np
+
+    row = row[:dimensions]
+    return row / max(float(np.linalg.norm(row)), 1e-12) if normalize else row

@@ -16,6 +16,7 @@ EXPECTED = {
     "encoder-decoder": (F, F, F, F, N, F),
     "vision": (F, F, F, F, F, F),
     "object-detection": (F, F, F, F, P, F),
+    "segmentation": (F, F, F, P, N, F),
     "speech": (F, F, F, F, P, F),
     "speech-generation": (F, F, F, F, N, F),
     "vision-text": (F, F, F, F, P, F),

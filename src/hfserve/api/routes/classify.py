@@ -1,5 +1,6 @@
 """POST /v1/classify: sequence classification, in vLLM's request and response form; for an
-image classifier each input is an image (a data URL, base64, or an allowed http(s) URL)."""
+image classifier each input is an image (a data URL, base64, or an allowed http(s) URL),
+and for a CLIP-style model an image classified zero-shot against ``candidate_labels``."""
 
 from __future__ import annotations
 
@@ -13,9 +14,29 @@ from hfserve.api.cache_control import use_cache
 from hfserve.api.schemas.classify import ClassifyRequest, ClassifyResponse
 from hfserve.api.schemas.common import MODEL_ERRORS, error_responses, usage
 from hfserve.api.state import engine_of, note_model
+from hfserve.errors import InvalidRequest
 from hfserve.types import Task
 
 router = APIRouter()
+
+
+def classify_task(served: list[str], body: ClassifyRequest) -> Task:
+    """Images zero-shot (a CLIP-style model, given ``candidate_labels``), images by an image
+    classifier's own labels, or texts."""
+    zero_shot = Task.ZERO_SHOT_IMAGE in served
+    if body.candidate_labels is not None or (
+            zero_shot and Task.IMAGE_CLASSIFICATION not in served):
+        if not zero_shot:
+            raise InvalidRequest(f"model {body.model!r} has labels of its own; "
+                                 "candidate_labels need a CLIP-style model",
+                                 param="candidate_labels")
+        if body.candidate_labels is None:
+            raise InvalidRequest(f"model {body.model!r} classifies images zero-shot: give "
+                                 "candidate_labels", param="candidate_labels")
+        return Task.ZERO_SHOT_IMAGE
+    if Task.IMAGE_CLASSIFICATION in served:
+        return Task.IMAGE_CLASSIFICATION
+    return Task.TEXT_CLASSIFICATION
 
 
 @router.post("/v1/classify", response_model=ClassifyResponse,
@@ -24,11 +45,12 @@ async def classify(body: ClassifyRequest, request: Request) -> Response:
     note_model(request, body.model)
     items = [body.input] if isinstance(body.input, str) else list(body.input)
     engine = engine_of(request)
-    served = engine.describe(body.model).get("tasks", [])
-    task = Task.IMAGE_CLASSIFICATION if Task.IMAGE_CLASSIFICATION in served \
-        else Task.TEXT_CLASSIFICATION
+    task = classify_task(engine.describe(body.model).get("tasks", []), body)
+    options = {"truncate": body.truncate} if body.candidate_labels is None else {
+        "candidate_labels": body.candidate_labels,
+        "hypothesis_template": body.hypothesis_template}
     result = await engine.run(
-        body.model, task, items, {"truncate": body.truncate},
+        body.model, task, items, options,
         priority=body.priority, timeout=body.timeout, cache=use_cache(request))
     response = ClassifyResponse(
         id=f"classify-{uuid.uuid4().hex}", created=int(time.time()), model=result.model,

@@ -1,4 +1,5 @@
-"""POST /v1/embeddings."""
+"""POST /v1/embeddings: texts or token ids; for a CLIP-style model also images, with
+Infinity's ``modality`` field."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from hfserve.api.cache_control import use_cache
 from hfserve.api.schemas.common import MODEL_ERRORS, error_responses, usage
 from hfserve.api.schemas.embeddings import EmbeddingRequest, EmbeddingResponse
 from hfserve.api.state import engine_of, note_model
+from hfserve.errors import InvalidRequest
 from hfserve.types import Task
 
 router = APIRouter()
@@ -36,9 +38,15 @@ def encode(vector: np.ndarray, fmt: str) -> list[float] | str:
              responses=error_responses(*MODEL_ERRORS))
 async def embeddings(body: EmbeddingRequest, request: Request) -> Response:
     note_model(request, body.model)
-    result = await engine_of(request).run(
+    engine = engine_of(request)
+    if body.modality == "image" and Task.ZERO_SHOT_IMAGE not in engine.describe(
+            body.model).get("tasks", []):
+        raise InvalidRequest(f"model {body.model!r} embeds text only; image embeddings need "
+                             "a CLIP-style model", param="modality", code="unsupported_task")
+    # the modality is an option, so it is part of each input's response-cache key
+    result = await engine.run(
         body.model, Task.EMBEDDING, inputs_of(body.input),
-        {"truncate": body.truncate, "dimensions": body.dimensions},
+        {"truncate": body.truncate, "dimensions": body.dimensions, "modality": body.modality},
         priority=body.priority, timeout=body.timeout, cache=use_cache(request))
     response = EmbeddingResponse(
         data=[{"index": i, "embedding": encode(v, body.encoding_format)}

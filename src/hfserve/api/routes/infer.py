@@ -77,10 +77,25 @@ TASKS: dict[Task, TaskEntry] = {
     Task.IMAGE_CLASSIFICATION: TaskEntry(
         options=lambda p: {}, render=lambda p: _top_labels(p.get("top_k", 5)),
         single_as_list=False),
+    Task.ZERO_SHOT_IMAGE: TaskEntry(
+        options=lambda p: {k: p.get(k) for k in ("candidate_labels", "hypothesis_template")},
+        render=lambda p: lambda scores: ranked_labels(scores.labels, scores.scores),
+        single_as_list=False),
+    Task.OBJECT_DETECTION: TaskEntry(
+        options=lambda p: {"threshold": p.get("threshold")},
+        render=lambda p: lambda objects: objects, single_as_list=False),
+    Task.IMAGE_SEGMENTATION: TaskEntry(
+        options=lambda p: {k: p.get(k) for k in ("subtask", "threshold", "mask_threshold",
+                                                   "overlap_mask_area_threshold")},
+        render=lambda p: lambda segments: segments, single_as_list=False),
     Task.EMBEDDING: TaskEntry(
         options=lambda p: {"truncate": bool(p.get("truncate", False))},
         render=lambda p: lambda vector: vector.tolist(), single_as_list=False),
 }
+
+
+# Tasks that classify against labels the request gives (``candidate_labels``).
+ZERO_SHOT_TASKS = (Task.ZERO_SHOT_IMAGE, Task.ZERO_SHOT)
 
 
 @router.post("/v1/infer/{model:path}", responses={
@@ -91,13 +106,15 @@ async def infer(model: str, body: InferRequest, request: Request) -> JSONRespons
     engine = engine_of(request)
     note_model(request, model)
     served = [Task(t) for t in engine.describe(model).get("tasks", [])]
+    zero_shot = [t for t in ZERO_SHOT_TASKS if t in served]
     if "candidate_labels" in body.parameters:
-        if Task.ZERO_SHOT not in served:
-            raise InvalidRequest(f"model {model!r} is not an NLI model; candidate_labels "
-                                 "need one", param="parameters.candidate_labels")
-        task: Task | None = Task.ZERO_SHOT      # an NLI model asked for given labels
+        if not zero_shot:
+            raise InvalidRequest(f"model {model!r} is neither an NLI nor a CLIP-style "
+                                 "model; candidate_labels need one",
+                                 param="parameters.candidate_labels")
+        task: Task | None = zero_shot[0]     # asked for given labels
     else:
-        task = next((t for t in served if t in TASKS and t != Task.ZERO_SHOT), None)
+        task = next((t for t in served if t in TASKS and t not in ZERO_SHOT_TASKS), None)
     if task is None:
         raise InvalidRequest(f"model {model!r} serves {', '.join(served) or 'nothing'}; "
                              "/v1/infer serves " + ", ".join(t.value for t in TASKS),

@@ -17,6 +17,12 @@ class ClassifyRequest(ExtraOptions):
         description="A text, or a list of texts or [text, text_pair] pairs; for an image "
         "classifier, an image or a list of images (data URLs or base64)")
     truncate: bool = Field(False, description="Cut inputs longer than the model's limit")
+    candidate_labels: Annotated[list[Text], Field(min_length=1, max_length=64)] | None = Field(
+        None, description="For a CLIP-style model: the labels each image is classified "
+        "against, zero-shot (then probs are in this order)")
+    hypothesis_template: str | None = Field(
+        None, description="With candidate_labels: the text each label is put in, with {} "
+        "where the label goes (default \"This is a photo of {}.\")")
     user: str | None = None
 
 

@@ -18,6 +18,9 @@ class EmbeddingRequest(ExtraOptions):
     dimensions: int | None = Field(None, ge=1)
     user: str | None = None
     truncate: bool = Field(False, description="Cut inputs longer than the model's limit")
+    modality: Literal["text", "image"] = Field(
+        "text", description="Infinity's field: with image, each input is an image (a data "
+        "URL, base64, or an allowed http(s) URL) for a CLIP-style model")
 
 
 class Embedding(BaseModel):
