@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list the models a serve would offer")
     models.add_argument("sources", nargs="*", metavar="MODEL")
     add_settings_flags(models)
+    mcp = sub.add_parser("mcp", help="serve the models as MCP tools over stdio (desktop "
+                         "clients)")
+    mcp.add_argument("sources", nargs="*", metavar="MODEL")
+    add_settings_flags(mcp)
     remote.add_commands(sub)
     return parser
 
@@ -116,6 +120,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print("hfserve: no models given (pass MODEL, --config or --model-dirs)", file=sys.stderr)
         return 2
     serve(settings)
+    return 0
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    """stdout carries the protocol: logs go to stderr."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    from hfserve.mcp.stdio import serve_stdio
+
+    settings = settings_from(args)
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not settings.models:
+        print("hfserve: no models given (pass MODEL, --config or --model-dirs)", file=sys.stderr)
+        return 2
+    serve_stdio(settings)
     return 0
 
 
@@ -176,7 +196,7 @@ def cmd_hash_key(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"serve": cmd_serve, "hardware": cmd_hardware, "models": cmd_models,
+COMMANDS = {"serve": cmd_serve, "mcp": cmd_mcp, "hardware": cmd_hardware, "models": cmd_models,
             "profile": cmd_profile, "hash-key": cmd_hash_key, **remote.COMMANDS}
 
 

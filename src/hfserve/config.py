@@ -303,6 +303,8 @@ class Settings(BaseSettings):
     admin_routes: bool = Field(
         True, description="Serve the routes that change which models are served (admin "
         "scope); off: they answer 404")
+    mcp: bool = Field(True, description="Serve MCP (streamable HTTP) at /mcp: each model "
+                      "and task a tool (inference scope)")
     rate_limit_rpm: int | None = Field(
         None, ge=1, description="Requests per minute of each key (and of all clients without "
         "a key together) whose entry sets no rpm")

@@ -1,0 +1,123 @@
+"""The MCP server over an engine: the SDK's low-level ``Server`` (tools, resources and
+prompts are computed from the engine at each list, not registered once: models come and
+go), and its streamable-HTTP transport as an ASGI app for ``/mcp``."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import mcp_types as types
+from mcp.server.lowlevel import Server
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
+from pydantic import ValidationError
+
+from hfserve import __version__
+from hfserve.errors import HFServeError, ModelError
+from hfserve.mcp import resources
+from hfserve.mcp.tools import tool_table
+from hfserve.runtime.client import EngineClient
+from hfserve.security.exposure import HostRule
+
+log = logging.getLogger("hfserve.mcp")
+
+INSTRUCTIONS = ("Every model this server serves is a tool per task it does (embed_*, chat_*, "
+                "complete_*, classify_*, rerank_*...); hfserve://models lists the models.")
+
+
+def _error(exc: HFServeError) -> types.CallToolResult:
+    """A failed call, for the calling model to read: the message, and the HTTP API's error
+    object as structured content."""
+    return types.CallToolResult(content=[types.TextContent(text=exc.message)],
+                                structured_content=exc.to_dict(), is_error=True)
+
+
+def _invalid(exc: ValidationError) -> types.CallToolResult:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "arguments"
+    return types.CallToolResult(
+        content=[types.TextContent(text=f"invalid argument {where}: {first['msg']}")],
+        structured_content={"error": {"message": f"{where}: {first['msg']}",
+                                      "type": "invalid_request_error", "param": where,
+                                      "code": "invalid_argument"}},
+        is_error=True)
+
+
+def build_server(engine: EngineClient) -> Server:
+    async def list_tools(ctx, params) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=[
+            types.Tool(name=t.name, description=t.description,
+                       input_schema=t.kind.arguments.model_json_schema())
+            for t in tool_table(engine).values()])
+
+    async def call_tool(ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
+        tool = tool_table(engine).get(params.name)
+        if tool is None:
+            raise MCPError(INVALID_PARAMS, f"unknown tool {params.name!r}")
+        try:
+            args = tool.kind.arguments.model_validate(params.arguments or {})
+        except ValidationError as exc:
+            return _invalid(exc)
+        try:
+            result = await tool.kind.call(engine, tool.model, args)
+        except HFServeError as exc:
+            return _error(exc)
+        except Exception as exc:   # a failure of the model, never a crash of the session
+            log.exception("tool %s failed", params.name)
+            return _error(ModelError(f"the model failed: {type(exc).__name__}"))
+        text = result["text"] if "text" in result else json.dumps(result)
+        return types.CallToolResult(content=[types.TextContent(text=text)],
+                                    structured_content=result)
+
+    async def list_resources(ctx, params) -> types.ListResourcesResult:
+        return types.ListResourcesResult(resources=resources.list_resources(engine))
+
+    async def read_resource(ctx, params: types.ReadResourceRequestParams
+                            ) -> types.ReadResourceResult:
+        return resources.read_resource(engine, str(params.uri))
+
+    async def list_prompts(ctx, params) -> types.ListPromptsResult:
+        return types.ListPromptsResult(prompts=resources.list_prompts(engine))
+
+    async def get_prompt(ctx, params: types.GetPromptRequestParams) -> types.GetPromptResult:
+        return resources.get_prompt(engine, params.name, params.arguments)
+
+    return Server("hfserve", version=__version__, instructions=INSTRUCTIONS,
+                  on_list_tools=list_tools, on_call_tool=call_tool,
+                  on_list_resources=list_resources, on_read_resource=read_resource,
+                  on_list_prompts=list_prompts, on_get_prompt=get_prompt)
+
+
+def transport_security(rule: HostRule) -> TransportSecuritySettings:
+    """The SDK's Host and Origin checks (DNS rebinding) on every /mcp request, GET streams
+    too, with the names the HTTP API answers to: each with any port, and each as an
+    http(s) origin, besides ``cors_origins``. The SDK matches exact names, so a
+    ``*.suffix`` entry of ``allowed_hosts`` does not reach /mcp; ``*`` turns the check
+    off, as it turns off the API's."""
+    if rule.any:
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    names = sorted(rule.names)
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=[h for name in names for h in (name, f"{name}:*")],
+        allowed_origins=[*sorted(rule.origins),
+                         *(f"{scheme}://{name}{port}" for name in names
+                           for scheme in ("http", "https") for port in ("", ":*"))])
+
+
+class HttpTransport:
+    """``/mcp``: the ASGI app, and the session manager whose ``run()`` the host app's
+    lifespan holds open (it owns the sessions' task group)."""
+
+    def __init__(self, engine: EngineClient, security: TransportSecuritySettings,
+                 max_body_bytes: int) -> None:
+        self.manager = StreamableHTTPSessionManager(
+            app=build_server(engine), security_settings=security,
+            max_request_body_size=max_body_bytes)
+        self.app = StreamableHTTPASGIApp(self.manager)
+
+    def run(self):
+        return self.manager.run()
