@@ -156,8 +156,18 @@ def tool_name(verb: str, model: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{verb}_{model}")[:NAME_MAX]
 
 
+def tasks_of(info: dict[str, Any]) -> list[str]:
+    """What a model serves: a loaded one, the tasks of its skill; one not loaded (yet, or
+    any more), its default task. Its config lists more (a causal LM's also names embedding
+    and classification) that its skill may not do; the tools of those follow the load."""
+    if info.get("state") not in SERVING or not info.get("tasks"):
+        return []
+    return list(info["tasks"]) if info["state"] == "ready" else [info["task"]]
+
+
 def served_models(engine: EngineClient) -> list[dict[str, Any]]:
-    return [m for m in engine.models() if m.get("state") in SERVING and m.get("tasks")]
+    """The models that can answer now (or load to), each with ``tasks`` as ``tasks_of``."""
+    return [{**m, "tasks": tasks} for m in engine.models() if (tasks := tasks_of(m))]
 
 
 def tool_table(engine: EngineClient) -> dict[str, Tool]:
