@@ -1,5 +1,6 @@
-"""Command line: ``hfserve serve MODEL...``, ``hfserve hardware``, ``hfserve models``, and
-``hfserve ps | load ID | unload ID`` against a running server.
+"""Command line: ``hfserve serve MODEL...``, ``hfserve mcp MODEL...`` (MCP over stdio),
+``hfserve hardware``, ``hfserve models``, and ``hfserve ps | load ID | unload ID`` against
+a running server.
 
 Flags are generated from the Settings class, so the CLI, ``HFSERVE_*`` variables, the config
 file and ``--help`` never drift apart. Only flags given on the command line override the
@@ -99,41 +100,44 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return settings.model_copy(update={"models": [*settings.models, *extra, *found]})
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def _settings_to_serve(args: argparse.Namespace) -> Settings | None:
+    """What ``serve`` and ``mcp`` start from; None (having said why) without models."""
     # Progress bars of weight loading (huggingface_hub's switch, which transformers follows),
     # GGUF dequantization and exports (plain tqdm) are noise in a server's log. Set here,
     # the model and export processes inherit them. Set before anything imports
     # huggingface_hub, which reads its switch once; set them yourself to keep the bars.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TQDM_DISABLE", "1")
-    from hfserve.api.server import serve
-    from hfserve.security.exposure import exposure_problem
-
     settings = settings_from(args)
-    problem = exposure_problem(settings)
-    if problem:
-        print(f"hfserve: {problem}", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=settings.log_level.upper(),
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not settings.models:
         print("hfserve: no models given (pass MODEL, --config or --model-dirs)", file=sys.stderr)
+        return None
+    return settings
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from hfserve.api.server import serve
+    from hfserve.security.exposure import exposure_problem
+
+    settings = _settings_to_serve(args)
+    if settings is None:
+        return 2
+    problem = exposure_problem(settings)
+    if problem:
+        print(f"hfserve: {problem}", file=sys.stderr)
         return 2
     serve(settings)
     return 0
 
 
 def cmd_mcp(args: argparse.Namespace) -> int:
-    """stdout carries the protocol: logs go to stderr."""
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TQDM_DISABLE", "1")
+    """The same models over stdio; stdout carries the protocol, logs go to stderr."""
     from hfserve.mcp.stdio import serve_stdio
 
-    settings = settings_from(args)
-    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not settings.models:
-        print("hfserve: no models given (pass MODEL, --config or --model-dirs)", file=sys.stderr)
+    settings = _settings_to_serve(args)
+    if settings is None:
         return 2
     serve_stdio(settings)
     return 0

@@ -55,11 +55,19 @@ async def embed(engine: EngineClient, model: str, args: a.EmbedArguments) -> dic
                       lambda vector: vector.tolist())
 
 
+EMBED = ToolKind("embed", a.EmbedArguments, embed,
+                 "Sentence embeddings of texts with {model}.")
+
+
 async def classify(engine: EngineClient, model: str, args: a.TextsArguments) -> dict[str, Any]:
     return await _run(engine, model, Task.TEXT_CLASSIFICATION, args,
                       {"truncate": args.truncate},
                       lambda s: {"label": s.labels[s.best],
                                  "scores": dict(zip(s.labels, s.scores, strict=True))})
+
+
+CLASSIFY = ToolKind("classify", a.TextsArguments, classify,
+                    "Classify texts with {model}: the best label and every label's score.")
 
 
 async def zero_shot(engine: EngineClient, model: str,
@@ -70,16 +78,29 @@ async def zero_shot(engine: EngineClient, model: str,
                        "multi_label": args.multi_label}, lambda answer: answer)
 
 
+ZERO_SHOT = ToolKind("zero_shot", a.ZeroShotArguments, zero_shot,
+                     "Choose among labels you give for each text, by natural language "
+                     "inference with {model}.")
+
+
 async def tag(engine: EngineClient, model: str, args: a.TagArguments) -> dict[str, Any]:
     return await _run(engine, model, Task.TOKEN_CLASSIFICATION, args,
                       {"aggregation_strategy": args.aggregation_strategy,
                        "ignore_labels": None}, lambda entities: entities)
 
 
+TAG = ToolKind("tag", a.TagArguments, tag, "Named entities (or other token labels) in "
+               "texts, with character offsets, by {model}.")
+
+
 async def fill_mask(engine: EngineClient, model: str,
                     args: a.FillMaskArguments) -> dict[str, Any]:
     return await _run(engine, model, Task.FILL_MASK, args, {"top_k": args.top_k},
                       lambda answer: answer)
+
+
+FILL_MASK = ToolKind("fill_mask", a.FillMaskArguments, fill_mask,
+                     "The likeliest tokens for each mask token in texts, by {model}.")
 
 
 async def rerank(engine: EngineClient, model: str, args: a.RerankArguments) -> dict[str, Any]:
@@ -90,6 +111,11 @@ async def rerank(engine: EngineClient, model: str, args: a.RerankArguments) -> d
     return {"model": result.model, "prompt_tokens": result.prompt_tokens,
             "results": [{"index": i, "relevance_score": scores[i],
                          "document": args.documents[i]} for i in order]}
+
+
+RERANK = ToolKind("rerank", a.RerankArguments, rerank,
+                  "Rank documents by relevance to a query with the cross-encoder {model}, "
+                  "best first.")
 
 
 def _sampling(args: a.SamplingArguments) -> SamplingParams:
@@ -115,6 +141,10 @@ async def chat(engine: EngineClient, model: str, args: a.ChatArguments) -> dict[
         max_tokens=args.max_tokens, priority=args.priority))
 
 
+CHAT = ToolKind("chat", a.ChatArguments, chat,
+                "Chat with {model}: the reply to a conversation, through its chat template.")
+
+
 async def complete(engine: EngineClient, model: str,
                    args: a.CompleteArguments) -> dict[str, Any]:
     return await _generate(engine, model, GenerationInput(
@@ -122,32 +152,16 @@ async def complete(engine: EngineClient, model: str,
         priority=args.priority))
 
 
-CHAT = ToolKind("chat", a.ChatArguments, chat,
-                "Chat with {model}: the reply to a conversation, through its chat template.")
 COMPLETE = ToolKind("complete", a.CompleteArguments, complete,
                     "Continue a text with {model} (raw prompt, no chat template).")
+
+
 # What each task offers; a model gets the tools of every task it serves.
 KINDS: dict[Task, tuple[ToolKind, ...]] = {
-    Task.EMBEDDING: (ToolKind("embed", a.EmbedArguments, embed,
-                              "Sentence embeddings of texts with {model}."),),
-    Task.TEXT_GENERATION: (CHAT, COMPLETE),
-    Task.IMAGE_TEXT_TO_TEXT: (CHAT,),
-    Task.TEXT2TEXT: (COMPLETE,),
-    Task.TEXT_CLASSIFICATION: (ToolKind("classify", a.TextsArguments, classify,
-                                        "Classify texts with {model}: the best label "
-                                        "and every label's score."),),
-    Task.ZERO_SHOT: (ToolKind("zero_shot", a.ZeroShotArguments, zero_shot,
-                              "Choose among labels you give for each text, by natural "
-                              "language inference with {model}."),),
-    Task.TOKEN_CLASSIFICATION: (ToolKind("tag", a.TagArguments, tag,
-                                         "Named entities (or other token labels) in texts, "
-                                         "with character offsets, by {model}."),),
-    Task.FILL_MASK: (ToolKind("fill_mask", a.FillMaskArguments, fill_mask,
-                              "The likeliest tokens for each mask token in texts, by "
-                              "{model}."),),
-    Task.RERANK: (ToolKind("rerank", a.RerankArguments, rerank,
-                           "Rank documents by relevance to a query with the cross-encoder "
-                           "{model}, best first."),),
+    Task.EMBEDDING: (EMBED,), Task.TEXT_GENERATION: (CHAT, COMPLETE),
+    Task.IMAGE_TEXT_TO_TEXT: (CHAT,), Task.TEXT2TEXT: (COMPLETE,),
+    Task.TEXT_CLASSIFICATION: (CLASSIFY,), Task.ZERO_SHOT: (ZERO_SHOT,),
+    Task.TOKEN_CLASSIFICATION: (TAG,), Task.FILL_MASK: (FILL_MASK,), Task.RERANK: (RERANK,),
 }
 
 
