@@ -57,7 +57,7 @@ def create_app(settings: Settings, engine: EngineClient | None = None) -> FastAP
             if mcp is None:
                 yield
             else:
-                async with mcp.run():      # the MCP sessions' task group
+                async with mcp.running():     # the MCP sessions' task group
                     yield
         finally:
             await engine.close()

@@ -4,8 +4,10 @@ go), and its streamable-HTTP transport as an ASGI app for ``/mcp``."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from contextlib import asynccontextmanager
 
 import mcp_types as types
 from mcp.server.lowlevel import Server
@@ -109,8 +111,8 @@ def transport_security(rule: HostRule) -> TransportSecuritySettings:
 
 
 class HttpTransport:
-    """``/mcp``: the ASGI app, and the session manager whose ``run()`` the host app's
-    lifespan holds open (it owns the sessions' task group)."""
+    """``/mcp``: the ASGI app, and the session manager whose ``run()`` must stay open while
+    the host app serves (it owns the sessions' task group)."""
 
     def __init__(self, engine: EngineClient, security: TransportSecuritySettings,
                  max_body_bytes: int) -> None:
@@ -119,5 +121,27 @@ class HttpTransport:
             max_request_body_size=max_body_bytes)
         self.app = StreamableHTTPASGIApp(self.manager)
 
-    def run(self):
-        return self.manager.run()
+    @asynccontextmanager
+    async def running(self):
+        """Holds ``manager.run()`` open in a task of its own: an anyio task group must be
+        left by the task that entered it, and a host app's lifespan may be entered and
+        left by different tasks (an ASGI test client's fixtures do)."""
+        stop = asyncio.Event()
+        started = asyncio.Event()
+
+        async def hold() -> None:
+            async with self.manager.run():
+                started.set()
+                await stop.wait()
+
+        task = asyncio.create_task(hold(), name="hfserve-mcp-sessions")
+        waiting = asyncio.create_task(started.wait())
+        await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        if task.done():
+            task.result()               # it failed to start: say why
+        try:
+            yield
+        finally:
+            stop.set()
+            await task
