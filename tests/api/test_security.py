@@ -189,6 +189,31 @@ async def test_admin_routes_off_answer_404(start) -> None:
         assert got.json()["error"]["type"] == "not_found_error"
 
 
+MCP_INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+    "protocolVersion": "2025-11-25", "capabilities": {},
+    "clientInfo": {"name": "raw", "version": "0"}}}
+MCP_ACCEPT = {"accept": "application/json, text/event-stream"}
+
+
+async def test_mcp_needs_an_inference_key_for_every_method(start) -> None:
+    async with start(keys=KEYS) as srv:
+        for method in ("GET", "POST", "DELETE"):
+            got = await srv.client.request(method, "/mcp", headers=MCP_ACCEPT,
+                                           json=MCP_INIT if method == "POST" else None)
+            assert got.status_code == 401, method
+            assert got.json()["error"]["type"] == "authentication_error"
+        ok = await srv.client.post("/mcp", json=MCP_INIT,
+                                   headers={**MCP_ACCEPT, **bearer(INFERENCE_KEY)})
+        assert ok.status_code == 200, ok.text
+        assert '"serverInfo"' in ok.text and ok.headers.get("mcp-session-id")
+
+
+async def test_mcp_off_answers_404(start) -> None:
+    async with start(mcp=False) as srv:
+        got = await srv.client.post("/mcp", json=MCP_INIT, headers=MCP_ACCEPT)
+        assert got.status_code == 404
+
+
 # --- Host and Origin ----------------------------------------------------------------------
 @pytest.mark.parametrize("headers", [
     {"host": "evil.example"}, {"host": "localhost.evil.example:8000"},
