@@ -195,13 +195,21 @@ MCP_INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
 MCP_ACCEPT = {"accept": "application/json, text/event-stream"}
 
 
+ADMIN_ONLY_KEY = "adm1n-Only-Key-For-Mcp-K5"
+
+
 async def test_mcp_needs_an_inference_key_for_every_method(start) -> None:
-    async with start(keys=KEYS) as srv:
+    keys = [*KEYS, {"id": "ops-only", "key": ADMIN_ONLY_KEY, "scopes": ["admin"]}]
+    async with start(keys=keys) as srv:
         for method in ("GET", "POST", "DELETE"):
             got = await srv.client.request(method, "/mcp", headers=MCP_ACCEPT,
                                            json=MCP_INIT if method == "POST" else None)
             assert got.status_code == 401, method
             assert got.json()["error"]["type"] == "authentication_error"
+        admin_only = await srv.client.post("/mcp", json=MCP_INIT,
+                                           headers={**MCP_ACCEPT, **bearer(ADMIN_ONLY_KEY)})
+        assert admin_only.status_code == 403
+        assert admin_only.json()["error"]["code"] == "insufficient_scope"
         ok = await srv.client.post("/mcp", json=MCP_INIT,
                                    headers={**MCP_ACCEPT, **bearer(INFERENCE_KEY)})
         assert ok.status_code == 200, ok.text
