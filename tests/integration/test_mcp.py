@@ -215,8 +215,12 @@ def test_the_conformance_suite_passes_what_applies(base, tmp_path):
     """``conformance server`` exits 0 when every scenario outside the expected failures
     passes and every expected failure still fails (a stale entry is a failure too)."""
     cli = CONFORMANCE / "node_modules" / ".bin" / "conformance"
-    if not cli.exists() or shutil.which("node") is None:
+    node = shutil.which("node")
+    if not cli.exists() or node is None:
         pytest.skip("the MCP conformance suite is not installed (make conformance)")
+    version = subprocess.run([node, "--version"], capture_output=True, text=True).stdout
+    if int(version.lstrip("v").split(".")[0]) < 20:
+        pytest.skip(f"the MCP conformance suite needs Node 20 or later (this is {version})")
     run = subprocess.run([str(cli), "server", "--url", f"{base}/mcp", "--expected-failures",
                           str(CONFORMANCE / "expected-failures.yml"), "-o", str(tmp_path)],
                          capture_output=True, text=True, timeout=300)
