@@ -227,3 +227,44 @@ def test_the_conformance_suite_passes_what_applies(base, tmp_path):
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert "dns-rebinding-protection: 2 passed, 0 failed" in run.stdout
     assert "tools-list: 1 passed, 0 failed" in run.stdout
+
+
+def test_stdio_stdout_carries_only_the_protocol(root, tmp_path):
+    """Every line the stdio server writes is a JSON-RPC message (logs, load reports and
+    library output go to stderr), and it exits 0 when the client closes stdin."""
+    import json
+
+    config = tmp_path / "one.yaml"
+    config.write_text(yaml.safe_dump({**model_list(root, root / "cache"),
+                                      "models": model_list(root, root / "cache")["models"][:1],
+                                      "log_level": "info"}))
+    requests = [INIT, {"jsonrpc": "2.0", "method": "notifications/initialized"},
+                {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}]
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hfserve", "mcp", "--config", str(config)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
+            env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    try:
+        proc.stdin.write("".join(json.dumps(r) + "\n" for r in requests))
+        proc.stdin.flush()
+        lines = []
+        while len(lines) < 2:
+            line = proc.stdout.readline()
+            if not line:
+                break                     # it exited: the asserts below say so
+            lines.append(json.loads(line))      # anything but JSON fails here
+        proc.stdin.close()                # the client leaves: the server ends
+        proc.wait(timeout=60)
+        rest = proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    errors = log.read_text()
+    assert proc.returncode == 0, errors[-3000:]
+    assert rest == ""
+    assert [m.get("id") for m in lines] == [1, 2]
+    assert lines[0]["result"]["serverInfo"]["name"] == "hfserve"
+    assert [t["name"] for t in lines[1]["result"]["tools"]] == [f"embed_{EMBED}"]
+    assert "hfserve" in errors            # the info log went where it belongs

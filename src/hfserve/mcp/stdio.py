@@ -31,13 +31,15 @@ async def _preloaded(engine: Engine, settings: Settings) -> None:
 async def _serve(settings: Settings) -> None:
     engine = Engine(settings)
     server = build_server(engine)
-    await engine.start()
-    try:
-        await _preloaded(engine, settings)
-        async with stdio_server() as (read, write):
+    # The transport claims stdout first, so that nothing the loads print (nor a model
+    # process started meanwhile, which inherits the descriptor) lands in the protocol.
+    async with stdio_server() as (read, write):
+        await engine.start()
+        try:
+            await _preloaded(engine, settings)
             await server.run(read, write, server.create_initialization_options())
-    finally:
-        await engine.close()
+        finally:
+            await engine.close()
 
 
 def serve_stdio(settings: Settings) -> None:
