@@ -20,9 +20,10 @@ from pydantic import ValidationError
 from hfserve import __version__
 from hfserve.errors import HFServeError, ModelError
 from hfserve.mcp import resources
-from hfserve.mcp.tools import tool_table
+from hfserve.mcp.tools import Tool, tool_table
 from hfserve.runtime.client import EngineClient
 from hfserve.security.exposure import HostRule
+from hfserve.security.keys import Caller
 
 log = logging.getLogger("hfserve.mcp")
 
@@ -48,15 +49,30 @@ def _invalid(exc: ValidationError) -> types.CallToolResult:
         is_error=True)
 
 
+def allowed_models(engine: EngineClient, ctx) -> frozenset[str] | None:
+    """The served names an HTTP caller's key is limited to (``Authenticate`` put the caller
+    on the request's scope), None for every model (no limit, or stdio: no request)."""
+    scope = getattr(ctx.request, "scope", None) or {}
+    caller = scope.get("state", {}).get("caller")
+    if not isinstance(caller, Caller) or caller.models is None:
+        return None
+    return frozenset(engine.label_of(m) for m in caller.models)
+
+
 def build_server(engine: EngineClient) -> Server:
+    def tools(ctx) -> dict[str, Tool]:
+        allowed = allowed_models(engine, ctx)
+        return {name: t for name, t in tool_table(engine).items()
+                if allowed is None or t.model in allowed}
+
     async def list_tools(ctx, params) -> types.ListToolsResult:
         return types.ListToolsResult(tools=[
             types.Tool(name=t.name, description=t.description,
                        input_schema=t.kind.arguments.model_json_schema())
-            for t in tool_table(engine).values()])
+            for t in tools(ctx).values()])
 
     async def call_tool(ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
-        tool = tool_table(engine).get(params.name)
+        tool = tools(ctx).get(params.name)
         if tool is None:
             raise MCPError(INVALID_PARAMS, f"unknown tool {params.name!r}")
         try:
