@@ -103,6 +103,7 @@ async def check_tools(session: ClientSession, reference: httpx.Client) -> None:
     assert tools[embed].input_schema["type"] == "object"
     assert "input" in tools[embed].input_schema["required"]
     assert "messages" in tools[chat].input_schema["properties"]
+    assert tools[embed].annotations.read_only_hint is True
 
     got = await session.call_tool(embed, {"input": TEXTS})
     assert not got.is_error

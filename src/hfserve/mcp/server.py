@@ -27,6 +27,8 @@ from hfserve.security.keys import Caller
 
 log = logging.getLogger("hfserve.mcp")
 
+# Every tool runs a model on its inputs: it changes nothing and reaches nothing outside.
+ANNOTATIONS = types.ToolAnnotations(read_only_hint=True, open_world_hint=False)
 INSTRUCTIONS = ("Every model this server serves is a tool per task it does (embed_*, chat_*, "
                 "complete_*, classify_*, rerank_*...); hfserve://models lists the models.")
 
@@ -68,7 +70,8 @@ def build_server(engine: EngineClient) -> Server:
     async def list_tools(ctx, params) -> types.ListToolsResult:
         return types.ListToolsResult(tools=[
             types.Tool(name=t.name, description=t.description,
-                       input_schema=t.kind.arguments.model_json_schema())
+                       input_schema=t.kind.arguments.model_json_schema(),
+                       annotations=ANNOTATIONS)
             for t in tools(ctx).values()])
 
     async def call_tool(ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
