@@ -52,12 +52,12 @@ def serve(port: int, max_concurrent: int) -> None:
     of its own."""
     import uvicorn
 
-    import hfserve.runtime.manager as manager
+    import hfserve.runtime.skill_table as skill_table
     from bench.http_overhead import PacedFreeModel as paced  # pickled by this module path
     from hfserve.api.app import create_app
     from hfserve.config import ModelConfig, Settings
 
-    manager.skill_classes = lambda task: [paced]
+    skill_table.skill_classes = lambda task: [paced]
     settings = Settings(models=[ModelConfig(
         source=str(CHAT_GGUF), name=MODEL, device="cpu", backend="torch", own_process=True,
         max_concurrent=max_concurrent, max_queue=4 * max_concurrent)])

@@ -127,6 +127,17 @@ class ModelConfig(BaseModel):
     image_url_hosts: list[str] = Field(
         default_factory=list, description="Hosts whose http(s) image URLs the server fetches "
         "(default: none, only data URLs and base64 are taken; local files never are)")
+    max_images: int = Field(
+        10, ge=1, description="Most images one /v1/images/generations request may ask for "
+        "(n; OpenAI's own limit is 10)")
+    max_image_size: int = Field(
+        1024 * 1024, ge=64, description="Most pixels (width x height) of one generated image")
+    max_image_steps: int = Field(
+        100, ge=1, description="Most denoising steps (num_inference_steps) of one generated "
+        "image")
+    image_steps_default: int | None = Field(
+        None, ge=1, description="Denoising steps when a request names none (default: the "
+        "pipeline's own, 50 for Stable Diffusion)")
     replicas: int = Field(
         1, ge=1, description="Copies of this model served under its one name, each request "
         "going to the least loaded (default: one per entry of devices, else 1). CPU replicas "
@@ -137,6 +148,10 @@ class ModelConfig(BaseModel):
     replica_of: str | None = Field(
         None, description="Set by the server on each replica: the name of its model")
     pinned: bool = Field(False, description="Never evict this model to make room for another")
+    skill: str | None = Field(
+        None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Serve this model with the "
+        "skill file skills_dir/SKILL.py (default: skills_dir/hf_<model_type>.py where it "
+        "exists); only a name, never a path: plugins are code the operator put there")
     idle_ttl_s: float | None = Field(
         None, gt=0, description="Unload this model after this many seconds without a request "
         "(default: the server's idle_ttl_s)")
@@ -157,6 +172,28 @@ class ModelConfig(BaseModel):
         base = Path(src).name if (os.sep in src or src.endswith(".gguf")) and Path(src).exists() \
             else src
         return base.removesuffix(".gguf")
+
+
+def apply_model_options(models: list[ModelConfig], options: list[str]) -> list[ModelConfig]:
+    """``NAME.KEY=VALUE`` (``*.KEY=VALUE`` for every model) set on the named models: the
+    command line's reach into each model's settings. VALUE is read as YAML, as the config
+    file would hold it (``torch``, ``2``, ``true``, ``[a, b]``)."""
+    out = list(models)
+    for option in options:
+        target, _, value = option.partition("=")
+        name, _, key = target.rpartition(".")
+        if not (name and key and _):
+            raise ValueError(f"--model-option {option!r}: expected NAME.KEY=VALUE")
+        if key not in ModelConfig.model_fields or key == "source":
+            raise ValueError(f"--model-option {option!r}: models have no setting {key!r}")
+        hits = [i for i, mc in enumerate(out) if name in ("*", mc.served_name)]
+        if not hits:
+            names = ", ".join(mc.served_name for mc in out) or "none"
+            raise ValueError(f"--model-option {option!r}: no model {name!r} (models: {names})")
+        for i in hits:
+            update = {**out[i].model_dump(exclude_unset=True), key: yaml.safe_load(value)}
+            out[i] = ModelConfig.model_validate(update)
+    return out
 
 
 class GroupConfig(BaseModel):
@@ -254,6 +291,10 @@ class Settings(BaseSettings):
     model_dirs: list[Path] = Field(default_factory=list,
                                    description="Folders whose model subfolders are served")
     hf_cache: bool = Field(False, description="Also serve every model in the HuggingFace cache")
+    skills_dir: Path | None = Field(
+        None, description="Folder of skill files (hf_<name>.py in the seed ecosystem's format, "
+        "or a hfserve Skill class): a model named by a file's hf_<model_type> or by its "
+        "`skill` setting is served by that file. Plugins are code: only this folder is read")
     preload: Annotated[str | list[str], NoDecode] = Field(
         "all", description="Models loaded at start-up: all, none, or a comma-separated list "
         "of ids; the others load on their first request")

@@ -243,6 +243,15 @@ class ModelError(HFServeError):
     code = "model_error"
 
 
+class InvalidPluginOutput(HFServeError):
+    """A plugin skill answered with something that is not a result (a placeholder, a mock,
+    the wrong shape): the server refuses to pass it on as one."""
+
+    status = 502
+    type = "server_error"
+    code = "invalid_plugin_output"
+
+
 def _rebuild(cls: type[HFServeError], message: str, attributes: dict) -> HFServeError:
     error = cls.__new__(cls)
     Exception.__init__(error, message)

@@ -25,11 +25,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         if name == "load":
             command.add_argument("--device", default=None, help="load on this device instead")
             command.add_argument("--backend", default=None, help="load with this backend")
-        command.add_argument("--url", default=os.environ.get("HFSERVE_URL",
-                                                             "http://127.0.0.1:8000"),
-                             help="the server (default: $HFSERVE_URL or 127.0.0.1:8000)")
-        command.add_argument("--api-key", default=os.environ.get("HFSERVE_API_KEY"),
-                             help="bearer token (default: $HFSERVE_API_KEY)")
+        add_target(command)
+
+
+def add_target(command: argparse.ArgumentParser) -> None:
+    """``--url`` and ``--api-key``: which running server, and the key it takes."""
+    command.add_argument("--url", default=os.environ.get("HFSERVE_URL",
+                                                         "http://127.0.0.1:8000"),
+                         help="the server (default: $HFSERVE_URL or 127.0.0.1:8000)")
+    command.add_argument("--api-key", default=os.environ.get("HFSERVE_API_KEY"),
+                         help="bearer token (default: $HFSERVE_API_KEY)")
 
 
 def _request(args: argparse.Namespace, method: str, path: str, body: dict | None = None,

@@ -27,6 +27,7 @@ class Task(StrEnum):
     IMAGE_TEXT_TO_TEXT = "image-text-to-text"
     FILL_MASK = "fill-mask"
     FEATURE_EXTRACTION = "feature-extraction"
+    TEXT_TO_IMAGE = "text-to-image"
 
 
 @dataclass(frozen=True)

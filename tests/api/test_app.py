@@ -163,6 +163,20 @@ async def test_metrics_count_requests(server: Server) -> None:
     assert requests_total(response.text, *labels) == before + 1
 
 
+async def test_metrics_give_device_memory_and_process_rss(server: Server) -> None:
+    import psutil
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = (await server.client.get("/metrics")).text
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+    total = samples[("hfserve_device_memory_bytes", (("device", "cpu"), ("kind", "total")))]
+    assert total == psutil.virtual_memory().total
+    used = samples[("hfserve_device_memory_bytes", (("device", "cpu"), ("kind", "used")))]
+    assert 0 < used < total
+    assert samples[("process_resident_memory_bytes", ())] > 0
+
+
 # --- embeddings ------------------------------------------------------------------------------
 async def test_embeddings_float(server: Server) -> None:
     texts = ["hello world", "a", "once upon a time"]
@@ -233,6 +247,24 @@ async def test_chat_completion(server: Server) -> None:
     assert choice["finish_reason"] == "stop"
     # user: hello how are you assistant:  -> 6 prompt tokens; 4 reply tokens (eos not counted)
     assert body["usage"] == {"prompt_tokens": 6, "completion_tokens": 4, "total_tokens": 10}
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("logit_bias", {"50256": -100}), ("service_tier", "flex"), ("prediction", {"type":
+    "content", "content": "x"}), ("audio", {"voice": "alloy", "format": "wav"}),
+    ("modalities", ["text", "audio"]), ("web_search_options", {}), ("functions", []),
+    ("store", True), ("reasoning_effort", "low")])
+async def test_chat_fields_not_honoured_are_refused_by_name(server: Server, field,
+                                                            value) -> None:
+    response = await server.client.post(CHAT_URL, json=chat_body(**{field: value}))
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["param"] == field or field in error["message"]
+
+
+async def test_chat_fields_honoured_or_harmless_are_taken(server: Server) -> None:
+    body = chat_body(user="u-1", metadata={"k": "v"}, store=False, parallel_tool_calls=True)
+    assert (await server.client.post(CHAT_URL, json=body)).status_code == 200
 
 
 async def test_chat_n_2(server: Server) -> None:

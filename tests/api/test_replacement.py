@@ -70,6 +70,8 @@ async def test_hardware_route_lists_devices_and_compatibility(server):
     assert kinds[-1] == "cpu"
     assert body["compatibility"]["vision-language"]["openvino"] == "none"
     assert set(body["unavailable"]) <= {"cuda", "rocm", "mps", "openvino", "qnn", "cpu"}
+    assert [row["kind"] for row in body["absent"]] == list(body["unavailable"])
+    assert all(row["cause"] and row["reason"] for row in body["absent"])
 
 
 async def test_a_small_gpu_budget_places_the_model_on_the_cpu(start, dirs, gpu_machine):

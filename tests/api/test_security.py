@@ -36,6 +36,7 @@ EXPECTED: dict[tuple[str, str], Scope] = {
     **{("POST", p): Scope.INFERENCE for p in (
         "/v1/embeddings", "/v1/chat/completions", "/v1/responses", "/v1/completions",
         "/v1/classify", "/v1/rerank", "/v1/score", "/v1/infer/{model:path}", "/embed",
+        "/v1/images/generations",
         "/predict", "/rerank", "/similarity", "/generate", "/", "/generate_stream",
         "/embed_all", "/tokenize", "/decode", "/v1/feedback")},
     ("GET", "/info"): Scope.INFERENCE,

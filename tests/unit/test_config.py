@@ -252,3 +252,41 @@ def test_model_limits_are_positive() -> None:
     assert ModelConfig(source="m", rpm=5, tpm=100).rpm == 5
     with pytest.raises(ValidationError):
         ModelConfig(source="m", rpm=0)
+
+
+def test_model_options_reach_each_models_settings() -> None:
+    from hfserve.config import ModelConfig, apply_model_options
+
+    models = [ModelConfig(source="/m/a", name="org/a.v2"), ModelConfig(source="/m/b", name="b")]
+    out = apply_model_options(models, ["org/a.v2.backend=torch", "*.threads=2",
+                                       "b.aliases=[x, y]", "b.int8=true"])
+    assert (out[0].backend, out[0].threads, out[0].name) == ("torch", 2, "org/a.v2")
+    assert (out[1].threads, out[1].aliases, out[1].int8) == (2, ["x", "y"], True)
+    assert models[0].backend == "auto"          # the given configs are left alone
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    ("nope.backend=torch", "no model 'nope'"), ("a.bogus=1", "no setting 'bogus'"),
+    ("a.source=/etc", "no setting 'source'"), ("backend=torch", "NAME.KEY=VALUE"),
+    ("a.threads=many", "valid integer")])
+def test_a_bad_model_option_says_what_is_wrong(option, message) -> None:
+    from hfserve.config import ModelConfig, apply_model_options
+
+    with pytest.raises(ValueError, match=message):
+        apply_model_options([ModelConfig(source="/m/a", name="a")], [option])
+
+
+def test_the_cli_applies_model_options(tmp_path, capsys) -> None:
+    import json
+
+    from hfserve import cli
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    args = cli.build_parser().parse_args(
+        ["serve", str(tmp_path), "--model-option", f"{tmp_path.name}.backend=onnxruntime"])
+    assert cli.settings_from(args).models[0].backend == "onnxruntime"
+    bad = cli.build_parser().parse_args(["serve", str(tmp_path),
+                                         "--model-option", "x.dtype=float32"])
+    with pytest.raises(SystemExit) as stopped:
+        cli.settings_from(bad)
+    assert stopped.value.code == 2 and "no model 'x'" in capsys.readouterr().err

@@ -19,7 +19,7 @@ import yaml
 
 from hfserve.api.app import create_app
 from hfserve.api.family_errors import app_routes
-from hfserve.cli import build_parser
+from hfserve.cli import build_parser, settings_from
 from hfserve.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,8 +109,7 @@ def test_dockerfile_runs_the_server_as_configured(name: str, get_routes: set[str
             monkeypatch.setenv(key, value)
     args = build_parser().parse_args(argv[1:])
     assert args.command == "serve"
-    settings = Settings(**{k: v for k, v in vars(args).items()
-                           if k not in ("command", "sources")})
+    settings = settings_from(args)
     assert settings.host == "0.0.0.0" and settings.port == int(exposed)
     assert settings.model_dirs == [Path("/models")]
 

@@ -28,6 +28,7 @@ TABLE = [
     (e.DeadlineExceeded, 504, "timeout_error", "deadline_exceeded"),
     (e.Cancelled, 499, "cancelled", "client_closed_request"),
     (e.ModelError, 500, "server_error", "model_error"),
+    (e.InvalidPluginOutput, 502, "server_error", "invalid_plugin_output"),
     (e.ModelExists, 409, "invalid_request_error", "model_exists"),
     (e.Forbidden, 403, "permission_error", "forbidden"),
     (e.MemoryExhausted, 503, "service_unavailable", "model_memory_exhausted"),

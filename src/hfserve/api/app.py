@@ -22,6 +22,7 @@ from hfserve.api.routes import (
     groups,
     hardware,
     health,
+    images,
     infer,
     info,
     models,
@@ -31,6 +32,7 @@ from hfserve.api.routes import (
     tgi,
 )
 from hfserve.config import Settings
+from hfserve.hardware import gauges
 from hfserve.mcp.server import HttpTransport, transport_security
 from hfserve.runtime.client import EngineClient
 from hfserve.runtime.engine import Engine  # a composition root (stdio MCP is the other)
@@ -41,6 +43,7 @@ from hfserve.security.ratelimit import Limiter, Limits, open_store
 
 def create_app(settings: Settings, engine: EngineClient | None = None) -> FastAPI:
     engine = engine or Engine(settings)
+    gauges.register()
     limiter = Limiter(open_store(settings.rate_limit_store),
                       default=Limits(settings.rate_limit_rpm, settings.rate_limit_tpm),
                       models={mc.served_name: Limits(mc.rpm, mc.tpm)
@@ -68,7 +71,7 @@ def create_app(settings: Settings, engine: EngineClient | None = None) -> FastAP
     app.state.engine = engine
     app.include_router(info.models_router)
     for module in (models, groups, embeddings, chat, responses, completions, classify, rerank,
-                   infer, tei, tgi, info, hardware, health):
+                   images, infer, tei, tgi, info, hardware, health):
         app.include_router(module.router)
     app.include_router(admin.router if settings.admin_routes else admin.off)
     if mcp is not None:

@@ -3,8 +3,15 @@
 Importing this package loads no accelerator library; probes import theirs when run.
 """
 
+from hfserve.hardware.absence import format_absences
 from hfserve.hardware.compatibility import Support, compatible_kinds, support, table
-from hfserve.hardware.detector import Detector, detect, probe_errors, refresh_memory
+from hfserve.hardware.detector import (
+    Detector,
+    absent_kinds,
+    detect,
+    probe_errors,
+    refresh_memory,
+)
 from hfserve.hardware.device import BACKENDS, KINDS, Device
 from hfserve.hardware.probes import PROBES, Probe, ProbeResult, Unavailable
 from hfserve.hardware.quota import cpu_quota
@@ -32,10 +39,12 @@ __all__ = [
     "ProbeResult",
     "Support",
     "Unavailable",
+    "absent_kinds",
     "best_dtype",
     "compatible_kinds",
     "cpu_quota",
     "detect",
+    "format_absences",
     "format_table",
     "memory_estimate",
     "normalize_dtype",

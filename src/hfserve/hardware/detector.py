@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from hfserve.hardware import memory, probes
+from hfserve.hardware.absence import absences
 from hfserve.hardware.device import KINDS, Device
 
 log = logging.getLogger(__name__)
@@ -19,6 +20,7 @@ class Detection:
 
     devices: tuple[Device, ...]
     errors: Mapping[str, str] = field(default_factory=dict)
+    causes: Mapping[str, str] = field(default_factory=dict)
 
 
 def _priority(device: Device) -> int:
@@ -48,6 +50,10 @@ class Detector:
     def errors(self) -> dict[str, str]:
         return dict(self.detection().errors)
 
+    def absences(self) -> list[dict[str, object]]:
+        detection = self.detection()
+        return absences(detection.errors, detection.causes)
+
     def clear(self) -> None:
         with self._lock:
             self._detection = None
@@ -55,17 +61,20 @@ class Detector:
     def _run(self) -> Detection:
         found: list[Device] = []
         errors: dict[str, str] = {}
+        causes: dict[str, str] = {}
         for kind, probe in self._table.items():
             result = probe.run()
             found.extend(result.devices)
             if result.reason is not None:
                 errors[kind] = result.reason
+                if result.cause is not None:
+                    causes[kind] = result.cause
                 log.debug("no %s device: %s", kind, result.reason)
         if not any(device.kind == "cpu" for device in found):
             found.append(probes.minimal_cpu())
         found.sort(key=_priority)
         log.info("detected devices: %s", ", ".join(device.id for device in found))
-        return Detection(tuple(found), errors)
+        return Detection(tuple(found), errors, causes)
 
 
 DEFAULT = Detector(probes.PROBES)
@@ -79,6 +88,11 @@ def detect(refresh: bool = False) -> list[Device]:
 def probe_errors() -> dict[str, str]:
     """Why each kind that found no device found none (kind -> reason)."""
     return DEFAULT.errors()
+
+
+def absent_kinds() -> list[dict[str, object]]:
+    """Each kind that found no device: its cause, the probe's reason and a hint."""
+    return DEFAULT.absences()
 
 
 def refresh_memory(device: Device) -> Device:

@@ -13,6 +13,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from hfserve.hardware import cpuinfo, system
+from hfserve.hardware.absence import (
+    BROKEN,
+    HIDDEN,
+    NO_DEVICE,
+    NO_DRIVER,
+    NO_PACKAGE,
+    PLATFORM,
+    WRONG_BUILD,
+)
 from hfserve.hardware.device import OPENVINO_DEVICE, Device
 from hfserve.hardware.memory import Memory, system_memory
 from hfserve.hardware.quota import cpu_quota
@@ -33,7 +42,12 @@ FP16_CAPABILITY = (5, 3)
 
 
 class Unavailable(Exception):
-    """A probe found no device of its kind; the message says why."""
+    """A probe found no device of its kind; the message says why, ``cause`` which of
+    ``hardware.absence``'s causes it is."""
+
+    def __init__(self, message: str, cause: str = NO_DEVICE) -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 @dataclass(frozen=True)
@@ -41,6 +55,7 @@ class ProbeResult:
     kind: str
     devices: tuple[Device, ...]
     reason: str | None
+    cause: str | None = None
 
 
 class Probe:
@@ -55,15 +70,18 @@ class Probe:
         try:
             devices = tuple(self.find())
         except Unavailable as exc:
-            return ProbeResult(self.kind, (), str(exc))
+            return ProbeResult(self.kind, (), str(exc), exc.cause)
         except ImportError as exc:
-            return ProbeResult(self.kind, (), f"{exc.name or exc} is not installed")
+            return ProbeResult(self.kind, (), f"{exc.name or exc} is not installed",
+                               NO_PACKAGE)
         except Exception as exc:  # a broken driver must not stop detection
             log.warning("%s probe failed", self.kind, exc_info=True)
             return ProbeResult(
-                self.kind, (), f"probe failed: {type(exc).__name__}: {exc}"
+                self.kind, (), f"probe failed: {type(exc).__name__}: {exc}", BROKEN
             )
-        return ProbeResult(self.kind, devices, None if devices else "no devices found")
+        if devices:
+            return ProbeResult(self.kind, devices, None)
+        return ProbeResult(self.kind, devices, "no devices found", NO_DEVICE)
 
     def __call__(self) -> list[Device]:
         result = self.run()
@@ -80,12 +98,16 @@ def _check_visible(variables: tuple[str, ...]) -> None:
         value = system.env(variable)
         first = None if value is None else value.split(",")[0].strip()
         if first is not None and (first == "" or first.startswith("-")):
-            raise Unavailable(f"{variable}={value!r} hides every device")
+            raise Unavailable(f"{variable}={value!r} hides every device", HIDDEN)
 
 
 _BUILD_MISMATCH: Mapping[str, str] = {
     "cuda": "torch is a ROCm build",
     "rocm": "torch is not a ROCm build",
+}
+_DRIVER_FILES: Mapping[str, str] = {
+    "cuda": "/proc/driver/nvidia/version",
+    "rocm": "/dev/kfd",
 }
 
 
@@ -94,9 +116,13 @@ def _torch_gpus(kind: str) -> list[Device]:
     torch = system.load_module("torch")
     is_rocm = torch.version.hip is not None
     if is_rocm != (kind == "rocm"):
-        raise Unavailable(_BUILD_MISMATCH[kind])
+        raise Unavailable(_BUILD_MISMATCH[kind], WRONG_BUILD)
+    if not is_rocm and getattr(torch.version, "cuda", None) is None:
+        raise Unavailable("torch is a CPU-only build", WRONG_BUILD)
     if not torch.cuda.is_available():
-        raise Unavailable("torch.cuda.is_available() is False")
+        driver = system.path_exists(_DRIVER_FILES[kind])
+        raise Unavailable("torch.cuda.is_available() is False",
+                          NO_DEVICE if driver else NO_DRIVER)
     runtime = torch.version.hip if is_rocm else torch.version.cuda
     devices = []
     for index in range(torch.cuda.device_count()):
@@ -136,7 +162,8 @@ def find_rocm() -> list[Device]:
 def find_mps() -> list[Device]:
     torch = system.load_module("torch")
     if not torch.backends.mps.is_available():
-        raise Unavailable("torch.backends.mps.is_available() is False")
+        raise Unavailable("torch.backends.mps.is_available() is False",
+                          NO_DEVICE if system.platform_name() == "darwin" else PLATFORM)
     try:
         torch.ones(1, dtype=torch.bfloat16, device="mps")
         bf16 = True
@@ -215,7 +242,8 @@ def find_qnn() -> list[Device]:
     providers = list(onnxruntime.get_available_providers())
     if QNN_PROVIDER not in providers:
         raise Unavailable(
-            f"onnxruntime has no {QNN_PROVIDER} (providers: {', '.join(providers)})"
+            f"onnxruntime has no {QNN_PROVIDER} (providers: {', '.join(providers)})",
+            WRONG_BUILD,
         )
     return [
         Device(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import platform
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -54,3 +55,13 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return logical_cores()
+
+
+def path_exists(path: str) -> bool:
+    """Whether a device node or driver file exists (``/dev/kfd``, ``/proc/driver/...``)."""
+    return os.path.exists(path)
+
+
+def platform_name() -> str:
+    """``sys.platform``: "linux", "darwin", "win32"."""
+    return sys.platform

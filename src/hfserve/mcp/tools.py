@@ -190,7 +190,7 @@ def tool_table(engine: EngineClient) -> dict[str, Tool]:
     for info in served_models(engine):
         model = info["id"]
         for task in info["tasks"]:
-            for kind in KINDS.get(Task(task), ()):
+            for kind in KINDS.get(task, ()):     # a StrEnum: its values are its keys
                 name = tool_name(kind.verb, model)
                 table.setdefault(name, Tool(name, model, kind, kind.summary.format(model=model)))
     return table

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hfserve.registry.pipeline import is_pipeline_config
 from hfserve.types import Family, Task
 
 # (mapping name in transformers.models.auto.modeling_auto, task it implies), most specific first.
@@ -92,7 +93,10 @@ def family_for(config: dict[str, Any], task: Task) -> Family:
 
 def classify(config: dict[str, Any], *, sentence_transformers: bool = False
              ) -> tuple[Family, Task, tuple[Task, ...]]:
-    """Return (family, default task, all tasks) for a raw config.json dict."""
+    """Return (family, default task, all tasks) for a raw config.json dict (or a diffusers
+    pipeline's model_index.json: it makes images from text; the skill checks its class)."""
+    if is_pipeline_config(config):
+        return Family.DIFFUSION, Task.TEXT_TO_IMAGE, (Task.TEXT_TO_IMAGE,)
     model_type = config.get("model_type", "")
     architectures = list(config.get("architectures") or [])
     tasks = tasks_for(model_type, architectures)

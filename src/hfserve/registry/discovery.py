@@ -6,10 +6,16 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from hfserve.config import ModelConfig
+from hfserve.registry.pipeline import PIPELINE_INDEX
+
+
+def has_config(path: Path) -> bool:
+    """config.json, or a diffusers pipeline's index."""
+    return (path / "config.json").is_file() or (path / PIPELINE_INDEX).is_file()
 
 
 def is_model_folder(path: Path) -> bool:
-    return path.is_dir() and ((path / "config.json").is_file() or any(path.glob("*.gguf")))
+    return path.is_dir() and (has_config(path) or any(path.glob("*.gguf")))
 
 
 def scan_folders(folders: Iterable[Path]) -> list[ModelConfig]:
@@ -17,7 +23,7 @@ def scan_folders(folders: Iterable[Path]) -> list[ModelConfig]:
     found: list[ModelConfig] = []
     for folder in folders:
         folder = Path(folder).expanduser()
-        if is_model_folder(folder) and (folder / "config.json").is_file():
+        if is_model_folder(folder) and has_config(folder):
             found.append(ModelConfig(source=str(folder), discovered=True))
             continue
         for child in sorted(folder.iterdir()) if folder.is_dir() else []:
@@ -29,7 +35,8 @@ def scan_folders(folders: Iterable[Path]) -> list[ModelConfig]:
 
 
 def scan_hf_cache(cache_dir: Path | None = None) -> list[ModelConfig]:
-    """Every cached model repository that has a config.json or a GGUF file."""
+    """Every cached model repository that has a config.json, a pipeline index or a GGUF
+    file."""
     from huggingface_hub import constants, scan_cache_dir
     from huggingface_hub.errors import CacheNotFound
 
@@ -42,6 +49,6 @@ def scan_hf_cache(cache_dir: Path | None = None) -> list[ModelConfig]:
         if repo.repo_type != "model":
             continue
         files = {f.file_name for rev in repo.revisions for f in rev.files}
-        if "config.json" in files or any(name.endswith(".gguf") for name in files):
+        if {"config.json", PIPELINE_INDEX} & files or any(name.endswith(".gguf") for name in files):
             found.append(ModelConfig(source=repo.repo_id, name=repo.repo_id, discovered=True))
     return found

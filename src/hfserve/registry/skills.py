@@ -18,6 +18,7 @@ SKILLS: dict[Task, tuple[str, ...]] = {
                                 "ImageClassificationSkill",),
     Task.FILL_MASK: ("hfserve.skills.fill_mask:FillMaskSkill",),
     Task.TEXT2TEXT: ("hfserve.skills.seq2seq:Seq2SeqSkill",),
+    Task.TEXT_TO_IMAGE: ("hfserve.skills.image_generation:ImageGenerationSkill",),
     Task.TEXT_GENERATION: ("hfserve.skills.openvino_generation:OpenVINOGenerationSkill",
                            "hfserve.skills.generation:GenerationSkill"),
 }

@@ -1,5 +1,6 @@
 """Resolve what a user points at (a folder, a .gguf file, a HuggingFace cache id) to a local
-folder plus the model's raw config, without touching the network."""
+folder plus the model's raw config (config.json, a diffusers pipeline's model_index.json, or
+GGUF metadata), without touching the network."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from hfserve.errors import ModelNotFound
 from hfserve.registry.gguf_header import check_gguf
+from hfserve.registry.pipeline import PIPELINE_INDEX
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ def resolve(source: str, gguf_file: str | None = None,
     if not path.is_dir():
         raise ModelNotFound(f"model source {source!r} is not a model folder", param="model")
     config_file = path / "config.json"
+    if not config_file.is_file() and (path / PIPELINE_INDEX).is_file():
+        config_file = path / PIPELINE_INDEX     # a diffusers pipeline: its index
     if gguf_file is None and not config_file.is_file():
         gguf_file = _single_gguf(path)
     if gguf_file is not None:
@@ -65,7 +69,8 @@ def resolve(source: str, gguf_file: str | None = None,
     elif config_file.is_file():
         config = json.loads(config_file.read_text())
     else:
-        raise ModelNotFound(f"no config.json or single .gguf file in {path.name!r}",
+        raise ModelNotFound(f"no config.json, {PIPELINE_INDEX} or single .gguf file in "
+                            f"{path.name!r}",
                             param="model")
     return LocalSource(path=path.resolve(), gguf_file=gguf_file, config=config,
                        sentence_transformers=(path / "modules.json").is_file())

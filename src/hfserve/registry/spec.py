@@ -62,7 +62,8 @@ def build_spec(mc: ModelConfig) -> ModelSpec:
     if mc.task is not None:
         task = mc.task
         tasks = (task, *[t for t in tasks if t != task])
-    architectures = local.config.get("architectures") or [local.config.get("model_type", "")]
+    architectures = local.config.get("architectures") or [
+        local.config.get("_class_name") or local.config.get("model_type", "")]
     return ModelSpec(
         name=mc.served_name,
         source=mc.source,

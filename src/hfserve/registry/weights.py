@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hfserve.errors import UnsafeModel
+from hfserve.registry.pipeline import component_folders
 from hfserve.registry.safetensors_header import check_safetensors
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
@@ -25,7 +26,13 @@ def pickle_files(folder: Path) -> list[Path]:
 
 
 def check_weights(folder: Path, allow_pickle: bool) -> None:
-    """Refuse pickle-only weights without ``allow_pickle``; check safetensors headers."""
+    """Refuse pickle-only weights without ``allow_pickle``; check safetensors headers. A
+    diffusers pipeline's components are checked each in its subfolder."""
+    for part in component_folders(folder):
+        _check_folder(part, allow_pickle)
+
+
+def _check_folder(folder: Path, allow_pickle: bool) -> None:
     tensors = safetensors_files(folder)
     for path in tensors:
         check_safetensors(path)

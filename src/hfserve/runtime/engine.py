@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from hfserve import metrics, usage
+from hfserve import metrics, plugins, usage
 from hfserve.config import Settings
 from hfserve.errors import (
     Cancelled,
@@ -78,6 +78,7 @@ def _check_messages(messages: list[dict[str, Any]]) -> None:
 class Engine:
     def __init__(self, settings: Settings, manager: ModelManager | None = None) -> None:
         self.settings = settings
+        plugins.use_folder(settings.skills_dir)
         self.manager = manager or ModelManager(settings.model_configs(), settings.cache_dir,
                                                settings.memory_limits, settings)
         # request id -> model name and the request's event stream
@@ -485,10 +486,10 @@ class Engine:
 
     def hardware(self) -> dict[str, Any]:
         """Detected devices, why the missing kinds are missing, and the compatibility table."""
-        from hfserve.hardware import detect, probe_errors, table
+        from hfserve.hardware import absent_kinds, detect, probe_errors, table
 
-        return {"devices": [d.to_dict() for d in detect()],
-                "unavailable": probe_errors(), "compatibility": table()}
+        return {"devices": [d.to_dict() for d in detect()], "unavailable": probe_errors(),
+                "absent": absent_kinds(), "compatibility": table()}
 
     def ready(self) -> tuple[bool, dict[str, str]]:
         """Whether every model that should serve does (see ``ModelEntry.holds_readiness``),

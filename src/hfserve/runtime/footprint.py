@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from hfserve.registry.pipeline import component_folders
 from hfserve.types import ModelSpec, Task
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
@@ -18,14 +19,14 @@ GGUF_FACTOR = 4           # GGUF weights are dequantized to 16-bit floats (from 
 
 
 def weight_bytes(spec: ModelSpec) -> int:
-    """Bytes of the weight files as stored."""
+    """Bytes of the weight files as stored (in every component of a diffusers pipeline)."""
     path = Path(spec.path)
     if spec.gguf_file:
         gguf = path / spec.gguf_file
         return gguf.stat().st_size * GGUF_FACTOR if gguf.is_file() else 0
     if not path.is_dir():
         return 0
-    return sum(f.stat().st_size for f in path.iterdir()
+    return sum(f.stat().st_size for folder in component_folders(path) for f in folder.iterdir()
                if f.is_file() and f.suffix in WEIGHT_SUFFIXES)
 
 

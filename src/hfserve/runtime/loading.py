@@ -12,7 +12,7 @@ from hfserve.registry import build_spec
 from hfserve.runtime import footprint
 from hfserve.runtime.entry import ModelEntry, brief
 from hfserve.runtime.placement import Choice, choices
-from hfserve.runtime.skill_table import skill_classes
+from hfserve.runtime.skill_table import classes_for
 from hfserve.runtime.workers import new_skill
 
 log = logging.getLogger("hfserve.manager")
@@ -23,7 +23,7 @@ def resolve(entry: ModelEntry, cache_dir: Path, memory_limits: dict[str, int]
     """The spec and the device chain (on the model's thread: it reads files)."""
     if entry.spec is None:
         entry.spec = build_spec(entry.config)
-    classes = skill_classes(entry.spec.task)
+    classes = classes_for(entry.spec)
     chain = choices(entry.spec, entry.config, classes, cache_dir,
                     exclude=frozenset(entry.excluded), memory_limits=memory_limits)
     if not chain:
@@ -47,10 +47,12 @@ def measure(entry: ModelEntry, before: tuple[int, int | None]) -> None:
 
 def load_on_chain(entry: ModelEntry, chain: list[Choice]) -> None:
     """Load on the first device of the chain that can, falling down it on failure."""
-    classes = skill_classes(entry.spec.task)
+    classes = classes_for(entry.spec)
     for choice in chain:
         cls = next(c for c in classes if choice.placement.backend in c.backends)
         skill = new_skill(cls, entry, choice.device_id)
+        log.info("model %s: loading on %s (%s, %s)", entry.name, choice.device_id,
+                 choice.placement.backend, choice.placement.dtype)
         try:
             skill.placement = choice.placement
             skill.worker_init()

@@ -31,7 +31,7 @@ from hfserve.runtime.entry import ModelEntry, brief
 from hfserve.runtime.loading import load_on_chain, measure, resolve
 from hfserve.runtime.memory_budget import MemoryBudget
 from hfserve.runtime.placement import Choice
-from hfserve.runtime.skill_table import skill_classes
+from hfserve.runtime.skill_table import classes_for, skill_classes
 from hfserve.runtime.workers import new_skill, start_worker
 from hfserve.types import ModelState, Task
 
@@ -123,7 +123,7 @@ class ModelManager:
         try:
             if entry.spec is None:
                 entry.spec = build_spec(entry.config)
-            skill_classes(entry.spec.task)
+            classes_for(entry.spec)
             entry.estimated_bytes = footprint.estimate(
                 entry.spec, entry.config.dtype, entry.config.max_concurrent)
         except Exception as exc:
@@ -267,8 +267,9 @@ class ModelManager:
             metrics.RESIDENT_BYTES.labels(entry.name).set(entry.resident_bytes)
             note("ready", {"device": entry.device_id, "seconds": round(seconds, 3),
                            "resident_bytes": entry.resident_bytes})
-            log.info("model %s ready on %s in %.1fs", entry.name, entry.skill.placement.device,
-                     seconds)
+            where = entry.skill.placement
+            log.info("model %s ready on %s (%s, %s) in %.1fs", entry.name,
+                     entry.device_id or where.device, where.backend, where.dtype, seconds)
 
     def _failed(self, entry: ModelEntry, exc: Exception) -> None:
         entry.state = ModelState.FAILED

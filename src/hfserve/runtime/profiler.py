@@ -12,7 +12,7 @@ from hfserve.config import ModelConfig
 from hfserve.hardware.profiles import Measurement, ProfileStore
 from hfserve.registry import build_spec
 from hfserve.runtime.placement import choices, profile_key
-from hfserve.runtime.skill_table import skill_classes
+from hfserve.runtime.skill_table import classes_for
 from hfserve.skills.base import BatchSkill, GenerativeSkill, Skill
 from hfserve.types import Pick, SamplingParams
 
@@ -63,7 +63,7 @@ def profile(mc: ModelConfig, devices: list[str], cache_dir: Path, seconds: float
             log: Callable[[str], None] = print) -> list[Measurement]:
     """Measure ``mc`` on each of ``devices`` (kinds or ids) and store the results."""
     spec = build_spec(mc)
-    classes = skill_classes(spec.task)
+    classes = classes_for(spec)
     store = ProfileStore(Path(cache_dir) / "profiles.sqlite")
     results = []
     for wanted in devices:

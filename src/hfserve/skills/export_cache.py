@@ -104,6 +104,7 @@ def cached_or_built(folder: Path, read: Callable[[Path], T], build: Callable[[],
             log.warning("cached %s unusable (%s: %s); building it again", folder,
                         type(exc).__name__, exc)
             shutil.rmtree(folder, ignore_errors=True)
+    log.info("building %s: once, then read from this cache", folder)
     made = build()
     publish(folder, lambda staging: write(made, staging),
             lambda staging: check(made, staging))

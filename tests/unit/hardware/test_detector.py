@@ -131,3 +131,20 @@ def test_detect_on_this_machine_finds_the_cpu() -> None:
         refreshed.memory_free is not None
         and 0 < refreshed.memory_free <= refreshed.memory_total
     )
+
+
+def test_absences_give_cause_reason_and_hint() -> None:
+    from hfserve.hardware.absence import format_absences
+
+    def hidden() -> list[Device]:
+        raise probes.Unavailable("CUDA_VISIBLE_DEVICES='' hides every device", "hidden")
+
+    table = {"cuda": probes.Probe("cuda", hidden), "qnn": probes.Probe("qnn", list)}
+    rows = Detector(table).absences()
+    assert rows[0] == {"kind": "cuda", "cause": "hidden",
+                       "reason": "CUDA_VISIBLE_DEVICES='' hides every device",
+                       "hint": "unset CUDA_VISIBLE_DEVICES or list the GPUs to use"}
+    assert (rows[1]["kind"], rows[1]["cause"], rows[1]["hint"]) == ("qnn", "no device", None)
+    text = format_absences(rows)
+    assert text.splitlines()[0] == "not available:"
+    assert "cuda  hidden: CUDA_VISIBLE_DEVICES" in text and "-> unset" in text

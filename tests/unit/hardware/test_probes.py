@@ -277,7 +277,39 @@ def test_probe_turns_errors_into_reasons() -> None:
 
 def test_probe_with_no_devices_says_so() -> None:
     result = probes.Probe("qnn", list).run()
-    assert result == probes.ProbeResult("qnn", (), "no devices found")
+    assert result == probes.ProbeResult("qnn", (), "no devices found", "no device")
+
+
+@pytest.mark.parametrize(("driver", "cause"), [(True, "no device"), (False, "no driver")])
+def test_cuda_unavailable_tells_a_missing_driver_from_a_missing_device(
+    host, fakes, monkeypatch, driver, cause
+) -> None:
+    monkeypatch.setattr(probes.system, "path_exists", lambda path: driver)
+    host.modules["torch"] = fakes.torch(cuda_available=False)
+    assert probes.PROBES["cuda"].run().cause == cause
+
+
+def test_cpu_only_torch_is_a_wrong_build(host, fakes) -> None:
+    torch = fakes.torch(cuda_available=False)
+    torch.version.cuda = None
+    host.modules["torch"] = torch
+    result = probes.PROBES["cuda"].run()
+    assert (result.reason, result.cause) == ("torch is a CPU-only build", "wrong build")
+
+
+def test_missing_package_and_hidden_devices_have_their_causes(host, monkeypatch) -> None:
+    assert probes.PROBES["openvino"].run().cause == "no package"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert probes.PROBES["cuda"].run().cause == "hidden"
+
+
+@pytest.mark.parametrize(("platform", "cause"), [("darwin", "no device"),
+                                                 ("linux", "not this platform")])
+def test_mps_absence_depends_on_the_platform(host, fakes, monkeypatch, platform,
+                                             cause) -> None:
+    monkeypatch.setattr(probes.system, "platform_name", lambda: platform)
+    host.modules["torch"] = fakes.torch(mps=False)
+    assert probes.PROBES["mps"].run().cause == cause
 
 
 def test_minimal_cpu(host) -> None:

@@ -79,7 +79,8 @@ class ChatCompletionRequest(SamplingFields, ExtraOptions):
     chat_template_kwargs: dict[str, Any] | None = None
     user: str | None = None
     metadata: dict[str, str] | None = None
-    store: bool | None = None
+    store: Literal[False] | None = Field(
+        None, description="Only false: this server keeps no completions")
     parallel_tool_calls: bool | None = None
 
 
