@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install dev models serve test unit lint bench bench-backends clean
+.PHONY: install dev models serve test conformance unit lint bench bench-backends clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -47,7 +47,14 @@ serve: install models
 test: dev models
 	command -v redis-server >/dev/null || apt-get install -y redis-server
 	command -v chromium >/dev/null || apt-get install -y chromium
+	$(MAKE) conformance
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The MCP conformance suite (npm; Node 20 or later), which tests/integration/test_mcp.py runs
+# against /mcp, offline once installed; without npm that test is skipped.
+conformance:
+	command -v npm >/dev/null && npm install -s --no-audit --no-fund --prefix tests/conformance \
+		|| echo "npm missing: the MCP conformance test will be skipped"
 
 unit: dev
 	$(BIN)/python -m pytest -q tests/unit tests/api

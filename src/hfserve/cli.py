@@ -1,6 +1,6 @@
 # PYTHON_ARGCOMPLETE_OK
-"""Command line: ``hfserve serve MODEL...``, ``hfserve hardware``, ``hfserve models``,
-``hfserve doctor``, and
+"""Command line: ``hfserve serve MODEL...``, ``hfserve mcp MODEL...`` (MCP over stdio),
+``hfserve hardware``, ``hfserve models``, ``hfserve doctor``, and
 ``hfserve ps | load ID | unload ID`` against a running server.
 
 Flags are generated from the Settings class, so the CLI, ``HFSERVE_*`` variables, the config
@@ -86,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list the models a serve would offer")
     models.add_argument("sources", nargs="*", metavar="MODEL")
     add_settings_flags(models)
+    mcp = sub.add_parser("mcp", help="serve the models as MCP tools over stdio (desktop "
+                         "clients)")
+    mcp.add_argument("sources", nargs="*", metavar="MODEL")
+    add_settings_flags(mcp)
     doctor = sub.add_parser("doctor", help="report what this environment has and lacks "
                             "(packages, devices, models, caches) and how to fix it")
     doctor.add_argument("sources", nargs="*", metavar="MODEL")
@@ -135,7 +139,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return settings.model_copy(update={"models": models})
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def _settings_to_serve(args: argparse.Namespace) -> Settings | None:
+    """What ``serve`` and ``mcp`` start from; None (having said why) without models."""
     # Progress bars of weight loading (huggingface_hub's switch, which transformers follows),
     # GGUF dequantization and exports (plain tqdm) help at a terminal and are noise in a
     # log file: they are kept only when stderr is a terminal. Set here, the model and
@@ -144,18 +149,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not sys.stderr.isatty():
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("TQDM_DISABLE", "1")
-    from hfserve.api.server import serve
-    from hfserve.security.exposure import exposure_problem
-
     settings = settings_from(args)
-    problem = exposure_problem(settings)
-    if problem:
-        print(f"hfserve: {problem}", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=settings.log_level.upper(),
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not settings.models:
         print("hfserve: no models given (pass MODEL, --config or --model-dirs)", file=sys.stderr)
+        return None
+    return settings
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from hfserve.api.server import serve
+    from hfserve.security.exposure import exposure_problem
+
+    settings = _settings_to_serve(args)
+    if settings is None:
+        return 2
+    problem = exposure_problem(settings)
+    if problem:
+        print(f"hfserve: {problem}", file=sys.stderr)
         return 2
     if settings.ray:
         from hfserve.ray import launch
@@ -166,6 +178,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         launch.serve_ray(settings)
         return 0
     serve(settings)
+    return 0
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    """The same models over stdio; stdout carries the protocol, logs go to stderr."""
+    from hfserve.mcp.stdio import serve_stdio
+
+    settings = _settings_to_serve(args)
+    if settings is None:
+        return 2
+    serve_stdio(settings)
     return 0
 
 
@@ -281,10 +304,10 @@ def cmd_hash_key(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"serve": cmd_serve, "hardware": cmd_hardware, "models": cmd_models,
-            "doctor": cmd_doctor, "bench": cmd_bench, "profile": cmd_profile,
-            "hash-key": cmd_hash_key, "completion": cmd_completion, "skill": cmd_skill,
-            **remote.COMMANDS}
+COMMANDS = {"serve": cmd_serve, "mcp": cmd_mcp, "hardware": cmd_hardware,
+            "models": cmd_models, "doctor": cmd_doctor, "bench": cmd_bench,
+            "profile": cmd_profile, "hash-key": cmd_hash_key, "completion": cmd_completion,
+            "skill": cmd_skill, **remote.COMMANDS}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -356,6 +356,8 @@ class Settings(BaseSettings):
     ui: bool = Field(
         True, description="Serve the web dashboard and playground at /ui (public static "
         "files; the page asks for a key when keys are set); off: /ui answers 404")
+    mcp: bool = Field(True, description="Serve MCP (streamable HTTP) at /mcp: each model "
+                      "and task a tool (inference scope)")
     rate_limit_rpm: int | None = Field(
         None, ge=1, description="Requests per minute of each key (and of all clients without "
         "a key together) whose entry sets no rpm")

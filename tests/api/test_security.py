@@ -4,6 +4,7 @@ without a decision in ``EXPECTED`` fails it."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 
@@ -191,6 +192,75 @@ async def test_admin_routes_off_answer_404(start) -> None:
         got = await srv.client.post("/v1/models/emb/load", headers=bearer(ADMIN_KEY))
         assert got.status_code == 404
         assert got.json()["error"]["type"] == "not_found_error"
+
+
+MCP_INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+    "protocolVersion": "2025-11-25", "capabilities": {},
+    "clientInfo": {"name": "raw", "version": "0"}}}
+MCP_ACCEPT = {"accept": "application/json, text/event-stream"}
+
+
+ADMIN_ONLY_KEY = "adm1n-Only-Key-For-Mcp-K5"
+
+
+async def test_mcp_needs_an_inference_key_for_every_method(start) -> None:
+    keys = [*KEYS, {"id": "ops-only", "key": ADMIN_ONLY_KEY, "scopes": ["admin"]}]
+    async with start(keys=keys) as srv:
+        for method in ("GET", "POST", "DELETE"):
+            got = await srv.client.request(method, "/mcp", headers=MCP_ACCEPT,
+                                           json=MCP_INIT if method == "POST" else None)
+            assert got.status_code == 401, method
+            assert got.json()["error"]["type"] == "authentication_error"
+        admin_only = await srv.client.post("/mcp", json=MCP_INIT,
+                                           headers={**MCP_ACCEPT, **bearer(ADMIN_ONLY_KEY)})
+        assert admin_only.status_code == 403
+        assert admin_only.json()["error"]["code"] == "insufficient_scope"
+        ok = await srv.client.post("/mcp", json=MCP_INIT,
+                                   headers={**MCP_ACCEPT, **bearer(INFERENCE_KEY)})
+        assert ok.status_code == 200, ok.text
+        assert '"serverInfo"' in ok.text and ok.headers.get("mcp-session-id")
+
+
+def mcp_result(response: httpx.Response) -> dict:
+    """The JSON-RPC result of a POST answered as an SSE stream (one message)."""
+    assert response.status_code == 200, response.text
+    data = next(line[5:] for line in response.text.splitlines() if line.startswith("data:"))
+    return json.loads(data)["result"]
+
+
+async def test_an_mcp_key_limited_to_models_sees_and_calls_only_their_tools(start) -> None:
+    async with start(keys=KEYS) as srv:
+        await srv.wait_ready()
+        headers = {**MCP_ACCEPT, **bearer(GEN_ONLY_KEY), "x-model": "gen"}
+        init = await srv.client.post("/mcp", json=MCP_INIT, headers=headers)
+        assert init.status_code == 200
+        headers["mcp-session-id"] = init.headers["mcp-session-id"]
+        headers["mcp-protocol-version"] = "2025-11-25"
+        await srv.client.post("/mcp", headers=headers, json={
+            "jsonrpc": "2.0", "method": "notifications/initialized"})
+        listed = mcp_result(await srv.client.post("/mcp", headers=headers, json={
+            "jsonrpc": "2.0", "id": 2, "method": "tools/list"}))
+        assert sorted(t["name"] for t in listed["tools"]) == ["chat_gen", "complete_gen"]
+        other = await srv.client.post("/mcp", headers=headers, json={
+            "jsonrpc": "2.0", "id": 3, "method": "tools/call",
+            "params": {"name": "embed_emb", "arguments": {"input": "hi"}}})
+        data = next(line[5:] for line in other.text.splitlines() if line.startswith("data:"))
+        assert json.loads(data)["error"]["code"] == -32602
+        every = {**headers, **bearer(INFERENCE_KEY)}
+        del every["mcp-session-id"]
+        init = await srv.client.post("/mcp", json=MCP_INIT, headers=every)
+        every["mcp-session-id"] = init.headers["mcp-session-id"]
+        await srv.client.post("/mcp", headers=every, json={
+            "jsonrpc": "2.0", "method": "notifications/initialized"})
+        listed = mcp_result(await srv.client.post("/mcp", headers=every, json={
+            "jsonrpc": "2.0", "id": 2, "method": "tools/list"}))
+        assert "embed_emb" in {t["name"] for t in listed["tools"]}
+
+
+async def test_mcp_off_answers_404(start) -> None:
+    async with start(mcp=False) as srv:
+        got = await srv.client.post("/mcp", json=MCP_INIT, headers=MCP_ACCEPT)
+        assert got.status_code == 404
 
 
 # --- Host and Origin ----------------------------------------------------------------------

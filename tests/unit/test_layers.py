@@ -81,7 +81,9 @@ def violations(layer: str, forbidden: tuple[str, ...], *, top_level_only: bool =
 
 RULES = {
     "api": ("torch", "transformers", "optimum", "hfserve.skills"),
-    "runtime": ("fastapi", "starlette", "hfserve.api"),
+    "runtime": ("fastapi", "starlette", "hfserve.api", "hfserve.mcp"),
+    # The MCP front end: the seam, as the HTTP routes; never the routes themselves.
+    "mcp": ("torch", "transformers", "optimum", "hfserve.skills", "hfserve.api", "fastapi"),
     "skills": ("hfserve.runtime", "hfserve.api", "fastapi", "starlette"),
     "hardware": ("hfserve.skills", "hfserve.runtime", "hfserve.api"),
     "registry": ("hfserve.api", "hfserve.runtime", "hfserve.skills"),
@@ -99,14 +101,14 @@ def test_layer_never_imports_upward_or_across(layer: str) -> None:
 
 
 # The seam: a front end imports these of the runtime and nothing else; the engine itself
-# is built only in the app factory (the composition root).
+# is built only in the app factory and the stdio MCP server (the composition roots).
 SEAM = ("hfserve.runtime.client", "hfserve.runtime.events", "hfserve.runtime.served")
-COMPOSITION_ROOT = ("api/app.py",)
+COMPOSITION_ROOT = ("api/app.py", "mcp/stdio.py")
 
 
 def test_front_ends_import_only_the_seam_of_the_runtime() -> None:
     out = []
-    for path in modules("api"):
+    for path in [*modules("api"), *modules("mcp")]:
         for imp in imports_of(path):
             name = imp.module
             if not within(name, ("hfserve.runtime",)) or name == "hfserve.runtime" or \
@@ -124,6 +126,8 @@ def test_the_seam_check_catches_a_route_importing_the_scheduler(tmp_path: Path,
     fake = tmp_path / "hfserve" / "api" / "routes"
     fake.mkdir(parents=True)
     (fake / "chat.py").write_text("from hfserve.runtime.scheduler import Finished\n")
+    (tmp_path / "hfserve" / "mcp").mkdir()
+    (tmp_path / "hfserve" / "mcp" / "__init__.py").write_text("")
     monkeypatch.setattr(f"{__name__}.PACKAGE", tmp_path / "hfserve")
     with pytest.raises(AssertionError, match="runtime.scheduler"):
         test_front_ends_import_only_the_seam_of_the_runtime()
@@ -139,7 +143,7 @@ def test_the_runtime_imports_only_the_contracts_of_skills() -> None:
     assert out == []
 
 
-@pytest.mark.parametrize("layer", ["runtime", "api", "registry", "hardware"])
+@pytest.mark.parametrize("layer", ["runtime", "api", "mcp", "registry", "hardware"])
 def test_no_torch_at_module_level(layer: str) -> None:
     heavy = ("torch", "transformers", "openvino", "onnxruntime", "optimum")
     assert violations(layer, heavy, top_level_only=True) == []

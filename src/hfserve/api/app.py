@@ -35,8 +35,9 @@ from hfserve.api.routes import (
 )
 from hfserve.config import Settings
 from hfserve.hardware import gauges
+from hfserve.mcp.server import HttpTransport, transport_security
 from hfserve.runtime.client import EngineClient
-from hfserve.runtime.engine import Engine  # the composition root: the one place it is built
+from hfserve.runtime.engine import Engine  # a composition root (stdio MCP is the other)
 from hfserve.security.exposure import HostRule
 from hfserve.security.keys import KeyRing
 from hfserve.security.ratelimit import Limiter, Limits, open_store
@@ -49,13 +50,20 @@ def create_app(settings: Settings, engine: EngineClient | None = None) -> FastAP
                       default=Limits(settings.rate_limit_rpm, settings.rate_limit_tpm),
                       models={mc.served_name: Limits(mc.rpm, mc.tpm)
                               for mc in settings.model_configs()})
+    rule = HostRule(settings.allowed_hosts, settings.host, settings.cors_origins)
+    mcp = HttpTransport(engine, transport_security(rule), settings.max_body_bytes) \
+        if settings.mcp else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.engine = engine
         await engine.start()
         try:
-            yield
+            if mcp is None:
+                yield
+            else:
+                async with mcp.running():     # the MCP sessions' task group
+                    yield
         finally:
             await engine.close()
             await limiter.store.close()
@@ -70,9 +78,11 @@ def create_app(settings: Settings, engine: EngineClient | None = None) -> FastAP
     app.include_router(admin.router if settings.admin_routes else admin.off)
     if settings.ui:
         app.include_router(ui.router)
+    if mcp is not None:
+        app.router.add_route("/mcp", mcp.app, include_in_schema=False)
     errors.install(app)
     app.openapi = lambda: _openapi(app)
-    _add_middleware(app, settings, limiter)
+    _add_middleware(app, settings, limiter, rule)
     return app
 
 
@@ -80,7 +90,8 @@ RATE_HEADERS = [f"x-ratelimit-{what}-{kind}" for what in ("limit", "remaining", 
                 for kind in ("requests", "tokens")]
 
 
-def _add_middleware(app: FastAPI, settings: Settings, limiter: Limiter) -> None:
+def _add_middleware(app: FastAPI, settings: Settings, limiter: Limiter,
+                    rule: HostRule) -> None:
     """Listed innermost first (each one added wraps those before): the request meets them
     bottom up, so who the caller is and whether the host is right are settled before a body
     is read, and the model named is known before rate limits are checked."""
@@ -90,8 +101,7 @@ def _add_middleware(app: FastAPI, settings: Settings, limiter: Limiter) -> None:
     app.add_middleware(Authenticate, ring=KeyRing(settings.keys),
                        public_docs=settings.public_docs_and_metrics,
                        admin_routes=settings.admin_routes)
-    app.add_middleware(HostGuard, rule=HostRule(settings.allowed_hosts, settings.host,
-                                                settings.cors_origins))
+    app.add_middleware(HostGuard, rule=rule)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["*"], allow_headers=["*"],

@@ -1,55 +1,26 @@
-"""What chat and completions share: building the engine request, collecting a finished
-generation, and the SSE stream loop with its error event."""
+"""What chat and completions share: collecting the generations of one request, ending them
+when the client leaves, and the SSE stream loop with its error event (collecting one
+generation is ``runtime.events.collect``, which every front end shares)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from json.encoder import encode_basestring  # json.dumps' own string encoder
 from typing import Any, TypeVar
 
 from fastapi import Request
 
 from hfserve.errors import Cancelled, HFServeError, ModelError, ServerShuttingDown
-from hfserve.runtime.events import Delta, Finished, GenerationHandle, PromptInfo
-from hfserve.types import TokenChoice
+from hfserve.runtime.events import (
+    Collected,
+    Delta,
+    GenerationHandle,
+    collect,
+)
 
 T = TypeVar("T")
-
-
-@dataclass
-class ChoiceResult:
-    text: str = ""
-    tokens: list[TokenChoice] = field(default_factory=list)
-    finish_reason: str | None = None
-
-
-@dataclass
-class Collected:
-    prompt: PromptInfo | None = None
-    choices: dict[int, ChoiceResult] = field(default_factory=dict)
-    finished: Finished | None = None
-
-
-async def collect(handle: GenerationHandle, n: int) -> Collected:
-    """Drain a generation into whole choices (non-streaming responses)."""
-    out = Collected(choices={i: ChoiceResult() for i in range(n)})
-    async with handle:
-        async for event in handle:
-            if isinstance(event, Delta):
-                choice = out.choices[event.index]
-                choice.text += event.text
-                choice.tokens.extend(event.tokens)
-                choice.finish_reason = event.finish_reason or choice.finish_reason
-            elif isinstance(event, PromptInfo):
-                out.prompt = event
-            elif isinstance(event, Finished):
-                out.finished = event
-    if out.finished is None:
-        raise ModelError("generation ended without a result")
-    return out
 
 
 async def collect_all(handles: list[GenerationHandle], n: int) -> list[Collected]:

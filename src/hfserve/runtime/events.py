@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hfserve import metrics, usage
+from hfserve.errors import ModelError
 from hfserve.runtime.stream import EventStream
 from hfserve.types import SamplingParams, TokenChoice
 
@@ -130,3 +131,36 @@ class GenerationHandle:
         if not self.closed:
             self.closed = True
             self.end(self.request_id, self.finished)
+
+
+@dataclass
+class ChoiceResult:
+    text: str = ""
+    tokens: list[TokenChoice] = field(default_factory=list)
+    finish_reason: str | None = None
+
+
+@dataclass
+class Collected:
+    prompt: PromptInfo | None = None
+    choices: dict[int, ChoiceResult] = field(default_factory=dict)
+    finished: Finished | None = None
+
+
+async def collect(handle: GenerationHandle, n: int) -> Collected:
+    """Drain a generation into whole choices (non-streaming responses)."""
+    out = Collected(choices={i: ChoiceResult() for i in range(n)})
+    async with handle:
+        async for event in handle:
+            if isinstance(event, Delta):
+                choice = out.choices[event.index]
+                choice.text += event.text
+                choice.tokens.extend(event.tokens)
+                choice.finish_reason = event.finish_reason or choice.finish_reason
+            elif isinstance(event, PromptInfo):
+                out.prompt = event
+            elif isinstance(event, Finished):
+                out.finished = event
+    if out.finished is None:
+        raise ModelError("generation ended without a result")
+    return out

@@ -12,7 +12,6 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from hfserve.api.generation import (
-    Collected,
     TokenChunks,
     collect_all,
     event_stream,
@@ -23,7 +22,7 @@ from hfserve.api.schemas.completions import Completion, CompletionRequest
 from hfserve.api.state import engine_of, note_model
 from hfserve.errors import InvalidRequest
 from hfserve.runtime.client import EngineClient
-from hfserve.runtime.events import Delta, Finished, GenerationInput
+from hfserve.runtime.events import Collected, Delta, Finished, GenerationInput
 from hfserve.types import TokenChoice
 
 router = APIRouter()

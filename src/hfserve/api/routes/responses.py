@@ -13,13 +13,13 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 from starlette.background import BackgroundTask
 
-from hfserve.api.generation import collect, event_stream, sse, unless_client_leaves
+from hfserve.api.generation import event_stream, sse, unless_client_leaves
 from hfserve.api.routes.chat import to_input
 from hfserve.api.schemas.chat import ChatCompletionRequest
 from hfserve.api.schemas.common import MODEL_ERRORS, error_responses
 from hfserve.api.schemas.responses import ResponsesRequest
 from hfserve.api.state import engine_of, note_model
-from hfserve.runtime.events import Delta, Finished, GenerationHandle, PromptInfo
+from hfserve.runtime.events import Delta, Finished, GenerationHandle, PromptInfo, collect
 from hfserve.tool_calls import FORMATS, ToolCall, ToolCallParser, parse_text
 
 router = APIRouter()

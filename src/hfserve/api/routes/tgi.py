@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from hfserve.api.family_errors import ErrorTable, family_error, route_class
-from hfserve.api.generation import collect, sse, unless_client_leaves
+from hfserve.api.generation import sse, unless_client_leaves
 from hfserve.api.schemas.tgi import GenerateParameters, GenerateRequest
 from hfserve.api.state import choose_model, engine_of
 from hfserve.errors import (
@@ -24,7 +24,7 @@ from hfserve.errors import (
     Overloaded,
     PermissionDenied,
 )
-from hfserve.runtime.events import Delta, GenerationHandle, GenerationInput
+from hfserve.runtime.events import Delta, GenerationHandle, GenerationInput, collect
 from hfserve.types import SamplingParams, Task, TokenChoice
 
 _TGI_ERRORS: ErrorTable = [
