@@ -127,6 +127,12 @@ class ModelConfig(BaseModel):
     image_url_hosts: list[str] = Field(
         default_factory=list, description="Hosts whose http(s) image URLs the server fetches "
         "(default: none, only data URLs and base64 are taken; local files never are)")
+    max_audio_bytes: int = Field(
+        25 * 1024 * 1024, ge=1, description="Largest audio file one request may upload "
+        "(OpenAI's limit, 25MiB); the server's max_body_bytes caps it too")
+    max_audio_seconds: float = Field(
+        3600.0, gt=0, description="Longest audio one request may carry; a longer header is "
+        "refused before decoding, and decoding stops at the limit whatever the header says")
     replicas: int = Field(
         1, ge=1, description="Copies of this model served under its one name, each request "
         "going to the least loaded (default: one per entry of devices, else 1). CPU replicas "
@@ -144,7 +150,7 @@ class ModelConfig(BaseModel):
         False, description="Found by --model-dirs or --hf-cache rather than configured: a "
         "model no skill serves is listed as unsupported instead of failing the start")
 
-    @field_validator("kv_cache_memory", "max_image_bytes", mode="before")
+    @field_validator("kv_cache_memory", "max_image_bytes", "max_audio_bytes", mode="before")
     @classmethod
     def _kv_size(cls, value: Any) -> Any:
         return None if value is None else parse_size(value)
