@@ -16,6 +16,9 @@ SKILLS: dict[Task, tuple[str, ...]] = {
     Task.RERANK: ("hfserve.skills.classification:ClassificationSkill",),
     Task.IMAGE_CLASSIFICATION: ("hfserve.skills.image_classification:"
                                 "ImageClassificationSkill",),
+    Task.SPEECH_RECOGNITION: ("hfserve.skills.speech_recognition:SpeechRecognitionSkill",),
+    Task.AUDIO_CLASSIFICATION: ("hfserve.skills.audio_classification:"
+                                "AudioClassificationSkill",),
     Task.FILL_MASK: ("hfserve.skills.fill_mask:FillMaskSkill",),
     Task.TEXT2TEXT: ("hfserve.skills.seq2seq:Seq2SeqSkill",),
     Task.TEXT_GENERATION: ("hfserve.skills.openvino_generation:OpenVINOGenerationSkill",
