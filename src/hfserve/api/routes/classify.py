@@ -1,5 +1,6 @@
 """POST /v1/classify: sequence classification, in vLLM's request and response form; for an
-image classifier each input is an image (a data URL, base64, or an allowed http(s) URL)."""
+image classifier each input is an image (a data URL, base64, or an allowed http(s) URL), for
+an audio classifier an audio file (a data URL or base64)."""
 
 from __future__ import annotations
 
@@ -25,8 +26,9 @@ async def classify(body: ClassifyRequest, request: Request) -> Response:
     items = [body.input] if isinstance(body.input, str) else list(body.input)
     engine = engine_of(request)
     served = engine.describe(body.model).get("tasks", [])
-    task = Task.IMAGE_CLASSIFICATION if Task.IMAGE_CLASSIFICATION in served \
-        else Task.TEXT_CLASSIFICATION
+    # A media classifier takes its medium (data URLs or base64); any other, text.
+    task = next((t for t in (Task.IMAGE_CLASSIFICATION, Task.AUDIO_CLASSIFICATION)
+                 if t in served), Task.TEXT_CLASSIFICATION)
     result = await engine.run(
         body.model, task, items, {"truncate": body.truncate},
         priority=body.priority, timeout=body.timeout, cache=use_cache(request))
