@@ -46,6 +46,7 @@ serve: install models
 
 test: dev models
 	command -v redis-server >/dev/null || apt-get install -y redis-server
+	command -v espeak-ng >/dev/null || apt-get install -y espeak-ng
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 unit: dev
