@@ -58,12 +58,14 @@ def tiny_whisper(folder):
     model = WhisperForConditionalGeneration(config).eval()
     model.generation_config = GenerationConfig(
         bos_token_id=eot, eos_token_id=eot, pad_token_id=eot,
-        decoder_start_token_id=config.decoder_start_token_id, max_length=448,
+        decoder_start_token_id=config.decoder_start_token_id, max_new_tokens=24,
         lang_to_id={f"<|{code}|>": ids(f"<|{code}|>") for code in LANGUAGES},
         task_to_id={"transcribe": ids("<|transcribe|>"), "translate": ids("<|translate|>")},
         no_timestamps_token_id=ids("<|notimestamps|>"), prev_sot_token_id=ids("<|startofprev|>"),
         is_multilingual=True, max_initial_timestamp_index=50, begin_suppress_tokens=[eot],
         suppress_tokens=[], alignment_heads=[[0, 0], [0, 1]])
+    # At most 24 new tokens (the pipeline's default is 256): a random model never stops
+    # early, and both sides read this same file.
     model.save_pretrained(folder)
     WhisperProcessor(WhisperFeatureExtractor(), tokenizer).save_pretrained(folder)
     return folder
@@ -197,7 +199,7 @@ def test_whisper_verbose_json_segments_equal_the_pipeline(client, asr, audio):
     assert got.duration == pytest.approx(len(samples(audio)) / 16_000, abs=1e-3)
     assert [(s.start, s.text) for s in got.segments] == [
         (c["timestamp"][0], c["text"]) for c in want["chunks"]]
-    detected = want["chunks"][0]["language"] if want["chunks"] else None
+    detected = next((c["language"] for c in want["chunks"] if c.get("language")), None)
     assert got.language == detected
 
 
@@ -247,8 +249,10 @@ def test_subtitles_parse_and_follow_the_segments(client, asr, audio, fmt):
                                               language="en", response_format=fmt)
     cues = _cues(body, vtt=fmt == "vtt")
     sep = "." if fmt == "vtt" else ","
+    # Each segment that says something is a cue, its text on one line.
+    said = [ch for ch in want["chunks"] if ch["text"].split()]
     assert [(c[0], c[2]) for c in cues] == [
-        (_stamp(ch["timestamp"][0], sep), ch["text"].strip()) for ch in want["chunks"]]
+        (_stamp(ch["timestamp"][0], sep), " ".join(ch["text"].split())) for ch in said]
 
 
 def test_translation_equals_the_pipeline(client, asr, audio):

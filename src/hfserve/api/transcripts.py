@@ -30,17 +30,27 @@ def _clock(seconds: float, decimal: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{decimal}{millis:03d}"
 
 
+def cue_text(text: str) -> str:
+    """A segment's text as one cue line: a blank line would end the cue early."""
+    return " ".join(text.split())
+
+
+def _cues(transcript: Any) -> list[tuple[Any, str]]:
+    """The segments that say something, with their cue text (an empty cue shows nothing)."""
+    return [(s, cue_text(s.text)) for s in transcript.segments if cue_text(s.text)]
+
+
 def srt(transcript: Any) -> str:
     """SubRip: numbered cues, ``HH:MM:SS,mmm --> HH:MM:SS,mmm``, a blank line after each."""
     cues = [f"{i}\n{_clock(s.start, ',')} --> {_clock(_end(s, transcript.duration), ',')}\n"
-            f"{s.text.strip()}\n" for i, s in enumerate(transcript.segments, 1)]
+            f"{text}\n" for i, (s, text) in enumerate(_cues(transcript), 1)]
     return "\n".join(cues)
 
 
 def vtt(transcript: Any) -> str:
     """WebVTT: the ``WEBVTT`` header, then cues with ``HH:MM:SS.mmm`` times."""
     cues = [f"{_clock(s.start, '.')} --> {_clock(_end(s, transcript.duration), '.')}\n"
-            f"{s.text.strip()}\n" for s in transcript.segments]
+            f"{text}\n" for s, text in _cues(transcript)]
     return "\n".join(["WEBVTT\n", *cues])
 
 
