@@ -39,7 +39,8 @@ EXPECTED: dict[tuple[str, str], Scope] = {
     **{("POST", p): Scope.INFERENCE for p in (
         "/v1/embeddings", "/v1/chat/completions", "/v1/responses", "/v1/completions",
         "/v1/classify", "/v1/rerank", "/v1/score", "/v1/infer/{model:path}", "/embed",
-        "/v1/images/generations", "/v1/detect", "/v1/segment",
+        "/v1/images/generations", "/v1/detect", "/v1/segment", "/v1/audio/transcriptions",
+        "/v1/audio/translations",
         "/predict", "/rerank", "/similarity", "/generate", "/", "/generate_stream",
         "/embed_all", "/tokenize", "/decode", "/v1/feedback")},
     ("GET", "/info"): Scope.INFERENCE,
