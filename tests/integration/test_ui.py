@@ -1,6 +1,6 @@
 """The web UI in a real browser (Debian's chromium, driven by Playwright) against real
-servers: the demo models without keys, and MiniLM with tiny random classifiers, a reranker
-and an image classifier (built here) behind API keys."""
+servers: the demo models without keys, and MiniLM with tiny random classifiers, a reranker,
+an image classifier, a token tagger and a DETR detector (built here) behind API keys."""
 
 from __future__ import annotations
 
@@ -15,10 +15,13 @@ import httpx
 import pytest
 
 from .conftest import CHAT, EMBED, MINILM, SMOL, launch, stop
+from .images import data_url
 from .test_classify import LABELS as TEXT_LABELS
-from .test_classify import tiny_classifier
+from .test_classify import NER_TEXTS, tiny_classifier, tiny_tagger
 from .test_vision import LABELS as IMAGE_LABELS
 from .test_vision import png_bytes, tiny_vit
+from .test_vision_families import IMAGES as DETECT_IMAGES
+from .test_vision_families import tiny_detr
 
 playwright = pytest.importorskip("playwright.sync_api")
 expect = playwright.expect
@@ -53,7 +56,9 @@ def servers(tmp_path_factory):
             {"name": "sentiment", "source": str(tiny_classifier(keyed_tmp / "cls")), **tiny},
             {"name": "reranker", "source": str(tiny_classifier(
                 keyed_tmp / "rerank", labels={0: "LABEL_0"})), **tiny},
-            {"name": "vit", "source": str(tiny_vit(keyed_tmp / "vit")), **tiny}],
+            {"name": "vit", "source": str(tiny_vit(keyed_tmp / "vit")), **tiny},
+            {"name": "tagger", "source": str(tiny_tagger(keyed_tmp / "tagger")), **tiny},
+            {"name": "detr", "source": str(tiny_detr(keyed_tmp / "detr")), **tiny}],
             keys=[{"id": "ops", "key": KEY, "scopes": ["inference", "admin"]}]), keyed_tmp))
         yield {"open": started[0][1], "keyed": started[1][1]}
     finally:
@@ -153,7 +158,8 @@ def test_the_chat_playground_streams_the_answer(servers, page, shots):
     labels = tabs.all_inner_texts()
     # Only the tasks the server serves: generation and embeddings, no rerank or classify.
     assert {"Chat", "Completions", "Embeddings"} <= set(labels)
-    assert not {"Rerank", "Classify", "Image classification"} & set(labels)
+    assert not {"Rerank", "Classify", "Image classification", "Entities",
+                "Object detection", "Transcription"} & set(labels)
     page.get_by_role("button", name="Chat", exact=True).click()
     page.select_option("#pg-chat select.model", CHAT)
     page.fill("#chat-temperature", "0")
@@ -261,7 +267,8 @@ def test_classify_rerank_and_image_playgrounds(servers, page, shots, tmp_path):
     base = servers["keyed"]
     _log_in(page, base)
     labels = page.locator("#tasks button").all_inner_texts()
-    assert {"Embeddings", "Rerank", "Classify", "Image classification"} <= set(labels)
+    assert {"Embeddings", "Rerank", "Classify", "Image classification", "Entities",
+            "Object detection"} <= set(labels)
     assert "Chat" not in labels                  # no generative model on this server
 
     page.get_by_role("button", name="Classify", exact=True).click()
@@ -299,6 +306,61 @@ def test_classify_rerank_and_image_playgrounds(servers, page, shots, tmp_path):
     assert abs(sum(float(r[1]) for r in rows) - 1) < 1e-3
     assert not page.locator("#error").is_visible()
     page.screenshot(path=str(shots / "image.png"), full_page=True)
+
+
+def _keyed_post(base: str, path: str, body: dict):
+    reply = httpx.post(f"{base}{path}", json=body, timeout=60,
+                       headers={"authorization": f"Bearer {KEY}"})
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+def test_the_entities_playground_marks_the_spans_the_server_finds(servers, page, shots):
+    base = servers["keyed"]
+    _log_in(page, base)
+    page.get_by_role("button", name="Entities").click()
+    text = NER_TEXTS[0]
+    page.fill("#ner-input", text)
+    page.click("#ner-form button[type=submit]")
+    page.locator("#ner-output[data-entities]").wait_for()
+    want = _keyed_post(base, "/v1/infer/tagger", {
+        "inputs": text, "parameters": {"aggregation_strategy": "simple"}})
+    assert want                                   # the tiny tagger names things
+    marks = page.eval_on_selector_all("#ner-output mark", "ms => ms.map(m => "
+                                      "[m.textContent, m.dataset.group, m.title])")
+    assert [(m[0], m[1]) for m in marks] == [(text[e["start"]:e["end"]], e["entity_group"])
+                                             for e in want]
+    assert [float(m[2].split()[-1]) for m in marks] == pytest.approx(
+        [e["score"] for e in want], abs=1e-3)
+    # The text around the marks is the input, unchanged.
+    assert page.locator("#ner-output").text_content() == text
+    assert not page.locator("#error").is_visible()
+    page.screenshot(path=str(shots / "entities.png"), full_page=True)
+
+
+def test_the_detection_playground_draws_the_boxes_the_server_finds(servers, page, shots,
+                                                                  tmp_path):
+    base = servers["keyed"]
+    _log_in(page, base)
+    page.get_by_role("button", name="Object detection").click()
+    image = tmp_path / "scene.png"
+    image.write_bytes(DETECT_IMAGES[0])
+    page.set_input_files("#detect-file", str(image))
+    page.fill("#detect-threshold", "0.13")
+    expect(page.locator("#detect-threshold-value")).to_have_text("0.13")
+    page.click("#detect-form button[type=submit]")
+    canvas = page.locator("#detect-canvas[data-boxes]")
+    canvas.wait_for()
+    want = _keyed_post(base, "/v1/detect", {"model": "detr", "threshold": 0.13,
+                                            "input": [data_url(DETECT_IMAGES[0])]})
+    objects = want["data"][0]["objects"]
+    assert objects and int(canvas.get_attribute("data-boxes")) == len(objects)
+    # The canvas holds the image at its own size, with the boxes drawn over it.
+    assert page.evaluate("[document.querySelector('#detect-canvas').width, "
+                         "document.querySelector('#detect-canvas').height]") == [48, 40]
+    assert f"{len(objects)} object" in page.locator("#detect-stats").inner_text()
+    assert not page.locator("#error").is_visible()
+    page.screenshot(path=str(shots / "detect.png"), full_page=True)
 
 
 def test_a_bad_request_shows_the_server_message(servers, page):
