@@ -1,7 +1,9 @@
 // Object detection: the uploaded image drawn on a canvas with each box /v1/detect finds,
-// labelled with its class and score. The canvas keeps the image's own pixel size (the
-// boxes are in those pixels) and the stylesheet scales it to fit; ``data-boxes`` says how
-// many boxes were drawn.
+// labelled with its class and score. The boxes are in the image's pixels; a small image is
+// drawn a whole number of times larger (``data-scale``) so that the captions stay legible.
+// ``data-boxes`` says how many boxes were drawn.
+
+const DRAWN = 480;            // canvas pixels a small image is scaled up towards
 
 import { post } from "./api.js";
 import { $, modelOf, onSubmit, readAsDataURL } from "./dom.js";
@@ -18,28 +20,32 @@ function loaded(url) {
 }
 
 function draw(canvas, image, objects) {
-  canvas.width = image.naturalWidth;
-  canvas.height = image.naturalHeight;
+  const scale = Math.max(1, Math.floor(DRAWN / Math.max(image.naturalWidth,
+    image.naturalHeight)));
+  canvas.width = image.naturalWidth * scale;
+  canvas.height = image.naturalHeight * scale;
   const g = canvas.getContext("2d");
-  g.drawImage(image, 0, 0);
-  const line = Math.max(1, Math.round(Math.min(canvas.width, canvas.height) / 150));
-  const size = Math.max(8, Math.round(Math.min(canvas.width, canvas.height) / 25));
+  g.imageSmoothingEnabled = false;
+  g.drawImage(image, 0, 0, canvas.width, canvas.height);
+  const line = Math.max(2, Math.round(Math.min(canvas.width, canvas.height) / 200));
+  const size = Math.max(12, Math.round(Math.min(canvas.width, canvas.height) / 30));
   g.font = `${size}px system-ui, sans-serif`;
   g.textBaseline = "top";
   const labels = [...new Set(objects.map((o) => o.label))];
   for (const { label, score, box } of objects) {
     const colour = COLOURS[labels.indexOf(label) % COLOURS.length];
+    const [x, y] = [box.xmin * scale, box.ymin * scale];
     g.strokeStyle = colour;
     g.lineWidth = line;
-    g.strokeRect(box.xmin, box.ymin, box.xmax - box.xmin, box.ymax - box.ymin);
+    g.strokeRect(x, y, (box.xmax - box.xmin) * scale, (box.ymax - box.ymin) * scale);
     const caption = `${label} ${score.toFixed(2)}`;
-    const width = g.measureText(caption).width + 4;
-    const y = Math.max(0, box.ymin - size - 2);
+    const top = Math.max(0, y - size - 2);
     g.fillStyle = colour;
-    g.fillRect(box.xmin, y, width, size + 2);
+    g.fillRect(x, top, g.measureText(caption).width + 4, size + 2);
     g.fillStyle = "#fff";
-    g.fillText(caption, box.xmin + 2, y + 1);
+    g.fillText(caption, x + 2, top + 1);
   }
+  canvas.dataset.scale = String(scale);
   canvas.dataset.boxes = String(objects.length);
 }
 
