@@ -48,6 +48,7 @@ test: dev models
 	command -v redis-server >/dev/null || apt-get install -y redis-server
 	command -v chromium >/dev/null || apt-get install -y chromium
 	$(MAKE) conformance
+	command -v espeak-ng >/dev/null || apt-get install -y espeak-ng
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # The MCP conformance suite (npm; Node 20 or later), which tests/integration/test_mcp.py runs

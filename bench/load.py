@@ -64,10 +64,15 @@ class Totals:
             self.error_samples.append(text[:300])
 
 
+HEADERS: dict[str, str] = {}
+"""Sent with every request (``Authorization`` for a server with keys)."""
+
+
 def _client(base_url: str) -> aiohttp.ClientSession:
     """One keep-alive connection per client. A single pool shared by all clients made the
     load generator, not the server, the bottleneck at 64 clients."""
     return aiohttp.ClientSession(base_url, connector=aiohttp.TCPConnector(limit=1),
+                                 headers=HEADERS,
                                  timeout=aiohttp.ClientTimeout(total=120.0, connect=10.0))
 
 

@@ -39,6 +39,7 @@ class ServerOptions:
     dtype: str | None = None         # None: hfserve's default for the chosen device
     log_level: str = "warning"
     models: list[dict] | None = None  # model entries served instead of the two above
+    extra: dict | None = None          # other config keys (groups, ...)
 
 
 def free_port() -> int:
@@ -49,7 +50,7 @@ def free_port() -> int:
 
 def config_dict(opts: ServerOptions) -> dict:
     if opts.models is not None:
-        return {"cache_dir": str(CACHE_DIR), "models": opts.models}
+        return {"cache_dir": str(CACHE_DIR), "models": opts.models, **(opts.extra or {})}
     common = {"backend": opts.backend, **({"dtype": opts.dtype} if opts.dtype else {})}
     return {"cache_dir": str(CACHE_DIR), "models": [
         {"name": EMBED_NAME, "source": str(EMBED_DIR), "threads": opts.embed_threads,

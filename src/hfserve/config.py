@@ -138,6 +138,12 @@ class ModelConfig(BaseModel):
     image_steps_default: int | None = Field(
         None, ge=1, description="Denoising steps when a request names none (default: the "
         "pipeline's own, 50 for Stable Diffusion)")
+    max_audio_bytes: int = Field(
+        25 * 1024 * 1024, ge=1, description="Largest audio file one request may upload "
+        "(OpenAI's limit, 25MiB); the server's max_body_bytes caps it too")
+    max_audio_seconds: float = Field(
+        3600.0, gt=0, description="Longest audio one request may carry; a longer header is "
+        "refused before decoding, and decoding stops at the limit whatever the header says")
     replicas: int = Field(
         1, ge=1, description="Copies of this model served under its one name, each request "
         "going to the least loaded (default: one per entry of devices, else 1). CPU replicas "
@@ -168,7 +174,7 @@ class ModelConfig(BaseModel):
         False, description="Found by --model-dirs or --hf-cache rather than configured: a "
         "model no skill serves is listed as unsupported instead of failing the start")
 
-    @field_validator("kv_cache_memory", "max_image_bytes", mode="before")
+    @field_validator("kv_cache_memory", "max_image_bytes", "max_audio_bytes", mode="before")
     @classmethod
     def _kv_size(cls, value: Any) -> Any:
         return None if value is None else parse_size(value)

@@ -15,6 +15,7 @@ from hfserve.api.model_gate import ModelGate
 from hfserve.api.ratelimit import RateLimit
 from hfserve.api.routes import (
     admin,
+    audio,
     chat,
     classify,
     completions,
@@ -72,8 +73,8 @@ def create_app(settings: Settings, engine: EngineClient | None = None) -> FastAP
                   description="One server for every HuggingFace model, behind the OpenAI API.")
     app.state.engine = engine
     app.include_router(info.models_router)
-    for module in (models, groups, embeddings, chat, responses, completions, classify, rerank,
-                   images, infer, vision, tei, tgi, info, hardware, health):
+    for module in (models, groups, embeddings, audio, chat, responses, completions, classify,
+                   rerank, images, infer, vision, tei, tgi, info, hardware, health):
         app.include_router(module.router)
     app.include_router(admin.router if settings.admin_routes else admin.off)
     if settings.ui:

@@ -19,6 +19,9 @@ SKILLS: dict[Task, tuple[str, ...]] = {
     Task.OBJECT_DETECTION: ("hfserve.skills.object_detection:ObjectDetectionSkill",),
     Task.IMAGE_SEGMENTATION: ("hfserve.skills.image_segmentation:ImageSegmentationSkill",),
     Task.ZERO_SHOT_IMAGE: ("hfserve.skills.vision_text:VisionTextSkill",),
+    Task.SPEECH_RECOGNITION: ("hfserve.skills.speech_recognition:SpeechRecognitionSkill",),
+    Task.AUDIO_CLASSIFICATION: ("hfserve.skills.audio_classification:"
+                                "AudioClassificationSkill",),
     Task.FILL_MASK: ("hfserve.skills.fill_mask:FillMaskSkill",),
     Task.TEXT2TEXT: ("hfserve.skills.seq2seq:Seq2SeqSkill",),
     Task.TEXT_TO_IMAGE: ("hfserve.skills.image_generation:ImageGenerationSkill",),

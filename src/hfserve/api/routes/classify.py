@@ -1,6 +1,7 @@
 """POST /v1/classify: sequence classification, in vLLM's request and response form; for an
 image classifier each input is an image (a data URL, base64, or an allowed http(s) URL),
-and for a CLIP-style model an image classified zero-shot against ``candidate_labels``."""
+for a CLIP-style model an image classified zero-shot against ``candidate_labels``, and for
+an audio classifier an audio file (a data URL or base64)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ router = APIRouter()
 
 
 def classify_task(served: list[str], body: ClassifyRequest) -> Task:
-    """Images zero-shot (a CLIP-style model, given ``candidate_labels``), images by an image
-    classifier's own labels, or texts."""
+    """Images zero-shot (a CLIP-style model, given ``candidate_labels``), images or audio by
+    a media classifier's own labels, or texts."""
     zero_shot = Task.ZERO_SHOT_IMAGE in served
     if body.candidate_labels is not None or (
             zero_shot and Task.IMAGE_CLASSIFICATION not in served):
@@ -34,9 +35,9 @@ def classify_task(served: list[str], body: ClassifyRequest) -> Task:
             raise InvalidRequest(f"model {body.model!r} classifies images zero-shot: give "
                                  "candidate_labels", param="candidate_labels")
         return Task.ZERO_SHOT_IMAGE
-    if Task.IMAGE_CLASSIFICATION in served:
-        return Task.IMAGE_CLASSIFICATION
-    return Task.TEXT_CLASSIFICATION
+    # A media classifier takes its medium (data URLs or base64); any other, text.
+    return next((t for t in (Task.IMAGE_CLASSIFICATION, Task.AUDIO_CLASSIFICATION)
+                 if t in served), Task.TEXT_CLASSIFICATION)
 
 
 @router.post("/v1/classify", response_model=ClassifyResponse,

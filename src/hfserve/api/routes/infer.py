@@ -52,8 +52,8 @@ class TaskEntry:
 
 
 def _top_labels(top_k: Any) -> Callable[[Any], Any]:
-    """image-classification as the pipeline answers it: a list of the ``top_k`` best labels
-    (5 by default) for each image."""
+    """image- and audio-classification as the pipeline answers them: a list of the
+    ``top_k`` best labels (5 by default) for each image or audio file."""
     if not isinstance(top_k, int) or top_k < 1:
         raise InvalidRequest("top_k must be a positive integer", param="parameters.top_k")
     return lambda scores: ranked_labels(scores.labels, scores.scores)[:top_k]
@@ -88,6 +88,12 @@ TASKS: dict[Task, TaskEntry] = {
         options=lambda p: {k: p.get(k) for k in ("subtask", "threshold", "mask_threshold",
                                                    "overlap_mask_area_threshold")},
         render=lambda p: lambda segments: segments, single_as_list=False),
+    Task.AUDIO_CLASSIFICATION: TaskEntry(
+        options=lambda p: {}, render=lambda p: _top_labels(p.get("top_k", 5)),
+        single_as_list=False),
+    Task.SPEECH_RECOGNITION: TaskEntry(
+        options=lambda p: {k: p[k] for k in ("language", "task") if k in p},
+        render=lambda p: lambda transcript: {"text": transcript.text}, single_as_list=False),
     Task.EMBEDDING: TaskEntry(
         options=lambda p: {"truncate": bool(p.get("truncate", False))},
         render=lambda p: lambda vector: vector.tolist(), single_as_list=False),

@@ -1,0 +1,74 @@
+"""What API keys and rate limiting cost per request: one-sentence embeddings (MiniLM) at 64
+clients against a server without keys and against the same server with a key (salted hash,
+constant-time check, scopes) and in-process rate limits high enough never to refuse, in
+alternating rounds. Prints each round and the ratio of the medians (issue target: at most
+5% lost).
+
+    .venv/bin/python bench/auth_overhead.py [--seconds 15] [--rounds 3] [--clients 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from bench import load  # noqa: E402
+from bench.sentences import sentences  # noqa: E402
+from bench.server import EMBED_DIR, ServerOptions, ServerProcess  # noqa: E402
+
+MODEL = "minilm"
+KEY = "bench-key-0123456789abcdefghijklmnopqrstuvwxyz"
+SECURED = {"keys": [{"id": "bench", "key": KEY, "rpm": 10_000_000, "tpm": 10_000_000_000}],
+           "rate_limit_rpm": 10_000_000}
+
+
+def run(extra: dict | None, args: argparse.Namespace, texts: list[str], log: Path) -> float:
+    opts = ServerOptions(models=[{"name": MODEL, "source": str(EMBED_DIR)}], extra=extra)
+    load.HEADERS.clear()
+    if extra:
+        load.HEADERS["Authorization"] = f"Bearer {KEY}"
+    with ServerProcess(opts, log) as server:
+        out = asyncio.run(load.embeddings_load(
+            server.base_url, MODEL, texts, concurrency=args.clients, per_request=1,
+            warmup=args.warmup, duration=args.seconds, server_pid=server.pid))
+    if out["errors"]:
+        raise SystemExit(f"errors: {out['error_samples']}")
+    return out["rate"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--clients", type=int, default=64)
+    args = parser.parse_args()
+    texts = sentences()
+    logs = ROOT / "bench" / "results"
+    logs.mkdir(parents=True, exist_ok=True)
+    rates: dict[str, list[float]] = {"open": [], "keys": []}
+    for round_ in range(args.rounds):
+        for name in ("open", "keys") if round_ % 2 == 0 else ("keys", "open"):
+            rate = run(SECURED if name == "keys" else None, args, texts,
+                       logs / f"auth-{name}.log")
+            rates[name].append(rate)
+            print(json.dumps({"round": round_, "server": name, "rate": round(rate, 1)}))
+    plain, secured = (statistics.median(rates[n]) for n in ("open", "keys"))
+    print(f"without keys {plain:.1f} sentences/s, with a key and rate limits {secured:.1f}: "
+          f"{secured / plain:.3f}x ({(1 - secured / plain) * 100:+.1f}% cost)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
