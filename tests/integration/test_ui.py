@@ -1,6 +1,7 @@
 """The web UI in a real browser (Debian's chromium, driven by Playwright) against real
 servers: the demo models without keys, and MiniLM with tiny random classifiers, a reranker,
-an image classifier, a token tagger and a DETR detector (built here) behind API keys."""
+an image classifier, a token tagger, a DETR detector and a Whisper (built here) behind API
+keys."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from .conftest import CHAT, EMBED, MINILM, SMOL, launch, stop
 from .images import data_url
 from .test_classify import LABELS as TEXT_LABELS
 from .test_classify import NER_TEXTS, tiny_classifier, tiny_tagger
+from .test_speech import spoken, tiny_whisper
 from .test_vision import LABELS as IMAGE_LABELS
 from .test_vision import png_bytes, tiny_vit
 from .test_vision_families import IMAGES as DETECT_IMAGES
@@ -58,7 +60,8 @@ def servers(tmp_path_factory):
                 keyed_tmp / "rerank", labels={0: "LABEL_0"})), **tiny},
             {"name": "vit", "source": str(tiny_vit(keyed_tmp / "vit")), **tiny},
             {"name": "tagger", "source": str(tiny_tagger(keyed_tmp / "tagger")), **tiny},
-            {"name": "detr", "source": str(tiny_detr(keyed_tmp / "detr")), **tiny}],
+            {"name": "detr", "source": str(tiny_detr(keyed_tmp / "detr")), **tiny},
+            {"name": "whisper", "source": str(tiny_whisper(keyed_tmp / "whisper")), **tiny}],
             keys=[{"id": "ops", "key": KEY, "scopes": ["inference", "admin"]}]), keyed_tmp))
         yield {"open": started[0][1], "keyed": started[1][1]}
     finally:
@@ -269,7 +272,7 @@ def test_classify_rerank_and_image_playgrounds(servers, page, shots, tmp_path):
     _log_in(page, base)
     labels = page.locator("#tasks button").all_inner_texts()
     assert {"Embeddings", "Rerank", "Classify", "Image classification", "Entities",
-            "Object detection"} <= set(labels)
+            "Object detection", "Transcription"} <= set(labels)
     assert "Chat" not in labels                  # no generative model on this server
 
     page.get_by_role("button", name="Classify", exact=True).click()
@@ -366,6 +369,31 @@ def test_the_detection_playground_draws_the_boxes_the_server_finds(servers, page
     assert f"{len(objects)} object" in page.locator("#detect-stats").inner_text()
     assert not page.locator("#error").is_visible()
     page.screenshot(path=str(shots / "detect.png"), full_page=True)
+
+
+def test_the_transcription_playground_shows_the_text_and_segments(servers, page, shots,
+                                                                   tmp_path):
+    base = servers["keyed"]
+    _log_in(page, base)
+    page.get_by_role("button", name="Transcription").click()
+    audio = spoken(tmp_path)
+    (tmp_path / "speech.wav").write_bytes(audio)
+    page.set_input_files("#transcribe-file", str(tmp_path / "speech.wav"))
+    page.click("#transcribe-form button[type=submit]")
+    page.locator("#transcribe-segments tbody").wait_for(timeout=180_000)
+    reply = httpx.post(f"{base}/v1/audio/transcriptions", timeout=180,
+                       headers={"authorization": f"Bearer {KEY}"},
+                       data={"model": "whisper", "response_format": "verbose_json"},
+                       files={"file": ("speech.wav", audio, "audio/wav")})
+    assert reply.status_code == 200, reply.text
+    want = reply.json()
+    assert page.locator("#transcribe-text").text_content() == want["text"]
+    assert want["segments"]
+    assert _table(page, "#transcribe-segments") == [
+        [f"{s['start']:.2f}", f"{s['end']:.2f}", s["text"]] for s in want["segments"]]
+    assert not page.locator("#error").is_visible()
+    assert not page.errors, page.errors
+    page.screenshot(path=str(shots / "transcription.png"), full_page=True)
 
 
 def test_a_bad_request_shows_the_server_message(servers, page):
