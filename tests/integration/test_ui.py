@@ -312,6 +312,18 @@ def test_classify_rerank_and_image_playgrounds(servers, page, shots, tmp_path):
     page.screenshot(path=str(shots / "image.png"), full_page=True)
 
 
+def _open_tab(page, base: str, tab: str) -> None:
+    _log_in(page, base)
+    page.get_by_role("button", name=tab).click()
+
+
+def _clean(page, shots, name: str) -> None:
+    """No error shown or logged; the page is kept as ``name``.png."""
+    assert not page.locator("#error").is_visible()
+    assert not page.errors, page.errors
+    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+
+
 def _keyed_post(base: str, path: str, body: dict):
     reply = httpx.post(f"{base}{path}", json=body, timeout=60,
                        headers={"authorization": f"Bearer {KEY}"})
@@ -321,8 +333,7 @@ def _keyed_post(base: str, path: str, body: dict):
 
 def test_the_entities_playground_marks_the_spans_the_server_finds(servers, page, shots):
     base = servers["keyed"]
-    _log_in(page, base)
-    page.get_by_role("button", name="Entities").click()
+    _open_tab(page, base, "Entities")
     text = NER_TEXTS[0]
     page.fill("#ner-input", text)
     page.click("#ner-form button[type=submit]")
@@ -338,16 +349,13 @@ def test_the_entities_playground_marks_the_spans_the_server_finds(servers, page,
         [e["score"] for e in want], abs=1e-3)
     # The text around the marks is the input, unchanged.
     assert page.locator("#ner-output").text_content() == text
-    assert not page.errors, page.errors
-    assert not page.locator("#error").is_visible()
-    page.screenshot(path=str(shots / "entities.png"), full_page=True)
+    _clean(page, shots, "entities")
 
 
 def test_the_detection_playground_draws_the_boxes_the_server_finds(servers, page, shots,
                                                                   tmp_path):
     base = servers["keyed"]
-    _log_in(page, base)
-    page.get_by_role("button", name="Object detection").click()
+    _open_tab(page, base, "Object detection")
     image = tmp_path / "scene.png"
     image.write_bytes(DETECT_IMAGES[0])
     page.set_input_files("#detect-file", str(image))
@@ -365,17 +373,14 @@ def test_the_detection_playground_draws_the_boxes_the_server_finds(servers, page
     assert scale >= 1 and page.evaluate(
         "[document.querySelector('#detect-canvas').width, "
         "document.querySelector('#detect-canvas').height]") == [48 * scale, 40 * scale]
-    assert not page.errors, page.errors
     assert f"{len(objects)} object" in page.locator("#detect-stats").inner_text()
-    assert not page.locator("#error").is_visible()
-    page.screenshot(path=str(shots / "detect.png"), full_page=True)
+    _clean(page, shots, "detect")
 
 
 def test_the_transcription_playground_shows_the_text_and_segments(servers, page, shots,
                                                                    tmp_path):
     base = servers["keyed"]
-    _log_in(page, base)
-    page.get_by_role("button", name="Transcription").click()
+    _open_tab(page, base, "Transcription")
     audio = spoken(tmp_path)
     (tmp_path / "speech.wav").write_bytes(audio)
     page.set_input_files("#transcribe-file", str(tmp_path / "speech.wav"))
@@ -391,9 +396,7 @@ def test_the_transcription_playground_shows_the_text_and_segments(servers, page,
     assert want["segments"]
     assert _table(page, "#transcribe-segments") == [
         [f"{s['start']:.2f}", f"{s['end']:.2f}", s["text"]] for s in want["segments"]]
-    assert not page.locator("#error").is_visible()
-    assert not page.errors, page.errors
-    page.screenshot(path=str(shots / "transcription.png"), full_page=True)
+    _clean(page, shots, "transcription")
 
 
 def test_a_bad_request_shows_the_server_message(servers, page):

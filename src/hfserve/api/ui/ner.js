@@ -7,7 +7,7 @@ import { post } from "./api.js";
 import { $, el, modelOf, onSubmit } from "./dom.js";
 
 // The input cut into plain text and marks; overlapping or out-of-range spans are skipped.
-export function highlighted(text, entities) {
+function highlighted(text, entities) {
   const out = [];
   let at = 0;
   for (const e of [...entities].sort((a, b) => a.start - b.start)) {
