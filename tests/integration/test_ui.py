@@ -73,7 +73,10 @@ def servers(tmp_path_factory):
 def browser():
     with playwright.sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                     args=["--no-sandbox", "--disable-background-networking"])
+                                     args=["--no-sandbox", "--disable-background-networking",
+                                           # a microphone that plays a tone, allowed
+                                           "--use-fake-device-for-media-stream",
+                                           "--use-fake-ui-for-media-stream"])
         yield chromium
         chromium.close()
 
@@ -397,6 +400,20 @@ def test_the_transcription_playground_shows_the_text_and_segments(servers, page,
     assert _table(page, "#transcribe-segments") == [
         [f"{s['start']:.2f}", f"{s['end']:.2f}", s["text"]] for s in want["segments"]]
     _clean(page, shots, "transcription")
+
+    # A recording made in the page (webm from MediaRecorder) is transcribed as well.
+    page.context.grant_permissions(["microphone"])
+    page.click("#transcribe-record")
+    expect(page.locator("#transcribe-record")).to_have_text("Stop recording")
+    page.wait_for_timeout(1500)
+    page.click("#transcribe-record")
+    expect(page.locator("#transcribe-source")).to_contain_text("recording")
+    assert page.locator("#transcribe-file").input_value() == ""
+    page.evaluate("document.querySelector('#transcribe-segments').replaceChildren()")
+    page.click("#transcribe-form button[type=submit]")
+    page.locator("#transcribe-segments tbody tr").first.wait_for(timeout=180_000)
+    assert not page.locator("#error").is_visible()
+    assert not page.errors, page.errors
 
 
 def test_a_bad_request_shows_the_server_message(servers, page):
