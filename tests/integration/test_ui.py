@@ -416,14 +416,17 @@ def test_the_transcription_playground_shows_the_text_and_segments(servers, page,
     assert not page.errors, page.errors
 
 
-def test_a_bad_request_shows_the_server_message(servers, page):
-    _log_in(page, servers["keyed"])
-    page.get_by_role("button", name="Image classification").click()
-    page.set_input_files("#image-file", files=[{"name": "x.png", "mimeType": "image/png",
-                                                "buffer": b"not an image at all"}])
-    page.click("#image-form button[type=submit]")
+@pytest.mark.parametrize(("tab", "panel", "name", "kind"), [
+    ("Image classification", "image", "x.png", "image"),
+    ("Object detection", "detect", "x.png", "image"),
+    ("Transcription", "transcribe", "x.wav", "audio")])
+def test_a_bad_request_shows_the_server_message(servers, page, tab, panel, name, kind):
+    _open_tab(page, servers["keyed"], tab)
+    page.set_input_files(f"#{panel}-file", files=[{"name": name, "mimeType": f"{kind}/x",
+                                                   "buffer": b"not a file of that kind"}])
+    page.click(f"#{panel}-form button[type=submit]")
     expect(page.locator("#error")).to_be_visible()
-    assert "image" in page.locator("#error").inner_text().lower()
+    assert kind in page.locator("#error").inner_text().lower()
 
 
 def test_the_charts_draw_the_traffic_they_see(servers, page, shots):
