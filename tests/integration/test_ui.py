@@ -1,6 +1,7 @@
 """The web UI in a real browser (Debian's chromium, driven by Playwright) against real
-servers: the demo models without keys, and MiniLM with tiny random classifiers, a reranker
-and an image classifier (built here) behind API keys."""
+servers: the demo models without keys, and MiniLM with tiny random classifiers, a reranker,
+an image classifier, a token tagger, a DETR detector and a Whisper (built here) behind API
+keys."""
 
 from __future__ import annotations
 
@@ -15,10 +16,14 @@ import httpx
 import pytest
 
 from .conftest import CHAT, EMBED, MINILM, SMOL, launch, stop
+from .images import data_url
 from .test_classify import LABELS as TEXT_LABELS
-from .test_classify import tiny_classifier
+from .test_classify import NER_TEXTS, tiny_classifier, tiny_tagger
+from .test_speech import spoken, tiny_whisper
 from .test_vision import LABELS as IMAGE_LABELS
 from .test_vision import png_bytes, tiny_vit
+from .test_vision_families import IMAGES as DETECT_IMAGES
+from .test_vision_families import tiny_detr
 
 playwright = pytest.importorskip("playwright.sync_api")
 expect = playwright.expect
@@ -53,7 +58,10 @@ def servers(tmp_path_factory):
             {"name": "sentiment", "source": str(tiny_classifier(keyed_tmp / "cls")), **tiny},
             {"name": "reranker", "source": str(tiny_classifier(
                 keyed_tmp / "rerank", labels={0: "LABEL_0"})), **tiny},
-            {"name": "vit", "source": str(tiny_vit(keyed_tmp / "vit")), **tiny}],
+            {"name": "vit", "source": str(tiny_vit(keyed_tmp / "vit")), **tiny},
+            {"name": "tagger", "source": str(tiny_tagger(keyed_tmp / "tagger")), **tiny},
+            {"name": "detr", "source": str(tiny_detr(keyed_tmp / "detr")), **tiny},
+            {"name": "whisper", "source": str(tiny_whisper(keyed_tmp / "whisper")), **tiny}],
             keys=[{"id": "ops", "key": KEY, "scopes": ["inference", "admin"]}]), keyed_tmp))
         yield {"open": started[0][1], "keyed": started[1][1]}
     finally:
@@ -65,7 +73,10 @@ def servers(tmp_path_factory):
 def browser():
     with playwright.sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                     args=["--no-sandbox", "--disable-background-networking"])
+                                     args=["--no-sandbox", "--disable-background-networking",
+                                           # a microphone that plays a tone, allowed
+                                           "--use-fake-device-for-media-stream",
+                                           "--use-fake-ui-for-media-stream"])
         yield chromium
         chromium.close()
 
@@ -107,6 +118,7 @@ def _log_in(page, base: str) -> None:
     page.click("#login-form button[type=submit]")
     page.locator(f"#models tbody tr[data-model='{EMBED}']").wait_for()
     page.get_by_role("button", name="Playground").click()
+    page.errors.clear()                  # the 401 that made the page ask for the key
 
 
 def _completion_tokens(base: str) -> float:
@@ -153,7 +165,8 @@ def test_the_chat_playground_streams_the_answer(servers, page, shots):
     labels = tabs.all_inner_texts()
     # Only the tasks the server serves: generation and embeddings, no rerank or classify.
     assert {"Chat", "Completions", "Embeddings"} <= set(labels)
-    assert not {"Rerank", "Classify", "Image classification"} & set(labels)
+    assert not {"Rerank", "Classify", "Image classification", "Entities",
+                "Object detection", "Transcription"} & set(labels)
     page.get_by_role("button", name="Chat", exact=True).click()
     page.select_option("#pg-chat select.model", CHAT)
     page.fill("#chat-temperature", "0")
@@ -261,7 +274,8 @@ def test_classify_rerank_and_image_playgrounds(servers, page, shots, tmp_path):
     base = servers["keyed"]
     _log_in(page, base)
     labels = page.locator("#tasks button").all_inner_texts()
-    assert {"Embeddings", "Rerank", "Classify", "Image classification"} <= set(labels)
+    assert {"Embeddings", "Rerank", "Classify", "Image classification", "Entities",
+            "Object detection", "Transcription"} <= set(labels)
     assert "Chat" not in labels                  # no generative model on this server
 
     page.get_by_role("button", name="Classify", exact=True).click()
@@ -301,14 +315,118 @@ def test_classify_rerank_and_image_playgrounds(servers, page, shots, tmp_path):
     page.screenshot(path=str(shots / "image.png"), full_page=True)
 
 
-def test_a_bad_request_shows_the_server_message(servers, page):
-    _log_in(page, servers["keyed"])
-    page.get_by_role("button", name="Image classification").click()
-    page.set_input_files("#image-file", files=[{"name": "x.png", "mimeType": "image/png",
-                                                "buffer": b"not an image at all"}])
-    page.click("#image-form button[type=submit]")
+def _open_tab(page, base: str, tab: str) -> None:
+    _log_in(page, base)
+    page.get_by_role("button", name=tab).click()
+
+
+def _clean(page, shots, name: str) -> None:
+    """No error shown or logged; the page is kept as ``name``.png."""
+    assert not page.locator("#error").is_visible()
+    assert not page.errors, page.errors
+    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+
+
+def _keyed_post(base: str, path: str, body: dict):
+    reply = httpx.post(f"{base}{path}", json=body, timeout=60,
+                       headers={"authorization": f"Bearer {KEY}"})
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+def test_the_entities_playground_marks_the_spans_the_server_finds(servers, page, shots):
+    base = servers["keyed"]
+    _open_tab(page, base, "Entities")
+    text = NER_TEXTS[0]
+    page.fill("#ner-input", text)
+    page.click("#ner-form button[type=submit]")
+    page.locator("#ner-output[data-entities]").wait_for()
+    want = _keyed_post(base, "/v1/infer/tagger", {
+        "inputs": text, "parameters": {"aggregation_strategy": "simple"}})
+    assert want                                   # the tiny tagger names things
+    marks = page.eval_on_selector_all("#ner-output mark", "ms => ms.map(m => "
+                                      "[m.textContent, m.dataset.group, m.title])")
+    assert [(m[0], m[1]) for m in marks] == [(text[e["start"]:e["end"]], e["entity_group"])
+                                             for e in want]
+    assert [float(m[2].split()[-1]) for m in marks] == pytest.approx(
+        [e["score"] for e in want], abs=1e-3)
+    # The text around the marks is the input, unchanged.
+    assert page.locator("#ner-output").text_content() == text
+    _clean(page, shots, "entities")
+
+
+def test_the_detection_playground_draws_the_boxes_the_server_finds(servers, page, shots,
+                                                                  tmp_path):
+    base = servers["keyed"]
+    _open_tab(page, base, "Object detection")
+    image = tmp_path / "scene.png"
+    image.write_bytes(DETECT_IMAGES[0])
+    page.set_input_files("#detect-file", str(image))
+    page.fill("#detect-threshold", "0.13")
+    expect(page.locator("#detect-threshold-value")).to_have_text("0.13")
+    page.click("#detect-form button[type=submit]")
+    canvas = page.locator("#detect-canvas[data-boxes]")
+    canvas.wait_for()
+    want = _keyed_post(base, "/v1/detect", {"model": "detr", "threshold": 0.13,
+                                            "input": [data_url(DETECT_IMAGES[0])]})
+    objects = want["data"][0]["objects"]
+    assert objects and int(canvas.get_attribute("data-boxes")) == len(objects)
+    # The canvas holds the image, a whole number of times its own size, boxes drawn over it.
+    scale = int(canvas.get_attribute("data-scale"))
+    assert scale >= 1 and page.evaluate(
+        "[document.querySelector('#detect-canvas').width, "
+        "document.querySelector('#detect-canvas').height]") == [48 * scale, 40 * scale]
+    assert f"{len(objects)} object" in page.locator("#detect-stats").inner_text()
+    _clean(page, shots, "detect")
+
+
+def test_the_transcription_playground_shows_the_text_and_segments(servers, page, shots,
+                                                                   tmp_path):
+    base = servers["keyed"]
+    _open_tab(page, base, "Transcription")
+    audio = spoken(tmp_path)
+    (tmp_path / "speech.wav").write_bytes(audio)
+    page.set_input_files("#transcribe-file", str(tmp_path / "speech.wav"))
+    page.click("#transcribe-form button[type=submit]")
+    page.locator("#transcribe-segments tbody").wait_for(timeout=180_000)
+    reply = httpx.post(f"{base}/v1/audio/transcriptions", timeout=180,
+                       headers={"authorization": f"Bearer {KEY}"},
+                       data={"model": "whisper", "response_format": "verbose_json"},
+                       files={"file": ("speech.wav", audio, "audio/wav")})
+    assert reply.status_code == 200, reply.text
+    want = reply.json()
+    assert page.locator("#transcribe-text").text_content() == want["text"]
+    assert want["segments"]
+    assert _table(page, "#transcribe-segments") == [
+        [f"{s['start']:.2f}", f"{s['end']:.2f}", s["text"]] for s in want["segments"]]
+    _clean(page, shots, "transcription")
+
+    # A recording made in the page (webm from MediaRecorder) is transcribed as well.
+    page.context.grant_permissions(["microphone"])
+    page.click("#transcribe-record")
+    expect(page.locator("#transcribe-record")).to_have_text("Stop recording")
+    page.wait_for_timeout(1500)
+    page.click("#transcribe-record")
+    expect(page.locator("#transcribe-source")).to_contain_text("recording")
+    assert page.locator("#transcribe-file").input_value() == ""
+    page.evaluate("document.querySelector('#transcribe-segments').replaceChildren()")
+    page.click("#transcribe-form button[type=submit]")
+    page.locator("#transcribe-segments tbody tr").first.wait_for(timeout=180_000)
+    assert not page.locator("#error").is_visible()
+    assert not page.errors, page.errors
+
+
+@pytest.mark.parametrize(("tab", "panel", "name", "kind"), [
+    ("Image classification", "image", "x.png", "image"),
+    ("Object detection", "detect", "x.png", "image"),
+    ("Transcription", "transcribe", "x.wav", "audio")])
+def test_a_bad_request_shows_the_server_message(servers, page, tab, panel, name, kind):
+    _open_tab(page, servers["keyed"], tab)
+    page.set_input_files(f"#{panel}-file", files=[{"name": name, "mimeType": f"{kind}/x",
+                                                   "buffer": b"not a file of that kind"}])
+    page.click(f"#{panel}-form button[type=submit]")
     expect(page.locator("#error")).to_be_visible()
-    assert "image" in page.locator("#error").inner_text().lower()
+    assert kind in page.locator("#error").inner_text().lower()
 
 
 def test_the_charts_draw_the_traffic_they_see(servers, page, shots):

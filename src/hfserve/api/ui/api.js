@@ -44,17 +44,18 @@ async function failure(response) {
   return new ApiError(response.status, message, type);
 }
 
-export async function call(method, path, body) {
-  const response = await fetch(path, {
-    method, headers: headers(body !== undefined),
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
+async function send(method, path, json, body) {
+  const response = await fetch(path, { method, headers: headers(json), body });
   if (!response.ok) throw await failure(response);
   return response.status === 204 ? null : response.json();
 }
 
+export const call = (method, path, body) => send(method, path, body !== undefined,
+  body === undefined ? undefined : JSON.stringify(body));
 export const get = (path) => call("GET", path);
 export const post = (path, body) => call("POST", path, body);
+// A multipart form (the browser sets its content type and boundary).
+export const postForm = (path, form) => send("POST", path, false, form);
 
 // POST ``body`` and call ``onEvent`` with each JSON ``data:`` of the event stream until
 // [DONE]; an ``error`` event throws. Aborting ``signal`` closes the connection, which the

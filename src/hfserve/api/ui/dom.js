@@ -64,3 +64,15 @@ export function onSubmit(form, work) {
     }
   });
 }
+
+// The model chosen in a playground panel's select.
+export const modelOf = (panel) => $(`#pg-${panel} select.model`).value;
+
+export function readAsDataURL(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+}

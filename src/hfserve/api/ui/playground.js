@@ -2,7 +2,10 @@
 // does (the ``tasks`` of /v1/models), each calling the server's own OpenAI-style routes.
 
 import { post, stream } from "./api.js";
-import { $, $$, el, onSubmit, rows } from "./dom.js";
+import { setupDetect } from "./detect.js";
+import { $, $$, el, modelOf, onSubmit, readAsDataURL, rows } from "./dom.js";
+import { setupNer } from "./ner.js";
+import { setupTranscribe } from "./transcribe.js";
 
 // panel -> the model tasks that enable it
 const PANELS = [
@@ -12,11 +15,13 @@ const PANELS = [
   { id: "rerank", label: "Rerank", tasks: ["rerank"] },
   { id: "classify", label: "Classify", tasks: ["text-classification"] },
   { id: "image", label: "Image classification", tasks: ["image-classification"] },
+  { id: "ner", label: "Entities", tasks: ["token-classification"] },
+  { id: "detect", label: "Object detection", tasks: ["object-detection"] },
+  { id: "transcribe", label: "Transcription", tasks: ["automatic-speech-recognition"] },
 ];
 
 const lines = (text) => text.split("\n").map((l) => l.trim()).filter(Boolean);
 const number = (id) => Number($(id).value);
-const modelOf = (panel) => $(`#pg-${panel} select.model`).value;
 let cards = [];
 
 function show(panel) {
@@ -204,15 +209,6 @@ function setupClassify() {
   });
 }
 
-function readAsDataURL(file) {
-  return new Promise((resolve, reject) => {
-    const reader = new FileReader();
-    reader.onload = () => resolve(reader.result);
-    reader.onerror = () => reject(reader.error);
-    reader.readAsDataURL(file);
-  });
-}
-
 function setupImage() {
   const preview = $("#image-preview");
   $("#image-file").addEventListener("change", () => {
@@ -237,4 +233,7 @@ export function setupPlayground() {
   setupRerank();
   setupClassify();
   setupImage();
+  setupNer();
+  setupDetect();
+  setupTranscribe();
 }
