@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import statistics
 import sys
 from pathlib import Path
@@ -28,7 +29,7 @@ from bench.sentences import sentences  # noqa: E402
 from bench.server import EMBED_DIR, ServerOptions, ServerProcess  # noqa: E402
 
 MODEL = "minilm"
-KEY = "bench-key-0123456789abcdefghijklmnopqrstuvwxyz"
+KEY = secrets.token_urlsafe(32)
 SECURED = {"keys": [{"id": "bench", "key": KEY, "rpm": 10_000_000, "tpm": 10_000_000_000}],
            "rate_limit_rpm": 10_000_000}
 
@@ -36,7 +37,7 @@ SECURED = {"keys": [{"id": "bench", "key": KEY, "rpm": 10_000_000, "tpm": 10_000
 def run(extra: dict | None, args: argparse.Namespace, texts: list[str], log: Path) -> float:
     opts = ServerOptions(models=[{"name": MODEL, "source": str(EMBED_DIR)}], extra=extra)
     load.HEADERS.clear()
-    if extra:
+    if extra and "keys" in extra:
         load.HEADERS["Authorization"] = f"Bearer {KEY}"
     with ServerProcess(opts, log) as server:
         out = asyncio.run(load.embeddings_load(
@@ -53,14 +54,17 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--no-cache", action="store_true",
+                        help="response cache off: every request runs the model")
     args = parser.parse_args()
+    off = {"response_cache_bytes": 0} if args.no_cache else {}
     texts = sentences()
     logs = ROOT / "bench" / "results"
     logs.mkdir(parents=True, exist_ok=True)
     rates: dict[str, list[float]] = {"open": [], "keys": []}
     for round_ in range(args.rounds):
         for name in ("open", "keys") if round_ % 2 == 0 else ("keys", "open"):
-            rate = run(SECURED if name == "keys" else None, args, texts,
+            rate = run({**SECURED, **off} if name == "keys" else off or None, args, texts,
                        logs / f"auth-{name}.log")
             rates[name].append(rate)
             print(json.dumps({"round": round_, "server": name, "rate": round(rate, 1)}))

@@ -36,10 +36,12 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--no-cache", action="store_true",
+                        help="response cache off: every request runs the model")
     args = parser.parse_args()
-    opts = ServerOptions(models=[{"name": MODEL, "source": str(EMBED_DIR)}],
-                         extra={"groups": [{"name": GROUP, "task": "embedding",
-                                            "models": [MODEL]}]})
+    extra = {"groups": [{"name": GROUP, "task": "embedding", "models": [MODEL]}],
+             **({"response_cache_bytes": 0} if args.no_cache else {})}
+    opts = ServerOptions(models=[{"name": MODEL, "source": str(EMBED_DIR)}], extra=extra)
     texts = sentences()
     rates: dict[str, list[float]] = {MODEL: [], GROUP: []}
     with ServerProcess(opts, ROOT / "bench" / "results" / "routing-server.log") as server:
