@@ -205,17 +205,9 @@ def cmd_hardware(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from hfserve.registry import build_spec
+    from hfserve.doctor import models
 
-    rows = []
-    for mc in settings_from(args).models:
-        try:
-            spec = build_spec(mc)
-            rows.append({"id": mc.served_name, "family": spec.family.value,
-                         "task": spec.task.value, "source": mc.source})
-        except Exception as exc:
-            rows.append({"id": mc.served_name, "error": str(exc), "source": mc.source})
-    print(json.dumps(rows, indent=2))
+    print(json.dumps(models(settings_from(args)), indent=2))
     return 0
 
 

@@ -81,6 +81,8 @@ def caches(settings: Settings) -> list[dict[str, Any]]:
 
 
 def models(settings: Settings) -> list[dict[str, Any]]:
+    """Each model a serve would offer, with its family and default task, or why it cannot
+    be read (``hfserve models`` prints these too)."""
     from hfserve.registry import build_spec
 
     rows = []

@@ -14,7 +14,7 @@ import numpy as np
 import openai
 import pytest
 
-from .conftest import launch, stop
+from .conftest import serve_folders
 
 PROMPT = "a red cat"
 SIZE = "32x24"                    # width x height, not square: the order is checked
@@ -84,15 +84,10 @@ def pipeline_folder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(pipeline_folder, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("diffusion-server")
-    config = {"cache_dir": str(tmp / "cache"), "models": [
-        {"name": "sd", "source": str(pipeline_folder), "dtype": "float32", "threads": 1,
-         "max_image_size": 64 * 64, "max_image_steps": 4, "image_steps_default": STEPS}]}
-    proc, url, log = launch(config, tmp)
-    try:
+    for url in serve_folders({"sd": pipeline_folder}, tmp_path_factory.mktemp("diffusion-server"),
+                             max_image_size=64 * 64, max_image_steps=4,
+                             image_steps_default=STEPS):
         yield openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
-    finally:
-        stop(proc, log)
 
 
 def test_model_is_listed_as_text_to_image(client):

@@ -18,7 +18,7 @@ import httpx
 import numpy as np
 import pytest
 
-from .conftest import launch, stop
+from .conftest import serve_folders
 
 LABELS = ["yes", "no", "silence"]
 SENTENCE = "The quick brown fox jumps over the lazy dog."
@@ -146,16 +146,8 @@ def audio(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def base(models, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("speech-server")
-    config = {"cache_dir": str(tmp / "cache"), "models": [
-        {"name": name, "source": str(folder), "dtype": "float32", "threads": 1,
-         "max_audio_bytes": MAX_AUDIO_BYTES, "max_audio_seconds": 120}
-        for name, folder in models.items()]}
-    proc, url, log = launch(config, tmp)
-    try:
-        yield url
-    finally:
-        stop(proc, log)
+    yield from serve_folders(models, tmp_path_factory.mktemp("speech-server"),
+                             max_audio_bytes=MAX_AUDIO_BYTES, max_audio_seconds=120)
 
 
 @pytest.fixture(scope="module")
