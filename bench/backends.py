@@ -141,8 +141,8 @@ def load_skill(backend: str, threads: int) -> Any:
     """hfserve's skill for MiniLM on ``backend``, placed as the server places it."""
     from hfserve.config import ModelConfig
     from hfserve.registry import build_spec
-    from hfserve.runtime.manager import skill_classes
-    from hfserve.runtime.placement import choices
+    from hfserve.runtime.lifecycle.manager import skill_classes
+    from hfserve.runtime.lifecycle.placement import choices
 
     mc = ModelConfig(source=str(EMBED_DIR), name=BACKENDS[backend][0], backend=backend,
                      dtype="float32", threads=threads)

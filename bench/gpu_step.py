@@ -28,8 +28,8 @@ if str(ROOT) not in sys.path:
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.server import CHAT_GGUF  # noqa: E402
-from hfserve.skills import sampling  # noqa: E402
-from hfserve.skills.base import Placement  # noqa: E402
+from hfserve.backends.placement import Placement  # noqa: E402
+from hfserve.engines.torch_lm import sampling  # noqa: E402
 from hfserve.skills.generation import GenerationSkill, _cache_kwarg  # noqa: E402
 from hfserve.types import Family, ModelSpec, Pick, SamplingParams, Task  # noqa: E402
 

@@ -52,7 +52,7 @@ def serve(port: int, max_concurrent: int) -> None:
     of its own."""
     import uvicorn
 
-    import hfserve.runtime.skill_table as skill_table
+    import hfserve.runtime.lifecycle.skill_table as skill_table
     from bench.http_overhead import PacedFreeModel as paced  # pickled by this module path
     from hfserve.api.app import create_app
     from hfserve.config import ModelConfig, Settings

@@ -31,14 +31,14 @@ if str(ROOT) not in sys.path:
 
 from bench.gpu_step import build, prompts  # noqa: E402
 from bench.server import CACHE_DIR, CHAT_GGUF  # noqa: E402
-from hfserve.runtime.generation_worker import GenerationRequest, GenerationWorker  # noqa: E402
-from hfserve.runtime.sequence import Delta  # noqa: E402
-from hfserve.runtime.stream import EventStream  # noqa: E402
+from hfserve.runtime.generation.sequence import Delta  # noqa: E402
+from hfserve.runtime.generation.stream import EventStream  # noqa: E402
+from hfserve.runtime.generation.worker import GenerationRequest, GenerationWorker  # noqa: E402
 from hfserve.types import SamplingParams  # noqa: E402
 
 
 def torch_worker(args: argparse.Namespace, budget: int) -> tuple[GenerationWorker, int]:
-    from hfserve.runtime.scheduler import Scheduler
+    from hfserve.runtime.generation.scheduler import Scheduler
 
     if args.skill is None:
         args.rows, args.slots, args.repeat_kv = [args.streams + 1], \
@@ -54,10 +54,10 @@ def torch_worker(args: argparse.Namespace, budget: int) -> tuple[GenerationWorke
 
 
 def openvino_worker(args: argparse.Namespace, budget: int) -> tuple[GenerationWorker, int]:
+    from hfserve.backends.placement import Placement
     from hfserve.config import ModelConfig
     from hfserve.registry.spec import build_spec
-    from hfserve.runtime.pipeline_worker import PipelineWorker
-    from hfserve.skills.base import Placement
+    from hfserve.runtime.generation.pipeline_worker import PipelineWorker
     from hfserve.skills.openvino_generation import OpenVINOGenerationSkill
 
     skill = OpenVINOGenerationSkill(build_spec(ModelConfig(source=str(args.gguf))))

@@ -31,15 +31,16 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from bench.cpu import process_seconds  # noqa: E402
 from bench.server import CHAT_GGUF  # noqa: E402
+from hfserve.backends.placement import Placement  # noqa: E402
 from hfserve.config import ModelConfig  # noqa: E402
+from hfserve.engines.torch_lm import sampling  # noqa: E402
 from hfserve.registry.spec import build_spec  # noqa: E402
-from hfserve.runtime.generation_worker import Finished, GenerationRequest  # noqa: E402
-from hfserve.runtime.scheduler import Scheduler  # noqa: E402
-from hfserve.runtime.sequence import Delta, coalesce  # noqa: E402
-from hfserve.runtime.stream import EventStream  # noqa: E402
-from hfserve.skills import sampling  # noqa: E402
-from hfserve.skills.base import GenerativeSkill, Placement  # noqa: E402
-from hfserve.skills.hf_text import HFTextCodec  # noqa: E402
+from hfserve.runtime.generation.scheduler import Scheduler  # noqa: E402
+from hfserve.runtime.generation.sequence import Delta, coalesce  # noqa: E402
+from hfserve.runtime.generation.stream import EventStream  # noqa: E402
+from hfserve.runtime.generation.worker import Finished, GenerationRequest  # noqa: E402
+from hfserve.skills.base import GenerativeSkill  # noqa: E402
+from hfserve.text.codec import HFTextCodec  # noqa: E402
 from hfserve.types import Pick, SamplingParams, Task, TokenChoice  # noqa: E402
 
 VOCAB = 1024          # logits rows are this wide: sampling stays cheap, as on a GPU
@@ -99,7 +100,7 @@ def make_worker(streams: int, process: bool, decode_steps: int | None = None) ->
     placement = Placement(device="cpu", dtype="float32", backend="torch",
                           options={"decode_steps": decode_steps})
     if process:
-        from hfserve.runtime.worker_process import ProcessGenerator
+        from hfserve.runtime.process.worker_process import ProcessGenerator
 
         proxy = ProcessGenerator(spec, FreeModel, max_concurrent=streams, max_queue=4 * streams)
         proxy.load(placement)

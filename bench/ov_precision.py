@@ -45,10 +45,10 @@ VARIANTS = [
 
 
 def export(int8: bool, cache: Path) -> Path:
+    from hfserve.backends.openvino_backend import ensure_export
+    from hfserve.backends.placement import Placement
     from hfserve.config import ModelConfig
     from hfserve.registry.spec import build_spec
-    from hfserve.skills.base import Placement
-    from hfserve.skills.openvino_backend import ensure_export
 
     spec = build_spec(ModelConfig(source=str(CHAT_GGUF)))
     return ensure_export("text-generation", spec,

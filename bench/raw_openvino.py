@@ -16,7 +16,7 @@ from bench.stats import pct
 
 
 def precision_hint(dtype: str | None) -> str:
-    from hfserve.skills.openvino_backend import PRECISION_HINTS
+    from hfserve.backends.openvino_backend import PRECISION_HINTS
 
     return PRECISION_HINTS.get(dtype or "float32", "f32")
 

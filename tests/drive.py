@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 
-from hfserve.runtime.scheduler import GenerationRequest, Scheduler
-from hfserve.runtime.sequence import Delta
-from hfserve.runtime.stream import EventStream
+from hfserve.runtime.generation.scheduler import GenerationRequest, Scheduler
+from hfserve.runtime.generation.sequence import Delta
+from hfserve.runtime.generation.stream import EventStream
 from hfserve.types import Pick, SamplingParams
 
 GREEDY = SamplingParams(temperature=0)

@@ -263,7 +263,7 @@ def cmd_skill(args: argparse.Namespace) -> int:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from hfserve.runtime.profiler import profile
+    from hfserve.runtime.lifecycle.profiler import profile
 
     cache_dir = args.cache_dir or Settings.model_fields["cache_dir"].default
     mc = ModelConfig(source=args.source, threads=args.threads, backend=args.backend)

@@ -16,8 +16,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from hfserve.backends.placement import Placement
 from hfserve.errors import InvalidRequest
-from hfserve.skills.base import BatchSkill, GenerativeSkill, Placement, Prepared
+from hfserve.skills.base import BatchSkill, GenerativeSkill, Prepared
 from hfserve.types import Pick, Task, TokenChoice
 
 DIMENSIONS = 4

@@ -13,8 +13,8 @@ import pytest
 from pydantic import ValidationError
 
 from hfserve.api.schemas.images import ImageGenerationRequest, dimensions
+from hfserve.backends.placement import Placement
 from hfserve.registry import skills as skill_table
-from hfserve.skills.base import Placement
 from hfserve.skills.image_generation import GenerationLimits, ImageGenerationSkill, ImageJob
 from hfserve.types import Task
 

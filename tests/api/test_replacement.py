@@ -9,7 +9,7 @@ import fakes
 import pytest
 
 from hfserve.hardware import Device
-from hfserve.runtime import placement
+from hfserve.runtime.lifecycle import placement
 
 GIB = 2**30
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from hfserve.skills.base import Placement
+from hfserve.backends.placement import Placement
+from hfserve.engines.torch_lm.slot_kv import SlotKV
 from hfserve.skills.generation import GenerationSkill, _cache_kwarg
-from hfserve.skills.slot_kv import SlotKV
 from hfserve.types import Family, ModelSpec, Task
 
 pytestmark = pytest.mark.gpu
@@ -97,7 +97,7 @@ def test_multistep_groups_of_graph_steps_match_generate(skill, monkeypatch) -> N
     """Four captured steps queued at a time (the default on CUDA, here for any batch), each
     fed the tokens of the one before on the device."""
     from drive import alone, ids_as_text, scheduled_tokens
-    from hfserve.runtime import scheduler
+    from hfserve.runtime.generation import scheduler
 
     ids_as_text(monkeypatch, skill)
     monkeypatch.setattr(scheduler, "MULTI_STEP_ROWS", 1)

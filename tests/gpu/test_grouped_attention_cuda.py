@@ -15,7 +15,7 @@ def test_grouped_decode_matches_repeated_heads_on_cuda(dtype) -> None:
     import torch
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    from hfserve.skills.grouped_attention import grouped_decode_attention
+    from hfserve.engines.torch_lm.grouped_attention import grouped_decode_attention
 
     torch.manual_seed(0)
     kind = getattr(torch, dtype)

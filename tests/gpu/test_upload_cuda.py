@@ -12,7 +12,7 @@ pytestmark = pytest.mark.gpu
 def test_uploads_through_the_pinned_ring_arrive_intact() -> None:
     import torch
 
-    from hfserve.skills.upload import RING, upload, upload_into
+    from hfserve.engines.torch_lm.upload import RING, upload, upload_into
 
     device = torch.device("cuda")
     expected = [list(range(i, 2 * i + 5)) for i in range(3 * RING)] + [list(range(2000))]

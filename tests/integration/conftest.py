@@ -40,9 +40,9 @@ def _free_port() -> int:
 
 def corrupt_openvino_export(cache: Path, name: str) -> None:
     """Plant an unreadable OpenVINO export where the int8 MiniLM export would be cached."""
+    from hfserve.backends.export_cache import export_dir, mark_complete
     from hfserve.config import ModelConfig
     from hfserve.registry import build_spec
-    from hfserve.skills.export_cache import export_dir, mark_complete
 
     spec = build_spec(ModelConfig(source=str(MINILM), name=name))
     folder = export_dir(cache, spec, "openvino", kind="feature-extraction", int8=True)

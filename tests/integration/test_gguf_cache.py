@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from hfserve.backends.placement import Placement
+from hfserve.backends.torch_backend import load_torch_model
 from hfserve.config import ModelConfig
 from hfserve.registry.spec import build_spec
-from hfserve.skills.base import Placement
-from hfserve.skills.hf_text import HFTextCodec
-from hfserve.skills.torch_backend import load_torch_model
+from hfserve.text.codec import HFTextCodec
 
 from .conftest import SMOL
 

@@ -23,7 +23,7 @@ def _field(reader, name):
 def written(tmp_path_factory):
     from hfserve.config import ModelConfig
     from hfserve.registry.spec import build_spec
-    from hfserve.skills.hf_text import load_hf_tokenizer
+    from hfserve.text.codec import load_hf_tokenizer
 
     cache = tmp_path_factory.mktemp("tokenizer-cache")
     spec = build_spec(ModelConfig(name="smol", source=str(SMOL)))

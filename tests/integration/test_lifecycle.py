@@ -28,7 +28,7 @@ OTHER = {0: "cold", 1: "warm", 2: "hot"}
 def estimate(source) -> int:
     from hfserve.config import ModelConfig
     from hfserve.registry import build_spec
-    from hfserve.runtime.footprint import estimate as bytes_of
+    from hfserve.runtime.lifecycle.footprint import estimate as bytes_of
 
     return bytes_of(build_spec(ModelConfig(source=str(source))), "float32")
 

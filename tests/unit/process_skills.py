@@ -8,7 +8,8 @@ import itertools
 import os
 from typing import Any, ClassVar
 
-from hfserve.skills.base import GenerativeSkill, Placement
+from hfserve.backends.placement import Placement
+from hfserve.skills.base import GenerativeSkill
 from hfserve.types import Pick, Task, TokenChoice
 
 WORDS = ["<eos>", "one", "two", "three", "crash"]
@@ -23,7 +24,7 @@ class ScriptSkill(GenerativeSkill):
     @classmethod
     def text_codec(cls):
         """The server side tokenizes with the folder's HF tokenizer, as real skills do."""
-        from hfserve.skills.hf_text import HFTextCodec
+        from hfserve.text.codec import HFTextCodec
 
         return HFTextCodec()
 

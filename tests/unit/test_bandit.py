@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from hfserve.runtime.bandit import Bandit, Reward
+from hfserve.runtime.routing.bandit import Bandit, Reward
 
 
 class FakeClock:

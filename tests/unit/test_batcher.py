@@ -1,4 +1,5 @@
-"""The encoder batcher (runtime/batcher.py) with a plain-function model on a real worker."""
+"""The encoder batcher (runtime/batching/batcher.py) with a plain-function model on a real
+worker."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 import pytest_asyncio
 
 from hfserve.errors import DeadlineExceeded, ModelError, Overloaded
-from hfserve.runtime.batcher import Batcher
+from hfserve.runtime.batching.batcher import Batcher
 
 
 class FakeModel:

@@ -1,10 +1,10 @@
-"""Batch selection policy (runtime/batching.py), driven by a fake clock."""
+"""Batch selection policy (runtime/batching/selection.py), driven by a fake clock."""
 
 from __future__ import annotations
 
 import pytest
 
-from hfserve.runtime.batching import Pending, padded_cost, ready, select_batch
+from hfserve.runtime.batching.selection import Pending, padded_cost, ready, select_batch
 
 
 class FakeClock:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hfserve.runtime.breaker import BreakerState, CircuitBreaker
+from hfserve.runtime.lifecycle.breaker import BreakerState, CircuitBreaker
 
 
 class Clock:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from hfserve.runtime.cache_keys import item_key, prefix, revision
-from hfserve.skills.base import Placement
+from hfserve.backends.placement import Placement
+from hfserve.runtime.caching.cache_keys import item_key, prefix, revision
 from hfserve.types import Family, ModelSpec, Task
 
 

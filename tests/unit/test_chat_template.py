@@ -1,5 +1,5 @@
 """Chat templates: rendered as transformers renders them, within a time and size budget, with
-request kwargs limited to the template's own variables (skills/chat_template.py)."""
+request kwargs limited to the template's own variables (text/chat_template.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from tokenizers.pre_tokenizers import Whitespace
 from transformers import PreTrainedTokenizerFast
 
 from hfserve.errors import InvalidRequest
-from hfserve.skills.chat_template import render_chat
+from hfserve.text.chat_template import render_chat
 
 CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
           "{% endfor %}{% if enable_thinking is defined and not enable_thinking %}/no_think\n"

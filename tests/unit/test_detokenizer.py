@@ -1,12 +1,13 @@
-"""Text made in the server process for a model process's tokens (runtime/detokenizer.py): the
-same text, held-back characters and ends as a sequence decoding where it runs."""
+"""Text made in the server process for a model process's tokens
+(runtime/generation/detokenizer.py): the same text, held-back characters and ends as a sequence
+decoding where it runs."""
 
 from __future__ import annotations
 
 from test_sequence import COMPLETES, EOS, PARTIAL, FakeStream, decode
 
-from hfserve.runtime.detokenizer import Detokenizer
-from hfserve.runtime.sequence import Delta, Sequence
+from hfserve.runtime.generation.detokenizer import Detokenizer
+from hfserve.runtime.generation.sequence import Delta, Sequence
 from hfserve.types import SamplingParams, TokenChoice
 
 

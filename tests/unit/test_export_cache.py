@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hfserve.skills.export_cache import cached_or_built, is_complete, publish
+from hfserve.backends.export_cache import cached_or_built, is_complete, publish
 
 
 def write(staging: Path) -> None:

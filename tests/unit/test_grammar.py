@@ -7,8 +7,9 @@ import json
 
 import pytest
 
+from hfserve.engines.torch_lm import sampling
 from hfserve.errors import InvalidRequest
-from hfserve.skills import grammar, sampling
+from hfserve.text import grammar
 from hfserve.types import Constraint, Pick, SamplingParams
 
 VOCAB = ["<eos>", "{", "}", '"', "a", "b", ":", "1", "2", ",", " ", "x", "yes", "no"]

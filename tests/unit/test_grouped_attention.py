@@ -1,4 +1,4 @@
-"""Decode attention over grouped key/value heads (skills/grouped_attention.py) gives what
+"""Decode attention over grouped key/value heads (engines/torch_lm/grouped_attention.py) gives what
 transformers' SDPA attention gives with the heads repeated, and leaves other calls to it."""
 
 from __future__ import annotations
@@ -9,7 +9,11 @@ import pytest
 import torch
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-from hfserve.skills.grouped_attention import NAME, grouped_decode_attention, use_grouped_decode
+from hfserve.engines.torch_lm.grouped_attention import (
+    NAME,
+    grouped_decode_attention,
+    use_grouped_decode,
+)
 
 
 def inputs(rows: int, length: int, heads: int = 9, kv_heads: int = 3, columns: int = 20):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from hfserve.runtime import heap
+from hfserve.runtime.lifecycle import heap
 
 
 class Node:

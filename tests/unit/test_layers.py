@@ -87,6 +87,11 @@ RULES = {
     "skills": ("hfserve.runtime", "hfserve.api", "fastapi", "starlette"),
     "hardware": ("hfserve.skills", "hfserve.runtime", "hfserve.api"),
     "registry": ("hfserve.api", "hfserve.runtime", "hfserve.skills"),
+    # Below the skills: the torch LM engine, text helpers, backends (each never above itself).
+    "engines": ("hfserve.skills", "hfserve.runtime", "hfserve.api", "fastapi"),
+    "text": ("hfserve.skills", "hfserve.engines", "hfserve.runtime", "hfserve.api", "fastapi"),
+    "backends": ("hfserve.skills", "hfserve.engines", "hfserve.text", "hfserve.runtime",
+                 "hfserve.api", "fastapi"),
     # Ray Serve mode: the ingress and the replicas' wrapper; models run in the engine.
     "ray": ("torch", "transformers", "optimum", "hfserve.skills"),
     # Limits and keys serve every front end: nothing of the web framework or the runtime.
@@ -125,11 +130,11 @@ def test_the_seam_check_catches_a_route_importing_the_scheduler(tmp_path: Path,
                                                                 monkeypatch) -> None:
     fake = tmp_path / "hfserve" / "api" / "routes"
     fake.mkdir(parents=True)
-    (fake / "chat.py").write_text("from hfserve.runtime.scheduler import Finished\n")
+    (fake / "chat.py").write_text("from hfserve.runtime.generation.scheduler import Finished\n")
     (tmp_path / "hfserve" / "mcp").mkdir()
     (tmp_path / "hfserve" / "mcp" / "__init__.py").write_text("")
     monkeypatch.setattr(f"{__name__}.PACKAGE", tmp_path / "hfserve")
-    with pytest.raises(AssertionError, match="runtime.scheduler"):
+    with pytest.raises(AssertionError, match="runtime.generation.scheduler"):
         test_front_ends_import_only_the_seam_of_the_runtime()
 
 
@@ -137,8 +142,10 @@ def test_the_runtime_imports_only_the_contracts_of_skills() -> None:
     out = []
     for path in modules("runtime"):
         for imp in imports_of(path):
-            if within(imp.module, ("hfserve.skills",)) and imp.module != "hfserve.skills" \
-                    and not within(imp.module, ("hfserve.skills.base",)):
+            below = ("hfserve.skills", "hfserve.engines", "hfserve.text", "hfserve.backends")
+            if within(imp.module, below) and imp.module not in below \
+                    and not within(imp.module, ("hfserve.skills.base",
+                                                "hfserve.backends.placement")):
                 out.append(f"{path.relative_to(PACKAGE)}:{imp.line} imports {imp.module}")
     assert out == []
 

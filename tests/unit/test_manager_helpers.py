@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hfserve.runtime.manager import _brief
-from hfserve.skills.export_cache import export_dir, is_complete, mark_complete
+from hfserve.backends.export_cache import export_dir, is_complete, mark_complete
+from hfserve.runtime.lifecycle.manager import _brief
 from hfserve.types import Family, ModelSpec, Task
 
 

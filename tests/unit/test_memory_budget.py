@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from hfserve.backends.placement import Placement
 from hfserve.config import ModelConfig
 from hfserve.errors import MemoryExhausted
 from hfserve.hardware import Device
-from hfserve.runtime import memory_budget
-from hfserve.runtime.entry import ModelEntry
-from hfserve.runtime.footprint import FIXED_HEADROOM, HEADROOM, estimate
-from hfserve.runtime.memory_budget import MemoryBudget
-from hfserve.runtime.placement import Choice
-from hfserve.skills.base import Placement
+from hfserve.runtime.lifecycle import memory_budget
+from hfserve.runtime.lifecycle.entry import ModelEntry
+from hfserve.runtime.lifecycle.footprint import FIXED_HEADROOM, HEADROOM, estimate
+from hfserve.runtime.lifecycle.memory_budget import MemoryBudget
+from hfserve.runtime.lifecycle.placement import Choice
 from hfserve.types import Family, ModelSpec, ModelState, Task
 
 MIB = 2**20

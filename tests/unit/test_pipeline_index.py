@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from hfserve.backends.placement import Placement
 from hfserve.config import ModelConfig
 from hfserve.errors import UnsafeModel
 from hfserve.registry import build_spec, discovery
 from hfserve.registry.classify import classify
 from hfserve.registry.identity import source_identity
 from hfserve.registry.pipeline import component_folders, is_pipeline_config
-from hfserve.runtime import footprint
-from hfserve.skills.base import Placement
+from hfserve.runtime.lifecycle import footprint
 from hfserve.skills.image_generation import ImageGenerationSkill
 from hfserve.types import Family, Task
 

@@ -1,4 +1,4 @@
-"""The pipeline worker (runtime/pipeline_worker.py) over a scripted engine: tokens stream
+"""The pipeline worker (runtime/generation/pipeline_worker.py) over a scripted engine: tokens stream
 through, and requests it ended are stepped out of the engine even when nothing else runs."""
 
 from __future__ import annotations
@@ -8,11 +8,12 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-from hfserve.runtime.generation_worker import Finished, GenerationRequest
-from hfserve.runtime.pipeline_worker import PipelineWorker
-from hfserve.runtime.sequence import Delta
-from hfserve.runtime.stream import EventStream
-from hfserve.skills.base import PipelineOutput, PipelineSkill, Placement
+from hfserve.backends.placement import Placement
+from hfserve.runtime.generation.pipeline_worker import PipelineWorker
+from hfserve.runtime.generation.sequence import Delta
+from hfserve.runtime.generation.stream import EventStream
+from hfserve.runtime.generation.worker import Finished, GenerationRequest
+from hfserve.skills.base import PipelineOutput, PipelineSkill
 from hfserve.types import Family, ModelSpec, SamplingParams, Task
 
 WORDS = ["<eos>", "one", "two", "three"]

@@ -12,7 +12,7 @@ from hfserve.errors import InvalidRequest
 from hfserve.hardware import Device, quota, system
 from hfserve.hardware.profiles import Measurement, ProfileStore
 from hfserve.registry.spec import checkpoint_dtype
-from hfserve.runtime import placement
+from hfserve.runtime.lifecycle import placement
 from hfserve.skills.base import Skill
 from hfserve.types import Family, ModelSpec, Task
 

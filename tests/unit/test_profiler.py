@@ -8,12 +8,13 @@ from typing import Any, ClassVar
 
 import pytest
 
+from hfserve.backends.placement import Placement
 from hfserve.config import ModelConfig
 from hfserve.hardware import Device
 from hfserve.hardware.profiles import ProfileStore
 from hfserve.registry import skills as skill_table
-from hfserve.runtime import placement, profiler
-from hfserve.skills.base import BatchSkill, Placement, Prepared
+from hfserve.runtime.lifecycle import placement, profiler
+from hfserve.skills.base import BatchSkill, Prepared
 from hfserve.types import Task
 
 LOADED: list[str] = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from hfserve.errors import MemoryExhausted
-from hfserve.runtime.residency import Resident, plan_evictions
+from hfserve.runtime.lifecycle.residency import Resident, plan_evictions
 
 MIB = 2**20
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
-from hfserve.runtime.response_cache import ENTRY_OVERHEAD, MISSING, ResponseCache, size_of
+from hfserve.runtime.caching.response_cache import ENTRY_OVERHEAD, MISSING, ResponseCache, size_of
 
 
 class Clock:

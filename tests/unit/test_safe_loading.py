@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from hfserve.backends.pretrained import model_kwargs, tokenizer_kwargs
 from hfserve.config import ModelConfig
 from hfserve.errors import MalformedModel, UnsafeModel
 from hfserve.registry import build_spec
-from hfserve.skills.pretrained import model_kwargs, tokenizer_kwargs
 
 BERT = {"architectures": ["BertModel"], "model_type": "bert", "hidden_size": 32,
         "num_hidden_layers": 2, "vocab_size": 100}
@@ -120,8 +120,8 @@ def test_a_plain_folder_passes_and_its_loads_trust_no_code(tmp_path) -> None:
 def test_torch_loads_pass_both_settings_to_from_pretrained(tmp_path) -> None:
     import torch
 
-    from hfserve.skills.base import Placement
-    from hfserve.skills.torch_backend import load_torch_model
+    from hfserve.backends.placement import Placement
+    from hfserve.backends.torch_backend import load_torch_model
 
     seen: list[dict] = []
 

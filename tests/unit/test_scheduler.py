@@ -1,4 +1,5 @@
-"""The generation scheduler (runtime/scheduler.py) driving a scripted, torch-free skill."""
+"""The generation scheduler (runtime/generation/scheduler.py) driving a scripted, torch-free
+skill."""
 
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from hfserve.backends.placement import Placement
 from hfserve.errors import Cancelled, DeadlineExceeded, ModelError, Overloaded
-from hfserve.runtime import scheduler as scheduler_module
-from hfserve.runtime.scheduler import Finished, GenerationRequest, PromptInfo, Scheduler
-from hfserve.runtime.sequence import Delta
-from hfserve.runtime.stream import EventStream
-from hfserve.skills.base import GenerativeSkill, Placement
+from hfserve.runtime.generation import scheduler as scheduler_module
+from hfserve.runtime.generation.scheduler import Finished, GenerationRequest, PromptInfo, Scheduler
+from hfserve.runtime.generation.sequence import Delta
+from hfserve.runtime.generation.stream import EventStream
+from hfserve.skills.base import GenerativeSkill
 from hfserve.types import Family, ModelSpec, Pick, SamplingParams, Task, TokenChoice
 
 EOS = 0

@@ -1,5 +1,5 @@
-"""One generated sequence (runtime/sequence.py): text deltas, stops, limits, hold-back; every
-test runs with the windowed decoding and with a skill's incremental decoder."""
+"""One generated sequence (runtime/generation/sequence.py): text deltas, stops, limits, hold-back;
+every test runs with the windowed decoding and with a skill's incremental decoder."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from hfserve.runtime.sequence import Delta, Sequence
+from hfserve.runtime.generation.sequence import Delta, Sequence
 from hfserve.types import SamplingParams, TokenChoice
 
 EOS = 0

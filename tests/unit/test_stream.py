@@ -1,12 +1,12 @@
-"""EventStream (runtime/stream.py): events from a worker thread reach the async reader, and
-``let_loop_write`` returns only after the loop has handed pushed events to their readers."""
+"""EventStream (runtime/generation/stream.py): events from a worker thread reach the async reader,
+and ``let_loop_write`` returns only after the loop has handed pushed events to their readers."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 
-from hfserve.runtime.stream import EventStream, let_loop_write
+from hfserve.runtime.generation.stream import EventStream, let_loop_write
 
 
 async def test_let_loop_write_waits_until_the_reader_has_the_events() -> None:
@@ -49,7 +49,7 @@ def test_let_loop_write_skips_streams_with_nothing_new() -> None:
 
 
 async def test_a_reader_that_fell_behind_gets_deltas_joined_per_choice() -> None:
-    from hfserve.runtime.sequence import Delta, coalesce
+    from hfserve.runtime.generation.sequence import Delta, coalesce
     from hfserve.types import TokenChoice
 
     stream = EventStream(asyncio.get_running_loop(), combine=coalesce)
@@ -70,7 +70,7 @@ async def test_a_reader_that_fell_behind_gets_deltas_joined_per_choice() -> None
 
 
 async def test_a_reader_that_keeps_up_gets_every_step() -> None:
-    from hfserve.runtime.sequence import Delta, coalesce
+    from hfserve.runtime.generation.sequence import Delta, coalesce
 
     stream = EventStream(asyncio.get_running_loop(), combine=coalesce)
     got = []

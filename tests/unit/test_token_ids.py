@@ -6,7 +6,7 @@ from __future__ import annotations
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
-from hfserve.skills.hf_text import token_ids
+from hfserve.text.codec import token_ids
 
 VOCAB = {"[UNK]": 0, "[CLS]": 1, "[SEP]": 2, "[PAD]": 3, "the": 4, "cat": 5, "sat": 6}
 
@@ -37,7 +37,7 @@ def test_a_truncating_backend_is_not_used_directly() -> None:
 
 
 def test_token_text_is_what_decode_gives() -> None:
-    from hfserve.skills.hf_text import token_text
+    from hfserve.text.codec import token_text
 
     tok = tokenizer()
     for ids in ([1, 4, 5, 6, 2], [4, 3, 5], [], [0, 6]):
@@ -48,7 +48,7 @@ def test_token_text_is_what_decode_gives() -> None:
 
 
 def test_token_text_keeps_a_subclass_decode() -> None:
-    from hfserve.skills.hf_text import token_text
+    from hfserve.text.codec import token_text
 
     class Shouting(PreTrainedTokenizerFast):
         def decode(self, token_ids, **kwargs):
@@ -72,7 +72,7 @@ def minilm_tokenizer():
 
 
 def test_the_fast_decoder_gives_the_wrappers_text(monkeypatch) -> None:
-    from hfserve.skills import hf_text
+    from hfserve.text import codec as hf_text
 
     tok = minilm_tokenizer()
     decode = hf_text.text_decoder(tok)
@@ -90,7 +90,7 @@ def test_the_fast_decoder_gives_the_wrappers_text(monkeypatch) -> None:
 
 
 def test_a_wrapper_that_changes_the_text_is_kept(monkeypatch) -> None:
-    from hfserve.skills.hf_text import text_decoder
+    from hfserve.text.codec import text_decoder
 
     tok = minilm_tokenizer()
     monkeypatch.setattr(type(tok), "_decode", lambda self, ids, **kw: "cleaned")
@@ -113,8 +113,8 @@ def byte_level_tokenizer() -> PreTrainedTokenizerFast:
 
 
 def test_the_incremental_decoder_streams_the_same_text_as_windowed_decoding() -> None:
-    from hfserve.runtime.sequence import Sequence
-    from hfserve.skills.hf_text import HFTextCodec, _rust_decodes_alike
+    from hfserve.runtime.generation.sequence import Sequence
+    from hfserve.text.codec import HFTextCodec, _rust_decodes_alike
     from hfserve.types import SamplingParams, TokenChoice
 
     codec = HFTextCodec()

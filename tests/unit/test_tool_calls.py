@@ -9,7 +9,7 @@ import json
 import pytest
 
 from hfserve.api.tool_output import StreamedCalls, whole_message
-from hfserve.skills import grammar
+from hfserve.text import grammar
 from hfserve.tool_calls import FORMATS, ToolCall, ToolCallParser, parse_text
 from hfserve.tool_calls.choice import parser_for_template
 from hfserve.tool_calls.prompt import template_arguments, with_tool_preamble

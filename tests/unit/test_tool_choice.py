@@ -9,8 +9,8 @@ import pytest
 
 from hfserve.errors import InvalidRequest
 from hfserve.runtime.events import GenerationInput
-from hfserve.runtime.tool_choice import apply_tool_choice
-from hfserve.skills import grammar
+from hfserve.runtime.generation.tool_choice import apply_tool_choice
+from hfserve.text import grammar
 
 TOOL = {"type": "function", "function": {"name": "f", "parameters": {
     "type": "object", "properties": {"x": {"type": "integer"}}}}}

@@ -12,13 +12,13 @@ import torch
 
 import drive
 from drive import GREEDY, greedy, scheduled_tokens, stepped_tokens
-from hfserve.runtime import scheduler
-from hfserve.skills import prefill_graphs, slot_kv
-from hfserve.skills.base import Placement
+from hfserve.backends.placement import Placement
+from hfserve.engines.torch_lm import prefill_graphs, slot_kv
+from hfserve.engines.torch_lm.grouped_attention import NAME as GROUPED
+from hfserve.engines.torch_lm.kv_batch import KVBatch
+from hfserve.engines.torch_lm.slot_kv import SlotKV, bucket
+from hfserve.runtime.generation import scheduler
 from hfserve.skills.generation import GenerationSkill, _cache_kwarg
-from hfserve.skills.grouped_attention import NAME as GROUPED
-from hfserve.skills.kv_batch import KVBatch
-from hfserve.skills.slot_kv import SlotKV, bucket
 from hfserve.types import Family, ModelSpec, Pick, SamplingParams, Task
 
 PROMPTS = [[5, 9, 11, 3], [7, 2], [12, 40, 33, 8, 21, 17], [4]]
@@ -186,7 +186,7 @@ def test_penalties_change_only_their_own_row(skill) -> None:
 
 def test_models_on_cuda_keep_attention_off_cudnn(monkeypatch) -> None:
     """cuDNN builds a plan per attention shape; a CUDA placement switches it off."""
-    from hfserve.skills.torch_backend import load_torch_model
+    from hfserve.backends.torch_backend import load_torch_model
 
     class Auto:
         @staticmethod

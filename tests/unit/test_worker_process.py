@@ -1,4 +1,4 @@
-"""A generation model in a process of its own (runtime/worker_process.py): requests and
+"""A generation model in a process of its own (runtime/process/worker_process.py): requests and
 events cross the pipe, metrics reach the server's registry, a failed load raises in the
 server (so placement can fall back), and a crashed model process fails its requests
 without taking the server down."""
@@ -14,12 +14,12 @@ import pytest
 from process_skills import CRASH, ScriptSkill
 
 from hfserve import metrics
+from hfserve.backends.placement import Placement
 from hfserve.errors import ModelError, Overloaded
-from hfserve.runtime.generation_worker import Finished, GenerationRequest, PromptInfo
-from hfserve.runtime.sequence import Delta
-from hfserve.runtime.stream import EventStream
-from hfserve.runtime.worker_process import ProcessGenerator, _ForwardedMetric, _Outbox
-from hfserve.skills.base import Placement
+from hfserve.runtime.generation.sequence import Delta
+from hfserve.runtime.generation.stream import EventStream
+from hfserve.runtime.generation.worker import Finished, GenerationRequest, PromptInfo
+from hfserve.runtime.process.worker_process import ProcessGenerator, _ForwardedMetric, _Outbox
 from hfserve.types import Family, ModelSpec, SamplingParams, Task
 
 # Any HF tokenizer folder will do for the server side; the model never uses it.
@@ -131,7 +131,7 @@ def script_model(tmp_path, monkeypatch) -> Path:
 async def test_the_manager_loads_a_model_again_after_its_process_dies(script_model,
                                                                      tmp_path) -> None:
     from hfserve.config import ModelConfig
-    from hfserve.runtime.manager import ModelManager
+    from hfserve.runtime.lifecycle.manager import ModelManager
     from hfserve.types import ModelState
 
     manager = ModelManager([ModelConfig(source=str(script_model), name="script",
@@ -165,7 +165,7 @@ async def test_the_manager_loads_a_model_again_after_its_process_dies(script_mod
 def test_generation_gets_a_process_on_accelerators_unless_configured(device, own_process,
                                                                      expected) -> None:
     from hfserve.config import ModelConfig
-    from hfserve.runtime.manager import ModelEntry, ModelManager
+    from hfserve.runtime.lifecycle.manager import ModelEntry, ModelManager
 
     entry = ModelEntry(config=ModelConfig(source="x", own_process=own_process), name="x",
                        spec=spec())
@@ -237,7 +237,7 @@ def test_the_model_loops_events_of_a_round_go_out_together_at_its_end() -> None:
 def test_deltas_cross_the_pipe_as_tuples_and_come_back_equal() -> None:
     import pickle
 
-    from hfserve.runtime.worker_process import from_wire, to_wire
+    from hfserve.runtime.process.worker_process import from_wire, to_wire
     from hfserve.types import TokenChoice
 
     plain = Delta(0, " Paris", [TokenChoice(token_id=7), TokenChoice(token_id=9)], "stop")
@@ -277,7 +277,7 @@ async def test_the_reader_outlives_held_back_text_and_a_message_it_cannot_handle
     yet; a message the server side cannot handle fails its own request only."""
     from test_sequence import COMPLETES, PARTIAL
 
-    from hfserve.runtime.worker_process import ProcessWorker
+    from hfserve.runtime.process.worker_process import ProcessWorker
 
     gen = PipeOnly()
     worker = ProcessWorker("pipe", gen, max_queue=8, on_out_of_memory=lambda exc: None,

@@ -13,10 +13,11 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar
 
+from hfserve.backends.placement import Placement
 from hfserve.errors import InvalidRequest, ModelUnavailable
 from hfserve.plugins import outputs
 from hfserve.plugins.files import load_module
-from hfserve.skills.base import BatchSkill, Placement, Prepared
+from hfserve.skills.base import BatchSkill, Prepared
 from hfserve.types import Task
 
 # The seed's names for hardware, by the hardware layer's device kind.

@@ -22,7 +22,7 @@ from hfserve.errors import (
 from hfserve.ray.wire import StreamStart, server_error
 from hfserve.runtime.engine import UNKNOWN_MODEL
 from hfserve.runtime.events import GenerationHandle, GenerationInput, RunResult, coalesce
-from hfserve.runtime.stream import EventStream
+from hfserve.runtime.generation.stream import EventStream
 from hfserve.types import Task, TokenSpan
 
 log = logging.getLogger(__name__)

@@ -22,18 +22,19 @@ from hfserve.errors import (
     Overloaded,
     ServerShuttingDown,
 )
-from hfserve.runtime import served, startup
-from hfserve.runtime.admin import Admin
-from hfserve.runtime.breaker import BreakerState, model_failure
-from hfserve.runtime.cached_results import CachedResults
+from hfserve.runtime import served
+from hfserve.runtime.caching.cached_results import CachedResults
+from hfserve.runtime.caching.response_cache import ResponseCache
 from hfserve.runtime.events import GenerationHandle, GenerationInput, RunResult, coalesce
-from hfserve.runtime.groups import Groups, Pick
-from hfserve.runtime.manager import ModelManager
-from hfserve.runtime.replicas import least_loaded
-from hfserve.runtime.response_cache import ResponseCache
-from hfserve.runtime.scheduler import GenerationRequest
-from hfserve.runtime.stream import EventStream
-from hfserve.runtime.tool_choice import apply_tool_choice
+from hfserve.runtime.generation.scheduler import GenerationRequest
+from hfserve.runtime.generation.stream import EventStream
+from hfserve.runtime.generation.tool_choice import apply_tool_choice
+from hfserve.runtime.lifecycle import startup
+from hfserve.runtime.lifecycle.admin import Admin
+from hfserve.runtime.lifecycle.breaker import BreakerState, model_failure
+from hfserve.runtime.lifecycle.manager import ModelManager
+from hfserve.runtime.routing.groups import Groups, Pick
+from hfserve.runtime.routing.replicas import least_loaded
 from hfserve.skills.base import BatchSkill, TextGenerator
 from hfserve.types import ModelState, SamplingParams, Task, TokenSpan
 from hfserve.validation import require_unicode
@@ -504,7 +505,7 @@ class Engine:
         return {name: e.breaker.state.value for name, e in self.manager.entries.items()
                 if e.breaker.state != BreakerState.CLOSED}
 
-    # --- administration (runtime/admin.py) -----------------------------------------------
+    # --- administration (runtime/lifecycle/admin.py) ----------------------------------------
     def load_events(self, name: str, device: str | None = None,
                     backend: str | None = None) -> AsyncIterator[dict[str, Any]]:
         return self.admin.load_events(name, device, backend)

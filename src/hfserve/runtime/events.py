@@ -12,7 +12,7 @@ from typing import Any
 
 from hfserve import metrics, usage
 from hfserve.errors import ModelError
-from hfserve.runtime.stream import EventStream
+from hfserve.runtime.generation.stream import EventStream
 from hfserve.types import SamplingParams, TokenChoice
 
 

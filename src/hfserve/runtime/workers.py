@@ -8,11 +8,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from hfserve.errors import ModelUnavailable
-from hfserve.runtime.batcher import Batcher
-from hfserve.runtime.entry import ModelEntry
-from hfserve.runtime.pipeline_worker import PipelineWorker
-from hfserve.runtime.scheduler import Scheduler
-from hfserve.runtime.worker_process import ProcessGenerator
+from hfserve.runtime.batching.batcher import Batcher
+from hfserve.runtime.generation.pipeline_worker import PipelineWorker
+from hfserve.runtime.generation.scheduler import Scheduler
+from hfserve.runtime.lifecycle.entry import ModelEntry
+from hfserve.runtime.process.worker_process import ProcessGenerator
 from hfserve.skills.base import BatchSkill, GenerativeSkill, PipelineSkill, Skill
 
 

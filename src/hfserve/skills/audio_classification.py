@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from hfserve.backends.placement import Placement
+from hfserve.backends.pretrained import tokenizer_kwargs
+from hfserve.backends.torch_backend import load_torch_model
 from hfserve.media.audio import AudioLimits, audio_bytes, decode
-from hfserve.skills.base import BatchSkill, Placement, Prepared
+from hfserve.skills.base import BatchSkill, Prepared
 from hfserve.skills.classification import Scores
-from hfserve.skills.pretrained import tokenizer_kwargs
 from hfserve.skills.speech_recognition import FRAME_SECONDS
-from hfserve.skills.torch_backend import load_torch_model
 from hfserve.types import Task
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from hfserve.backends.placement import Placement
 from hfserve.errors import InvalidRequest
 from hfserve.types import (
     Constraint,
@@ -20,17 +21,6 @@ from hfserve.types import (
 )
 
 
-@dataclass
-class Placement:
-    """Where and how a skill runs: the runtime fills this from the hardware layer."""
-
-    device: str = "cpu"          # torch device string
-    dtype: str = "float32"
-    threads: int | None = None
-    backend: str = "torch"
-    options: dict[str, Any] = field(default_factory=dict)
-
-
 class Skill(ABC):
     """Common part of every skill."""
 
@@ -39,7 +29,7 @@ class Skill(ABC):
     also_serves: ClassVar[tuple[Task, ...]] = ()
     backends: ClassVar[tuple[str, ...]] = ("torch",)   # backends this skill can load on
     # Generation skills whose loop holds the interpreter lock run best in a process of
-    # their own (runtime/worker_process.py), unless the model config says otherwise.
+    # their own (runtime/process/worker_process.py), unless the model config says otherwise.
     own_process: ClassVar[bool] = False
 
     def __init__(self, spec: ModelSpec) -> None:

@@ -9,11 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from hfserve.backends.openvino_backend import openvino_runner
+from hfserve.backends.placement import Placement
+from hfserve.backends.pretrained import tokenizer_kwargs
+from hfserve.backends.torch_backend import load_torch_model
 from hfserve.errors import ContextLengthExceeded, InvalidRequest
-from hfserve.skills.base import BatchSkill, Placement, Prepared, input_limit
-from hfserve.skills.openvino_backend import openvino_runner
-from hfserve.skills.pretrained import tokenizer_kwargs
-from hfserve.skills.torch_backend import load_torch_model
+from hfserve.skills.base import BatchSkill, Prepared, input_limit
 from hfserve.types import ModelSpec, Task
 
 

@@ -6,14 +6,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from hfserve.backends.onnx_backend import load_onnx_encoder
+from hfserve.backends.openvino_backend import openvino_runner
+from hfserve.backends.placement import Placement
+from hfserve.backends.pretrained import tokenizer_kwargs
+from hfserve.backends.torch_backend import load_torch_model
 from hfserve.errors import InvalidRequest
-from hfserve.skills.base import BatchSkill, Placement, Prepared, input_limit
-from hfserve.skills.hf_text import fit_length, token_ids
-from hfserve.skills.onnx_backend import load_onnx_encoder
-from hfserve.skills.openvino_backend import openvino_runner
-from hfserve.skills.pooling import pool, read_pooling, shorten
-from hfserve.skills.pretrained import tokenizer_kwargs
-from hfserve.skills.torch_backend import load_torch_model
+from hfserve.skills.base import BatchSkill, Prepared, input_limit
+from hfserve.text.codec import fit_length, token_ids
+from hfserve.text.pooling import pool, read_pooling, shorten
 from hfserve.types import ModelSpec, Task
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from hfserve.backends.placement import Placement
+from hfserve.backends.pretrained import tokenizer_kwargs
+from hfserve.backends.torch_backend import load_torch_model
 from hfserve.errors import ContextLengthExceeded, InvalidRequest
-from hfserve.skills.base import BatchSkill, Placement, Prepared, input_limit
-from hfserve.skills.padded import padded_logits
-from hfserve.skills.pretrained import tokenizer_kwargs
-from hfserve.skills.torch_backend import load_torch_model
+from hfserve.skills.base import BatchSkill, Prepared, input_limit
+from hfserve.text.padded import padded_logits
 from hfserve.types import Task
 
 MAX_TOP_K = 100

@@ -7,16 +7,17 @@ import logging
 import time
 from typing import Any, ClassVar
 
-from hfserve.skills import sampling
-from hfserve.skills.base import GenerativeSkill, Placement
-from hfserve.skills.grouped_attention import NAME as GROUPED
-from hfserve.skills.grouped_attention import use_grouped_decode
-from hfserve.skills.hf_text import HFTextCodec
-from hfserve.skills.kv_batch import Group, KVBatch, Row, zero_padding
-from hfserve.skills.prefill_graphs import HELD_BYTES, PrefillGraphs
-from hfserve.skills.sampling import TorchSampling
-from hfserve.skills.slot_kv import MIN_COLUMNS, SlotKV
-from hfserve.skills.torch_backend import load_torch_model
+from hfserve.backends.placement import Placement
+from hfserve.backends.torch_backend import load_torch_model
+from hfserve.engines.torch_lm import sampling
+from hfserve.engines.torch_lm.grouped_attention import NAME as GROUPED
+from hfserve.engines.torch_lm.grouped_attention import use_grouped_decode
+from hfserve.engines.torch_lm.kv_batch import Group, KVBatch, Row, zero_padding
+from hfserve.engines.torch_lm.prefill_graphs import HELD_BYTES, PrefillGraphs
+from hfserve.engines.torch_lm.sampling import TorchSampling
+from hfserve.engines.torch_lm.slot_kv import MIN_COLUMNS, SlotKV
+from hfserve.skills.base import GenerativeSkill
+from hfserve.text.codec import HFTextCodec
 from hfserve.types import Constraint, Task, TokenChoice
 
 log = logging.getLogger(__name__)
@@ -343,7 +344,7 @@ class GenerationSkill(HFTextCodec, TorchSampling, GenerativeSkill):
         return Row(length=state.length, group=state.group, index=state.index)
 
     def guide(self, constraint: Constraint) -> Any:
-        from hfserve.skills.grammar import Grammars
+        from hfserve.text.grammar import Grammars
 
         if self._grammars is None:      # the vocabulary's index: built on first use
             self._grammars = Grammars(self.tokenizer, self.eos_token_ids)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from hfserve.skills.base import Placement, Prepared
+from hfserve.backends.placement import Placement
+from hfserve.skills.base import Prepared
 from hfserve.skills.classification import Scores
 from hfserve.skills.image_processing import ImageSkill, pixel_cost
 from hfserve.types import Task

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from itertools import groupby
 from typing import Any, ClassVar
 
+from hfserve.backends.placement import Placement
+from hfserve.backends.torch_backend import torch_dtype
 from hfserve.errors import InvalidRequest
-from hfserve.skills.base import BatchSkill, Placement, Prepared
-from hfserve.skills.torch_backend import torch_dtype
+from hfserve.skills.base import BatchSkill, Prepared
 from hfserve.types import Task
 
 INSTALL_HINT = "pip install 'hfserve[images]'"

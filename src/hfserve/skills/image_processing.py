@@ -11,9 +11,10 @@ from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from hfserve.backends.placement import Placement
+from hfserve.backends.torch_backend import load_torch_model
 from hfserve.media.images import ImageLimits, load_image
-from hfserve.skills.base import BatchSkill, Placement, Prepared
-from hfserve.skills.torch_backend import load_torch_model
+from hfserve.skills.base import BatchSkill, Prepared
 
 
 def _pil_class(name: str) -> Any:

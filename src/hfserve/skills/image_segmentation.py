@@ -11,8 +11,9 @@ import base64
 import io
 from typing import Any, ClassVar
 
+from hfserve.backends.placement import Placement
 from hfserve.errors import InvalidRequest
-from hfserve.skills.base import Placement, Prepared
+from hfserve.skills.base import Prepared
 from hfserve.skills.image_processing import ImageSkill
 from hfserve.skills.object_detection import threshold_of
 from hfserve.types import Task

@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
+from hfserve.backends.openvino_backend import ensure_export, ov_config
+from hfserve.backends.placement import Placement
 from hfserve.errors import InvalidRequest
-from hfserve.skills.base import PipelineOutput, PipelineSkill, Placement
-from hfserve.skills.hf_text import HFTextCodec
-from hfserve.skills.openvino_backend import ensure_export, ov_config
-from hfserve.skills.openvino_tokenizer import genai_tokenizer
+from hfserve.skills.base import PipelineOutput, PipelineSkill
+from hfserve.text.codec import HFTextCodec
+from hfserve.text.openvino_tokenizer import genai_tokenizer
 from hfserve.types import Constraint, SamplingParams, Task
 
 

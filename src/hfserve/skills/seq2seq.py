@@ -13,11 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from hfserve.backends.placement import Placement
+from hfserve.backends.torch_backend import load_torch_model
+from hfserve.engines.torch_lm.sampling import TorchSampling
 from hfserve.errors import ContextLengthExceeded
-from hfserve.skills.base import GenerativeSkill, Placement, input_limit
-from hfserve.skills.hf_text import HFTextCodec
-from hfserve.skills.sampling import TorchSampling
-from hfserve.skills.torch_backend import load_torch_model
+from hfserve.skills.base import GenerativeSkill, input_limit
+from hfserve.text.codec import HFTextCodec
 from hfserve.types import Task, TokenChoice
 
 # Where a config gives no length: what T5's tokenizer allows (relative positions have none).

@@ -16,11 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from hfserve.backends.placement import Placement
+from hfserve.backends.pretrained import tokenizer_kwargs
+from hfserve.backends.torch_backend import load_torch_model
 from hfserve.errors import InvalidRequest
 from hfserve.media.audio import AudioLimits, audio_bytes, decode
-from hfserve.skills.base import BatchSkill, Placement, Prepared
-from hfserve.skills.pretrained import tokenizer_kwargs
-from hfserve.skills.torch_backend import load_torch_model
+from hfserve.skills.base import BatchSkill, Prepared
 from hfserve.types import Task
 
 TASKS = ("transcribe", "translate")

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from hfserve.backends.placement import Placement
+from hfserve.backends.pretrained import tokenizer_kwargs
+from hfserve.backends.torch_backend import load_torch_model
 from hfserve.errors import InvalidRequest
-from hfserve.skills.base import BatchSkill, Placement, Prepared
-from hfserve.skills.padded import padded_logits
-from hfserve.skills.pretrained import tokenizer_kwargs
-from hfserve.skills.torch_backend import load_torch_model
+from hfserve.skills.base import BatchSkill, Prepared
+from hfserve.text.padded import padded_logits
 from hfserve.types import Task
 
 STRATEGIES = ("none", "simple", "first", "average", "max")

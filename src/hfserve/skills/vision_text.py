@@ -11,15 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from hfserve.backends.placement import Placement
+from hfserve.backends.pretrained import tokenizer_kwargs
+from hfserve.backends.torch_backend import load_torch_model
 from hfserve.errors import InvalidRequest
 from hfserve.media.images import ImageLimits, load_image
-from hfserve.skills.base import BatchSkill, Placement, Prepared, input_limit
+from hfserve.skills.base import BatchSkill, Prepared, input_limit
 from hfserve.skills.classification import Scores, candidate_labels, hypothesis_template
-from hfserve.skills.hf_text import fit_length, token_ids
 from hfserve.skills.image_processing import by_shape, image_processor, pixel_cost
-from hfserve.skills.pooling import shorten
-from hfserve.skills.pretrained import tokenizer_kwargs
-from hfserve.skills.torch_backend import load_torch_model
+from hfserve.text.codec import fit_length, token_ids
+from hfserve.text.pooling import shorten
 from hfserve.types import Task
 
 MODALITIES = ("text", "image")

@@ -1,0 +1,77 @@
+"""Generation through an engine that owns its own continuous-batching loop (PipelineSkill,
+e.g. openvino-genai). The worker admits requests (one engine request per choice when n > 1),
+calls ``step``, reads new tokens and streams them through the same Sequence logic as our own
+scheduler, so stop strings, limits, cancellation and events behave identically."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+from hfserve import metrics
+from hfserve.runtime.generation.sequence import Sequence
+from hfserve.runtime.generation.worker import Active, GenerationWorker, PromptInfo
+from hfserve.skills.base import PipelineSkill
+from hfserve.types import TokenChoice
+
+
+class PipelineWorker(GenerationWorker):
+    skill: PipelineSkill
+    # openvino-genai's step holds the interpreter lock for most of its time: a thread
+    # spinning beside it ran only in the last quarter or so of each step (2026.4, CPU).
+    yield_to_loop = True
+
+    def __init__(self, *args, **kwargs) -> None:
+        self._keys = itertools.count(1)
+        super().__init__(*args, **kwargs)
+
+    def _start(self, active: Active) -> None:
+        req = active.request
+        metrics.TOKENS.labels(self.name, "prompt").inc(len(req.prompt_ids))
+        active.stream.push([PromptInfo(len(req.prompt_ids), None)])
+        self._running.append(active)
+        if req.params.max_tokens == 0:
+            self._finish_request(active)
+            return
+        seed = req.params.seed
+        for i in range(req.n):
+            params = req.params if seed is None else replace(req.params, seed=seed + i)
+            handle = self.skill.add(next(self._keys), req.prompt_ids, params)
+            self._new_sequence(active, i, state=handle)
+
+    def _step(self) -> None:
+        if self.skill.has_work():
+            self.skill.step()
+        metrics.BATCH_SIZE.labels(self.name).observe(self.running)
+        emitted = 0
+        for active in list(self._running):
+            choices: list[tuple[Sequence, TokenChoice]] = []
+            for seq in active.seqs:
+                if seq.finished or seq.state is None:
+                    continue
+                out = self.skill.read(seq.state)
+                logprobs = out.logprobs or [None] * len(out.token_ids)
+                choices += [(seq, TokenChoice(token_id=t, logprob=lp))
+                            for t, lp in zip(out.token_ids, logprobs, strict=False)]
+                if out.finished and not out.token_ids and not seq.finished:
+                    # The engine ended the sequence without a token we saw (its own limit).
+                    choices.append((seq, TokenChoice(token_id=next(iter(
+                        self.skill.eos_token_ids)))))
+            if choices:
+                self._emit(active, choices)
+                emitted += len(choices)
+        self._count_completion(emitted)
+
+    def _settle(self) -> None:
+        """Requests we ended (a stop string, a cancel) are only dropped by the engine at its
+        next step; when they were the last ones, step it until it has let them go, or their
+        KV blocks would stay taken until the next request comes."""
+        for _ in range(4):
+            if not self.skill.has_work():
+                return
+            self.skill.step()
+
+    def _on_sequence_end(self, seq: Sequence) -> None:
+        if seq.state is not None:
+            self.skill.cancel(seq.state)
+            seq.state = None
