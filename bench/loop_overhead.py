@@ -100,7 +100,7 @@ def make_worker(streams: int, process: bool, decode_steps: int | None = None) ->
     placement = Placement(device="cpu", dtype="float32", backend="torch",
                           options={"decode_steps": decode_steps})
     if process:
-        from hfserve.runtime.process.worker_process import ProcessGenerator
+        from hfserve.runtime.process.proxy import ProcessGenerator
 
         proxy = ProcessGenerator(spec, FreeModel, max_concurrent=streams, max_queue=4 * streams)
         proxy.load(placement)

@@ -1,4 +1,4 @@
-"""A generation model in a process of its own (runtime/process/worker_process.py): requests and
+"""A generation model in a process of its own (runtime/process/proxy.py): requests and
 events cross the pipe, metrics reach the server's registry, a failed load raises in the
 server (so placement can fall back), and a crashed model process fails its requests
 without taking the server down."""
@@ -19,7 +19,8 @@ from hfserve.errors import ModelError, Overloaded
 from hfserve.runtime.generation.sequence import Delta
 from hfserve.runtime.generation.stream import EventStream
 from hfserve.runtime.generation.worker import Finished, GenerationRequest, PromptInfo
-from hfserve.runtime.process.worker_process import ProcessGenerator, _ForwardedMetric, _Outbox
+from hfserve.runtime.process.child import _ForwardedMetric, _Outbox
+from hfserve.runtime.process.proxy import ProcessGenerator
 from hfserve.types import Family, ModelSpec, SamplingParams, Task
 
 # Any HF tokenizer folder will do for the server side; the model never uses it.
@@ -237,7 +238,7 @@ def test_the_model_loops_events_of_a_round_go_out_together_at_its_end() -> None:
 def test_deltas_cross_the_pipe_as_tuples_and_come_back_equal() -> None:
     import pickle
 
-    from hfserve.runtime.process.worker_process import from_wire, to_wire
+    from hfserve.runtime.process.protocol import from_wire, to_wire
     from hfserve.types import TokenChoice
 
     plain = Delta(0, " Paris", [TokenChoice(token_id=7), TokenChoice(token_id=9)], "stop")
@@ -277,7 +278,7 @@ async def test_the_reader_outlives_held_back_text_and_a_message_it_cannot_handle
     yet; a message the server side cannot handle fails its own request only."""
     from test_sequence import COMPLETES, PARTIAL
 
-    from hfserve.runtime.process.worker_process import ProcessWorker
+    from hfserve.runtime.process.proxy import ProcessWorker
 
     gen = PipeOnly()
     worker = ProcessWorker("pipe", gen, max_queue=8, on_out_of_memory=lambda exc: None,

@@ -12,7 +12,7 @@ from hfserve.runtime.batching.batcher import Batcher
 from hfserve.runtime.generation.pipeline_worker import PipelineWorker
 from hfserve.runtime.generation.scheduler import Scheduler
 from hfserve.runtime.lifecycle.entry import ModelEntry
-from hfserve.runtime.process.worker_process import ProcessGenerator
+from hfserve.runtime.process.proxy import ProcessGenerator
 from hfserve.skills.base import BatchSkill, GenerativeSkill, PipelineSkill, Skill
 
 

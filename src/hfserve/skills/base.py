@@ -29,7 +29,7 @@ class Skill(ABC):
     also_serves: ClassVar[tuple[Task, ...]] = ()
     backends: ClassVar[tuple[str, ...]] = ("torch",)   # backends this skill can load on
     # Generation skills whose loop holds the interpreter lock run best in a process of
-    # their own (runtime/process/worker_process.py), unless the model config says otherwise.
+    # their own (runtime/process/proxy.py), unless the model config says otherwise.
     own_process: ClassVar[bool] = False
 
     def __init__(self, spec: ModelSpec) -> None:
