@@ -28,7 +28,7 @@ if str(ROOT) not in sys.path:
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.server import CHAT_GGUF  # noqa: E402
-from hfserve.backends.placement import Placement  # noqa: E402
+from hfserve.backends.placement import BackendOptions, Placement  # noqa: E402
 from hfserve.engines.torch_lm import sampling  # noqa: E402
 from hfserve.skills.generation import GenerationSkill, _cache_kwarg  # noqa: E402
 from hfserve.types import Family, ModelSpec, Pick, SamplingParams, Task  # noqa: E402
@@ -61,7 +61,8 @@ def build(args: argparse.Namespace) -> GenerationSkill:
         import hfserve.skills.generation as generation
 
         generation.use_grouped_decode = lambda model: False
-    skill.placement = Placement(device=args.device, dtype=args.dtype, options=options)
+    skill.placement = Placement(device=args.device, dtype=args.dtype,
+                                options=BackendOptions(**options))
     skill.cache_kwarg = _cache_kwarg()
     skill.max_context = 2048
     skill.start_batching(pad_id=0)

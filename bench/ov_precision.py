@@ -46,13 +46,13 @@ VARIANTS = [
 
 def export(int8: bool, cache: Path) -> Path:
     from hfserve.backends.openvino_backend import ensure_export
-    from hfserve.backends.placement import Placement
+    from hfserve.backends.placement import BackendOptions, Placement
     from hfserve.config import ModelConfig
     from hfserve.registry.spec import build_spec
 
     spec = build_spec(ModelConfig(source=str(CHAT_GGUF)))
     return ensure_export("text-generation", spec,
-                         Placement(options={"cache_dir": cache, "int8": int8}))
+                         Placement(options=BackendOptions(cache_dir=cache, int8=int8)))
 
 
 def together(gen: RawOVGenerator, prompts: list[str], tokens: int) -> list[list[int]]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hfserve.backends.placement import Placement
+from hfserve.backends.placement import BackendOptions, Placement
 from hfserve.backends.torch_backend import load_torch_model
 from hfserve.config import ModelConfig
 from hfserve.registry.spec import build_spec
@@ -55,7 +55,7 @@ def test_the_cached_weights_are_the_files(tmp_path: Path, monkeypatch) -> None:
     if not SMOL.exists():
         pytest.skip("SmolLM2 GGUF not installed (make models)")
     spec = build_spec(ModelConfig(source=str(SMOL)))
-    placement = Placement(device="cpu", dtype="float32", options={"cache_dir": tmp_path})
+    placement = Placement(device="cpu", dtype="float32", options=BackendOptions(cache_dir=tmp_path))
     first = load_torch_model(AutoModelForCausalLM, spec, placement)
     saved = list((tmp_path / "torch").iterdir())
     assert len(saved) == 1 and (saved[0] / ".complete").is_file()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hfserve.backends.placement import Placement
+from hfserve.backends.placement import BackendOptions, Placement
 from hfserve.config import ModelConfig
 from hfserve.errors import MemoryExhausted
 from hfserve.hardware import Device
@@ -24,7 +24,8 @@ MIB = 2**20
 
 
 def choice(device_id: str = "cuda:0", kind: str = "cuda") -> Choice:
-    return Choice(device_id, Placement(device=device_id, options={"device_kind": kind}), "")
+    return Choice(device_id, Placement(device=device_id,
+                                       options=BackendOptions(device_kind=kind)), "")
 
 
 def resident(name: str, size: int, device_id: str = "cuda:0", used: float = 0.0,

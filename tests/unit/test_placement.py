@@ -96,10 +96,25 @@ def test_placement_carries_threads_dtype_and_options(tmp_path: Path) -> None:
                      max_prefill_tokens=256, prefill_graphs=False, decode_steps=2)
     first = placement.choices(spec(tmp_path), mc, [Everywhere], tmp_path)[0].placement
     assert (first.device, first.dtype, first.threads) == ("cuda:0", "bfloat16", 3)
-    assert first.options["int8"] is True and first.options["cache_dir"] == tmp_path
-    assert first.options["prefix_caching"] is False
-    assert first.options["max_prefill_tokens"] == 256
-    assert first.options["prefill_graphs"] is False and first.options["decode_steps"] == 2
+    assert first.options.int8 is True and first.options.cache_dir == tmp_path
+    assert first.options.prefix_caching is False
+    assert first.options.max_prefill_tokens == 256
+    assert first.options.prefill_graphs is False and first.options.decode_steps == 2
+
+
+def test_every_backend_option_comes_from_the_model_config(tmp_path: Path) -> None:
+    """Each typed option is the model's setting (kv_cache_memory once reached OpenVINO under
+    another name and was silently ignored); unset ones keep ModelConfig's own defaults."""
+    mc = ModelConfig(source="x", kv_cache_memory="3GiB", max_concurrent=5, streams=2,
+                     cuda_graphs=True, prefill_wait_steps=4)
+    options = placement.choices(spec(tmp_path), mc, [Everywhere], tmp_path)[0].placement.options
+    assert options.kv_cache_memory == 3 * 2**30
+    assert (options.max_concurrent, options.streams, options.cuda_graphs) == (5, 2, True)
+    assert options.prefill_wait_steps == 4 and options.device_kind == "cuda"
+    default = placement.choices(spec(tmp_path), ModelConfig(source="x"), [Everywhere],
+                                tmp_path)[0].placement.options
+    assert (default.max_concurrent, default.streams, default.prefix_caching) == (8, 1, True)
+    assert default.kv_cache_memory is None
 
 
 @pytest.fixture

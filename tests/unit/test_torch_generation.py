@@ -12,7 +12,7 @@ import torch
 
 import drive
 from drive import GREEDY, greedy, scheduled_tokens, stepped_tokens
-from hfserve.backends.placement import Placement
+from hfserve.backends.placement import BackendOptions, Placement
 from hfserve.engines.torch_lm import prefill_graphs, slot_kv
 from hfserve.engines.torch_lm.grouped_attention import NAME as GROUPED
 from hfserve.engines.torch_lm.kv_batch import KVBatch
@@ -39,7 +39,7 @@ def make_skill(options: dict, max_context: int = 128) -> GenerationSkill:
                      tasks=(Task.TEXT_GENERATION,))
     skill = GenerationSkill(spec)
     skill.model = LlamaForCausalLM(config).eval()
-    skill.placement = Placement(options=options)
+    skill.placement = Placement(options=BackendOptions(**options))
     skill.cache_kwarg = _cache_kwarg(skill.model)
     skill.max_context = max_context
     skill.start_batching(pad_id=0)
@@ -76,9 +76,9 @@ def test_on_cuda_the_default_kv_budget_leaves_room_for_captured_prefill(monkeypa
     for options, budget in [({}, 0.9 * (10 << 30) - (1 << 30)),
                             ({"prefill_graphs": False}, 0.9 * (10 << 30)),
                             ({"kv_cache_memory": 1 << 30}, 1 << 30)]:
-        skill.placement = Placement(device="cuda:0", options=options)
+        skill.placement = Placement(device="cuda:0", options=BackendOptions(**options))
         assert skill._slot_columns(8) == int(budget // per_column)
-    skill.placement = Placement(device="cpu", options={})
+    skill.placement = Placement(device="cpu", options=BackendOptions())
     assert skill._slot_columns(8) == int(0.9 * (10 << 30) // per_column)
 
 

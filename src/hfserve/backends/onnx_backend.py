@@ -84,7 +84,7 @@ def load_onnx_encoder(spec: ModelSpec, placement: Placement, device_kind: str) -
 
     import onnxruntime as ort
 
-    target = export_dir(placement.options["cache_dir"], spec, "onnx", kind="encoder")
+    target = export_dir(placement.options.cache_dir, spec, "onnx", kind="encoder")
     model_file, names_file = target / "model.onnx", target / "inputs.json"
     if not is_complete(target):
         run_isolated(_export_to, spec, target)

@@ -69,8 +69,8 @@ def _export(kind: str, spec: ModelSpec, int8: bool, target: Path) -> None:
 
 def ensure_export(kind: str, spec: ModelSpec, placement: Placement) -> Path:
     """The IR folder for ``spec`` as ``kind``, exported on first use (in its own process)."""
-    int8 = bool(placement.options.get("int8"))
-    target = export_dir(placement.options["cache_dir"], spec, "openvino", kind=kind, int8=int8)
+    int8 = bool(placement.options.int8)
+    target = export_dir(placement.options.cache_dir, spec, "openvino", kind=kind, int8=int8)
     if not is_complete(target):
         run_isolated(_export, kind, spec, int8, target)
     return target
@@ -120,7 +120,7 @@ def load_openvino(kind: str, spec: ModelSpec, placement: Placement, streams: int
     if streams > 1:
         config["NUM_STREAMS"] = streams
     return getattr(oi, OV_CLASSES[kind]).from_pretrained(
-        str(target), device=placement.options.get("ov_device", "CPU"), ov_config=config,
+        str(target), device=placement.options.ov_device, ov_config=config,
         **tokenizer_kwargs(spec))
 
 
@@ -128,7 +128,7 @@ def openvino_runner(kind: str, output: str, spec: ModelSpec, placement: Placemen
                     ) -> Callable[..., Any]:
     """``run(**torch features) -> the torch tensor named output`` of the model exported as
     ``kind``, on ``placement``'s streams (several: each thread on a request of its own)."""
-    streams = placement.options.get("streams", 1)
+    streams = placement.options.streams
     model = load_openvino(kind, spec, placement, streams)
     if streams == 1:
         return lambda **features: getattr(model(**features), output)

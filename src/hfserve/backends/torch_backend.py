@@ -24,7 +24,7 @@ def load_torch_model(auto_class: Any, spec: ModelSpec, placement: Placement):
     if placement.device.startswith("cuda"):
         shape_free_attention()
     kwargs = {"dtype": torch_dtype(placement.dtype), **model_kwargs(spec)}
-    cache_dir = placement.options.get("cache_dir")
+    cache_dir = placement.options.cache_dir
     if spec.gguf_file and cache_dir:
         model = _dequantized(auto_class, spec, placement.dtype, Path(cache_dir), kwargs)
     else:

@@ -57,7 +57,7 @@ class SeedEmbeddingSkill(BatchSkill):
         instance = seed_class(module, stem)(
             resources={"torch": torch, "transformers": transformers, "numpy": numpy},
             metadata={"model": str(self.spec.path), "task": self.task.value})
-        kind = placement.options.get("device_kind", "cpu")
+        kind = placement.options.device_kind
         init = getattr(instance, f"init_{HARDWARE.get(kind, kind)}", None)
         if init is None:
             raise ModelUnavailable(f"skill {stem} has no init_{HARDWARE.get(kind, kind)} for "

@@ -117,7 +117,7 @@ class ClassificationSkill(BatchSkill):
                                                        **tokenizer_kwargs(self.spec))
         self.classify = CLASSIFIERS[placement.backend](self.spec, placement)
         if placement.backend == "openvino":
-            self.workers = placement.options.get("streams", 1)
+            self.workers = placement.options.streams
         config = self.spec.config
         count = int(config.get("num_labels") or len(config.get("id2label") or {}) or 2)
         names = {int(k): v for k, v in (config.get("id2label") or {}).items()}

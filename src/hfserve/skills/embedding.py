@@ -30,7 +30,7 @@ def _openvino_encoder(spec: ModelSpec, placement: Placement) -> Callable[..., An
 
 
 def _onnx_encoder(spec: ModelSpec, placement: Placement) -> Callable[..., Any]:
-    return load_onnx_encoder(spec, placement, placement.options.get("device_kind", "cpu"))
+    return load_onnx_encoder(spec, placement, placement.options.device_kind)
 
 
 # Backend -> loader returning ``encode(**features) -> last hidden state``.
@@ -56,7 +56,7 @@ class EmbeddingSkill(BatchSkill):
                                                        **tokenizer_kwargs(self.spec))
         self.encode = ENCODERS[placement.backend](self.spec, placement)
         if placement.backend == "openvino":
-            self.workers = placement.options.get("streams", 1)
+            self.workers = placement.options.streams
         self.max_length = input_limit(self.pooling.max_seq_length, self.spec.max_context,
                                       getattr(self.tokenizer, "model_max_length", None))
         self.dimensions = int(self.spec.config.get("hidden_size") or 0)

@@ -63,7 +63,7 @@ class GenerationSkill(HFTextCodec, TorchSampling, GenerativeSkill):
         self.cache_kwarg = _cache_kwarg(self.model)
         self.eos_token_ids = self.load_tokenizer(self.spec,
                                                  self.model.generation_config.eos_token_id,
-                                                 placement.options.get("cache_dir"))
+                                                 placement.options.cache_dir)
         self.max_context = self.spec.max_context or 2048
         self.start_batching(self.tokenizer.pad_token_id or 0)
 
@@ -80,12 +80,12 @@ class GenerationSkill(HFTextCodec, TorchSampling, GenerativeSkill):
         self.max_prefill_batch = (256 if gpu else 16) if self.batched else 1
         # A long prompt's cache grows part by part as one row; only stackable caches do.
         self.chunked_prefill = self.batched
-        budget = self.placement.options.get("max_prefill_tokens")
+        budget = self.placement.options.max_prefill_tokens
         self.prefill_budget = (8192 if gpu else 512) if budget is None else int(budget)
         # A GPU prefill is bound by launching kernels, so it costs about as much for one
         # prompt as for thirty: gathering newcomers saves whole forwards there. A CPU's
         # prefill costs by the token, so gathering would only add latency.
-        wait = self.placement.options.get("prefill_wait_steps")
+        wait = self.placement.options.prefill_wait_steps
         self.prefill_wait_steps = (16 if gpu else 0) if wait is None else int(wait)
         # A CUDA device computes while the host turns the previous step into text; a CPU
         # runs the step itself, so there is nothing to overlap with.
@@ -102,7 +102,7 @@ class GenerationSkill(HFTextCodec, TorchSampling, GenerativeSkill):
         self.feeds_tokens = self.overlap_steps and isinstance(self.running, SlotKV)
         # With many streams the host's work per step (launch, events, a message per stream)
         # bounds the rate on a GPU, so several steps share it.
-        steps = self.placement.options.get("decode_steps")
+        steps = self.placement.options.decode_steps
         self.decode_steps = (4 if self.feeds_tokens else 1) if steps is None else int(steps)
         self._capture_graphs()
 
@@ -131,13 +131,13 @@ class GenerationSkill(HFTextCodec, TorchSampling, GenerativeSkill):
     def _running_batch(self) -> KVBatch | SlotKV:
         """Fixed cache slots (replayed as CUDA graphs on CUDA) where ``cuda_graphs`` is on,
         which it is by default on CUDA; else a growing left-padded batch."""
-        wanted = self.placement.options.get("cuda_graphs")
+        wanted = self.placement.options.cuda_graphs
         if wanted is None:
             wanted = self.placement.device.startswith("cuda")
         attention = getattr(self.model.config, "_attn_implementation", None) or "sdpa"
         if not (wanted and self.batched and attention in ("sdpa", "eager", GROUPED)):
             return KVBatch(self._forward, self.placement.device)
-        slots = int(self.placement.options.get("max_concurrent", 8))
+        slots = int(self.placement.options.max_concurrent)
         columns = self._slot_columns(slots)
         if columns < min(MIN_COLUMNS, self.max_context + 1):
             log.warning("decode without fixed cache slots: %d slots of even %d columns do not "
@@ -159,7 +159,7 @@ class GenerationSkill(HFTextCodec, TorchSampling, GenerativeSkill):
         captured (on a CPU the fixed shapes would only add padding). A model whose forward
         fails on it (a probe prompt) keeps the eager prefill."""
         running = self.running
-        wanted = self.placement.options.get("prefill_graphs")
+        wanted = self.placement.options.prefill_graphs
         if not isinstance(running, SlotKV) or not (running.graphs if wanted is None
                                                    else wanted):
             return None
@@ -201,11 +201,11 @@ class GenerationSkill(HFTextCodec, TorchSampling, GenerativeSkill):
         per_column = self._kv_bytes_per_token() * slots
         if not per_column:
             return self.max_context + 1
-        budget = self.placement.options.get("kv_cache_memory")
+        budget = self.placement.options.kv_cache_memory
         if budget is None:
             budget = KV_SHARE * _free_memory(self.placement.device)
             if self.placement.device.startswith("cuda") and \
-                    self.placement.options.get("prefill_graphs") is not False:
+                    self.placement.options.prefill_graphs is not False:
                 budget = max(0, budget - HELD_BYTES)
         return min(self.max_context + 1, int(budget // per_column))
 

@@ -8,7 +8,7 @@ import json
 from typing import Any, ClassVar
 
 from hfserve.backends.openvino_backend import ensure_export, ov_config
-from hfserve.backends.placement import Placement
+from hfserve.backends.placement import BackendOptions, Placement
 from hfserve.errors import InvalidRequest
 from hfserve.skills.base import PipelineOutput, PipelineSkill
 from hfserve.text.codec import HFTextCodec
@@ -16,21 +16,20 @@ from hfserve.text.openvino_tokenizer import genai_tokenizer
 from hfserve.types import Constraint, SamplingParams, Task
 
 
-def cache_gib(options: dict) -> int:
+def cache_gib(options: BackendOptions) -> int:
     """The pipeline's KV-cache size (whole GiB, as ``SchedulerConfig.cache_size`` takes it)
     from ``kv_cache_memory`` in bytes, rounded up; 1 GiB when it is not set."""
-    wanted = options.get("kv_cache_memory")
+    wanted = options.kv_cache_memory
     return 1 if not wanted else max(1, -(-int(wanted) // 2**30))
 
 
-def batched_tokens(options: dict[str, Any], max_seqs: int) -> int:
+def batched_tokens(options: BackendOptions, max_seqs: int) -> int:
     """Tokens the pipeline computes per step: the prompt tokens prefilled while others
     stream (a longer prompt goes in parts, ``dynamic_split_fuse``), and at least one decode
     token for every sequence. On a CPU 512 by default, as with torch: a 2,048-token prompt
     joining four SmolLM2 streams stalled them for 0.8 s whole and 0.4 s in parts of 512, its
     own first token 2-18% later (``bench/long_prompt.py --backend openvino``, 2 vCPUs)."""
-    budget = options.get("max_prefill_tokens") or (
-        512 if options.get("ov_device", "CPU") == "CPU" else 2048)
+    budget = options.max_prefill_tokens or (512 if options.ov_device == "CPU" else 2048)
     return max(int(budget), max_seqs)
 
 
@@ -72,26 +71,26 @@ class OpenVINOGenerationSkill(HFTextCodec, PipelineSkill):
         self.placement = placement
         generation = self.spec.config.get("eos_token_id")
         self.eos_token_ids = self.load_tokenizer(self.spec, generation,
-                                                 placement.options.get("cache_dir"))
+                                                 placement.options.cache_dir)
         self.max_context = self.spec.max_context or 2048
         # The pipeline is fed token ids and returns token ids, so it needs no tokenizer IR.
         folder = ensure_export("text-generation", self.spec, placement)
         scheduler = genai.SchedulerConfig()
         scheduler.cache_size = cache_gib(placement.options)
-        scheduler.max_num_seqs = int(placement.options.get("max_concurrent", 32))
+        scheduler.max_num_seqs = int(placement.options.max_concurrent)
         scheduler.max_num_batched_tokens = batched_tokens(placement.options,
                                                           scheduler.max_num_seqs)
         scheduler.dynamic_split_fuse = True   # chunked prefill: running streams keep flowing
         # Blocks of a prompt prefix seen before are reused, as vLLM and TGI do by default:
         # SmolLM2's chat template puts the same system prompt first in every request
         # (prefill of one chat prompt here: 34 -> 27.5 ms).
-        scheduler.enable_prefix_caching = bool(placement.options.get("prefix_caching", True))
+        scheduler.enable_prefix_caching = bool(placement.options.prefix_caching)
         config = ov_config(placement)
         if config.get("INFERENCE_NUM_THREADS") == 1 and placement.dtype != "float32":
             # OpenVINO 2026.4's CPU plugin dies (SIGFPE) building a continuous-batching
             # pipeline with one inference thread in bf16/f16; two threads run fine.
             config["INFERENCE_NUM_THREADS"] = 2
-        device = placement.options.get("ov_device", "CPU")
+        device = placement.options.ov_device
         tokenizer = genai_tokenizer(self.tokenizer, folder / "genai_tokenizer")
         self.structured = tokenizer is not None
         if tokenizer is None:

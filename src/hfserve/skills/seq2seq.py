@@ -44,7 +44,7 @@ class Seq2SeqSkill(HFTextCodec, TorchSampling, GenerativeSkill):
         self.model = load_torch_model(AutoModelForSeq2SeqLM, self.spec, placement)
         generation = self.model.generation_config
         self.eos_token_ids = self.load_tokenizer(self.spec, generation.eos_token_id,
-                                                 placement.options.get("cache_dir"))
+                                                 placement.options.cache_dir)
         config = self.model.config
         start = generation.decoder_start_token_id
         self.start_id = int(start if start is not None else config.decoder_start_token_id)

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def _kind(entry: ModelEntry) -> str | None:
     skill = entry.skill
-    return skill.placement.options.get("device_kind") if skill is not None else None
+    return skill.placement.options.device_kind if skill is not None else None
 
 
 class MemoryBudget:
@@ -26,14 +26,14 @@ class MemoryBudget:
 
     def _on_device(self, choice: Choice, by_kind: bool,
                    others: list[ModelEntry]) -> list[ModelEntry]:
-        kind = choice.placement.options.get("device_kind")
+        kind = choice.placement.options.device_kind
         return [e for e in others if e.resident_bytes > 0 and (
             e.device_id == choice.device_id or (by_kind and _kind(e) == kind))]
 
     def free(self, choice: Choice, others: list[ModelEntry]) -> tuple[int | None, bool]:
         """Bytes free for a new model on the choice's device (None: unknown, no check) and
         whether the figure is a configured limit (shared by every device of the kind)."""
-        kind = choice.placement.options.get("device_kind")
+        kind = choice.placement.options.device_kind
         limit = self.limits.get(choice.device_id)
         by_kind = limit is None and kind in self.limits
         if by_kind:

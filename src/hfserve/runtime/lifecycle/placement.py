@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from hfserve.backends.placement import Placement
+from hfserve.backends.placement import BackendOptions, Placement
 from hfserve.config import ModelConfig
 from hfserve.errors import InvalidRequest
 from hfserve.hardware import Device, HardwareError, cpu_quota, detect, plan
@@ -90,17 +90,8 @@ def choices(spec: ModelSpec, mc: ModelConfig, skills: list[type[Skill]], cache_d
                    placement=Placement(
                        device=c.device.torch_device(), dtype=c.dtype, threads=threads,
                        backend=usable[c.device.id],
-                       options={"cache_dir": cache_dir, "int8": mc.int8,
-                                "device_kind": c.device.kind,
-                                "max_concurrent": mc.max_concurrent,
-                                "streams": mc.streams or 1,
-                                "prefix_caching": mc.prefix_caching,
-                                "cuda_graphs": mc.cuda_graphs,
-                                "prefill_graphs": mc.prefill_graphs,
-                                "decode_steps": mc.decode_steps,
-                                "kv_cache_memory": mc.kv_cache_memory,
-                                "prefill_wait_steps": mc.prefill_wait_steps,
-                                "max_prefill_tokens": mc.max_prefill_tokens,
-                                "ov_device": c.device.details.get(OPENVINO_DEVICE, "CPU")}),
+                       options=BackendOptions.of(
+                           mc, cache_dir=cache_dir, device_kind=c.device.kind,
+                           ov_device=c.device.details.get(OPENVINO_DEVICE, "CPU"))),
                    reason=c.reason)
             for c in chain.candidates]

@@ -79,7 +79,7 @@ class ProcessGenerator(TextGenerator):
         try:
             # While the child loads.
             self.eos_token_ids = self.codec.load_tokenizer(
-                self.spec, cache_dir=placement.options.get("cache_dir"))
+                self.spec, cache_dir=placement.options.cache_dir)
         except Exception:
             self.unload()
             raise
