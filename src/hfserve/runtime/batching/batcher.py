@@ -21,12 +21,11 @@ from typing import Any
 
 from hfserve import metrics
 from hfserve.errors import (
-    DeadlineExceeded,
     DeviceOutOfMemory,
     HFServeError,
     ModelError,
-    Overloaded,
 )
+from hfserve.runtime import admission
 from hfserve.runtime.batching.selection import Pending, full, ready, select_batch
 
 
@@ -87,9 +86,7 @@ class Batcher:
                      deadline: float | None = None) -> list[Any]:
         """Queue items (all or none) and wait for their results, in order."""
         if not self._make_room(len(payloads), priority):
-            metrics.REJECTED.labels(self.name, "queue_full").inc()
-            raise Overloaded(f"model {self.name!r} queue is full; retry later",
-                             retry_after=1.0)
+            raise admission.refused(self.name, len(self._queue))
         loop = asyncio.get_running_loop()
         now = self.clock()
         items = [Pending(cost=c, arrival=now, payload=p, priority=priority, deadline=deadline,
@@ -113,16 +110,13 @@ class Batcher:
         """Under pressure, lower-priority work is shed first (newest first) to admit
         ``needed`` items of ``priority``; False when the queue holds nothing to shed."""
         while len(self._queue) + needed > self.max_queue:
-            victims = [p for p in self._queue if p.priority > priority]
-            if not victims:
+            worst = admission.victim(self._queue, priority, lambda p: (p.priority, p.arrival))
+            if worst is None:
                 return False
-            worst = max(victims, key=lambda p: (p.priority, p.arrival))
             self._queue.remove(worst)
-            metrics.REJECTED.labels(self.name, "shed").inc()
+            error = admission.shed(self.name)
             if not worst.future.done():
-                worst.future.set_exception(Overloaded(
-                    f"model {self.name!r} is busy with higher-priority work; retry later",
-                    retry_after=2.0))
+                worst.future.set_exception(error)
         return True
 
     async def _loop(self) -> None:
@@ -169,12 +163,12 @@ class Batcher:
 
     @staticmethod
     def _expired(p: Pending, now: float) -> bool:
-        return p.deadline is not None and now > p.deadline
+        return admission.past(p.deadline, now)
 
     def _expire(self, p: Pending) -> None:
-        metrics.REJECTED.labels(self.name, "deadline").inc()
+        error = admission.expired(self.name)
         if not p.future.done():
-            p.future.set_exception(DeadlineExceeded("request deadline passed while queued"))
+            p.future.set_exception(error)
 
     def _run_live(self, batch: list[Pending]) -> tuple[list[Pending], list[Any]]:
         """On the worker: run the items whose deadline has not passed (a handed-over batch

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 
 from hfserve import metrics
-from hfserve.errors import DeadlineExceeded
+from hfserve.runtime import admission
 from hfserve.runtime.generation.sequence import Sequence
 from hfserve.runtime.generation.worker import (  # noqa: F401 - re-exported
     Active,
@@ -114,11 +114,9 @@ class Scheduler(GenerationWorker):
         prefill, as vLLM and TGI do it, so that the running sequences get a decode step
         between two parts instead of waiting for the whole prompt."""
         active = self._parts[0]
-        deadline = active.request.deadline
-        if deadline is not None and time.monotonic() > deadline:
+        if admission.past(active.request.deadline, time.monotonic()):
             # Its later parts would be work for nobody: the client has its 504.
-            metrics.REJECTED.labels(self.name, "deadline").inc()
-            self._fail([active], DeadlineExceeded("request deadline passed during prefill"))
+            self._fail([active], admission.expired(self.name, "during prefill"))
             return
         ids = active.request.prompt_ids[active.prefilled:]
         budget = self.skill.prefill_budget

@@ -17,12 +17,11 @@ from typing import Any
 from hfserve import metrics
 from hfserve.errors import (
     Cancelled,
-    DeadlineExceeded,
     DeviceOutOfMemory,
     HFServeError,
     ModelError,
-    Overloaded,
 )
+from hfserve.runtime import admission
 from hfserve.runtime.events import Delta, Finished, PromptInfo  # noqa: F401 - re-exported
 from hfserve.runtime.generation.sequence import Sequence
 from hfserve.runtime.generation.stream import EventStream, let_loop_write
@@ -93,9 +92,7 @@ class GenerationWorker(ABC):
     def submit(self, request: GenerationRequest, stream: EventStream) -> None:
         with self._cond:
             if len(self._waiting) >= self.max_queue and not self._shed(request.priority):
-                metrics.REJECTED.labels(self.name, "queue_full").inc()
-                raise Overloaded(f"model {self.name!r} has {len(self._waiting)} requests "
-                                 "waiting; retry later", retry_after=1.0)
+                raise admission.refused(self.name, len(self._waiting))
             active = Active(request, stream)
             self._by_id[request.request_id] = active
             heapq.heappush(self._waiting, (request.priority, next(self._order), active))
@@ -104,17 +101,14 @@ class GenerationWorker(ABC):
 
     def _shed(self, priority: int) -> bool:
         """Drop the newest waiting request of a lower priority (caller holds the lock)."""
-        victims = [entry for entry in self._waiting if entry[0] > priority]
-        if not victims:
+        victim = admission.victim(self._waiting, priority, lambda entry: (entry[0], entry[1]))
+        if victim is None:
             return False
-        victim = max(victims, key=lambda entry: (entry[0], entry[1]))
         self._waiting.remove(victim)
         heapq.heapify(self._waiting)
         active = victim[2]
         self._by_id.pop(active.request.request_id, None)
-        metrics.REJECTED.labels(self.name, "shed").inc()
-        active.stream.fail(Overloaded(f"model {self.name!r} is busy with higher-priority "
-                                      "work; retry later", retry_after=2.0))
+        active.stream.fail(admission.shed(self.name))
         return True
 
     def abort(self, request_id: str) -> None:
@@ -211,10 +205,9 @@ class GenerationWorker(ABC):
             if active.cancelled:
                 self._by_id.pop(active.request.request_id, None)
                 active.stream.close()
-            elif active.request.deadline is not None and now > active.request.deadline:
-                metrics.REJECTED.labels(self.name, "deadline").inc()
+            elif admission.past(active.request.deadline, now):
                 self._by_id.pop(active.request.request_id, None)
-                active.stream.fail(DeadlineExceeded("request deadline passed while queued"))
+                active.stream.fail(admission.expired(self.name))
             else:
                 admitted.append(active)
         metrics.QUEUE_DEPTH.labels(self.name).set(len(self._waiting))

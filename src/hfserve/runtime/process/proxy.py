@@ -26,7 +26,8 @@ from typing import Any
 
 from hfserve import metrics
 from hfserve.backends.placement import Placement
-from hfserve.errors import ModelError, ModelUnavailable, Overloaded
+from hfserve.errors import ModelError, ModelUnavailable
+from hfserve.runtime import admission
 from hfserve.runtime.generation.detokenizer import Detokenizer
 from hfserve.runtime.generation.sequence import Delta
 from hfserve.runtime.generation.stream import EventStream
@@ -208,10 +209,9 @@ class ProcessWorker:
             raise ModelUnavailable(f"model {self.name!r} is not running")
         with self._lock:
             full = len(self._waiting) >= self.max_queue
-            if full and not any(p > request.priority for p in self._waiting.values()):
-                metrics.REJECTED.labels(self.name, "queue_full").inc()
-                raise Overloaded(f"model {self.name!r} has {len(self._waiting)} requests "
-                                 "waiting; retry later", retry_after=1.0)
+            if full and admission.victim(self._waiting.values(), request.priority,
+                                         lambda p: (p, 0)) is None:
+                raise admission.refused(self.name, len(self._waiting))
             self._streams[request.request_id] = stream
             self._waiting[request.request_id] = request.priority
         self._text.start(request.request_id, request.params)
