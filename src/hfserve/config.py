@@ -310,6 +310,10 @@ class Settings(BaseSettings):
         None, description="Folder of skill files (hf_<name>.py in the seed ecosystem's format, "
         "or a hfserve Skill class): a model named by a file's hf_<model_type> or by its "
         "`skill` setting is served by that file. Plugins are code: only this folder is read")
+    skills: dict[Task, str | list[str]] = Field(
+        default_factory=dict, description="Skill classes to serve a task with, tried before "
+        "the built-in ones: task -> 'package.module:Class' (or a list). Packages may also offer "
+        "skills in the 'hfserve.skills' entry-point group (name: the task)")
     preload: Annotated[str | list[str], NoDecode] = Field(
         "all", description="Models loaded at start-up: all, none, or a comma-separated list "
         "of ids; the others load on their first request")

@@ -535,6 +535,21 @@ async def test_client_disconnect_frees_the_slot(start, dirs, control, open_strea
         assert control.decode_steps - steps <= 5
 
 
+async def test_client_disconnect_cancels_a_request_without_stream(start, dirs, control,
+                                                                 open_stream) -> None:
+    """A client waiting for a whole (non-streamed) answer that leaves cancels it too."""
+    models = [{"source": str(dirs.gen), "name": "gen", "max_concurrent": 1}]
+    async with start(models=models) as srv:
+        await srv.wait_ready()
+        stream = open_stream(srv.app, CHAT_URL, chat_body(fakes.FOREVER, max_tokens=60))
+        await wait_until(lambda: control.decode_steps >= 3)
+        await stream.hang_up()
+        scheduler = srv.engine.manager.entries["gen"].scheduler
+        await wait_until(lambda: control.released == [0] and scheduler.running == 0)
+        assert control.decode_steps < 30           # stopped well before max_tokens
+        assert srv.engine._streams == {}
+
+
 async def test_api_key_guards_the_api_but_not_health(start) -> None:
     async with start(api_key=KEY) as srv:
         await srv.wait_ready()

@@ -39,6 +39,30 @@ def register(task: Task, target: str, *, first: bool = True) -> None:
     SKILLS[Task(task)] = (target, *current) if first else (*current, target)
 
 
+ENTRY_POINT_GROUP = "hfserve.skills"
+
+
+def register_installed() -> list[str]:
+    """Register the skills installed packages offer in the ``hfserve.skills`` entry-point
+    group (name: the task, e.g. ``text-classification``; value: ``package.module:Class``),
+    before the built-in ones; returns what was registered. A package is installed code the
+    operator chose, as a ``skills:`` setting is."""
+    from importlib.metadata import entry_points
+
+    found = []
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        register_all({point.name: point.value})
+        found.append(f"{point.name}={point.value}")
+    return found
+
+
+def register_all(table: dict[str, str | list[str]]) -> None:
+    """Register ``task -> target(s)`` (a ``skills:`` setting), each before the built-ins."""
+    for task, targets in table.items():
+        for target in reversed([targets] if isinstance(targets, str) else targets):
+            register(Task(task), target)
+
+
 def skill_targets(task: Task) -> tuple[str, ...]:
     return SKILLS.get(task, ())
 

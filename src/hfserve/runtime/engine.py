@@ -22,6 +22,7 @@ from hfserve.errors import (
     Overloaded,
     ServerShuttingDown,
 )
+from hfserve.registry import skills as skill_table
 from hfserve.runtime import served
 from hfserve.runtime.caching.cached_results import CachedResults
 from hfserve.runtime.caching.response_cache import ResponseCache
@@ -80,6 +81,8 @@ class Engine:
     def __init__(self, settings: Settings, manager: ModelManager | None = None) -> None:
         self.settings = settings
         plugins.use_folder(settings.skills_dir)
+        skill_table.register_installed()
+        skill_table.register_all({task.value: target for task, target in settings.skills.items()})
         self.manager = manager or ModelManager(settings.model_configs(), settings.cache_dir,
                                                settings.memory_limits, settings)
         # request id -> model name and the request's event stream
