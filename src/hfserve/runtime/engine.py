@@ -16,7 +16,6 @@ from hfserve import metrics, plugins, usage
 from hfserve.config import Settings
 from hfserve.errors import (
     Cancelled,
-    ContextLengthExceeded,
     InvalidRequest,
     ModelLoading,
     Overloaded,
@@ -27,6 +26,7 @@ from hfserve.runtime import served
 from hfserve.runtime.caching.cached_results import CachedResults
 from hfserve.runtime.caching.response_cache import ResponseCache
 from hfserve.runtime.events import GenerationHandle, GenerationInput, RunResult, coalesce
+from hfserve.runtime.generation import prompts
 from hfserve.runtime.generation.scheduler import GenerationRequest
 from hfserve.runtime.generation.stream import EventStream
 from hfserve.runtime.generation.tool_choice import apply_tool_choice
@@ -37,44 +37,11 @@ from hfserve.runtime.lifecycle.manager import ModelManager
 from hfserve.runtime.routing.groups import Groups, Pick
 from hfserve.runtime.routing.replicas import least_loaded
 from hfserve.skills.base import BatchSkill, TextGenerator
-from hfserve.types import ModelState, SamplingParams, Task, TokenSpan
+from hfserve.types import ModelState, Task, TokenSpan
 from hfserve.validation import require_unicode
 
 PRIORITIES = {"high": 0, "normal": 1, "low": 2}
 UNKNOWN_MODEL = "unknown"
-INLINE_CHARS = 2048     # inputs up to this size are tokenized on the event loop
-
-
-def _small(items: list[Any]) -> bool:
-    """Few enough characters (or token ids) that preparing them inline beats a thread hop."""
-    total = 0
-    for item in items:
-        total += len(item) if isinstance(item, str | list) else INLINE_CHARS + 1
-        if total > INLINE_CHARS:
-            return False
-    return True
-
-
-def _texts(request: GenerationInput) -> list[Any]:
-    """What a generation request tokenizes, for sizing; a chat counts as large, so that
-    its template never renders on the event loop (a template may be slow: the renderer
-    bounds it, and other requests are not to wait for it meanwhile)."""
-    if request.messages is None:
-        return [request.prompt]
-    return [None]
-
-
-def _check_messages(messages: list[dict[str, Any]]) -> None:
-    """Every text of a chat is valid Unicode (a 400 before any tokenizer sees it)."""
-    for message in messages:
-        content = message.get("content")
-        parts = content if isinstance(content, list) else [{"text": content}]
-        for part in parts:
-            text = part.get("text") if isinstance(part, dict) else None
-            if isinstance(text, str):
-                require_unicode(text, "messages")
-        if isinstance(message.get("name"), str):
-            require_unicode(message["name"], "messages")
 
 
 class Engine:
@@ -226,7 +193,7 @@ class Engine:
         rank = self._priority(priority)
         keys = None
         if cache:    # hashing long inputs is kept off the event loop, as tokenizing is
-            keys = self.cached.keys(entry, task, options, items) if _small(items) else \
+            keys = self.cached.keys(entry, task, options, items) if prompts.small(items) else \
                 await self._off_loop(self.cached.keys, entry, task, options, items)
         # Cached inputs are answered here, without tokenizing or queueing; the rest run
         # as one submission (an input repeated within it, once), as without the cache.
@@ -239,7 +206,7 @@ class Engine:
         # A thread hop costs more than tokenizing a few short texts (64 clients sending one
         # sentence each: measured below); long inputs still leave the loop free.
         missed = [items[i] for i in todo]
-        prepared = prepare() if _small(missed) else await self._off_loop(prepare)
+        prepared = prepare() if prompts.small(missed) else await self._off_loop(prepare)
         if prepared:
             results = await entry.batcher.submit(
                 prepared, [p.cost for p in prepared], priority=rank,
@@ -301,10 +268,11 @@ class Engine:
                                                   or r.options.get("tool_choice")) else None
                    for r in requests]
         for request in requests:
-            self._check_capabilities(skill, request.params)
-        texts = [t for r in requests for t in _texts(r)]
-        prompts = [self._encode(skill, r) for r in requests] if _small(texts) else \
-            await self._off_loop(lambda: [self._encode(skill, r) for r in requests])
+            prompts.check_capabilities(skill, request.params)
+        texts = [t for r in requests for t in prompts.texts(r)]
+        trust = self.settings.trust_request_chat_template
+        encoded = [prompts.encode(skill, r, trust) for r in requests] if prompts.small(texts) \
+            else await self._off_loop(lambda: [prompts.encode(skill, r, trust) for r in requests])
         if len(requests) > 1 and worker.queue_depth + len(requests) > worker.max_queue:
             # Checked and submitted without a pause for the event loop, so the room seen
             # here is there for every submit below (the worker only ever takes from it).
@@ -312,9 +280,9 @@ class Engine:
                              "requests; retry later", retry_after=1.0)
         loop = asyncio.get_running_loop()
         work = []
-        for request, prompt_ids in zip(requests, prompts, strict=True):
+        for request, prompt_ids in zip(requests, encoded, strict=True):
             params = request.params
-            params.max_tokens = self._max_tokens(skill, entry.config.max_tokens_default,
+            params.max_tokens = prompts.max_tokens(skill, entry.config.max_tokens_default,
                                                  len(prompt_ids), request.max_tokens)
             work.append(GenerationRequest(
                 request_id=uuid.uuid4().hex, prompt_ids=prompt_ids, params=params,
@@ -403,46 +371,6 @@ class Engine:
             events.fail(ServerShuttingDown(reason))
             self.abort(request_id)
         return len(ended)
-
-    @staticmethod
-    def _check_capabilities(skill: TextGenerator, params: SamplingParams) -> None:
-        skill.check_constraint(params.constraint)
-        backend = skill.placement.backend
-        if params.logprobs and not skill.supports_top_logprobs:
-            raise InvalidRequest(f"top_logprobs are not available on this model's backend "
-                                 f"({backend}); serve it with backend: torch",
-                                 param="top_logprobs")
-        if params.prompt_logprobs is not None and not skill.supports_prompt_logprobs:
-            raise InvalidRequest(f"prompt logprobs (echo with logprobs) are not available on "
-                                 f"this model's backend ({backend}); serve it with "
-                                 "backend: torch", param="logprobs")
-
-    def _encode(self, skill: TextGenerator, request: GenerationInput) -> list[int]:
-        if request.messages is not None:
-            _check_messages(request.messages)
-            ids = skill.encode_chat(request.messages, {
-                **request.options,
-                "trust_request_chat_template": self.settings.trust_request_chat_template})
-        elif isinstance(request.prompt, str):
-            ids = skill.encode_text(require_unicode(request.prompt, "prompt"))
-        else:
-            ids = list(request.prompt or [])
-            skill.check_token_ids(ids)
-        if not ids:
-            raise InvalidRequest("prompt must not be empty", param="prompt")
-        skill.check_token_ids(list(request.params.stop_token_ids), "stop_token_ids")
-        return ids
-
-    @staticmethod
-    def _max_tokens(skill: TextGenerator, default: int, prompt_len: int,
-                    asked: int | None) -> int:
-        room = skill.max_context - prompt_len
-        if room <= 0 or (asked is not None and asked > room):
-            raise ContextLengthExceeded(
-                f"this model's maximum context length is {skill.max_context} tokens; the "
-                f"prompt has {prompt_len} tokens and {asked or 1} more were requested",
-                param="max_tokens" if asked else "messages")
-        return min(default, room) if asked is None else asked
 
     def _priority(self, name: str) -> int:
         if name not in PRIORITIES:
