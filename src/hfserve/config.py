@@ -153,6 +153,13 @@ class ModelConfig(BaseModel):
         "(used in turn when there are more replicas than devices)")
     replica_of: str | None = Field(
         None, description="Set by the server on each replica: the name of its model")
+    tasks: list[Task] = Field(
+        default_factory=list, description="More tasks served under this model's name, each by "
+        "a skill of its own, e.g. [fill-mask] for a BERT served for embeddings. Each such "
+        "skill loads its own copy of the weights (listed as NAME#TASK, evicted on its own)")
+    companion_of: str | None = Field(
+        None, description="Set by the server on the entry serving one of a model's extra "
+        "tasks: the name of its model")
     ray_replicas: int = Field(
         1, ge=1, description="Ray mode: replicas of this model's deployment, each a process "
         "running the model (the initial count when autoscaling)")

@@ -84,6 +84,9 @@ def base(models, tmp_path_factory):
         for name, folder in models.items()]}
     # A bare masked LM serves embeddings by default (as TEI does); fill-mask when asked.
     config["models"][2]["task"] = "fill-mask"
+    # The same folder for embeddings (its default) and fill-mask, one skill for each.
+    config["models"].append({"name": "mlm-both", "source": str(models["mlm"]),
+                             "dtype": "float32", "threads": 1, "tasks": ["fill-mask"]})
     proc, url, log = launch(config, tmp)
     try:
         yield url
@@ -163,3 +166,40 @@ def test_fill_mask_equals_the_pipeline(base, models):
     assert len(many[1]) == 2                  # two masks: a ranking for each
     no_mask = http.post("/v1/infer/mlm", json={"inputs": "no mask here"})
     assert no_mask.status_code == 400 and "[MASK]" in no_mask.json()["error"]["message"]
+
+
+def test_one_model_serves_two_tasks_by_two_skills(base, models):
+    """A BERT served for embeddings that also lists fill-mask: both under one name, the
+    masks filled exactly as by the model served for fill-mask alone, the embeddings those
+    of the encoder (mean pooled; compared in direction), and the card listing both tasks."""
+    import torch
+    from transformers import AutoModel
+
+    http = httpx.Client(base_url=base, timeout=60)
+    card = http.get("/v1/models/mlm-both").json()
+    assert card["tasks"][:2] == ["embedding", "fill-mask"]
+    body = {"inputs": MASKED[0], "parameters": {"top_k": 3}}
+    both = http.post("/v1/infer/mlm-both", json={**body, "task": "fill-mask"})
+    assert both.status_code == 200, both.text
+    assert both.json() == http.post("/v1/infer/mlm", json=body).json()
+
+    client = openai.OpenAI(base_url=f"{base}/v1", api_key="none", max_retries=0)
+    got = client.embeddings.create(model="mlm-both", input=PROMPTS[:2])
+    assert got.model == "mlm-both"
+    tok = _tokenizer()
+    encoder = AutoModel.from_pretrained(str(models["mlm"])).eval()
+    with torch.inference_mode():
+        batch = tok(PROMPTS[:2], padding=True, return_tensors="pt")
+        hidden = encoder(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        want = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+    vectors = np.array([d.embedding for d in got.data])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    assert np.allclose(vectors, want.numpy(), atol=1e-4)
+    listed = {m["id"]: m for m in http.get("/v1/models").json()["data"]}
+    assert "mlm-both#fill-mask" in listed
+
+    # A task the model does not serve is a clear 400 naming what it does.
+    refused = http.post("/v1/infer/t5", json={"inputs": "a [MASK]", "task": "fill-mask"})
+    assert refused.status_code == 400
+    assert "not fill-mask" in refused.json()["error"]["message"]

@@ -113,12 +113,18 @@ async def infer(model: str, body: InferRequest, request: Request) -> JSONRespons
     note_model(request, model)
     served = [Task(t) for t in engine.describe(model).get("tasks", [])]
     zero_shot = [t for t in ZERO_SHOT_TASKS if t in served]
-    if "candidate_labels" in body.parameters:
+    if body.task is not None:
+        task: Task | None = next((t for t in served if t.value == body.task), None)
+        if task is None or task not in TASKS:
+            raise InvalidRequest(f"model {model!r} serves {', '.join(served) or 'nothing'}"
+                                 f" by /v1/infer, not {body.task}", param="task",
+                                 code="unsupported_task")
+    elif "candidate_labels" in body.parameters:
         if not zero_shot:
             raise InvalidRequest(f"model {model!r} is neither an NLI nor a CLIP-style "
                                  "model; candidate_labels need one",
                                  param="parameters.candidate_labels")
-        task: Task | None = zero_shot[0]     # asked for given labels
+        task = zero_shot[0]     # asked for given labels
     else:
         task = next((t for t in served if t in TASKS and t not in ZERO_SHOT_TASKS), None)
     if task is None:

@@ -21,3 +21,7 @@ class InferRequest(ExtraOptions):
         "hypothesis_template for zero-shot-image-classification (a CLIP-style model); "
         "threshold for object-detection; subtask, threshold, mask_threshold and "
         "overlap_mask_area_threshold for image-segmentation")
+    task: str | None = Field(
+        None, description="Which of the model's tasks to run, for a model that serves several "
+        "(e.g. fill-mask of a BERT served for embeddings too); default: its first one that "
+        "/v1/infer serves")

@@ -65,6 +65,8 @@ class ModelEntry:
     estimated_bytes: int | None = None
     measured_bytes: int | None = None     # the delta seen at the last load
     resident_bytes: int = 0               # what the residency budget counts while loaded
+    # tasks served under this model's name by companion entries (its config's ``tasks``)
+    extra_tasks: tuple[Task, ...] = ()
 
     def __setattr__(self, key: str, value: Any) -> None:
         object.__setattr__(self, key, value)
@@ -74,7 +76,7 @@ class ModelEntry:
     @property
     def public(self) -> str:
         """The name clients use: the model's, for one of its replicas."""
-        return self.config.replica_of or self.name
+        return self.config.replica_of or self.config.companion_of or self.name
 
     @property
     def load(self) -> int:
@@ -111,8 +113,10 @@ class ModelEntry:
         if self.spec is None:
             return ()
         if self.skill is not None:
-            return tuple(t for t in self.spec.tasks if t in self.skill.tasks)
-        return tuple(t for t in self.spec.tasks if skill_targets(t))
+            own = tuple(t for t in self.spec.tasks if t in self.skill.tasks)
+        else:
+            own = tuple(t for t in self.spec.tasks if skill_targets(t))
+        return own + tuple(t for t in self.extra_tasks if t not in own)
 
     def describe(self) -> dict[str, Any]:
         spec = self.spec
@@ -125,6 +129,8 @@ class ModelEntry:
                                 "breaker": self.breaker.state.value}
         if self.config.replica_of is not None:
             info["replica_of"] = self.config.replica_of
+        if self.config.companion_of is not None:
+            info["companion_of"] = self.config.companion_of
         if spec is not None:
             info.update(architecture=spec.architecture, model_type=spec.model_type,
                         family=spec.family.value, task=spec.task.value,

@@ -59,6 +59,8 @@ class ModelManager:
         self.aliases: dict[str, str] = {}
         # a replicated model's name (and aliases) -> the names of its replicas' entries
         self.pools: dict[str, list[str]] = {}
+        # a model's served name -> its extra tasks -> the companion entry serving each
+        self.companions: dict[str, dict[Task, str]] = {}
         # One load at a time: loads compete for the same cores and memory, and the first
         # import of transformers from two threads at once is not safe.
         self._load_lock = asyncio.Lock()
@@ -83,7 +85,27 @@ class ModelManager:
         return entry
 
     def add_replicated(self, mc: ModelConfig) -> list[ModelEntry]:
-        """The model, or each of its replicas (``runtime/routing/replicas.py``) under its name."""
+        """The model, or each of its replicas (``runtime/routing/replicas.py``) under its name,
+        and a companion entry for each of its extra ``tasks``."""
+        entries = self._add_copies(mc)
+        for entry in entries:
+            entry.extra_tasks = tuple(mc.tasks)
+        return [*entries, *self._add_companions(mc)]
+
+    def _add_companions(self, mc: ModelConfig) -> list[ModelEntry]:
+        """One entry per extra task, ``NAME#TASK``, loading a skill of that task: a model
+        whose one skill does not do every task it is asked for (a BERT's embeddings and its
+        fill-mask head) is served by two skills under one name."""
+        name, out = mc.served_name, []
+        for task in dict.fromkeys(mc.tasks):
+            companion = mc.model_copy(update={
+                "name": f"{name}#{task.value}", "aliases": [], "task": task, "tasks": [],
+                "replicas": 1, "devices": None, "companion_of": name})
+            out.append(self.add(companion))
+            self.companions.setdefault(name, {})[task] = companion.name
+        return out
+
+    def _add_copies(self, mc: ModelConfig) -> list[ModelEntry]:
         copies = replicas.expand(mc)
         if copies == [mc]:
             return [self.add(mc)]
@@ -142,6 +164,9 @@ class ModelManager:
         up to ``wait`` seconds for the load) and admitted by its breaker; typed errors
         otherwise. The caller releases it (``release``) when the request ends."""
         entry = self.entry(name)
+        companion = self.companions.get(entry.public, {}).get(task) if task else None
+        if companion is not None and companion != entry.name:
+            return await self.ready(companion, task, wait)
         if entry.state == ModelState.UNSUPPORTED:
             raise UnsupportedTask(f"model {name!r} cannot be served: {entry.error}",
                                   param="model")
