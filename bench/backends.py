@@ -139,7 +139,7 @@ def server_phase(args: argparse.Namespace, texts: list[str], log_path: Path) -> 
 
 def load_skill(backend: str, threads: int) -> Any:
     """hfserve's skill for MiniLM on ``backend``, placed as the server places it."""
-    from hfserve.config import ModelConfig
+    from hfserve.model_config import ModelConfig
     from hfserve.registry import build_spec
     from hfserve.runtime.lifecycle.manager import skill_classes
     from hfserve.runtime.lifecycle.placement import choices

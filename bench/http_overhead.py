@@ -55,7 +55,8 @@ def serve(port: int, max_concurrent: int) -> None:
     import hfserve.runtime.lifecycle.skill_table as skill_table
     from bench.http_overhead import PacedFreeModel as paced  # pickled by this module path
     from hfserve.api.app import create_app
-    from hfserve.config import ModelConfig, Settings
+    from hfserve.config import Settings
+    from hfserve.model_config import ModelConfig
 
     skill_table.skill_classes = lambda task: [paced]
     settings = Settings(models=[ModelConfig(

@@ -55,7 +55,7 @@ def torch_worker(args: argparse.Namespace, budget: int) -> tuple[GenerationWorke
 
 def openvino_worker(args: argparse.Namespace, budget: int) -> tuple[GenerationWorker, int]:
     from hfserve.backends.placement import Placement
-    from hfserve.config import ModelConfig
+    from hfserve.model_config import ModelConfig
     from hfserve.registry.spec import build_spec
     from hfserve.runtime.generation.pipeline_worker import PipelineWorker
     from hfserve.skills.openvino_generation import OpenVINOGenerationSkill

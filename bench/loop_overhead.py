@@ -32,8 +32,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from bench.cpu import process_seconds  # noqa: E402
 from bench.server import CHAT_GGUF  # noqa: E402
 from hfserve.backends.placement import Placement  # noqa: E402
-from hfserve.config import ModelConfig  # noqa: E402
 from hfserve.engines.torch_lm import sampling  # noqa: E402
+from hfserve.model_config import ModelConfig  # noqa: E402
 from hfserve.registry.spec import build_spec  # noqa: E402
 from hfserve.runtime.generation.scheduler import Scheduler  # noqa: E402
 from hfserve.runtime.generation.sequence import Delta, coalesce  # noqa: E402

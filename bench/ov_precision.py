@@ -47,7 +47,7 @@ VARIANTS = [
 def export(int8: bool, cache: Path) -> Path:
     from hfserve.backends.openvino_backend import ensure_export
     from hfserve.backends.placement import BackendOptions, Placement
-    from hfserve.config import ModelConfig
+    from hfserve.model_config import ModelConfig
     from hfserve.registry.spec import build_spec
 
     spec = build_spec(ModelConfig(source=str(CHAT_GGUF)))

@@ -20,7 +20,8 @@ from typing import Any, get_args, get_origin
 from pydantic.fields import FieldInfo
 
 from hfserve import __version__, remote
-from hfserve.config import ModelConfig, Settings, apply_model_options
+from hfserve.config import Settings
+from hfserve.model_config import ModelConfig, apply_model_options
 
 SKIP = {"models", "config", "keys"}   # lists of entries: config file or environment
 

@@ -41,7 +41,7 @@ def _free_port() -> int:
 def corrupt_openvino_export(cache: Path, name: str) -> None:
     """Plant an unreadable OpenVINO export where the int8 MiniLM export would be cached."""
     from hfserve.backends.export_cache import export_dir, mark_complete
-    from hfserve.config import ModelConfig
+    from hfserve.model_config import ModelConfig
     from hfserve.registry import build_spec
 
     spec = build_spec(ModelConfig(source=str(MINILM), name=name))

@@ -9,7 +9,7 @@ import pytest
 
 from hfserve.backends.placement import BackendOptions, Placement
 from hfserve.backends.torch_backend import load_torch_model
-from hfserve.config import ModelConfig
+from hfserve.model_config import ModelConfig
 from hfserve.registry.spec import build_spec
 from hfserve.text.codec import HFTextCodec
 

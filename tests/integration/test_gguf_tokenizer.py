@@ -21,7 +21,7 @@ def _field(reader, name):
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
-    from hfserve.config import ModelConfig
+    from hfserve.model_config import ModelConfig
     from hfserve.registry.spec import build_spec
     from hfserve.text.codec import load_hf_tokenizer
 

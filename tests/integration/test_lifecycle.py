@@ -26,7 +26,7 @@ OTHER = {0: "cold", 1: "warm", 2: "hot"}
 
 
 def estimate(source) -> int:
-    from hfserve.config import ModelConfig
+    from hfserve.model_config import ModelConfig
     from hfserve.registry import build_spec
     from hfserve.runtime.lifecycle.footprint import estimate as bytes_of
 

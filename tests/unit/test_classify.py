@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hfserve.config import ModelConfig
 from hfserve.errors import InvalidRequest, ModelNotFound
+from hfserve.model_config import ModelConfig
 from hfserve.registry import skills as skill_table
 from hfserve.registry.classify import classify
 from hfserve.registry.source import resolve

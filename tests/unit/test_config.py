@@ -10,7 +10,8 @@ import yaml
 from pydantic import ValidationError
 
 from hfserve import cli
-from hfserve.config import ModelConfig, Settings
+from hfserve.config import Settings
+from hfserve.model_config import ModelConfig
 
 
 @pytest.fixture(autouse=True)
@@ -257,7 +258,7 @@ def test_model_limits_are_positive() -> None:
 
 
 def test_model_options_reach_each_models_settings() -> None:
-    from hfserve.config import ModelConfig, apply_model_options
+    from hfserve.model_config import ModelConfig, apply_model_options
 
     models = [ModelConfig(source="/m/a", name="org/a.v2"), ModelConfig(source="/m/b", name="b")]
     out = apply_model_options(models, ["org/a.v2.backend=torch", "*.threads=2",
@@ -272,7 +273,7 @@ def test_model_options_reach_each_models_settings() -> None:
     ("a.source=/etc", "no setting 'source'"), ("backend=torch", "NAME.KEY=VALUE"),
     ("a.threads=many", "valid integer")])
 def test_a_bad_model_option_says_what_is_wrong(option, message) -> None:
-    from hfserve.config import ModelConfig, apply_model_options
+    from hfserve.model_config import ModelConfig, apply_model_options
 
     with pytest.raises(ValueError, match=message):
         apply_model_options([ModelConfig(source="/m/a", name="a")], [option])

@@ -7,7 +7,8 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from hfserve.config import KeyConfig, Settings
+from hfserve.access_config import KeyConfig
+from hfserve.config import Settings
 from hfserve.security import hashing
 from hfserve.security.keys import KeyRing
 

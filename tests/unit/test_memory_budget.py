@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from hfserve.backends.placement import BackendOptions, Placement
-from hfserve.config import ModelConfig
 from hfserve.errors import MemoryExhausted
 from hfserve.hardware import Device
+from hfserve.model_config import ModelConfig
 from hfserve.runtime.lifecycle import memory_budget
 from hfserve.runtime.lifecycle.entry import ModelEntry
 from hfserve.runtime.lifecycle.footprint import FIXED_HEADROOM, HEADROOM, estimate

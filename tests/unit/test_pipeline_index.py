@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from hfserve.backends.placement import Placement
-from hfserve.config import ModelConfig
 from hfserve.errors import UnsafeModel
+from hfserve.model_config import ModelConfig
 from hfserve.registry import build_spec, discovery
 from hfserve.registry.classify import classify
 from hfserve.registry.identity import source_identity

@@ -7,10 +7,10 @@ from typing import ClassVar
 
 import pytest
 
-from hfserve.config import ModelConfig, parse_size
 from hfserve.errors import InvalidRequest
 from hfserve.hardware import Device, quota, system
 from hfserve.hardware.profiles import Measurement, ProfileStore
+from hfserve.model_config import ModelConfig, parse_size
 from hfserve.registry.spec import checkpoint_dtype
 from hfserve.runtime.lifecycle import placement
 from hfserve.skills.base import Skill

@@ -9,9 +9,9 @@ from typing import Any, ClassVar
 import pytest
 
 from hfserve.backends.placement import Placement
-from hfserve.config import ModelConfig
 from hfserve.hardware import Device
 from hfserve.hardware.profiles import ProfileStore
+from hfserve.model_config import ModelConfig
 from hfserve.registry import skills as skill_table
 from hfserve.runtime.lifecycle import placement, profiler
 from hfserve.skills.base import BatchSkill, Prepared

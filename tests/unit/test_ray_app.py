@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from hfserve import cli
-from hfserve.config import ModelConfig, Settings
+from hfserve.config import Settings
 from hfserve.errors import (
     ContextLengthExceeded,
     DeadlineExceeded,
@@ -18,6 +18,7 @@ from hfserve.errors import (
     ModelUnavailable,
     Overloaded,
 )
+from hfserve.model_config import ModelConfig
 
 pytest.importorskip("ray.serve")
 

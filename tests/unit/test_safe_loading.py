@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from hfserve.backends.pretrained import model_kwargs, tokenizer_kwargs
-from hfserve.config import ModelConfig
 from hfserve.errors import MalformedModel, UnsafeModel
+from hfserve.model_config import ModelConfig
 from hfserve.registry import build_spec
 
 BERT = {"architectures": ["BertModel"], "model_type": "bert", "hidden_size": 32,

@@ -131,7 +131,7 @@ def script_model(tmp_path, monkeypatch) -> Path:
 
 async def test_the_manager_loads_a_model_again_after_its_process_dies(script_model,
                                                                      tmp_path) -> None:
-    from hfserve.config import ModelConfig
+    from hfserve.model_config import ModelConfig
     from hfserve.runtime.lifecycle.manager import ModelManager
     from hfserve.types import ModelState
 
@@ -165,7 +165,7 @@ async def test_the_manager_loads_a_model_again_after_its_process_dies(script_mod
     ("cpu", True, ProcessGenerator), ("cuda:0", False, ScriptSkill)])
 def test_generation_gets_a_process_on_accelerators_unless_configured(device, own_process,
                                                                      expected) -> None:
-    from hfserve.config import ModelConfig
+    from hfserve.model_config import ModelConfig
     from hfserve.runtime.lifecycle.manager import ModelEntry, ModelManager
 
     entry = ModelEntry(config=ModelConfig(source="x", own_process=own_process), name="x",

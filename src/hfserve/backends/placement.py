@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from hfserve.config import ModelConfig
+from hfserve.model_config import ModelConfig
 
 
 def _default(name: str):

@@ -89,7 +89,7 @@ def write_skill(source: str, out: Path, task: str | None = None, stem: str | Non
                 force: bool = False) -> list[Path]:
     """Write ``<stem>.py`` and ``test_<stem>.py`` for the model at ``source`` into ``out``;
     returns the two paths."""
-    from hfserve.config import ModelConfig
+    from hfserve.model_config import ModelConfig
     from hfserve.registry import build_spec
 
     spec = build_spec(ModelConfig(source=source))

@@ -10,8 +10,9 @@ from typing import Any
 
 from ray import serve
 
-from hfserve.config import ModelConfig, Settings
+from hfserve.config import Settings
 from hfserve.errors import InvalidRequest
+from hfserve.model_config import ModelConfig
 from hfserve.ray.deployment import ModelReplica
 from hfserve.ray.ingress import Ingress
 

@@ -9,8 +9,9 @@ from typing import Any
 
 from ray import serve
 
-from hfserve.config import ModelConfig, Settings
+from hfserve.config import Settings
 from hfserve.errors import ModelUnavailable
+from hfserve.model_config import ModelConfig
 from hfserve.ray.wire import StreamStart
 from hfserve.runtime.engine import Engine  # the composition root of a replica
 from hfserve.runtime.events import GenerationInput, RunResult

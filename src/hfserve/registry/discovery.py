@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from hfserve.config import ModelConfig
+from hfserve.model_config import ModelConfig
 from hfserve.registry.pipeline import PIPELINE_INDEX
 
 

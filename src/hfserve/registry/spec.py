@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hfserve.config import ModelConfig
 from hfserve.errors import InvalidRequest
+from hfserve.model_config import ModelConfig
 from hfserve.registry.classify import classify
 from hfserve.registry.remote_code import check_remote_code
 from hfserve.registry.source import resolve

@@ -9,7 +9,7 @@ import hmac
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from hfserve.config import KeyConfig
+from hfserve.access_config import KeyConfig
 from hfserve.security import hashing
 
 ADMIN, INFERENCE = "admin", "inference"

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hfserve.config import ModelConfig, Settings
+from hfserve.config import Settings
 from hfserve.errors import (
     HFServeError,
     InvalidRequest,
@@ -18,6 +18,7 @@ from hfserve.errors import (
     ModelUnavailable,
     UnsupportedTask,
 )
+from hfserve.model_config import ModelConfig
 from hfserve.registry.roots import within_roots
 from hfserve.runtime.lifecycle.manager import ModelManager
 from hfserve.types import ModelState

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hfserve import metrics
-from hfserve.config import ModelConfig
 from hfserve.errors import HFServeError, MemoryExhausted, public
 from hfserve.hardware import table as compatibility_table
+from hfserve.model_config import ModelConfig
 from hfserve.registry.skills import skill_targets
 from hfserve.runtime.batching.batcher import Batcher
 from hfserve.runtime.generation.scheduler import Scheduler

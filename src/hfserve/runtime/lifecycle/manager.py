@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from hfserve import metrics
-from hfserve.config import ModelConfig, Settings
+from hfserve.config import Settings
 from hfserve.errors import (
     CircuitOpen,
     HFServeError,
@@ -24,6 +24,7 @@ from hfserve.errors import (
     ModelUnavailable,
     UnsupportedTask,
 )
+from hfserve.model_config import ModelConfig
 from hfserve.registry import build_spec
 from hfserve.runtime.lifecycle import footprint, heap
 from hfserve.runtime.lifecycle.breaker import CircuitBreaker, model_failure

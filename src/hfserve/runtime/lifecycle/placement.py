@@ -7,11 +7,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hfserve.backends.placement import BackendOptions, Placement
-from hfserve.config import ModelConfig
 from hfserve.errors import InvalidRequest
 from hfserve.hardware import Device, HardwareError, cpu_quota, detect, plan
 from hfserve.hardware.device import OPENVINO_DEVICE
 from hfserve.hardware.profiles import ProfileStore
+from hfserve.model_config import ModelConfig
 from hfserve.skills.base import Skill
 from hfserve.types import ModelSpec
 

@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from hfserve.config import ModelConfig
 from hfserve.hardware.profiles import Measurement, ProfileStore
+from hfserve.model_config import ModelConfig
 from hfserve.registry import build_spec
 from hfserve.runtime.lifecycle.placement import choices, profile_key
 from hfserve.runtime.lifecycle.skill_table import classes_for

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from hfserve.config import GroupConfig
+from hfserve.access_config import GroupConfig
 from hfserve.errors import InvalidRequest, ModelNotFound
 from hfserve.runtime.routing.bandit import Bandit, Reward, Trial
 from hfserve.types import Task

@@ -9,8 +9,8 @@ import random
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from hfserve.config import ModelConfig
 from hfserve.hardware import cpu_quota
+from hfserve.model_config import ModelConfig
 
 T = TypeVar("T")
 
