@@ -17,23 +17,21 @@ from hfserve.config import Settings
 from hfserve.errors import (
     CircuitOpen,
     HFServeError,
-    InvalidRequest,
     MemoryExhausted,
     ModelLoading,
-    ModelNotFound,
     ModelUnavailable,
     UnsupportedTask,
 )
 from hfserve.model_config import ModelConfig
 from hfserve.registry import build_spec
 from hfserve.runtime.lifecycle import footprint, heap
-from hfserve.runtime.lifecycle.breaker import CircuitBreaker, model_failure
+from hfserve.runtime.lifecycle.breaker import model_failure
+from hfserve.runtime.lifecycle.catalog import Catalog
 from hfserve.runtime.lifecycle.entry import ModelEntry, brief
 from hfserve.runtime.lifecycle.loading import load_on_chain, measure, resolve
 from hfserve.runtime.lifecycle.memory_budget import MemoryBudget
 from hfserve.runtime.lifecycle.placement import Choice
 from hfserve.runtime.lifecycle.skill_table import classes_for, skill_classes
-from hfserve.runtime.routing import replicas
 from hfserve.runtime.workers import new_skill, start_worker
 from hfserve.types import ModelState, Task
 
@@ -48,7 +46,7 @@ def _nothing(phase: str, details: dict) -> None:
     return None
 
 
-class ModelManager:
+class ModelManager(Catalog):
     def __init__(self, configs: list[ModelConfig], cache_dir: Path | None = None,
                  memory_limits: dict[str, int] | None = None,
                  settings: Settings | None = None) -> None:
@@ -56,89 +54,13 @@ class ModelManager:
         self.cache_dir = cache_dir or Path.home() / ".cache" / "hfserve"
         self.memory_limits = memory_limits or {}
         self.budget = MemoryBudget(self.memory_limits, self.settings.memory_reserve)
-        self.entries: dict[str, ModelEntry] = {}
-        self.aliases: dict[str, str] = {}
-        # a replicated model's name (and aliases) -> the names of its replicas' entries
-        self.pools: dict[str, list[str]] = {}
-        # a model's served name -> its extra tasks -> the companion entry serving each
-        self.companions: dict[str, dict[Task, str]] = {}
+        super().__init__(self.settings)
         # One load at a time: loads compete for the same cores and memory, and the first
         # import of transformers from two threads at once is not safe.
         self._load_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task] = set()
         for mc in configs:
             self.add_replicated(mc)
-
-    # --- what is known ------------------------------------------------------------------
-    def add(self, mc: ModelConfig) -> ModelEntry:
-        name = mc.served_name
-        taken = [n for n in [name, *mc.aliases] if n in self.aliases]
-        if taken:
-            raise InvalidRequest(f"two models are named {taken[0]!r}; give one a name",
-                                 param="name")
-        s = self.settings
-        entry = ModelEntry(config=mc, name=name,
-                           breaker=CircuitBreaker(s.breaker_failures, s.breaker_open_s))
-        self.entries[name] = entry
-        metrics.set_breaker(name, entry.breaker.state.value)
-        for alias in [name, *mc.aliases]:
-            self.aliases[alias] = name
-        return entry
-
-    def add_replicated(self, mc: ModelConfig) -> list[ModelEntry]:
-        """The model, or each of its replicas (``runtime/routing/replicas.py``) under its name,
-        and a companion entry for each of its extra ``tasks``."""
-        entries = self._add_copies(mc)
-        for entry in entries:
-            entry.extra_tasks = tuple(mc.tasks)
-        return [*entries, *self._add_companions(mc)]
-
-    def _add_companions(self, mc: ModelConfig) -> list[ModelEntry]:
-        """One entry per extra task, ``NAME#TASK``, loading a skill of that task: a model
-        whose one skill does not do every task it is asked for (a BERT's embeddings and its
-        fill-mask head) is served by two skills under one name."""
-        name, out = mc.served_name, []
-        for task in dict.fromkeys(mc.tasks):
-            companion = mc.model_copy(update={
-                "name": f"{name}#{task.value}", "aliases": [], "task": task, "tasks": [],
-                "replicas": 1, "devices": None, "companion_of": name})
-            out.append(self.add(companion))
-            self.companions.setdefault(name, {})[task] = companion.name
-        return out
-
-    def _add_copies(self, mc: ModelConfig) -> list[ModelEntry]:
-        copies = replicas.expand(mc)
-        if copies == [mc]:
-            return [self.add(mc)]
-        names = [mc.served_name, *mc.aliases]
-        taken = [n for n in names if n in self.aliases or n in self.pools]
-        if taken:
-            raise InvalidRequest(f"two models are named {taken[0]!r}; give one a name",
-                                 param="name")
-        entries = [self.add(c) for c in copies]
-        for name in names:
-            self.pools[name] = [e.name for e in entries]
-        return entries
-
-    def served_name(self, name: str) -> str | None:
-        """The name ``name`` stands for: a model's served name, a replicated model's
-        name, or None."""
-        pool = self.pools.get(name)
-        if pool is not None:
-            return self.entries[pool[0]].public
-        return self.aliases.get(name)
-
-    def forget(self, entry: ModelEntry) -> None:
-        self.entries.pop(entry.name, None)
-        for alias in [entry.name, *entry.config.aliases]:
-            self.aliases.pop(alias, None)
-        metrics.forget_model(entry.name)
-
-    def entry(self, name: str) -> ModelEntry:
-        key = self.aliases.get(name)
-        if key is None:
-            raise ModelNotFound.named(name)
-        return self.entries[key]
 
     def check(self, entry: ModelEntry) -> None:
         """Read the model's spec and find its skill, without loading it. A discovered model
