@@ -20,9 +20,9 @@ from hfserve.errors import (
     ServerShuttingDown,
 )
 from hfserve.ray.wire import StreamStart, server_error
-from hfserve.runtime.engine import UNKNOWN_MODEL
 from hfserve.runtime.events import GenerationHandle, GenerationInput, RunResult, coalesce
 from hfserve.runtime.generation.stream import EventStream
+from hfserve.runtime.introspection import UNKNOWN_MODEL
 from hfserve.types import Task, TokenSpan
 
 log = logging.getLogger(__name__)

@@ -30,6 +30,7 @@ from hfserve.runtime.generation import prompts
 from hfserve.runtime.generation.scheduler import GenerationRequest
 from hfserve.runtime.generation.stream import EventStream
 from hfserve.runtime.generation.tool_choice import apply_tool_choice
+from hfserve.runtime.introspection import Introspection
 from hfserve.runtime.lifecycle import startup
 from hfserve.runtime.lifecycle.admin import Admin
 from hfserve.runtime.lifecycle.breaker import BreakerState, model_failure
@@ -41,10 +42,9 @@ from hfserve.types import ModelState, Task, TokenSpan
 from hfserve.validation import require_unicode
 
 PRIORITIES = {"high": 0, "normal": 1, "low": 2}
-UNKNOWN_MODEL = "unknown"
 
 
-class Engine:
+class Engine(Introspection):
     def __init__(self, settings: Settings, manager: ModelManager | None = None) -> None:
         self.settings = settings
         plugins.use_folder(settings.skills_dir)
@@ -185,7 +185,7 @@ class Engine:
     async def _run(self, entry, task: Task, items: list[Any], options: dict[str, Any],
                    priority: str, timeout: float | None, cache: bool) -> RunResult:
         # More than could ever be queued: retrying would not help.
-        self._check_count(len(items), min(self.settings.max_request_items,
+        prompts.check_count(len(items), min(self.settings.max_request_items,
                                           entry.batcher.max_queue), "input")
         for item in items:
             if isinstance(item, str):
@@ -311,7 +311,7 @@ class Engine:
     # --- the tokenizer's view ------------------------------------------------------
     async def tokenize(self, model: str, texts: list[str],
                        add_special_tokens: bool = True) -> list[list[TokenSpan]]:
-        self._check_count(len(texts), self.settings.max_request_items, "inputs")
+        prompts.check_count(len(texts), self.settings.max_request_items, "inputs")
         for text in texts:
             require_unicode(text, "inputs")
         entry = await self._ready(model, None)
@@ -320,16 +320,10 @@ class Engine:
 
     async def decode(self, model: str, sequences: list[list[int]],
                      skip_special_tokens: bool = True) -> list[str]:
-        self._check_count(len(sequences), self.settings.max_request_items, "ids")
+        prompts.check_count(len(sequences), self.settings.max_request_items, "ids")
         entry = await self._ready(model, None)
         return await self._holding(entry, self._off_loop(
             lambda: [entry.skill.detokenize(ids, skip_special_tokens) for ids in sequences]))
-
-    @staticmethod
-    def _check_count(count: int, most: int, param: str) -> None:
-        if count > most:
-            raise InvalidRequest(f"this request has {count} inputs; a request may have at "
-                                 f"most {most}", param=param, code="too_many_inputs")
 
     def abort(self, request_id: str) -> None:
         name, events = self._streams.pop(request_id, (None, None))
@@ -381,61 +375,6 @@ class Engine:
     def _deadline(self, timeout: float | None) -> float:
         return time.monotonic() + (timeout or self.settings.request_timeout_s)
 
-    # --- introspection -------------------------------------------------------------
-    def models(self) -> list[dict[str, Any]]:
-        return [*(self.describe(name) for name in self.manager.entries),
-                *self.groups.listed()]
-
-    def label_of(self, name: str) -> str:
-        """The served name ``name`` stands for (a model's or a group's, both fixed by the
-        configuration), or one fixed label for names not served."""
-        if name in self.groups.configs:
-            return name
-        return self.manager.aliases.get(name, UNKNOWN_MODEL)
-
-    def group(self, name: str) -> dict[str, Any]:
-        """A group's arms: each one's posterior, requests and traffic share."""
-        return self.groups.describe(name)
-
-    def feedback(self, response_id: str, score: float) -> dict[str, Any]:
-        return self.groups.feedback(response_id, score)
-
-    def describe(self, name: str) -> dict[str, Any]:
-        if name in self.groups.configs:
-            return next(g for g in self.groups.listed() if g["id"] == name)
-        entry = self.manager.entry(name)
-        info = entry.describe()
-        worker = entry.batcher or entry.scheduler
-        info.update(id=entry.name, aliases=entry.config.aliases,
-                    created=int(entry.loaded_at or 0),
-                    queue_depth=worker.queue_depth if worker else 0,
-                    limits={"max_queue": entry.config.max_queue,
-                            "max_batch_size": entry.config.max_batch_size,
-                            "max_batch_tokens": entry.config.max_batch_tokens,
-                            "max_request_items": self.settings.max_request_items,
-                            "max_request_sequences": self.settings.max_request_sequences})
-        return info
-
-    def hardware(self) -> dict[str, Any]:
-        """Detected devices, why the missing kinds are missing, and the compatibility table."""
-        from hfserve.hardware import absent_kinds, detect, probe_errors, table
-
-        return {"devices": [d.to_dict() for d in detect()], "unavailable": probe_errors(),
-                "absent": absent_kinds(), "compatibility": table()}
-
-    def ready(self) -> tuple[bool, dict[str, str]]:
-        """Whether every model that should serve does (see ``ModelEntry.holds_readiness``),
-        and each known model's state."""
-        states = {name: e.state.value for name, e in self.manager.entries.items()}
-        ok = not self.draining and not any(e.holds_readiness()
-                                           for e in self.manager.entries.values())
-        return ok, states
-
-    def breakers(self) -> dict[str, str]:
-        """The models whose breaker is not closed, and its state."""
-        return {name: e.breaker.state.value for name, e in self.manager.entries.items()
-                if e.breaker.state != BreakerState.CLOSED}
-
     # --- administration (runtime/lifecycle/admin.py) ----------------------------------------
     def load_events(self, name: str, device: str | None = None,
                     backend: str | None = None) -> AsyncIterator[dict[str, Any]]:
@@ -451,12 +390,6 @@ class Engine:
         served = self.manager.entry(name).name
         await self.admin.forget(name)
         self.cached.forget(served)
-
-    def broken(self) -> dict[str, str]:
-        """Models that failed while serving and will not be loaded again by this process
-        (liveness reports them: a restart of the server is what can bring them back)."""
-        return {name: e.error or "failed" for name, e in self.manager.entries.items()
-                if e.broken}
 
     def begin_drain(self) -> None:
         """The server is stopping: readiness turns false and new work is refused; what

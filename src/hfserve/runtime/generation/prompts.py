@@ -25,6 +25,13 @@ def small(items: list[Any]) -> bool:
     return True
 
 
+def check_count(count: int, most: int, param: str) -> None:
+    """A 400 for a request with more inputs than a request may have."""
+    if count > most:
+        raise InvalidRequest(f"this request has {count} inputs; a request may have at "
+                             f"most {most}", param=param, code="too_many_inputs")
+
+
 def texts(request: GenerationInput) -> list[Any]:
     """What a generation request tokenizes, for sizing; a chat counts as large, so that
     its template never renders on the event loop (a template may be slow: the renderer
