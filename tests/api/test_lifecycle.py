@@ -260,6 +260,16 @@ async def test_an_unservable_configured_model_fails_the_start(start, tmp_path, s
         assert ready.json()["models"] == {"bad": "failed", "ok": "ready"}
 
 
+async def test_a_configured_model_no_device_can_run_fails_the_start(start, tmp_path) -> None:
+    """A device the machine lacks is a configuration error at start, not a server that
+    stays unready."""
+    models = [{"source": str(model_folder(tmp_path, "ok", BERT)), "name": "ok",
+               "device": "mps"}]
+    with pytest.raises(Exception, match="cannot serve the configured model.*ok.*mps"):
+        async with start(models=models):
+            pass
+
+
 async def test_a_discovered_model_no_skill_serves_is_unsupported(start, tmp_path) -> None:
     bad = model_folder(tmp_path, "odd", {"model_type": "nothing-known",
                                          "architectures": ["NoSuchModel"]})

@@ -30,7 +30,7 @@ from hfserve.runtime.lifecycle.catalog import Catalog
 from hfserve.runtime.lifecycle.entry import ModelEntry, brief
 from hfserve.runtime.lifecycle.loading import load_on_chain, measure, resolve
 from hfserve.runtime.lifecycle.memory_budget import MemoryBudget
-from hfserve.runtime.lifecycle.placement import Choice
+from hfserve.runtime.lifecycle.placement import Choice, choices
 from hfserve.runtime.lifecycle.skill_table import classes_for, skill_classes
 from hfserve.runtime.workers import new_skill, start_worker
 from hfserve.types import ModelState, Task
@@ -69,7 +69,10 @@ class ModelManager(Catalog):
         try:
             if entry.spec is None:
                 entry.spec = build_spec(entry.config)
-            classes_for(entry.spec)
+            # The device chain too: a model no device can run as configured (a dtype or
+            # device the machine lacks) is a configuration error, found before any load.
+            choices(entry.spec, entry.config, classes_for(entry.spec), self.cache_dir,
+                    memory_limits=self.memory_limits)
             entry.estimated_bytes = footprint.estimate(
                 entry.spec, entry.config.dtype, entry.config.max_concurrent)
         except Exception as exc:
