@@ -109,14 +109,18 @@ async def test_unload_lets_a_running_stream_finish(start) -> None:
         await wait_until(lambda: srv.engine.manager.entries["gen"].busy == 1)
         unload = asyncio.create_task(srv.client.post("/v1/models/gen/unload"))
         await wait_until(lambda: srv.engine.manager.entries["gen"].state.value == "draining")
-        refused = await srv.client.post("/v1/chat/completions", json={
-            "model": "gen", "messages": [{"role": "user", "content": "hi"}]})
-        assert refused.status_code == 503
+        # A request that comes while the model drains waits for the unload, then loads
+        # the model again: it is answered, not refused.
+        waiting = asyncio.create_task(srv.client.post("/v1/chat/completions", json={
+            "model": "gen", "messages": [{"role": "user", "content": "hi"}]}))
         done = await stream
         assert done.status_code == 200
         assert done.text.rstrip().endswith("data: [DONE]")
         assert '"finish_reason":"length"' in done.text.replace(" ", "")
         assert (await unload).json()["state"] == "unloaded"
+        answered = await waiting
+        assert answered.status_code == 200
+        assert srv.engine.manager.entries["gen"].state.value == "ready"
 
 
 async def test_register_and_delete_a_model_under_the_roots(start, tmp_path, control) -> None:

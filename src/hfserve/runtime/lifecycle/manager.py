@@ -101,7 +101,9 @@ class ModelManager(Catalog):
             # balancer sends the request elsewhere rather than have it wait here.
             raise ModelLoading(f"model {name!r} is loading; retry shortly")
         if entry.state == ModelState.DRAINING:
-            raise ModelLoading(f"model {name!r} is unloading; retry shortly", retry_after=1)
+            # Evicted or unloaded just now: the request waits for the unload to end and
+            # loads the model again, as for any unloaded model, rather than fail.
+            await self._unloaded(entry, self.settings.load_timeout_s if wait is None else wait)
         if entry.broken:
             raise ModelUnavailable(f"model {name!r} failed: {entry.error}")
         if not entry.breaker.allow():
@@ -130,6 +132,15 @@ class ModelManager(Catalog):
             raise
         entry.last_used = time.monotonic()
         return entry
+
+    async def _unloaded(self, entry: ModelEntry, wait: float) -> None:
+        """Wait up to ``wait`` seconds for a draining model's unload to end."""
+        deadline = time.monotonic() + wait
+        while entry.state == ModelState.DRAINING:
+            if time.monotonic() > deadline:
+                raise ModelLoading(f"model {entry.name!r} is unloading; retry shortly",
+                                   retry_after=1)
+            await asyncio.sleep(0.02)
 
     def release(self, entry: ModelEntry, outcome: BaseException | None = None) -> None:
         """A request admitted by ``ready`` ended; a model's own failure counts against its
