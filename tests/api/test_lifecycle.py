@@ -186,29 +186,6 @@ async def test_eviction_is_least_recently_used_and_spares_the_pinned(start, tmp_
         assert control.loads == ["a", "b", "c", "b"]
 
 
-async def test_a_load_drains_a_busy_victim_rather_than_wait_for_it_to_go_idle(
-        start, tmp_path, control) -> None:
-    """Room held only by a model with a request in flight: the load drains it (the request
-    finishes; the next ones wait for the unload and load it again) rather than wait for an
-    idle moment that steady traffic never gives, and nothing is lost."""
-    models = three(tmp_path, a={"pinned": True})
-    async with start(models=models, preload="none", memory_limits={"cpu": "40MiB"},
-                     load_timeout_s=5) as srv:
-        for name in ("a", "b"):
-            assert (await srv.client.post(EMBED, json=embed(name))).status_code == 200
-        running = asyncio.create_task(srv.client.post(EMBED, json=embed("b", fakes.BLOCK)))
-        await asyncio.to_thread(control.run_started.wait, 10)
-        load = asyncio.create_task(srv.client.post(EMBED, json=embed("c")))
-        b = srv.engine.manager.entries["b"]
-        await wait_until(lambda: b.state.value == "draining")
-        later = asyncio.create_task(srv.client.post(EMBED, json=embed("b", "later")))
-        await asyncio.sleep(0.1)
-        control.run_release.set()
-        answers = await asyncio.gather(running, load, later)
-        assert [r.status_code for r in answers] == [200, 200, 200], [r.text for r in answers]
-        assert control.loads == ["a", "b", "c", "b"]
-
-
 async def test_nothing_evictable_is_a_clear_503(start, tmp_path) -> None:
     models = three(tmp_path, a={"pinned": True}, b={"pinned": True})
     async with start(models=models, preload="none", memory_limits={"cpu": "40MiB"}) as srv:

@@ -252,18 +252,20 @@ class ModelManager(Catalog):
         """Unload least recently used idle models on the device until this one fits."""
         others = [e for e in self.entries.values() if e is not entry]
         deadline = time.monotonic() + self.settings.load_timeout_s
-        try:
-            victims = self.budget.evictions(entry, choice, others)
-        except MemoryExhausted:
-            # Only models with requests in flight would make room. Waiting for them to go
-            # idle starves this load while their traffic goes on, so they drain instead:
-            # what is in flight finishes, new requests for them wait for the unload and
-            # load them again (pinned models are never chosen).
-            victims = self.budget.evictions(entry, choice, others, busy_too=True)
+        while True:
+            try:
+                victims = self.budget.evictions(entry, choice, others)
+                break
+            except MemoryExhausted:
+                # Models busy now are idle soon: wait for them, not for pinned ones.
+                if time.monotonic() > deadline or not self.budget.evictions(
+                        entry, choice, others, busy_too=True):
+                    raise
+                await asyncio.sleep(0.05)
         for victim in victims:
             log.info("evicting model %s to make room for %s", victim.name, entry.name)
             metrics.EVICTIONS.labels(victim.name).inc()
-            await self.unload(victim, drain_s=max(0.0, deadline - time.monotonic()))
+            await self.unload(victim)
         entry.device_id = choice.device_id
         entry.resident_bytes = entry.estimated_bytes or 0
 
