@@ -5,6 +5,7 @@ alternating rounds. Prints each round and the ratio of the medians (issue target
 5% lost).
 
     .venv/bin/python bench/auth_overhead.py [--seconds 15] [--rounds 3] [--clients 64]
+                                            [--client wrk] [--no-cache]
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ if str(ROOT) not in sys.path:
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from bench import load  # noqa: E402
+from bench import load, wrk  # noqa: E402
 from bench.sentences import sentences  # noqa: E402
 from bench.server import EMBED_DIR, ServerOptions, ServerProcess  # noqa: E402
 
@@ -40,11 +41,17 @@ def run(extra: dict | None, args: argparse.Namespace, texts: list[str], log: Pat
     if extra and "keys" in extra:
         load.HEADERS["Authorization"] = f"Bearer {KEY}"
     with ServerProcess(opts, log) as server:
-        out = asyncio.run(load.embeddings_load(
-            server.base_url, MODEL, texts, concurrency=args.clients, per_request=1,
-            warmup=args.warmup, duration=args.seconds, server_pid=server.pid))
+        if args.client == "wrk":
+            wrk.embeddings(server.base_url, MODEL, texts, connections=args.clients,
+                           seconds=args.warmup, headers=load.HEADERS)
+            out = wrk.embeddings(server.base_url, MODEL, texts, connections=args.clients,
+                                 seconds=args.seconds, headers=load.HEADERS)
+        else:
+            out = asyncio.run(load.embeddings_load(
+                server.base_url, MODEL, texts, concurrency=args.clients, per_request=1,
+                warmup=args.warmup, duration=args.seconds, server_pid=server.pid))
     if out["errors"]:
-        raise SystemExit(f"errors: {out['error_samples']}")
+        raise SystemExit(f"errors: {out.get('error_samples') or out.get('output')}")
     return out["rate"]
 
 
@@ -54,6 +61,8 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--client", choices=("python", "wrk"), default="python",
+                        help="load generator: bench/load.py's aiohttp clients, or wrk")
     parser.add_argument("--no-cache", action="store_true",
                         help="response cache off: every request runs the model")
     args = parser.parse_args()

@@ -3,8 +3,6 @@ the next device, and the client is told to retry rather than given a wrong answe
 
 from __future__ import annotations
 
-import asyncio
-
 import fakes
 import pytest
 
