@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     load_timeout_s: float = Field(
         300.0, gt=0, description="How long a request waits for its model to load before a "
         "503 with Retry-After")
+    min_residency_s: float = Field(
+        5.0, ge=0, description="When a load needs the room of models that are busy, the "
+        "ones loaded at least this long ago are drained (their requests in flight finish, "
+        "new ones wait for their reload) and the load waits for the others: models that "
+        "do not fit together take turns of at least this long, rather than one request "
+        "each (idle models are evicted at once)")
     skip_unservable_models: bool = Field(
         False, description="Start even when a configured model cannot be served (it is "
         "listed as failed); off: such a model fails the start")

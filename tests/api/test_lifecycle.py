@@ -186,6 +186,55 @@ async def test_eviction_is_least_recently_used_and_spares_the_pinned(start, tmp_
         assert control.loads == ["a", "b", "c", "b"]
 
 
+async def test_a_load_drains_a_busy_victim_once_it_has_been_resident_a_while(
+        start, tmp_path, control) -> None:
+    """Room held only by a model with a request in flight: once it has been resident for
+    min_residency_s the load drains it (the request finishes; the next ones wait for the
+    unload and load it again) rather than wait for an idle moment that steady traffic
+    never gives, and nothing is lost."""
+    models = three(tmp_path, a={"pinned": True})
+    async with start(models=models, preload="none", memory_limits={"cpu": "40MiB"},
+                     load_timeout_s=10, min_residency_s=0.5) as srv:
+        for name in ("a", "b"):
+            assert (await srv.client.post(EMBED, json=embed(name))).status_code == 200
+        b = srv.engine.manager.entries["b"]
+        running = asyncio.create_task(srv.client.post(EMBED, json=embed("b", fakes.BLOCK)))
+        await asyncio.to_thread(control.run_started.wait, 10)
+        load = asyncio.create_task(srv.client.post(EMBED, json=embed("c")))
+        await wait_until(lambda: b.state.value == "draining")
+        # Not before b was resident for min_residency_s.
+        assert time.monotonic() - b.ready_since >= 0.5
+        later = asyncio.create_task(srv.client.post(EMBED, json=embed("b", "later")))
+        await asyncio.sleep(0.1)
+        control.run_release.set()
+        answers = await asyncio.gather(running, load, later)
+        assert [r.status_code for r in answers] == [200, 200, 200], [r.text for r in answers]
+        assert control.loads == ["a", "b", "c", "b"]
+
+
+async def test_models_that_do_not_fit_together_take_turns_without_losing_requests(
+        start, tmp_path, control) -> None:
+    """Steady traffic to two models that do not fit together: the requests that waited
+    for a load are served by it even when the other model's load drains it next, and
+    every request is answered."""
+    models = three(tmp_path, a={"pinned": True})
+    async with start(models=models, preload="none", memory_limits={"cpu": "40MiB"},
+                     load_timeout_s=20, min_residency_s=0) as srv:
+        assert (await srv.client.post(EMBED, json=embed("a"))).status_code == 200
+
+        async def client(first: str) -> list[int]:
+            codes = []
+            for i in range(6):
+                name = first if i % 2 == 0 else ("c" if first == "b" else "b")
+                codes.append((await srv.client.post(EMBED, json=embed(name, f"t{i}")))
+                             .status_code)
+            return codes
+
+        answers = await asyncio.gather(*(client("b" if k % 2 else "c") for k in range(6)))
+        assert [c for codes in answers for c in codes] == [200] * 36
+        assert control.loads.count("b") >= 2 and control.loads.count("c") >= 2
+
+
 async def test_nothing_evictable_is_a_clear_503(start, tmp_path) -> None:
     models = three(tmp_path, a={"pinned": True}, b={"pinned": True})
     async with start(models=models, preload="none", memory_limits={"cpu": "40MiB"}) as srv:

@@ -47,6 +47,7 @@ class ModelEntry:
     placement_reason: str | None = None
     attempts: list[dict[str, str]] = field(default_factory=list)
     loaded_at: float | None = None
+    ready_since: float = 0.0              # monotonic time of the last load's end
     scheduled: bool = False              # queued for start-up loading
     excluded: set[str] = field(default_factory=set)   # devices that failed this model
     restarts: RestartBudget = field(default_factory=RestartBudget)

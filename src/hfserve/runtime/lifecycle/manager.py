@@ -175,6 +175,8 @@ class ModelManager(Catalog):
         except TimeoutError:
             raise ModelLoading(f"model {entry.name!r} is still loading; retry shortly",
                                retry_after=min(wait, 30) or 1) from None
+        if entry.state == ModelState.DRAINING and entry.load_error is None:
+            return      # loaded, and drained for a later load: this request is in flight
         if entry.state != ModelState.READY:
             raise entry.load_error or ModelUnavailable(f"model {entry.name!r} is not loaded")
 
@@ -223,6 +225,7 @@ class ModelManager(Catalog):
             heap.settle()
             entry.last_used = time.monotonic()
             entry.state, entry.loaded_at = ModelState.READY, time.time()
+            entry.ready_since = time.monotonic()
             seconds = time.monotonic() - started
             metrics.MODEL_READY.labels(entry.name).set(1)
             metrics.LOAD_SECONDS.labels(entry.name).observe(seconds)
@@ -249,15 +252,25 @@ class ModelManager(Catalog):
         log.error("model %s failed to load: %s", entry.name, entry.error)
 
     async def _make_room(self, entry: ModelEntry, choice: Choice) -> None:
-        """Unload least recently used idle models on the device until this one fits."""
+        """Unload least recently used idle models on the device until this one fits. When
+        only busy models would make room, those resident for ``min_residency_s`` are
+        drained (their requests in flight finish; new ones wait for the unload and load
+        them again) and the load waits for the others: steady traffic to a busy model
+        never leaves it idle, so waiting for idle would starve this load, and draining a
+        model just loaded would evict it before the requests that waited for it ran."""
         others = [e for e in self.entries.values() if e is not entry]
         deadline = time.monotonic() + self.settings.load_timeout_s
+        residency = self.settings.min_residency_s
+
+        def drainable(victim: ModelEntry) -> bool:
+            return time.monotonic() - victim.ready_since >= residency
+
         while True:
             try:
-                victims = self.budget.evictions(entry, choice, others)
+                victims = self.budget.evictions(entry, choice, others, drainable=drainable)
                 break
             except MemoryExhausted:
-                # Models busy now are idle soon: wait for them, not for pinned ones.
+                # Not pinned ones: busy models are ripe soon; wait for them.
                 if time.monotonic() > deadline or not self.budget.evictions(
                         entry, choice, others, busy_too=True):
                     raise
@@ -265,7 +278,7 @@ class ModelManager(Catalog):
         for victim in victims:
             log.info("evicting model %s to make room for %s", victim.name, entry.name)
             metrics.EVICTIONS.labels(victim.name).inc()
-            await self.unload(victim)
+            await self.unload(victim, drain_s=max(0.0, deadline - time.monotonic()))
         entry.device_id = choice.device_id
         entry.resident_bytes = entry.estimated_bytes or 0
 

@@ -4,6 +4,7 @@ device reports free now less a reserve. Turns that into the models to evict."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from hfserve.hardware import detect, refresh_memory
@@ -48,17 +49,20 @@ class MemoryBudget:
         return (None if reported is None else reported - self.reserve), False
 
     def evictions(self, entry: ModelEntry, choice: Choice, others: list[ModelEntry],
-                  busy_too: bool = False) -> list[ModelEntry]:
+                  busy_too: bool = False,
+                  drainable: Callable[[ModelEntry], bool] | None = None) -> list[ModelEntry]:
         """The models to unload, least recently used first, so that ``entry`` fits; raises
         ``MemoryExhausted`` when unloading every idle, unpinned one would not do. With
         ``busy_too``, models with requests in flight count as idle (would it fit once
-        they are?)."""
+        they are?); with ``drainable``, the busy models it accepts do (they may be
+        drained: what is in flight finishes before the unload)."""
         free, by_kind = self.free(choice, others)
         if free is None:
             return []
         on_device = self._on_device(choice, by_kind, others)
         residents = [Resident(e.name, e.resident_bytes, e.last_used, e.pinned,
-                              busy=(e.busy > 0 and not busy_too)
+                              busy=(e.busy > 0 and not busy_too
+                                    and not (drainable is not None and drainable(e)))
                               or e.state != ModelState.READY)
                      for e in on_device]
         names = plan_evictions(entry.name, entry.estimated_bytes or 0, free, residents,
