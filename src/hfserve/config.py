@@ -158,6 +158,10 @@ class Settings(BaseSettings):
     ray_target_ongoing_requests: float = Field(
         2.0, gt=0, description="Ray mode, autoscaling: requests in flight per replica the "
         "autoscaler aims at")
+    ray_multiplex_models: int | None = Field(
+        None, ge=1, description="Ray mode: most models Ray Serve keeps on one replica of a "
+        "multiplexed deployment, the least recently used leaving past that (default: all "
+        "its models, so that only the replica's memory_limits decide)")
 
     @field_validator("models", mode="before")
     @classmethod

@@ -161,6 +161,20 @@ class ModelConfig(BaseModel):
     ray_num_gpus: float | None = Field(
         None, ge=0, description="Ray mode: GPUs each replica of this model reserves "
         "(default: 1 when its device is cuda, else 0)")
+    ray_min_replicas: int | None = Field(
+        None, ge=0, description="Ray mode: with a max, autoscale this model's deployment "
+        "from this many replicas (default: the server's ray_min_replicas, else 1)")
+    ray_max_replicas: int | None = Field(
+        None, ge=1, description="Ray mode: autoscale this model's deployment up to this many "
+        "replicas (default: the server's ray_max_replicas; unset there too: ray_replicas, "
+        "fixed)")
+    ray_target_ongoing_requests: float | None = Field(
+        None, gt=0, description="Ray mode, autoscaling: requests in flight per replica the "
+        "autoscaler aims at (default: the server's)")
+    ray_multiplex: str | None = Field(
+        None, pattern=r"^[\w.-]+$", description="Ray mode: serve this model from the shared "
+        "multiplexed deployment of this name, with the other models that name it: each "
+        "replica loads them on demand and keeps what its memory_limits hold")
     pinned: bool = Field(False, description="Never evict this model to make room for another")
     skill: str | None = Field(
         None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Serve this model with the "

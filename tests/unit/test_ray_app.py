@@ -26,7 +26,14 @@ from ray.exceptions import ActorDiedError, RayTaskError  # noqa: E402
 from ray.serve.exceptions import BackPressureError  # noqa: E402
 
 from hfserve.ray import launch  # noqa: E402
-from hfserve.ray.app import build_app, model_options  # noqa: E402
+from hfserve.ray.app import build_app, deployment_options, model_options  # noqa: E402
+from hfserve.ray.deployment import (  # noqa: E402
+    ModelReplica,
+    MultiplexedReplica,
+    Tenant,
+    multiplexed_settings,
+)
+from hfserve.ray.layout import plan  # noqa: E402
 from hfserve.ray.client import RayEngineClient  # noqa: E402
 from hfserve.ray.wire import server_error  # noqa: E402
 
@@ -46,12 +53,12 @@ def test_one_deployment_per_model_behind_the_ingress() -> None:
     passed, handles = ingress.init_args
     assert isinstance(passed, Settings)
     models = {name: bound._bound_deployment for name, bound in handles.items()}
-    assert set(models) == {"minilm", "org/smol"}
-    assert models["minilm"].name == "minilm" and models["org/smol"].name == "org_smol"
+    assert set(models) == {"minilm", "org_smol"}         # keyed by deployment name
+    assert models["minilm"].name == "minilm" and models["org_smol"].name == "org_smol"
     assert models["minilm"].num_replicas == 3
     assert models["minilm"].ray_actor_options == {"num_cpus": 0.5, "num_gpus": 0}
     # defaults: the model's threads, one GPU on a cuda device
-    assert models["org/smol"].ray_actor_options == {"num_cpus": 4, "num_gpus": 1}
+    assert models["org_smol"].ray_actor_options == {"num_cpus": 4, "num_gpus": 1}
     config, model = models["minilm"].init_args
     assert model.served_name == "minilm" and config.models == passed.models
 
@@ -68,6 +75,59 @@ def test_autoscaling_between_the_servers_bounds() -> None:
         model_options(low, low.model_configs()[0])
 
 
+def test_a_models_own_autoscaling_wins_over_the_servers() -> None:
+    s = Settings(ray_max_replicas=5, ray_target_ongoing_requests=4, models=[
+        {"source": "/m/a", "name": "a", "ray_min_replicas": 0, "ray_max_replicas": 8,
+         "ray_target_ongoing_requests": 1.5},
+        {"source": "/m/b", "name": "b"},
+        {"source": "/m/c", "name": "c", "ray_replicas": 2, "ray_num_gpus": 0.25}])
+    s = s.model_copy(update={"ray_max_replicas": None})
+    a, b, c = s.model_configs()
+    assert model_options(s, a)["autoscaling_config"] == {
+        "min_replicas": 0, "max_replicas": 8, "initial_replicas": 1,
+        "target_ongoing_requests": 1.5}
+    assert "autoscaling_config" not in model_options(s, b)      # no max anywhere: fixed
+    assert model_options(s, b)["num_replicas"] == 1
+    fixed = model_options(s, c)
+    assert fixed["num_replicas"] == 2
+    assert fixed["ray_actor_options"] == {"num_cpus": 1, "num_gpus": 0.25}
+
+
+def test_multiplexed_models_share_one_deployment() -> None:
+    s = Settings(ray_multiplex_models=2, models=[
+        {"source": "/m/a", "name": "a", "ray_multiplex": "small", "ray_num_cpus": 0.5,
+         "max_queue": 10},
+        {"source": "/m/big", "name": "big", "threads": 2},
+        {"source": "/m/b", "name": "b", "ray_multiplex": "small", "ray_num_cpus": 1,
+         "ray_replicas": 2, "max_queue": 20},
+        {"source": "/m/c", "name": "org/c", "ray_multiplex": "small", "aliases": ["c"]}])
+    planned = plan(s)
+    assert [(p.name, p.multiplexed) for p in planned] == [("small", True), ("big", False)]
+    assert [m.served_name for m in planned[0].models] == ["a", "b", "org/c"]
+    options = deployment_options(s, planned[0])
+    # the largest of its models' figures: any one of them must fit a replica
+    assert options["ray_actor_options"] == {"num_cpus": 1, "num_gpus": 0}
+    assert options["num_replicas"] == 2
+    assert options["max_ongoing_requests"] == 10 + 20 + 1024   # what their queues hold
+    _, handles = build_app(s)._bound_deployment.init_args
+    shared = handles["small"]._bound_deployment
+    assert shared.func_or_class is MultiplexedReplica
+    assert handles["big"]._bound_deployment.func_or_class is ModelReplica
+    passed, models, most = shared.init_args
+    assert [m.served_name for m in models] == ["a", "b", "org/c"] and most == 2
+    replica = multiplexed_settings(passed, models)
+    assert replica.preload == "none" and not replica.ray and replica.groups == []
+    assert [m.served_name for m in replica.models] == ["a", "b", "org/c"]
+
+
+def test_a_tenant_unloads_its_model_once() -> None:
+    unloaded: list[str] = []
+    tenant = Tenant("a", unloaded.append)
+    tenant.__del__()            # Ray Serve dropping it past its count...
+    tenant.__del__()            # ...and Python collecting it
+    assert unloaded == ["a"]
+
+
 def test_access_log_follows_the_setting() -> None:
     s = settings(access_log=True, log_level="warning")
     assert model_options(s, s.model_configs()[0])["logging_config"] == {
@@ -78,14 +138,23 @@ def test_build_app_refuses_what_ray_mode_cannot_serve() -> None:
     with pytest.raises(InvalidRequest, match="no models"):
         build_app(Settings())
     twice = Settings(models=[{"source": "/m/a", "name": "a/b"}, {"source": "/m/b", "name": "a_b"}])
-    with pytest.raises(InvalidRequest, match="deployment name"):
+    with pytest.raises(InvalidRequest, match="share a name"):
         build_app(twice)
+    clash = Settings(models=[{"source": "/m/a", "name": "a"},
+                             {"source": "/m/b", "name": "b", "ray_multiplex": "a"}])
+    with pytest.raises(InvalidRequest, match="share a name"):
+        build_app(clash)
+    lost = Settings(models=[{"source": "/m/a", "name": "a"}],
+                    groups=[{"name": "g", "task": "feature-extraction", "models": ["nope"]}])
+    with pytest.raises(InvalidRequest, match="nope") as caught:
+        build_app(lost)
+    assert caught.value.param == "groups"
 
 
 def test_serve_run_arguments_are_settings() -> None:
     app = build_app({"models": "/m/minilm", "threads": "1"})
     passed, handles = app._bound_deployment.init_args
-    assert passed.threads == 1 and list(handles) == ["/m/minilm"]
+    assert passed.threads == 1 and list(handles) == ["_m_minilm"]
 
 
 def test_local_ray_binds_the_loopback_without_dashboard() -> None:
@@ -134,7 +203,7 @@ async def started(handles, **kw) -> RayEngineClient:
 
 async def test_client_answers_from_each_deployments_status() -> None:
     client = await started({"minilm": FakeHandle(status("minilm")),
-                            "org/smol": FakeHandle(status("org/smol", ready=False))})
+                            "org_smol": FakeHandle(status("org/smol", ready=False))})
     try:
         assert [m["id"] for m in client.models()] == ["minilm", "org/smol"]
         assert client.describe("mini")["id"] == "minilm"
@@ -153,7 +222,7 @@ async def test_client_answers_from_each_deployments_status() -> None:
 
 async def test_a_deployment_that_does_not_answer_is_unavailable() -> None:
     client = await started({"minilm": FakeHandle(ActorDiedError()),
-                            "org/smol": FakeHandle(status("org/smol"))})
+                            "org_smol": FakeHandle(status("org/smol"))})
     try:
         ok, states = client.ready()
         assert not ok and states["minilm"] == "unavailable"
@@ -164,7 +233,7 @@ async def test_a_deployment_that_does_not_answer_is_unavailable() -> None:
 
 async def test_calls_pass_the_alias_and_the_replicas_error_through() -> None:
     minilm = FakeHandle(status("minilm"), run=ContextLengthExceeded("too long", param="input"))
-    client = await started({"minilm": minilm, "org/smol": FakeHandle(status("org/smol"))})
+    client = await started({"minilm": minilm, "org_smol": FakeHandle(status("org/smol"))})
     try:
         with pytest.raises(ContextLengthExceeded, match="too long"):
             await client.run("mini", None, ["x"])      # type: ignore[arg-type]
@@ -182,6 +251,96 @@ async def test_admin_routes_say_ray_mode_serves_its_deployments() -> None:
         await client.unload_model("minilm")
     with pytest.raises(InvalidRequest, match="Ray mode"):
         client.load_events("minilm")
+
+
+class Options:
+    """``handle.options(...)``: what it was given, and the handle's methods."""
+
+    def __init__(self, handle: FakeHandle, given: dict) -> None:
+        self.handle, self.given = handle, given
+
+    def __getattr__(self, name: str):
+        method = getattr(self.handle, name)
+        given = self.given
+
+        class Bound:
+            def remote(self, *args):
+                method.options.append(given)
+                return method.remote(*args)
+        return Bound()
+
+
+class MultiplexedHandle(FakeHandle):
+    def __init__(self, status, run=None) -> None:
+        super().__init__(status, run)
+        self.run.options = []
+
+    def options(self, **given):
+        return Options(self, given)
+
+
+def shared_status(states: dict[str, str], **extra) -> dict:
+    return {"models": [{"id": n, "object": "model", "created": 1, "owned_by": "hfserve",
+                        "state": st} for n, st in states.items()],
+            "ready": True, "states": states, "breakers": {}, "broken": {},
+            "replica": "r1", "requests": 0, **extra}
+
+
+def multiplexed(**kw) -> Settings:
+    return Settings(models=[
+        {"source": "/m/a", "name": "a", "ray_multiplex": "small", "aliases": ["first"]},
+        {"source": "/m/b", "name": "b", "ray_multiplex": "small"},
+        {"source": "/m/c", "name": "c"}], **kw)
+
+
+async def test_a_multiplexed_call_names_its_model() -> None:
+    small = MultiplexedHandle(shared_status({"a": "ready", "b": "unloaded"}), run="result")
+    client = RayEngineClient(multiplexed(), {"small": small,
+                                            "c": FakeHandle(status("c"), run="own")})
+    await client.start()
+    try:
+        assert await client.run("first", None, ["x"]) == "result"  # type: ignore[arg-type]
+        assert await client.run("b", None, ["x"]) == "result"      # type: ignore[arg-type]
+        assert small.run.options == [{"multiplexed_model_id": "a"},
+                                     {"multiplexed_model_id": "b"}]
+        assert [c[0] for c in small.run.calls] == ["first", "b"]
+        assert await client.run("c", None, ["x"]) == "own"         # type: ignore[arg-type]
+        assert len(small.status.calls) == 1         # one status call per deployment
+        assert {m["id"]: m["state"] for m in client.models()} == \
+            {"a": "ready", "b": "unloaded", "c": "ready"}
+        assert client.describe("first")["id"] == "a"
+        assert client.ready() == (True, {"a": "ready", "b": "unloaded", "c": "ready"})
+    finally:
+        await client.close()
+
+
+async def test_groups_route_at_the_ingress_as_in_one_process() -> None:
+    groups = [{"name": "emb", "task": "feature-extraction", "models": ["a", "c"],
+               "weights": {"a": 1, "c": 0}}]
+    small = MultiplexedHandle(shared_status({"a": "ready", "b": "ready"}), run="from-a")
+    client = RayEngineClient(multiplexed(groups=groups),
+                             {"small": small, "c": FakeHandle(status("c"), run="from-c")})
+    await client.start()
+    try:
+        from hfserve.runtime import served
+        from hfserve.types import Task
+
+        served.CURRENT.set(served.Served("req-1"))
+        for task in (Task.FEATURE_EXTRACTION, Task.FEATURE_EXTRACTION):
+            assert await client.run("emb", task, ["x"]) == "from-a"
+        assert await client.run("auto", Task.FEATURE_EXTRACTION, ["x"]) == "from-a"
+        assert small.run.options[-1] == {"multiplexed_model_id": "a"}
+        assert served.CURRENT.get().model == "a"            # the response names the member
+        arms = {a["model"]: a for a in client.group("emb")["arms"]}
+        assert arms["a"]["requests"] == 3 and arms["c"]["requests"] == 0
+        assert client.feedback("req-1", 1.0) == {"id": "req-1", "group": "emb", "model": "a"}
+        assert client.label_of("emb") == "emb"
+        assert any(m["id"] == "emb" and m.get("group") for m in client.models())
+        assert client.describe("emb")["models"] == ["a", "c"]
+        with pytest.raises(InvalidRequest, match="serves feature-extraction"):
+            await client.run("emb", Task.TEXT_CLASSIFICATION, ["x"])
+    finally:
+        await client.close()
 
 
 # --- Ray's errors as the server's ---------------------------------------------------------

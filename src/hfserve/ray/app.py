@@ -1,11 +1,10 @@
-"""The Ray Serve application: one deployment per configured model (its replicas and the
-CPUs and GPUs each reserves from the model's ``ray_*`` settings, autoscaled between the
-server's ``ray_min_replicas`` and ``ray_max_replicas`` when the latter is set) behind one
-ingress deployment serving the HTTP API."""
+"""The Ray Serve application: one deployment per configured model, or one shared by the
+models that name the same ``ray_multiplex`` deployment (``ray.layout``), behind one
+ingress deployment serving the HTTP API. Each deployment's replicas, the CPUs and GPUs each
+reserves and its autoscaling come from its models' ``ray_*`` settings, else the server's."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from ray import serve
@@ -13,47 +12,72 @@ from ray import serve
 from hfserve.config import Settings
 from hfserve.errors import InvalidRequest
 from hfserve.model_config import ModelConfig
-from hfserve.ray.deployment import ModelReplica
+from hfserve.ray.deployment import ModelReplica, MultiplexedReplica
 from hfserve.ray.ingress import Ingress
+from hfserve.ray.layout import Planned, deployment_name, plan
+from hfserve.runtime.routing.groups import Groups
+
+__all__ = ["build_app", "deployment_name", "deployment_options", "model_options"]
 
 INGRESS = "hfserve"
 HEALTH_CHECK_PERIOD_S = 10.0
 HEALTH_CHECK_TIMEOUT_S = 30.0
 
 
-def deployment_name(model: ModelConfig) -> str:
-    """The model's served name as a deployment name (Ray Serve's names hold no '/' or '#')."""
-    return re.sub(r"[^\w.-]", "_", model.served_name)
+def _cpus(model: ModelConfig) -> float:
+    return model.ray_num_cpus if model.ray_num_cpus is not None else (model.threads or 1)
 
 
-def model_options(settings: Settings, model: ModelConfig) -> dict[str, Any]:
-    """``Deployment.options`` of one model's deployment."""
-    cpus = model.ray_num_cpus if model.ray_num_cpus is not None else (model.threads or 1)
-    gpus = model.ray_num_gpus if model.ray_num_gpus is not None else \
-        (1 if model.device.startswith("cuda") else 0)
+def _gpus(model: ModelConfig) -> float:
+    if model.ray_num_gpus is not None:
+        return model.ray_num_gpus
+    return 1 if model.device.startswith("cuda") else 0
+
+
+def _largest(values: list[Any]) -> Any:
+    """A multiplexed deployment takes each setting's largest among its models (its replica
+    must hold any of them); None when no model sets it."""
+    given = [v for v in values if v is not None]
+    return max(given) if given else None
+
+
+def deployment_options(settings: Settings, planned: Planned) -> dict[str, Any]:
+    """``Deployment.options`` of one model deployment."""
+    models = planned.models
     options: dict[str, Any] = {
-        "name": deployment_name(model),
-        "ray_actor_options": {"num_cpus": cpus, "num_gpus": gpus},
+        "name": planned.name,
+        "ray_actor_options": {"num_cpus": _largest([_cpus(m) for m in models]),
+                              "num_gpus": _largest([_gpus(m) for m in models])},
         # One replica takes as many requests as its engine queues; past that, a 429.
-        "max_ongoing_requests": model.max_queue,
+        "max_ongoing_requests": sum(m.max_queue for m in models),
         "health_check_period_s": HEALTH_CHECK_PERIOD_S,
         "health_check_timeout_s": HEALTH_CHECK_TIMEOUT_S,
         "graceful_shutdown_timeout_s": settings.drain_timeout_s,
         "logging_config": logging_config(settings),
     }
-    if settings.ray_max_replicas is None:
-        options["num_replicas"] = model.ray_replicas
+    replicas = _largest([m.ray_replicas for m in models])
+    high = _largest([m.ray_max_replicas for m in models]) or settings.ray_max_replicas
+    if high is None:
+        options["num_replicas"] = replicas
         return options
-    low = settings.ray_min_replicas if settings.ray_min_replicas is not None else 1
-    high = settings.ray_max_replicas
+    low = _largest([m.ray_min_replicas for m in models])
+    low = low if low is not None else settings.ray_min_replicas
+    low = low if low is not None else 1
     if low > high:
-        raise InvalidRequest(f"ray_min_replicas ({low}) is above ray_max_replicas ({high})",
-                             param="ray_min_replicas")
+        raise InvalidRequest(f"deployment {planned.name!r}: ray_min_replicas ({low}) is "
+                             f"above ray_max_replicas ({high})", param="ray_min_replicas")
+    target = _largest([m.ray_target_ongoing_requests for m in models]) or \
+        settings.ray_target_ongoing_requests
     options["autoscaling_config"] = {
         "min_replicas": low, "max_replicas": high,
-        "initial_replicas": min(max(model.ray_replicas, low), high),
-        "target_ongoing_requests": settings.ray_target_ongoing_requests}
+        "initial_replicas": min(max(replicas, low), high),
+        "target_ongoing_requests": target}
     return options
+
+
+def model_options(settings: Settings, model: ModelConfig) -> dict[str, Any]:
+    """``Deployment.options`` of the deployment of one model of its own."""
+    return deployment_options(settings, Planned(deployment_name(model), (model,)))
 
 
 def logging_config(settings: Settings) -> dict[str, Any]:
@@ -76,20 +100,28 @@ def settings_of(given: Settings | dict[str, Any] | None) -> Settings:
     return Settings(**(given or {}))
 
 
+def check_groups(settings: Settings) -> None:
+    """The ingress routes a group's requests (``runtime.routing.groups``): a group naming no
+    served model fails the build rather than the ingress's start."""
+    names = {n: mc.served_name for mc in settings.model_configs()
+             for n in [mc.served_name, *mc.aliases]}
+    try:
+        Groups(settings.groups, names.get)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), param="groups") from None
+
+
 def build_app(given: Settings | dict[str, Any] | None = None) -> Any:
     """The application ``serve.run`` deploys (and ``serve run hfserve.ray:build_app``)."""
     settings = settings_of(given)
-    if settings.groups:
-        raise InvalidRequest("model groups are not served in Ray mode", param="groups")
-    models = settings.model_configs()
-    if not models:
-        raise InvalidRequest("no models to serve", param="models")
-    names = [deployment_name(m) for m in models]
-    if len(set(names)) != len(names):
-        raise InvalidRequest(f"two models share a deployment name: {', '.join(names)}",
-                             param="models")
-    replica = serve.deployment(ModelReplica)
-    handles = {m.served_name: replica.options(**model_options(settings, m)).bind(settings, m)
-               for m in models}
+    planned = plan(settings)
+    check_groups(settings)
+    handles: dict[str, Any] = {}
+    for p in planned:
+        cls = MultiplexedReplica if p.multiplexed else ModelReplica
+        options = deployment_options(settings, p)
+        bound = serve.deployment(cls).options(**options)
+        handles[p.name] = bound.bind(settings, list(p.models), settings.ray_multiplex_models) \
+            if p.multiplexed else bound.bind(settings, p.models[0])
     ingress = serve.deployment(serve.ingress()(Ingress))
     return ingress.options(**ingress_options(settings)).bind(settings, handles)

@@ -1,7 +1,9 @@
 """The ingress's engine: an ``EngineClient`` whose per-model calls go to the model's Ray Serve
-deployment (streams through ``.options(stream=True)``), so the HTTP app in front of it is
-the single server's own. What routes read without awaiting (model objects, readiness) is
-each deployment's last answer to a status call made every ``POLL_S``."""
+deployment (streams through ``.options(stream=True)``; a multiplexed deployment's with
+``multiplexed_model_id``), so the HTTP app in front of it is the single server's own. A
+request for a model group runs on the member the group's bandit picks here, and its outcome
+is the arm's reward, as in one process. What routes read without awaiting (model objects,
+readiness) is each deployment's last answer to a status call made every ``POLL_S``."""
 
 from __future__ import annotations
 
@@ -13,16 +15,21 @@ from typing import Any
 
 from hfserve.config import Settings
 from hfserve.errors import (
+    Cancelled,
     DeadlineExceeded,
     HFServeError,
     InvalidRequest,
     ModelNotFound,
     ServerShuttingDown,
 )
+from hfserve.ray.layout import by_model, plan
 from hfserve.ray.wire import StreamStart, server_error
+from hfserve.runtime import served
 from hfserve.runtime.events import GenerationHandle, GenerationInput, RunResult, coalesce
 from hfserve.runtime.generation.stream import EventStream
 from hfserve.runtime.introspection import UNKNOWN_MODEL
+from hfserve.runtime.lifecycle.breaker import model_failure
+from hfserve.runtime.routing.groups import Groups, Pick
 from hfserve.types import Task, TokenSpan
 
 log = logging.getLogger(__name__)
@@ -34,16 +41,20 @@ NOT_HERE = ("in Ray mode the served models are the application's deployments: ch
 
 
 class RayEngineClient:
-    """``handles``: served model name -> its deployment's handle."""
+    """``handles``: deployment name (``ray.layout``) -> its handle."""
 
     def __init__(self, settings: Settings, handles: dict[str, Any]) -> None:
         self.settings = settings
         self.handles = handles
+        self.planned = by_model(plan(settings))
         self.aliases: dict[str, str] = {}
         for mc in settings.model_configs():
             for alias in [mc.served_name, *mc.aliases]:
                 self.aliases[alias] = mc.served_name
-        self._status: dict[str, dict[str, Any]] = {}
+        self.groups = Groups(settings.groups, self.aliases.get)
+        # generation request id -> the group choice its end reports to the group's bandit
+        self._picks: dict[str, Pick] = {}
+        self._status: dict[str, dict[str, Any]] = {}     # by deployment
         self._hardware: dict[str, dict[str, Any]] = {}
         # request id -> the stream feeding its handle and the task pumping it
         self._streams: dict[str, tuple[EventStream, asyncio.Task]] = {}
@@ -84,9 +95,10 @@ class RayEngineClient:
                                        return_exceptions=True)
         for name, answer in zip(names, answers, strict=True):
             if isinstance(answer, BaseException):
-                log.warning("model %s: no status from its deployment: %s", name, answer)
+                log.warning("deployment %s: no status: %s", name, answer)
+                states = {m: "unavailable" for m in self._members(name)}
                 self._status[name] = {**self._status.get(name, {}), "ready": False,
-                                      "states": {name: "unavailable"}}
+                                      "states": states, "unavailable": True}
             else:
                 self._status[name] = answer
 
@@ -94,15 +106,45 @@ class RayEngineClient:
         return await self._call(name, getattr(self.handles[name], method).remote(*args),
                                 STATUS_TIMEOUT_S)
 
+    def _members(self, deployment: str) -> list[str]:
+        return [m for m, p in self.planned.items() if p.name == deployment]
+
     # --- calls to a deployment -------------------------------------------------------------
     def _deployment(self, model: str) -> str:
+        """The served name ``model`` stands for, noted as the request's model."""
         if self.draining:
             raise ServerShuttingDown("the server is shutting down; retry on another replica",
                                      headers={"Retry-After": "1"})
         name = self.aliases.get(model)
         if name is None:
             raise ModelNotFound.named(model)
+        served.note(name)
         return name
+
+    def _handle(self, name: str) -> Any:
+        """The handle a call for served model ``name`` goes through: a multiplexed
+        deployment's names the model, for Ray Serve to route it to a replica holding it."""
+        planned = self.planned[name]
+        handle = self.handles[planned.name]
+        return handle.options(multiplexed_model_id=name) if planned.multiplexed else handle
+
+    def _pick(self, model: str, task: Task | None) -> Pick:
+        """The model a request for ``model`` runs on: itself, or the member its group's
+        bandit picks among those whose deployment's last status lets requests through."""
+        return self.groups.pick(model, task, self._available)
+
+    def _available(self, name: str) -> bool:
+        planned = self.planned.get(name)
+        status = self._status.get(planned.name, {}) if planned is not None else {}
+        state = status.get("states", {}).get(name, "loading")
+        return state in ("ready", "unloaded") and \
+            status.get("breakers", {}).get(name) != "open"
+
+    def _report(self, pick: Pick, outcome: BaseException | None) -> None:
+        """A group's request ended: a model's failure or success is its arm's reward; a
+        client's error or a cancel tells nothing about the model."""
+        if outcome is None or model_failure(outcome):
+            self.groups.finish(pick, outcome is None)
 
     async def _call(self, name: str, response: Awaitable[Any],
                     timeout: float | None = None) -> Any:
@@ -120,13 +162,24 @@ class RayEngineClient:
     async def run(self, model: str, task: Task, items: list[Any],
                   options: dict[str, Any] | None = None, *, priority: str = "normal",
                   timeout: float | None = None, cache: bool = True) -> RunResult:
-        name = self._deployment(model)
-        return await self._call(name, self.handles[name].run.remote(
-            model, task, items, options or {}, priority, timeout, cache), timeout)
+        pick = self._pick(model, task)
+        try:
+            name = self._deployment(pick.model)
+            result = await self._call(name, self._handle(name).run.remote(
+                pick.model, task, items, options or {}, priority, timeout, cache), timeout)
+        except BaseException as exc:
+            self._report(pick, exc)
+            raise
+        self._report(pick, None)
+        self.groups.remember(filter(None, [served.request_id()]), pick)
+        return result
 
     async def stream(self, model: str, request: GenerationInput) -> GenerationHandle:
+        return (await self.stream_many(model, [request]))[0]
+
+    async def _start(self, model: str, request: GenerationInput) -> GenerationHandle:
         name = self._deployment(model)
-        stream = self.handles[name].options(stream=True).stream.remote(model, request)
+        stream = self._handle(name).options(stream=True).stream.remote(model, request)
         try:
             start: StreamStart = await self._call(name, stream.__anext__(), request.timeout)
         except BaseException:
@@ -153,67 +206,88 @@ class RayEngineClient:
         events.close()
 
     def _end(self, request_id: str, finished: bool) -> None:
-        """A handle closed: a generation not finished is cancelled in its replica."""
-        _, pump = self._streams.pop(request_id, (None, None))
+        """A handle closed: a generation not finished is cancelled in its replica; a
+        group's bandit hears how it ended."""
+        events, pump = self._streams.pop(request_id, (None, None))
         if pump is not None and not finished:
             pump.cancel()
+        pick = self._picks.pop(request_id, None)
+        if pick is not None:
+            failed = events.error if events is not None else None
+            self._report(pick, failed or (None if finished else Cancelled("aborted")))
 
     async def stream_many(self, model: str, requests: list[GenerationInput]
                           ) -> list[GenerationHandle]:
-        """Each prompt's generation; when one cannot start, those started are ended."""
+        """Each prompt's generation, all on the model a group picks once; when one cannot
+        start, those started are ended. A group's bandit hears of each when it ends."""
+        pick = self._pick(model, Task.TEXT_GENERATION)
         handles: list[GenerationHandle] = []
         try:
             for request in requests:
-                handles.append(await self.stream(model, request))
-        except BaseException:
+                handles.append(await self._start(pick.model, request))
+        except BaseException as exc:
             for handle in handles:
                 handle.close()
+            self._report(pick, exc)
             raise
+        if pick.group is not None:
+            for handle in handles:
+                self._picks[handle.request_id] = pick
+            self.groups.remember([*filter(None, [served.request_id()]),
+                                  *(h.request_id for h in handles)], pick)
         return handles
 
     async def detokenize(self, model: str, token_ids: list[int]) -> str:
         name = self._deployment(model)
-        return await self._call(name, self.handles[name].detokenize.remote(model, token_ids))
+        return await self._call(name, self._handle(name).detokenize.remote(model, token_ids))
 
     async def tokenize(self, model: str, texts: list[str],
                        add_special_tokens: bool = True) -> list[list[TokenSpan]]:
         name = self._deployment(model)
-        return await self._call(name, self.handles[name].tokenize.remote(
+        return await self._call(name, self._handle(name).tokenize.remote(
             model, texts, add_special_tokens))
 
     async def decode(self, model: str, sequences: list[list[int]],
                      skip_special_tokens: bool = True) -> list[str]:
         name = self._deployment(model)
-        return await self._call(name, self.handles[name].decode.remote(
+        return await self._call(name, self._handle(name).decode.remote(
             model, sequences, skip_special_tokens))
 
     # --- introspection (each deployment's last status) -------------------------------------
     def models(self) -> list[dict[str, Any]]:
-        return [card for name in self.handles for card in self._cards(name)]
+        return [*(card for name in self.handles for card in self._cards(name)),
+                *self.groups.listed()]
 
-    def _cards(self, name: str) -> list[dict[str, Any]]:
-        status = self._status.get(name, {})
-        state = status.get("states", {}).get(name, "loading")
-        cards = status.get("models") or [{"id": name, "object": "model", "created": 0,
-                                          "owned_by": "hfserve"}]
-        return [{**card, "state": state} if state == "unavailable" else card
-                for card in cards]
+    def _cards(self, deployment: str) -> list[dict[str, Any]]:
+        """The model objects of a deployment's models (a multiplexed one's as the replica
+        that answered last holds them)."""
+        status = self._status.get(deployment, {})
+        cards = status.get("models") or [{"id": m, "object": "model", "created": 0,
+                                          "owned_by": "hfserve", "state": "loading"}
+                                         for m in self._members(deployment)]
+        if status.get("unavailable"):
+            return [{**card, "state": "unavailable"} for card in cards]
+        return cards
 
     def describe(self, name: str) -> dict[str, Any]:
-        served = self.aliases.get(name)
-        if served is None:
+        if name in self.groups.configs:
+            return next(g for g in self.groups.listed() if g["id"] == name)
+        served_name = self.aliases.get(name)
+        if served_name is None:
             raise ModelNotFound.named(name)
-        cards = self._cards(served)
-        return next((c for c in cards if c["id"] == served), cards[0])
+        cards = self._cards(self.planned[served_name].name)
+        return next((c for c in cards if c["id"] == served_name), cards[0])
 
     def label_of(self, name: str) -> str:
+        if name in self.groups.configs:
+            return name
         return self.aliases.get(name, UNKNOWN_MODEL)
 
     def group(self, name: str) -> dict[str, Any]:
-        raise ModelNotFound(f"group {name!r} not found", param="id")
+        return self.groups.describe(name)
 
     def feedback(self, response_id: str, score: float) -> dict[str, Any]:
-        raise InvalidRequest("model groups are not served in Ray mode", param="id")
+        return self.groups.feedback(response_id, score)
 
     def hardware(self) -> dict[str, Any]:
         """Each deployment's hardware, as one of its replicas sees it (read at start)."""
@@ -229,7 +303,8 @@ class RayEngineClient:
         ok = not self.draining
         for name in self.handles:
             status = self._status.get(name, {})
-            states.update(status.get("states") or {name: "loading"})
+            states.update(status.get("states") or dict.fromkeys(self._members(name),
+                                                                "loading"))
             ok = ok and bool(status.get("ready"))
         return ok, states
 

@@ -66,6 +66,7 @@ class ModelEntry:
     estimated_bytes: int | None = None
     measured_bytes: int | None = None     # the delta seen at the last load
     resident_bytes: int = 0               # what the residency budget counts while loaded
+    evictions: int = 0                    # unloaded to make room, or for idling
     # tasks served under this model's name by companion entries (its config's ``tasks``)
     extra_tasks: tuple[Task, ...] = ()
 
@@ -126,7 +127,7 @@ class ModelEntry:
                                 "resident_bytes": self.resident_bytes,
                                 "estimated_bytes": self.estimated_bytes,
                                 "measured_bytes": self.measured_bytes,
-                                "in_flight": self.busy,
+                                "in_flight": self.busy, "evictions": self.evictions,
                                 "breaker": self.breaker.state.value}
         if self.config.replica_of is not None:
             info["replica_of"] = self.config.replica_of

@@ -278,6 +278,7 @@ class ModelManager(Catalog):
         for victim in victims:
             log.info("evicting model %s to make room for %s", victim.name, entry.name)
             metrics.EVICTIONS.labels(victim.name).inc()
+            victim.evictions += 1
             await self.unload(victim, drain_s=max(0.0, deadline - time.monotonic()))
         entry.device_id = choice.device_id
         entry.resident_bytes = entry.estimated_bytes or 0
@@ -383,6 +384,7 @@ class ModelManager(Catalog):
                     and not entry.pinned and now - entry.last_used > ttl):
                 log.info("model %s idle for %.0fs; unloading it", entry.name, ttl)
                 metrics.EVICTIONS.labels(entry.name).inc()
+                entry.evictions += 1
                 await self.unload(entry)
                 gone.append(entry.name)
         return gone
