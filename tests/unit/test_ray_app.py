@@ -27,6 +27,7 @@ from ray.serve.exceptions import BackPressureError  # noqa: E402
 
 from hfserve.ray import launch  # noqa: E402
 from hfserve.ray.app import build_app, deployment_options, model_options  # noqa: E402
+from hfserve.ray.client import RayEngineClient  # noqa: E402
 from hfserve.ray.deployment import (  # noqa: E402
     ModelReplica,
     MultiplexedReplica,
@@ -34,7 +35,6 @@ from hfserve.ray.deployment import (  # noqa: E402
     multiplexed_settings,
 )
 from hfserve.ray.layout import plan  # noqa: E402
-from hfserve.ray.client import RayEngineClient  # noqa: E402
 from hfserve.ray.wire import server_error  # noqa: E402
 
 
@@ -161,6 +161,39 @@ def test_local_ray_binds_the_loopback_without_dashboard() -> None:
     options = launch.local_ray_options(num_cpus=2)
     assert options == {"_node_ip_address": "127.0.0.1", "include_dashboard": False,
                        "num_cpus": 2}
+
+
+class FakeEngine:
+    def __init__(self, ok: bool, states: dict, broken: dict | None = None) -> None:
+        self.answer, self.failed = (ok, states), broken or {}
+
+    def ready(self):
+        return self.answer
+
+    def broken(self):
+        return self.failed
+
+
+def replica(cls, engine: FakeEngine):
+    # without Ray Serve's constructor call, nor its awaited __del__ (no engine to close)
+    made = object.__new__(type("Probe", (cls,), {"__del__": lambda self: None}))
+    made.name, made.engine = "m", engine
+    return made
+
+
+def test_health_follows_the_engines_readiness() -> None:
+    replica(ModelReplica, FakeEngine(True, {"m": "ready"})).check_health()
+    replica(ModelReplica, FakeEngine(True, {"m": "unloaded"})).check_health()
+    # its breaker open (or its worker dead): readiness false, the replica is replaced
+    with pytest.raises(ModelUnavailable, match="not ready"):
+        replica(ModelReplica, FakeEngine(False, {"m": "ready"})).check_health()
+    with pytest.raises(ModelUnavailable, match="failed"):
+        replica(ModelReplica, FakeEngine(False, {"m": "failed"})).check_health()
+    # a multiplexed replica: one model's failure is that model's 503s, not a new replica
+    replica(MultiplexedReplica, FakeEngine(False, {"a": "failed", "b": "ready"})).check_health()
+    with pytest.raises(ModelUnavailable, match="worker died"):
+        replica(MultiplexedReplica, FakeEngine(
+            False, {"a": "failed"}, {"a": "worker died"})).check_health()
 
 
 # --- the ingress's client -------------------------------------------------------------------
