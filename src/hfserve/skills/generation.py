@@ -56,6 +56,7 @@ class GenerationSkill(HFTextCodec, TorchSampling, GenerativeSkill):
     own_process: ClassVar[bool] = True
     serves_adapters: ClassVar[bool] = True
     _grammars: Any = None
+    lora: LoraAdapters | None = None
 
     def load(self, placement: Placement) -> None:
         from transformers import AutoModelForCausalLM
@@ -76,6 +77,8 @@ class GenerationSkill(HFTextCodec, TorchSampling, GenerativeSkill):
         """Batching choices for the loaded model on its device."""
         from transformers import DynamicCache
 
+        if self.lora is None:           # every forward goes through it, adapters or none
+            self.lora = LoraAdapters(self.model)
         self.batched = _batchable(DynamicCache(config=self.model.config))
         if use_grouped_decode(self.model):
             log.info("decode attention over grouped key/value heads without repeating them")
