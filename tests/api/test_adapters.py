@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from hfserve.model_config import ModelConfig
 
+
 def adapter_folder(root, name: str):
     folder = root / name
     folder.mkdir()
