@@ -15,11 +15,12 @@ def resolve(path: str, roots: list[Path], *, need_roots: bool = True,
             param: str = "path") -> Path:
     """The adapter folder ``path`` names. One added at run time (``need_roots``) must lie
     under a model root; one in the configuration file too where roots are configured (the
-    operator wrote it, so without roots any local folder is taken)."""
-    if roots or need_roots:
-        real = within_roots(path, roots, param)
-    else:
-        real = Path(os.path.realpath(os.path.expanduser(path)))
+    operator wrote it, so without roots any local folder is taken; there ``~`` is expanded
+    and a relative path starts at the working directory)."""
+    if not need_roots:
+        path = os.path.abspath(os.path.expanduser(path))
+    real = within_roots(path, roots, param) if roots or need_roots else \
+        Path(os.path.realpath(path))
     if not (real / "adapter_config.json").is_file():
         # The path is the client's own: the message does not echo it.
         raise InvalidRequest(f"{param} is not a LoRA adapter folder (no adapter_config.json "
