@@ -69,6 +69,8 @@ def served(folders, tmp_path_factory):
     config = {"cache_dir": str(tmp / "cache"), "model_roots": [str(root)], "models": [
         {"name": "llama", "source": str(base), "dtype": "float32", "threads": 1,
          "backend": "torch", "own_process": False, "max_concurrent": 8,
+         # The longer prompts go in parts (chunked prefill), the short ones whole.
+         "max_prefill_tokens": 8,
          "adapters": {"terse": str(root / "terse"), "verbose": str(root / "verbose")}}]}
     proc, url, log = launch(config, tmp)
     try:
