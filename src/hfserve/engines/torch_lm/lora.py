@@ -59,7 +59,11 @@ class LoraAdapters:
 
     def __call__(self, adapters: list[str | None], **inputs: Any) -> Any:
         """The model's forward on ``inputs`` whose row ``i`` takes adapter ``adapters[i]``
-        (None: the base model; rows past the list, e.g. a bucket's empty slots, too)."""
+        (None: the base model; rows past the list, e.g. a bucket's empty slots, too). A row
+        whose adapter is not loaded fails the forward: never the base model's answer."""
+        missing = {a for a in adapters if a is not None} - self.paths.keys()
+        if missing:
+            raise KeyError(f"LoRA adapter {sorted(missing)[0]!r} is not loaded")
         if self.peft is None:
             return self.model(**inputs)
         rows = inputs["input_ids"].shape[0]
