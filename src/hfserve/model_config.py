@@ -29,6 +29,14 @@ def parse_size(value: int | float | str) -> int:
     return int(float(number) * _UNITS[unit])
 
 
+def check_adapter_name(name: str) -> str:
+    """A LoRA adapter's name: what follows ``MODEL:`` in a request, so without a colon."""
+    if not name or ":" in name or "/" in name or name != name.strip():
+        raise ValueError(f"adapter name {name!r}: use a non-empty name without ':', '/' "
+                         "or surrounding spaces")
+    return name
+
+
 class ModelConfig(BaseModel):
     """One served model, as listed in the config file or given on the command line."""
 
@@ -91,6 +99,12 @@ class ModelConfig(BaseModel):
     prefix_caching: bool = Field(
         True, description="Reuse the KV cache of prompt prefixes already seen (a shared system "
         "prompt is computed once), where the backend has it")
+    adapters: dict[str, str] = Field(
+        default_factory=dict, description="LoRA adapters served on this model, name -> local "
+        "folder saved by peft (save_pretrained), under the model roots where those are "
+        "configured. A request selects one as model \"NAME\" or \"MODEL:NAME\"; rows of "
+        "different adapters share a batch (torch generation only: other backends refuse "
+        "adapter requests with a 400; set backend: torch)")
     tool_parser: Literal["hermes", "llama3", "mistral", "json"] | None = Field(
         None, description="Tool-call format the model writes: hermes, llama3, mistral or "
         "json (default: chosen from the chat template and architecture)")
@@ -186,6 +200,13 @@ class ModelConfig(BaseModel):
     discovered: bool = Field(
         False, description="Found by --model-dirs or --hf-cache rather than configured: a "
         "model no skill serves is listed as unsupported instead of failing the start")
+
+    @field_validator("adapters")
+    @classmethod
+    def _adapter_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            check_adapter_name(name)
+        return value
 
     @field_validator("kv_cache_memory", "max_image_bytes", "max_audio_bytes", mode="before")
     @classmethod

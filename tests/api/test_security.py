@@ -49,11 +49,14 @@ EXPECTED: dict[tuple[str, str], Scope] = {
     ("POST", "/v1/models/{model_id:path}/load"): Scope.ADMIN,
     ("POST", "/v1/models/{model_id:path}/unload"): Scope.ADMIN,
     ("DELETE", "/v1/models/{model_id:path}"): Scope.ADMIN,
+    ("POST", "/v1/models/{model_id:path}/adapters"): Scope.ADMIN,
+    ("DELETE", "/v1/models/{model_id:path}/adapters/{name}"): Scope.ADMIN,
 }
 # The routes that change what is served, whether or not this build has them yet.
 ADMIN_REQUESTS = [("POST", "/v1/models"), ("POST", "/v1/models/emb/load"),
                   ("POST", "/v1/models/emb/unload"), ("DELETE", "/v1/models/emb"),
-                  ("GET", "/admin/status")]
+                  ("POST", "/v1/models/emb/adapters"),
+                  ("DELETE", "/v1/models/emb/adapters/sql"), ("GET", "/admin/status")]
 BODY = {"model": "emb", "input": "hi", "inputs": "hi"}
 
 

@@ -24,7 +24,7 @@ DOCS_PATHS = frozenset({"/metrics", "/metrics/summary", "/docs", "/docs/oauth2-r
 # (methods, path pattern): routes that load, unload, add or remove models, and /admin.
 ADMIN_ROUTES: tuple[tuple[frozenset[str], re.Pattern[str]], ...] = (
     (frozenset({"POST"}), re.compile(r"/v1/models/?")),
-    (frozenset({"POST"}), re.compile(r"/v1/models/.+/(load|unload)/?")),
+    (frozenset({"POST"}), re.compile(r"/v1/models/.+/(load|unload|adapters)/?")),
     (frozenset({"DELETE", "PUT", "PATCH"}), re.compile(r"/v1/models/.+")),
     (frozenset({"*"}), re.compile(r"/admin(/.*)?")),
 )

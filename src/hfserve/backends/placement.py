@@ -35,6 +35,7 @@ class BackendOptions:
     kv_cache_memory: int | None = _default("kv_cache_memory")
     prefill_wait_steps: int | None = _default("prefill_wait_steps")
     max_prefill_tokens: int | None = _default("max_prefill_tokens")
+    adapters: dict[str, str] = field(default_factory=dict)   # LoRA name -> resolved folder
 
     @classmethod
     def of(cls, mc: ModelConfig, **placed) -> BackendOptions:

@@ -327,3 +327,9 @@ class RayEngineClient:
 
     async def forget_model(self, name: str) -> None:
         raise InvalidRequest(NOT_HERE, code="not_in_ray_mode")
+
+    async def add_adapter(self, model: str, name: str, path: str) -> dict[str, Any]:
+        raise InvalidRequest(NOT_HERE, code="not_in_ray_mode")
+
+    async def remove_adapter(self, model: str, name: str) -> None:
+        raise InvalidRequest(NOT_HERE, code="not_in_ray_mode")

@@ -88,5 +88,12 @@ class EngineClient(Protocol):
         """Make a local model under the model roots known (``id``, ``source``, ModelConfig
         fields); its description."""
 
+    async def add_adapter(self, model: str, name: str, path: str) -> dict[str, Any]:
+        """Serve the LoRA adapter in folder ``path`` (under the model roots) on generation
+        model ``model`` as ``name``; its card."""
+
+    async def remove_adapter(self, model: str, name: str) -> None:
+        """Stop serving adapter ``name`` of ``model`` (requests in flight finish first)."""
+
     async def forget_model(self, name: str) -> None:
         """Unload and forget a model."""

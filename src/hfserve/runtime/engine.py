@@ -31,7 +31,8 @@ from hfserve.runtime.generation.scheduler import GenerationRequest
 from hfserve.runtime.generation.stream import EventStream
 from hfserve.runtime.generation.tool_choice import apply_tool_choice
 from hfserve.runtime.introspection import Introspection
-from hfserve.runtime.lifecycle import startup
+from hfserve.runtime.lifecycle import adapters, startup
+from hfserve.runtime.lifecycle.adapters import AdapterAdmin
 from hfserve.runtime.lifecycle.admin import Admin
 from hfserve.runtime.lifecycle.breaker import BreakerState, model_failure
 from hfserve.runtime.lifecycle.manager import ModelManager
@@ -54,6 +55,8 @@ class Engine(Introspection):
                                                settings.memory_limits, settings)
         # request id -> model name and the request's event stream
         self._streams: dict[str, tuple[str, EventStream]] = {}
+        # request id -> the LoRA adapter it generates with (for those that do)
+        self._adapter_of: dict[str, str] = {}
         self.groups = Groups(settings.groups, self.manager.served_name)
         self._rng = random.Random()
         # generation request id -> the group choice its end reports to the group's bandit
@@ -66,6 +69,7 @@ class Engine(Introspection):
         # with the event loop and the model threads (64 clients: 507 -> 529 sentences/s).
         self._prepare_pool = ThreadPoolExecutor(2, thread_name_prefix="prepare")
         self.admin = Admin(self.manager, settings, self.describe)
+        self.adapter_admin = AdapterAdmin(self.manager, settings)
         self.cached = CachedResults(ResponseCache(settings.response_cache_bytes,
                                                   settings.response_cache_ttl_s))
 
@@ -229,7 +233,12 @@ class Engine(Introspection):
                           ) -> list[GenerationHandle]:
         """Start several generations as one client request (a prompt list): every one is
         admitted, or none is (the queue has no room for all, or one prompt is invalid).
-        A group's bandit hears of each generation when it ends."""
+        A group's bandit hears of each generation when it ends. ``model`` may name a LoRA
+        adapter (``ADAPTER`` or ``MODEL:ADAPTER``): its model generates, with the adapter."""
+        asked, adapter = model, None
+        route = self.manager.adapter_route(model)
+        if route is not None:
+            model, adapter = route
         pick = self._pick(model, Task.TEXT_GENERATION)
         try:
             entry = await self._ready(pick.model, Task.TEXT_GENERATION,
@@ -238,7 +247,7 @@ class Engine(Introspection):
             self._report(pick, exc)
             raise
         try:
-            handles = await self._start_streams(entry, requests)
+            handles = await self._start_streams(entry, requests, adapter, asked)
         except BaseException as exc:
             self.manager.release(entry, exc)
             self._report(pick, exc)
@@ -251,10 +260,13 @@ class Engine(Introspection):
                                   *(h.request_id for h in handles)], pick)
         return handles
 
-    async def _start_streams(self, entry, requests: list[GenerationInput]
+    async def _start_streams(self, entry, requests: list[GenerationInput],
+                             adapter: str | None = None, asked: str | None = None
                              ) -> list[GenerationHandle]:
         skill: TextGenerator = entry.skill  # type: ignore[assignment]
         worker = entry.scheduler
+        if adapter is not None:
+            adapters.check_serves(entry, skill)
         sequences = sum(r.n for r in requests)
         limit = self.settings.max_request_sequences
         if sequences > limit or len(requests) > worker.max_queue:
@@ -287,19 +299,23 @@ class Engine(Introspection):
             work.append(GenerationRequest(
                 request_id=uuid.uuid4().hex, prompt_ids=prompt_ids, params=params,
                 n=request.n, priority=self._priority(request.priority),
-                deadline=self._deadline(request.timeout)))
+                deadline=self._deadline(request.timeout), adapter=adapter))
+        public = asked if adapter is not None else entry.public
         handles: list[GenerationHandle] = []
         try:
             for item, parser in zip(work, parsers, strict=True):
                 events = EventStream(loop, combine=coalesce)
                 worker.submit(item, events)
                 self._streams[item.request_id] = (entry.name, events)
-                handles.append(GenerationHandle(item.request_id, entry.public, item.prompt_ids,
+                if adapter is not None:
+                    self._adapter_of[item.request_id] = adapter
+                handles.append(GenerationHandle(item.request_id, public, item.prompt_ids,
                                                 events, int(time.time()), self._end,
                                                 tool_parser=parser))
         except BaseException:
             for handle in handles:     # all or none
                 self._streams.pop(handle.request_id, None)
+                self._adapter_of.pop(handle.request_id, None)
                 entry.scheduler.abort(handle.request_id)
             raise
         return handles
@@ -326,6 +342,7 @@ class Engine(Introspection):
             lambda: [entry.skill.detokenize(ids, skip_special_tokens) for ids in sequences]))
 
     def abort(self, request_id: str) -> None:
+        self._adapter_of.pop(request_id, None)
         name, events = self._streams.pop(request_id, (None, None))
         entry = self.manager.entries.get(name) if name is not None else None
         if entry is None:
@@ -340,6 +357,7 @@ class Engine(Introspection):
             entry.scheduler.abort(request_id)
 
     def done(self, request_id: str) -> None:
+        self._adapter_of.pop(request_id, None)
         name, _ = self._streams.pop(request_id, (None, None))
         entry = self.manager.entries.get(name) if name is not None else None
         if entry is not None:
@@ -385,6 +403,14 @@ class Engine(Introspection):
 
     async def register_model(self, fields: dict[str, Any]) -> dict[str, Any]:
         return await self.admin.register(fields)
+
+    async def add_adapter(self, model: str, name: str, path: str) -> dict[str, Any]:
+        await self.adapter_admin.add(model, name, path)
+        return self.describe(name)
+
+    async def remove_adapter(self, model: str, name: str) -> None:
+        await self.adapter_admin.remove(model, name, lambda: sum(
+            1 for a in self._adapter_of.values() if a == name))
 
     async def forget_model(self, name: str) -> None:
         served = self.manager.entry(name).name

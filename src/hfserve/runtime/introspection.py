@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from hfserve.runtime.lifecycle.breaker import BreakerState
+from hfserve.types import Task
 
 if TYPE_CHECKING:
     from hfserve.config import Settings
@@ -24,6 +25,7 @@ class Introspection:
 
     def models(self) -> list[dict[str, Any]]:
         return [*(self.describe(name) for name in self.manager.entries),
+                *(self.describe(name) for name in self.manager.adapters),
                 *self.groups.listed()]
 
     def label_of(self, name: str) -> str:
@@ -31,6 +33,8 @@ class Introspection:
         configuration), or one fixed label for names not served."""
         if name in self.groups.configs:
             return name
+        if name in self.manager.adapters:      # an adapter's traffic is its model's
+            return self.manager.adapters[name]
         return self.manager.aliases.get(name, UNKNOWN_MODEL)
 
     def group(self, name: str) -> dict[str, Any]:
@@ -43,6 +47,8 @@ class Introspection:
     def describe(self, name: str) -> dict[str, Any]:
         if name in self.groups.configs:
             return next(g for g in self.groups.listed() if g["id"] == name)
+        if name in self.manager.adapters:
+            return self._adapter_card(name)
         entry = self.manager.entry(name)
         info = entry.describe()
         worker = entry.batcher or entry.scheduler
@@ -55,6 +61,15 @@ class Introspection:
                             "max_request_items": self.settings.max_request_items,
                             "max_request_sequences": self.settings.max_request_sequences})
         return info
+
+    def _adapter_card(self, name: str) -> dict[str, Any]:
+        """A LoRA adapter as vLLM lists one: its own id and ``parent``, the model it runs
+        on (not vLLM's ``root``, the adapter's path: paths stay on the server)."""
+        parent = self.manager.adapters[name]
+        entry = self.manager.entry(parent)
+        return {"id": name, "parent": parent, "adapter": "lora",
+                "created": int(entry.loaded_at or 0), "state": entry.state.value,
+                "task": Task.TEXT_GENERATION.value}
 
     def hardware(self) -> dict[str, Any]:
         """Detected devices, why the missing kinds are missing, and the compatibility table."""

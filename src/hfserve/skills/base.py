@@ -144,6 +144,10 @@ class TextGenerator(Skill):
     max_context: int = 2048
     supports_prompt_logprobs: ClassVar[bool] = True
     supports_top_logprobs: ClassVar[bool] = True
+    # Applies LoRA adapters per sequence: ``prefill`` takes ``adapters`` (one per prompt),
+    # ``prefill_part`` an ``adapter``, and ``add_adapter``/``remove_adapter`` change the set
+    # loaded (on the worker's thread, between steps).
+    serves_adapters: ClassVar[bool] = False
 
     @abstractmethod
     def encode_chat(self, messages: list[dict[str, Any]], options: dict[str, Any]) -> list[int]:

@@ -13,6 +13,7 @@ from hfserve.engines.torch_lm import sampling
 from hfserve.engines.torch_lm.grouped_attention import NAME as GROUPED
 from hfserve.engines.torch_lm.grouped_attention import use_grouped_decode
 from hfserve.engines.torch_lm.kv_batch import Group, KVBatch, Row, zero_padding
+from hfserve.engines.torch_lm.lora import LoraAdapters
 from hfserve.engines.torch_lm.prefill_graphs import HELD_BYTES, PrefillGraphs
 from hfserve.engines.torch_lm.sampling import TorchSampling
 from hfserve.engines.torch_lm.slot_kv import MIN_COLUMNS, SlotKV
@@ -53,7 +54,9 @@ def _batchable(cache: Any) -> bool:
 class GenerationSkill(HFTextCodec, TorchSampling, GenerativeSkill):
     task: ClassVar[Task] = Task.TEXT_GENERATION
     own_process: ClassVar[bool] = True
+    serves_adapters: ClassVar[bool] = True
     _grammars: Any = None
+    lora: LoraAdapters | None = None
 
     def load(self, placement: Placement) -> None:
         from transformers import AutoModelForCausalLM
@@ -65,12 +68,17 @@ class GenerationSkill(HFTextCodec, TorchSampling, GenerativeSkill):
                                                  self.model.generation_config.eos_token_id,
                                                  placement.options.cache_dir)
         self.max_context = self.spec.max_context or 2048
+        self.lora = LoraAdapters(self.model)
+        for name, path in placement.options.adapters.items():
+            self.lora.add(name, path)
         self.start_batching(self.tokenizer.pad_token_id or 0)
 
     def start_batching(self, pad_id: int) -> None:
         """Batching choices for the loaded model on its device."""
         from transformers import DynamicCache
 
+        if self.lora is None:           # every forward goes through it, adapters or none
+            self.lora = LoraAdapters(self.model)
         self.batched = _batchable(DynamicCache(config=self.model.config))
         if use_grouped_decode(self.model):
             log.info("decode attention over grouped key/value heads without repeating them")
@@ -134,6 +142,9 @@ class GenerationSkill(HFTextCodec, TorchSampling, GenerativeSkill):
         wanted = self.placement.options.cuda_graphs
         if wanted is None:
             wanted = self.placement.device.startswith("cuda")
+        # A graph replays the adapters of the rows it was captured with; peft picks each
+        # row's adapter on the host, so with adapters every step is eager.
+        wanted = wanted and not self.lora.active
         attention = getattr(self.model.config, "_attn_implementation", None) or "sdpa"
         if not (wanted and self.batched and attention in ("sdpa", "eager", GROUPED)):
             return KVBatch(self._forward, self.placement.device)
@@ -161,7 +172,7 @@ class GenerationSkill(HFTextCodec, TorchSampling, GenerativeSkill):
         running = self.running
         wanted = self.placement.options.prefill_graphs
         if not isinstance(running, SlotKV) or not (running.graphs if wanted is None
-                                                   else wanted):
+                                                   else wanted) or self.lora.active:
             return None
         fixed = PrefillGraphs(self._forward, device=self.placement.device,
                               layers=self.model.config.num_hidden_layers, pad_id=self.pad_id,
@@ -243,24 +254,45 @@ class GenerationSkill(HFTextCodec, TorchSampling, GenerativeSkill):
     def unload(self) -> None:
         self.model = None
         self.running = None
+        self.lora = None
+
+    # --- adapters (on the worker's thread, between steps) ------------------------------
+    def add_adapter(self, name: str, path: str) -> None:
+        """Load a LoRA adapter; the first one turns captured graphs off (they would replay
+        the base model for every row) and later steps run eagerly."""
+        self.lora.add(name, path)
+        self.fixed_prefill = None
+        running = self.running
+        if isinstance(running, SlotKV) and running.graphs:
+            log.info("decode steps run eagerly from now on: a LoRA adapter is loaded")
+            running.stay_eager()
+
+    def remove_adapter(self, name: str) -> None:
+        self.lora.remove(name)
+
+    def adapter_names(self) -> list[str]:
+        return list(self.lora.paths)
 
     # --- model stages ----------------------------------------------------------------
-    def prefill(self, prompts: list[list[int]], prompt_logprobs: list[int | None]
+    def prefill(self, prompts: list[list[int]], prompt_logprobs: list[int | None],
+                adapters: list[str | None] | None = None
                 ) -> tuple[list[Any], Any, list[list[TokenChoice] | None]]:
         """All prompts in one forward, left-padded to the longest (at fixed shapes where
-        they fit and no prompt logprobs are asked for)."""
+        they fit and no prompt logprobs are asked for); ``adapters``: each prompt's LoRA
+        adapter (None: the base model), kept with its sequence."""
         fixed = self.fixed_prefill
         if fixed is not None and fixed.fits(prompts) and all(
-                k is None for k in prompt_logprobs):
+                k is None for k in prompt_logprobs) and not any(adapters or ()):
             import torch
 
             with torch.inference_mode():
                 rows, logits = fixed.prefill(prompts)
             return rows, logits, [None] * len(prompts)
-        return self._prefill(prompts, prompt_logprobs, None)
+        return self._prefill(prompts, prompt_logprobs, None, adapters)
 
-    def prefill_part(self, partial: Row | None, ids: list[int]) -> Row:
-        states, _, _ = self._prefill([ids], [None], partial)
+    def prefill_part(self, partial: Row | None, ids: list[int],
+                     adapter: str | None = None) -> Row:
+        states, _, _ = self._prefill([ids], [None], partial, [adapter])
         return states[0]
 
     def finish_prefill(self, partial: Row, ids: list[int]
@@ -268,9 +300,11 @@ class GenerationSkill(HFTextCodec, TorchSampling, GenerativeSkill):
         return self._prefill([ids], [None], partial)
 
     def _prefill(self, prompts: list[list[int]], prompt_logprobs: list[int | None],
-                 partial: Row | None) -> tuple[list[Any], Any, list[list[TokenChoice] | None]]:
+                 partial: Row | None, adapters: list[str | None] | None = None
+                 ) -> tuple[list[Any], Any, list[list[TokenChoice] | None]]:
         """``prompts`` in one forward, left-padded to the longest; with ``partial`` (a row
-        whose cache holds the start of the one prompt given), continuing it."""
+        whose cache holds the start of the one prompt given), continuing it with its
+        adapter."""
         import torch
         from transformers import DynamicCache
 
@@ -285,15 +319,19 @@ class GenerationSkill(HFTextCodec, TorchSampling, GenerativeSkill):
         cache = partial.group.cache if partial is not None else DynamicCache(
             config=self.model.config)
         full = any(k is not None for k in prompt_logprobs)
+        if partial is not None:
+            adapters = [partial.adapter]
+        adapters = adapters or [None] * len(prompts)
         with torch.inference_mode():
-            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                             use_cache=True, **{self.cache_kwarg: cache},
-                             logits_to_keep=0 if full else 1)
+            out = self.lora(adapters, input_ids=ids, attention_mask=mask,
+                            position_ids=positions, use_cache=True,
+                            **{self.cache_kwarg: cache}, logits_to_keep=0 if full else 1)
         lengths = [done + len(p) for p in prompts]
         if min(lengths) < done + width:
             zero_padding(cache, lengths)
         group = Group(cache)
-        group.rows = [Row(length=n, group=group, index=i) for i, n in enumerate(lengths)]
+        group.rows = [Row(length=n, group=group, index=i, adapter=a)
+                      for i, (n, a) in enumerate(zip(lengths, adapters, strict=True))]
         choices: list[list[TokenChoice] | None] = []
         for i, (p, k) in enumerate(zip(prompts, prompt_logprobs, strict=True)):
             choices.append(None if k is None else sampling.prompt_choices(
@@ -315,9 +353,11 @@ class GenerationSkill(HFTextCodec, TorchSampling, GenerativeSkill):
 
     def _forward(self, ids: Any, mask: Any, positions: Any, cache: Any) -> Any:
         """One step of the running batch, or a fixed-shape prefill: each row's next-token
-        logits."""
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                         use_cache=True, **{self.cache_kwarg: cache}, logits_to_keep=1)
+        logits. The running batch's rows are in the order of the forward's (by slot in
+        ``SlotKV``), so each takes its own adapter."""
+        adapters = [r.adapter for r in self.running.rows] if self.lora.active else []
+        out = self.lora(adapters, input_ids=ids, attention_mask=mask, position_ids=positions,
+                        use_cache=True, **{self.cache_kwarg: cache}, logits_to_keep=1)
         return out.logits[:, -1]
 
     def _decode_alone(self, row: Row, token: int) -> Any:
@@ -325,8 +365,9 @@ class GenerationSkill(HFTextCodec, TorchSampling, GenerativeSkill):
         sequence steps on its own prefill group's cache."""
         import torch
 
-        out = self.model(input_ids=torch.tensor([[token]], device=self.placement.device),
-                         use_cache=True, **{self.cache_kwarg: row.group.cache})
+        out = self.lora([row.adapter],
+                        input_ids=torch.tensor([[token]], device=self.placement.device),
+                        use_cache=True, **{self.cache_kwarg: row.group.cache})
         row.length += 1
         return out.logits[:, -1]
 
@@ -340,8 +381,9 @@ class GenerationSkill(HFTextCodec, TorchSampling, GenerativeSkill):
             import copy
 
             group = Group(copy.deepcopy(state.group.cache))
-            return Row(length=state.length, group=group, index=0)
-        return Row(length=state.length, group=state.group, index=state.index)
+            return Row(length=state.length, group=group, index=0, adapter=state.adapter)
+        return Row(length=state.length, group=state.group, index=state.index,
+                   adapter=state.adapter)
 
     def guide(self, constraint: Constraint) -> Any:
         from hfserve.text.grammar import Grammars

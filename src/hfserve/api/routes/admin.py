@@ -1,5 +1,6 @@
 """Admin routes: load a known model (progress as SSE with ``Accept: text/event-stream``),
-unload it (requests in flight finish first), register a local model, forget one. Off with
+unload it (requests in flight finish first), register a local model, forget one, add or
+remove a LoRA adapter on a generation model. Off with
 ``admin_routes: false`` (then 404, as for any unknown route)."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from hfserve.api.errors import envelope
-from hfserve.api.schemas.admin import LoadRequest, RegisterRequest
+from hfserve.api.schemas.admin import AdapterRequest, LoadRequest, RegisterRequest
 from hfserve.api.schemas.common import ModelCard, error_responses
 from hfserve.api.state import engine_of
 
@@ -22,6 +23,20 @@ off = APIRouter()
 
 def _sse(event: dict[str, Any]) -> bytes:
     return f"event: {event['event']}\ndata: {json.dumps(event)}\n\n".encode()
+
+
+# Before the routes below: ``{model_id:path}`` would take ``BASE/adapters/NAME`` too.
+@router.post("/v1/models/{model_id:path}/adapters", response_model=ModelCard, status_code=201,
+             responses=error_responses(400, 401, 403, 404, 409, 503))
+async def add_adapter(model_id: str, body: AdapterRequest, request: Request) -> ModelCard:
+    return ModelCard(**await engine_of(request).add_adapter(model_id, body.name, body.path))
+
+
+@router.delete("/v1/models/{model_id:path}/adapters/{name}", status_code=204,
+               responses=error_responses(401, 404, 503))
+async def remove_adapter(model_id: str, name: str, request: Request) -> Response:
+    await engine_of(request).remove_adapter(model_id, name)
+    return Response(status_code=204)
 
 
 @router.post("/v1/models/{model_id:path}/load", response_model=ModelCard,
@@ -67,6 +82,8 @@ async def delete_model(model_id: str, request: Request) -> Response:
     return Response(status_code=204)
 
 
+@off.api_route("/v1/models/{model_id:path}/adapters", methods=["POST"],
+               include_in_schema=False)
 @off.api_route("/v1/models/{model_id:path}/load", methods=["POST"], include_in_schema=False)
 @off.api_route("/v1/models/{model_id:path}/unload", methods=["POST"], include_in_schema=False)
 @off.api_route("/v1/models", methods=["POST"], include_in_schema=False)

@@ -1,4 +1,5 @@
-"""Bodies of the admin routes: load overrides and a model registered at run time."""
+"""Bodies of the admin routes: load overrides, a model registered at run time and a LoRA
+adapter added to a model."""
 
 from __future__ import annotations
 
@@ -20,3 +21,14 @@ class RegisterRequest(BaseModel):
 
     id: str = Field(min_length=1, max_length=200, description="The name clients will use")
     source: str = Field(min_length=1, description="Local folder or file under a model root")
+
+
+class AdapterRequest(BaseModel):
+    """A LoRA adapter to serve on a generation model: its name and its folder."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200, description="The name requests use, as "
+                      "model NAME or MODEL:NAME")
+    path: str = Field(min_length=1, description="Local folder saved by peft's "
+                      "save_pretrained, under a model root")

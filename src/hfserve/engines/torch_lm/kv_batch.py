@@ -25,6 +25,7 @@ class Row:
     group: Group | None = None
     index: int = 0               # row in ``group.cache`` while pending
     alive: bool = True
+    adapter: str | None = None   # the LoRA adapter its forwards take (None: the base model)
 
 
 @dataclass(eq=False)

@@ -281,6 +281,11 @@ class SlotKV:
         graph.replay()
         return logits
 
+    def stay_eager(self) -> None:
+        """Run every step eagerly from now on (the captured graphs are dropped)."""
+        self.graphs = False
+        self._graphs.clear()
+
     def _capture(self, size: int) -> Any:
         """Capture ``size``'s step; any failure leaves this cache eager for good."""
         import torch

@@ -122,7 +122,10 @@ class Scheduler(GenerationWorker):
         budget = self.skill.prefill_budget
         try:
             if len(ids) > budget:
-                active.partial = self.skill.prefill_part(active.partial, ids[:budget])
+                adapter = active.request.adapter
+                active.partial = self.skill.prefill_part(active.partial, ids[:budget]) \
+                    if adapter is None else self.skill.prefill_part(
+                        active.partial, ids[:budget], adapter=adapter)
                 active.prefilled += budget
                 return
             prefilled = self.skill.finish_prefill(active.partial, ids)
@@ -137,8 +140,14 @@ class Scheduler(GenerationWorker):
         self._begin([active], self._prefill([active]))
 
     def _prefill(self, group: list[Active]) -> tuple:
-        return self.skill.prefill([a.request.prompt_ids for a in group],
-                                  [a.request.params.prompt_logprobs for a in group])
+        prompts = [a.request.prompt_ids for a in group]
+        logprobs = [a.request.params.prompt_logprobs for a in group]
+        adapters = [a.request.adapter for a in group]
+        # Only skills that serve adapters get requests with one (the engine refuses the
+        # rest), and only those take ``adapters``.
+        if any(adapters):
+            return self.skill.prefill(prompts, logprobs, adapters=adapters)
+        return self.skill.prefill(prompts, logprobs)
 
     def _begin(self, group: list[Active], prefilled: tuple) -> None:
         """Announce each prompt, create its sequences, and sample their first tokens."""

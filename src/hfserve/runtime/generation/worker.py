@@ -10,7 +10,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,7 @@ class GenerationRequest:
     n: int = 1
     priority: int = 1                    # 0 high, 1 normal, 2 low
     deadline: float | None = None        # time.monotonic() value
+    adapter: str | None = None           # the LoRA adapter it generates with
 
 
 @dataclass(eq=False)          # identity: a request is itself, and hashable
@@ -64,6 +65,9 @@ class GenerationWorker(ABC):
     # False in a model process: sequences without stop strings or logprobs send their
     # tokens, and the server process turns them into text (``runtime/generation/detokenizer.py``).
     detokenizes: bool = True
+    # The skill lives in this process (``between_steps`` reaches it); a model process's
+    # stand-in (``runtime/process/proxy.py``) says False.
+    runs_here: bool = True
 
     def __init__(self, name: str, skill: TextGenerator, *, max_concurrent: int,
                  max_queue: int,
@@ -80,6 +84,8 @@ class GenerationWorker(ABC):
         self._parts: list[Active] = []
         self._by_id: dict[str, Active] = {}
         self._order = itertools.count()
+        # Calls to run on the loop's thread between two steps (``between_steps``).
+        self._calls: list[tuple[Callable[[], Any], Future]] = []
         self._cond = threading.Condition()
         self._stopped = False
         self.alive = True
@@ -110,6 +116,18 @@ class GenerationWorker(ABC):
         self._by_id.pop(active.request.request_id, None)
         active.stream.fail(admission.shed(self.name))
         return True
+
+    def between_steps(self, fn: Callable[[], Any]) -> Future:
+        """Run ``fn`` on the loop's thread between two steps (what changes the skill under
+        running sequences, e.g. loading a LoRA adapter); its future holds the result."""
+        future: Future = Future()
+        with self._cond:
+            if self._stopped or not self.alive:
+                future.set_exception(RuntimeError("the generation loop has stopped"))
+                return future
+            self._calls.append((fn, future))
+            self._cond.notify()
+        return future
 
     def abort(self, request_id: str) -> None:
         with self._cond:
@@ -143,11 +161,17 @@ class GenerationWorker(ABC):
         while True:
             with self._cond:
                 while not self._stopped and not self._waiting and not self._running \
-                        and not self._parts:
+                        and not self._parts and not self._calls:
                     self._cond.wait()
                 if self._stopped:
                     break
+                calls, self._calls = self._calls, []
                 newcomers = self._admit()
+            for fn, future in calls:
+                try:
+                    future.set_result(fn())
+                except Exception as exc:  # the caller hears of it; the loop goes on
+                    future.set_exception(exc)
             if newcomers:
                 self._start_all(newcomers)
                 self.flush_events()        # first tokens out before the next step's wait
@@ -164,6 +188,8 @@ class GenerationWorker(ABC):
             self.flush_events()
         for active in self._running + self._parts + [a for _, _, a in self._waiting]:
             active.stream.fail(Cancelled("server is shutting down"))
+        for _, future in self._calls:
+            future.set_exception(RuntimeError("the generation loop has stopped"))
         self.flush_events()
         self.alive = False
 

@@ -192,7 +192,8 @@ def _describe(skill: Skill) -> dict[str, Any]:
     return {"placement": skill.placement, "info": skill.info(),
             "eos_token_ids": text.eos_token_ids, "max_context": text.max_context,
             "supports_prompt_logprobs": text.supports_prompt_logprobs,
-            "supports_top_logprobs": text.supports_top_logprobs}
+            "supports_top_logprobs": text.supports_top_logprobs,
+            "serves_adapters": text.serves_adapters}
 
 
 # --- server side -------------------------------------------------------------------------

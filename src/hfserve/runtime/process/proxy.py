@@ -96,6 +96,7 @@ class ProcessGenerator(TextGenerator):
         self.max_context = described["max_context"]
         self.supports_prompt_logprobs = described["supports_prompt_logprobs"]
         self.supports_top_logprobs = described["supports_top_logprobs"]
+        self.serves_adapters = described["serves_adapters"]
 
     def _first_reply(self) -> tuple:
         """Wait for "ready" or "failed"; keep anything sent with it for the worker."""
@@ -176,6 +177,9 @@ class ProcessGenerator(TextGenerator):
 class ProcessWorker:
     """The server-side face of the child's worker: the same calls as a GenerationWorker
     (submit, abort, stop, alive, queue_depth, running)."""
+
+    # The skill is in the child: what changes it (LoRA adapters) takes a reload.
+    runs_here = False
 
     def __init__(self, name: str, generator: ProcessGenerator, *, max_queue: int,
                  on_out_of_memory: Callable[[BaseException], None],
