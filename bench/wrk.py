@@ -35,7 +35,8 @@ def embeddings(base_url: str, model: str, texts: list[str], *, connections: int,
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
     bodies = ", ".join(lua_string(json.dumps({"model": model, "input": t})) for t in texts)
-    extra = "\n".join(f"wrk.headers[{lua_string(k)}] = {lua_string(v)}"
+    # A space after "[": "[[" would open a Lua long string instead of indexing the table.
+    extra = "\n".join(f"wrk.headers[ {lua_string(k)} ] = {lua_string(v)}"
                       for k, v in (headers or {}).items())
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "embed.lua"
