@@ -3,8 +3,13 @@
 the local CPU build) and run as a subprocess on a free local port.
 
 - ``transformers serve`` (transformers[serving]) for chat, on SmolLM2 written out of the GGUF
-  file as a normal float32 HF folder, since the benchmark feeds it a local folder.
-- Infinity (infinity-emb, torch engine) for embeddings, on the MiniLM folder."""
+  file as a normal HF folder in bfloat16, the published checkpoint's precision (its
+  ``--dtype auto`` default then loads it in bfloat16), since the benchmark feeds it a local
+  folder.
+- Infinity (infinity-emb, torch engine, its defaults) for embeddings, on the MiniLM folder.
+
+Each peer says the precision and threads it runs at; both use torch's default intra-op
+threads (the CPUs the process may use)."""
 
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from bench.server import CHAT_GGUF, EMBED_DIR, EMBED_NAME, ROOT, ManagedProcess
 
 VENVS = ROOT / ".cache" / "bench-venvs"
 CONSTRAINTS = ROOT / "constraints.txt"
-SMOL_HF = ROOT / ".cache" / "bench-models" / "SmolLM2-135M-Instruct"
+SMOL_HF = ROOT / ".cache" / "bench-models" / "SmolLM2-135M-Instruct-bf16"
 
 
 class PeerUnavailable(RuntimeError):
@@ -86,7 +91,8 @@ def tokenizer_matches(python: Path, folder: Path, prompts: list[str]) -> bool:
 
 
 def write_smol_hf(prompts: list[str]) -> Path:
-    """SmolLM2 from the GGUF file as a normal HF folder (float32 safetensors + tokenizer).
+    """SmolLM2 from the GGUF file as a normal HF folder (bfloat16 safetensors, as the published
+    checkpoint, + tokenizer).
 
     ``save_pretrained`` of the GGUF-loaded tokenizer writes a tokenizer that splits the chat
     template differently on this transformers version, so the fast tokenizer inside it is
@@ -102,7 +108,7 @@ def write_smol_hf(prompts: list[str]) -> Path:
     print(f"  writing {SMOL_HF} from {CHAT_GGUF.name} (first run only)", flush=True)
     SMOL_HF.mkdir(parents=True, exist_ok=True)
     model = AutoModelForCausalLM.from_pretrained(str(CHAT_GGUF.parent), gguf_file=CHAT_GGUF.name,
-                                                 dtype=torch.float32)
+                                                 dtype=torch.bfloat16)
     model.save_pretrained(SMOL_HF)
     tok = gguf_tokenizer()
     eos = tok.convert_ids_to_tokens(model.config.eos_token_id)
@@ -120,7 +126,7 @@ def write_smol_hf(prompts: list[str]) -> Path:
 
 
 class TransformersServe(ManagedProcess):
-    """``transformers serve`` with SmolLM2 preloaded (float32 weights, eager PyTorch)."""
+    """``transformers serve`` with SmolLM2 preloaded (bfloat16 weights, eager PyTorch)."""
 
     name = "transformers serve"
     ready_path = "/health"
@@ -137,6 +143,8 @@ class TransformersServe(ManagedProcess):
                                   "template differently from the GGUF tokenizer")
         self.flags = ["--continuous-batching"] if continuous_batching else []
         self.label = " ".join(["transformers serve", *self.flags])
+        self.precision = "bfloat16 (the checkpoint's; --dtype auto)"
+        self.threads = f"torch default ({len(os.sched_getaffinity(0))})"
 
     def command(self) -> list[str]:
         return [str(self.bin / "transformers"), "serve", self.model_name, *self.flags,
@@ -167,6 +175,8 @@ class Infinity(ManagedProcess):
         self.flags = ["--engine", "torch", "--device", "cpu", "--batch-size", str(batch_size),
                       "--no-vector-disk-cache"]
         self.label = "Infinity"
+        self.precision = "float32 (--dtype auto on the CPU)"
+        self.threads = f"torch default ({len(os.sched_getaffinity(0))})"
 
     def command(self) -> list[str]:
         return [str(self.bin / "infinity_emb"), "v2", "--model-id", str(EMBED_DIR),

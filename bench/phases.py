@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from bench import wrk
 from bench.cpu import wait_quiet
 from bench.load import chat_load, embeddings_load
 from bench.peers import Infinity, PeerUnavailable, TransformersServe
@@ -71,12 +72,38 @@ def run_phase(srv: ManagedProcess, coro_fn: Callable, label: str, quiet_s: float
     result["machine_busy_before_pct"] = idle
     result["repeated_after_other_load_pct"] = busy_runs
     print(f"  {srv.name} {label}: {result['rate']:,.1f} {result['unit']}, errors "
-          f"{result['errors']}, other load {result['other_cpu_pct']:.0f}%"
+          f"{result['errors']}, client {result.get('client', 'python')} at "
+          f"{result['client_cpu_pct']:.0f}% of a core, other load {result['other_cpu_pct']:.0f}%"
           + (f", mean batch {result['mean_batch_size']:.1f}"
              if result["mean_batch_size"] else ""), flush=True)
     if not srv.alive():
         raise RuntimeError(f"{srv.name} died during {label}:\n{srv.log_tail()}")
     return result
+
+
+def uses_wrk(args: argparse.Namespace, clients: int, per: int) -> bool:
+    """Whether wrk drives this embeddings run: one sentence per request at or above
+    ``--wrk-from`` clients, where the Python client would be the bottleneck (it spends more
+    CPU per request than the server does)."""
+    return per == 1 and args.wrk_from and clients >= args.wrk_from and wrk.available()
+
+
+def embeddings_run(srv: ManagedProcess, args: argparse.Namespace, texts: list[str],
+                   model: str, clients: int, per: int) -> Callable:
+    """The coroutine function of one embeddings run, from wrk or the Python client."""
+    if uses_wrk(args, clients, per):
+        async def run() -> dict:
+            return await asyncio.to_thread(
+                wrk.embeddings_load, srv.base_url, model, texts, concurrency=clients,
+                warmup=args.warmup, duration=args.duration, server_pid=srv.pid)
+        return run
+
+    async def run_python() -> dict:
+        out = await embeddings_load(srv.base_url, model, texts, concurrency=clients,
+                                    per_request=per, warmup=args.warmup,
+                                    duration=args.duration, server_pid=srv.pid)
+        return {**out, "client": "python"}
+    return run_python
 
 
 def measure_server(srv: ManagedProcess, args: argparse.Namespace, texts: list[str],
@@ -89,9 +116,7 @@ def measure_server(srv: ManagedProcess, args: argparse.Namespace, texts: list[st
     if embed_model:
         for clients, per in embed_jobs(args):
             out.setdefault("embeddings", []).append(run_phase(
-                srv, lambda c=clients, n=per: embeddings_load(
-                    srv.base_url, embed_model, texts, concurrency=c, per_request=n,
-                    warmup=args.warmup, duration=args.duration, server_pid=pid),
+                srv, embeddings_run(srv, args, texts, embed_model, clients, per),
                 f"embeddings c={clients} x{per}", args.wait_quiet,
                 embed_model if metrics else None))
     if chat_model:
@@ -134,12 +159,17 @@ def raw_torch_phase(args: argparse.Namespace, texts: list[str], prompts: list[st
     return out
 
 
+def _hint(dtype: str | None) -> str | None:
+    """OpenVINO's precision hint for a dtype the server reported (float32: none given)."""
+    return None if dtype in (None, "float32") else dtype
+
+
 def raw_openvino_phase(args: argparse.Namespace, texts: list[str], prompts: list[str],
                        server: dict) -> dict:
     from bench.raw_openvino import RawOVEmbedder, RawOVGenerator
 
     out: dict = {}
-    embedder = RawOVEmbedder(args.embed_threads, args.dtype)
+    embedder = RawOVEmbedder(args.embed_threads, _hint(args.embed_dtype))
     out["embed_source"] = embedder.source
     for batch in raw_batches(args):
         wait_quiet(args.wait_quiet)
@@ -152,7 +182,7 @@ def raw_openvino_phase(args: argparse.Namespace, texts: list[str], prompts: list
                                                            axis=1)))
     del embedder
     gc.collect()
-    gen = RawOVGenerator(args.chat_threads, args.dtype)
+    gen = RawOVGenerator(args.chat_threads, _hint(args.chat_dtype))
     out.update(chat_folder=str(gen.folder), chat_options=gen.options, scheduler=gen.scheduler)
     out["sample_chat"] = gen.text(prompts[0], args.max_tokens)
     out["chat_text_identical"] = out["sample_chat"] == server.get("sample_chat")
@@ -177,8 +207,10 @@ def _peer(make: Callable[[], ManagedProcess], args: argparse.Namespace, texts: l
     out: dict = {}
     try:
         srv = make()
-        out.update(label=srv.label, version=srv.version, flags=srv.flags, model=srv.model_name)
-        print(f"{srv.label} ({srv.name} {srv.version})", flush=True)
+        out.update(label=srv.label, version=srv.version, flags=srv.flags, model=srv.model_name,
+                   precision=srv.precision, threads=srv.threads)
+        print(f"{srv.label} ({srv.name} {srv.version}): {srv.precision}, threads "
+              f"{srv.threads}", flush=True)
         with srv:
             out["startup_s"] = srv.startup_s
             with httpx.Client(base_url=srv.base_url, timeout=300) as client:  # first use

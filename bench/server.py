@@ -26,6 +26,7 @@ EMBED_NAME = "all-MiniLM-L6-v2"
 CHAT_NAME = "SmolLM2-135M-Instruct"
 EMBED_DIR = MODELS / "all-MiniLM-L6-v2"
 CHAT_GGUF = MODELS / "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEMO_CONFIG = ROOT / "examples" / "demo.yaml"      # what `make serve` serves
 
 
 @dataclass
@@ -40,6 +41,8 @@ class ServerOptions:
     log_level: str = "warning"
     models: list[dict] | None = None  # model entries served instead of the two above
     extra: dict | None = None          # other config keys (groups, ...)
+    chat_extra: dict | None = None     # more settings of the chat model
+    config: Path | None = None         # a config file served as it is (the rest unused)
 
 
 def free_port() -> int:
@@ -56,7 +59,7 @@ def config_dict(opts: ServerOptions) -> dict:
         {"name": EMBED_NAME, "source": str(EMBED_DIR), "threads": opts.embed_threads,
          "max_batch_size": opts.max_batch_size, "max_wait_ms": opts.max_wait_ms, **common},
         {"name": CHAT_NAME, "source": str(CHAT_GGUF), "threads": opts.chat_threads,
-         "max_concurrent": opts.max_concurrent, **common},
+         "max_concurrent": opts.max_concurrent, **common, **(opts.chat_extra or {})},
     ]}
 
 
@@ -180,12 +183,18 @@ class ServerProcess(ManagedProcess):
         self.config_path = self.tmp / "bench.yaml"
 
     def command(self) -> list[str]:
-        sources = ([Path(m["source"]) for m in self.opts.models]
-                   if self.opts.models is not None else (EMBED_DIR, CHAT_GGUF))
+        if self.opts.config is not None:
+            config = yaml.safe_load(self.opts.config.read_text())
+            sources = [ROOT / m["source"] for m in config["models"]]
+            self.config_path = self.opts.config
+        else:
+            sources = ([ROOT / m["source"] for m in self.opts.models]
+                       if self.opts.models is not None else [EMBED_DIR, CHAT_GGUF])
+            self.config_path.write_text(yaml.safe_dump(config_dict(self.opts),
+                                                       sort_keys=False))
         for path in sources:
             if not path.exists():
                 raise SystemExit(f"missing model {path}; run `make models` first")
-        self.config_path.write_text(yaml.safe_dump(config_dict(self.opts), sort_keys=False))
         return [*hfserve_command(), "serve", "--config", str(self.config_path),
                 "--host", "127.0.0.1", "--port", str(self.port),
                 "--log-level", self.opts.log_level]
