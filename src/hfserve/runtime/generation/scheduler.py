@@ -105,8 +105,10 @@ class Scheduler(GenerationWorker):
         the skill can continue a prefill, and no prompt logprobs are asked for (each part
         would need the logits of every prompt position)."""
         req = active.request
+        # (A prompt with media goes whole: its image tokens take their features from one
+        # forward of the images.)
         return self.skill.chunked_prefill and req.params.prompt_logprobs is None \
-            and len(req.prompt_ids) > self.skill.prefill_budget > 0
+            and req.media is None and len(req.prompt_ids) > self.skill.prefill_budget > 0
 
     def _continue_parts(self) -> None:
         """Feed the next part (``prefill_budget`` tokens) of the oldest prompt being
@@ -137,8 +139,12 @@ class Scheduler(GenerationWorker):
         self._begin([active], self._prefill([active]))
 
     def _prefill(self, group: list[Active]) -> tuple:
-        return self.skill.prefill([a.request.prompt_ids for a in group],
-                                  [a.request.params.prompt_logprobs for a in group])
+        prompts = [a.request.prompt_ids for a in group]
+        logprobs = [a.request.params.prompt_logprobs for a in group]
+        media = [a.request.media for a in group]
+        if any(m is not None for m in media):
+            return self.skill.prefill(prompts, logprobs, media)  # type: ignore[call-arg]
+        return self.skill.prefill(prompts, logprobs)
 
     def _begin(self, group: list[Active], prefilled: tuple) -> None:
         """Announce each prompt, create its sequences, and sample their first tokens."""
