@@ -141,6 +141,12 @@ def test_image_chat_equals_generate_streamed_or_not(base, reference, model):
                            messages=_message("what is in this picture?", blob))
                        if chunk.choices)
     assert streamed == want
+    # Two greedy choices of one prefill, with their tokens' logprobs.
+    both = client.chat.completions.create(model=model, temperature=0, max_tokens=MAX_TOKENS,
+                                          n=2, logprobs=True,
+                                          messages=_message("what is in this picture?", blob))
+    assert [c.message.content for c in both.choices] == [want, want]
+    assert len(both.choices[0].logprobs.content) == MAX_TOKENS
 
 
 @pytest.mark.parametrize("model", MODELS)
