@@ -10,6 +10,8 @@ off the event loop."""
 
 from __future__ import annotations
 
+import copy
+import threading
 from typing import Any
 
 from hfserve.backends.pretrained import tokenizer_kwargs
@@ -66,6 +68,7 @@ class VisionChatCodec(HFTextCodec):
             tokenizer.chat_template = template
         self.image_token = str(self.processor.image_token)
         self.limits = ImageLimits.of(spec.options)
+        self._local = threading.local()
         return self.use_tokenizer(tokenizer, spec, eos_from_model)
 
     def encode_chat(self, messages: list[dict[str, Any]], options: dict[str, Any]) -> list[int]:
@@ -88,11 +91,20 @@ class VisionChatCodec(HFTextCodec):
         special = not (bos and text.startswith(bos))
         if not images:
             return token_ids(self.tokenizer, text, special=special), None
-        out = self.processor(images=images, text=text, add_special_tokens=special,
-                             return_tensors="np")
+        out = self._thread_processor()(images=images, text=text, add_special_tokens=special,
+                                       return_tensors="np")
         text_inputs = set(self.tokenizer.model_input_names)
         media = {k: v for k, v in out.items() if k not in text_inputs}
         return [int(t) for t in out["input_ids"][0]], media
+
+    def _thread_processor(self) -> Any:
+        """A copy of the processor for the calling thread. Its tokenizer call sets the Rust
+        tokenizer's truncation and padding, which is state: prompts encoded at once on two
+        threads of the prepare pool failed with "Already borrowed"."""
+        processor = getattr(self._local, "processor", None)
+        if processor is None:
+            processor = self._local.processor = copy.deepcopy(self.processor)
+        return processor
 
     def _with_images(self, message: dict[str, Any], images: list[Any]) -> dict[str, Any]:
         """``message`` with each ``image_url`` part decoded into ``images`` and left as an
