@@ -69,6 +69,12 @@ def test_clip_classifies_images_zero_shot_and_embeds() -> None:
     assert T.EMBEDDING in tasks
 
 
+def test_vision_language_model_chats_through_generation() -> None:
+    _, task, tasks = classify(CASES["llava"][0])
+    assert task == T.IMAGE_TEXT_TO_TEXT
+    assert tasks == (T.IMAGE_TEXT_TO_TEXT, T.TEXT_GENERATION)
+
+
 def test_dense_decoder_is_not_moe() -> None:
     family, _, _ = classify({"model_type": "mixtral", "architectures": ["MixtralForCausalLM"],
                              "num_local_experts": 1})

@@ -121,6 +121,9 @@ def classify(config: dict[str, Any], *, sentence_transformers: bool = False
                                                                    ).values()):
         # An NLI head: it classifies any labels, as transformers' zero-shot pipeline does.
         tasks.insert(tasks.index(Task.TEXT_CLASSIFICATION) + 1, Task.ZERO_SHOT)
+    if Task.IMAGE_TEXT_TO_TEXT in tasks:
+        # It chats with or without images: the generation routes serve it.
+        tasks.insert(tasks.index(Task.IMAGE_TEXT_TO_TEXT) + 1, Task.TEXT_GENERATION)
     if Task.TEXT2TEXT in tasks:
         # A prompt in, text out: completions and TGI's /generate serve it too.
         tasks.insert(tasks.index(Task.TEXT2TEXT) + 1, Task.TEXT_GENERATION)

@@ -25,6 +25,7 @@ SKILLS: dict[Task, tuple[str, ...]] = {
     Task.FILL_MASK: ("hfserve.skills.fill_mask:FillMaskSkill",),
     Task.TEXT2TEXT: ("hfserve.skills.seq2seq:Seq2SeqSkill",),
     Task.TEXT_TO_IMAGE: ("hfserve.skills.image_generation:ImageGenerationSkill",),
+    Task.IMAGE_TEXT_TO_TEXT: ("hfserve.skills.vision_chat:VisionChatSkill",),
     Task.TEXT_GENERATION: ("hfserve.skills.openvino_generation:OpenVINOGenerationSkill",
                            "hfserve.skills.generation:GenerationSkill"),
 }

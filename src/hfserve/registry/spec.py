@@ -31,7 +31,9 @@ def max_context(config: dict[str, Any]) -> int | None:
     for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "n_ctx"):
         if isinstance(config.get(key), int):
             return config[key]
-    return None
+    # A vision-language model's context is its language model's.
+    text = config.get("text_config")
+    return max_context(text) if isinstance(text, dict) else None
 
 
 # What a GGUF file's tensors dequantize to best: its quantized blocks carry float16 scales,

@@ -292,14 +292,14 @@ class Engine(Introspection):
                              "requests; retry later", retry_after=1.0)
         loop = asyncio.get_running_loop()
         work = []
-        for request, prompt_ids in zip(requests, encoded, strict=True):
+        for request, (prompt_ids, media) in zip(requests, encoded, strict=True):
             params = request.params
             params.max_tokens = prompts.max_tokens(skill, entry.config.max_tokens_default,
                                                  len(prompt_ids), request.max_tokens)
             work.append(GenerationRequest(
                 request_id=uuid.uuid4().hex, prompt_ids=prompt_ids, params=params,
                 n=request.n, priority=self._priority(request.priority),
-                deadline=self._deadline(request.timeout), adapter=adapter))
+                deadline=self._deadline(request.timeout), adapter=adapter, media=media))
         public = asked if adapter is not None else entry.public
         handles: list[GenerationHandle] = []
         try:

@@ -153,6 +153,13 @@ class TextGenerator(Skill):
     def encode_chat(self, messages: list[dict[str, Any]], options: dict[str, Any]) -> list[int]:
         """Render the chat template and tokenize (off the event loop)."""
 
+    def encode_chat_inputs(self, messages: list[dict[str, Any]], options: dict[str, Any]
+                           ) -> tuple[list[int], dict[str, Any] | None]:
+        """``encode_chat``, with the model inputs besides the ids that the messages' media
+        become (a vision-language model's ``pixel_values``; None: there are none). Off the
+        event loop, as ``encode_chat``."""
+        return self.encode_chat(messages, options), None
+
     @abstractmethod
     def encode_text(self, prompt: str) -> list[int]:
         """Tokenize a raw prompt."""
@@ -222,7 +229,10 @@ class GenerativeSkill(TextGenerator):
     def prefill(self, prompts: list[list[int]], prompt_logprobs: list[int | None]
                 ) -> tuple[list[Any], Any, list[list[TokenChoice] | None]]:
         """Run the prompts together; return (a state per prompt, next-token logits with a
-        row per prompt, each prompt's token choices or None)."""
+        row per prompt, each prompt's token choices or None). Where a prompt has media
+        (``encode_chat_inputs``), the scheduler passes a third argument, ``media``: each
+        prompt's model inputs besides its ids, or None; only skills whose codec makes media
+        get it."""
 
     # Whether a prompt can be prefilled in parts (``prefill_part``, then ``finish_prefill``),
     # so that one longer than ``prefill_budget`` does not stall the running sequences.

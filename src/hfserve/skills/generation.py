@@ -55,14 +55,17 @@ class GenerationSkill(HFTextCodec, TorchSampling, GenerativeSkill):
     task: ClassVar[Task] = Task.TEXT_GENERATION
     own_process: ClassVar[bool] = True
     serves_adapters: ClassVar[bool] = True
+    # The transformers auto class the weights load with.
+    auto_class: ClassVar[str] = "AutoModelForCausalLM"
     _grammars: Any = None
     lora: LoraAdapters | None = None
 
     def load(self, placement: Placement) -> None:
-        from transformers import AutoModelForCausalLM
+        import transformers
 
         self.placement = placement
-        self.model = load_torch_model(AutoModelForCausalLM, self.spec, placement)
+        self.model = load_torch_model(getattr(transformers, self.auto_class), self.spec,
+                                      placement)
         self.cache_kwarg = _cache_kwarg(self.model)
         self.eos_token_ids = self.load_tokenizer(self.spec,
                                                  self.model.generation_config.eos_token_id,
@@ -175,7 +178,8 @@ class GenerationSkill(HFTextCodec, TorchSampling, GenerativeSkill):
                                                    else wanted) or self.lora.active:
             return None
         fixed = PrefillGraphs(self._forward, device=self.placement.device,
-                              layers=self.model.config.num_hidden_layers, pad_id=self.pad_id,
+                              layers=self.model.config.get_text_config().num_hidden_layers,
+                              pad_id=self.pad_id,
                               bool_mask=running.bool_mask, dtype=self.model.dtype, graphs=True,
                               max_tokens=self.prefill_budget,
                               token_bytes=self._kv_bytes_per_token())
@@ -221,8 +225,9 @@ class GenerationSkill(HFTextCodec, TorchSampling, GenerativeSkill):
         return min(self.max_context + 1, int(budget // per_column))
 
     def _kv_bytes_per_token(self) -> int:
-        """Key and value bytes one token of one sequence takes over all layers (0: unknown)."""
-        config = self.model.config
+        """Key and value bytes one token of one sequence takes over all layers (0: unknown).
+        A vision-language model's cache is its language model's."""
+        config = self.model.config.get_text_config()
         layers = getattr(config, "num_hidden_layers", None)
         heads = getattr(config, "num_attention_heads", None)
         kv_heads = getattr(config, "num_key_value_heads", None) or heads
@@ -275,11 +280,16 @@ class GenerationSkill(HFTextCodec, TorchSampling, GenerativeSkill):
 
     # --- model stages ----------------------------------------------------------------
     def prefill(self, prompts: list[list[int]], prompt_logprobs: list[int | None],
-                adapters: list[str | None] | None = None
+                adapters: list[str | None] | None = None,
+                media: list[dict[str, Any] | None] | None = None
                 ) -> tuple[list[Any], Any, list[list[TokenChoice] | None]]:
         """All prompts in one forward, left-padded to the longest (at fixed shapes where
-        they fit and no prompt logprobs are asked for); ``adapters``: each prompt's LoRA
-        adapter (None: the base model), kept with its sequence."""
+        they fit, no prompt logprobs are asked for, no prompt has media and none an
+        adapter); ``adapters``: each prompt's LoRA adapter (None: the base model), kept with
+        its sequence; ``media``: each prompt's media inputs (None: none)."""
+        if media is not None and any(m is not None for m in media):
+            return self._prefill(prompts, prompt_logprobs, None, adapters,
+                                 self._media_inputs(media))
         fixed = self.fixed_prefill
         if fixed is not None and fixed.fits(prompts) and all(
                 k is None for k in prompt_logprobs) and not any(adapters or ()):
@@ -299,12 +309,30 @@ class GenerationSkill(HFTextCodec, TorchSampling, GenerativeSkill):
                        ) -> tuple[list[Any], Any, list[list[TokenChoice] | None]]:
         return self._prefill([ids], [None], partial)
 
+    def _media_inputs(self, media: list[dict[str, Any] | None]) -> dict[str, Any]:
+        """The prompts' media inputs as one batch of model inputs: each input's arrays of
+        all prompts that have it, concatenated in prompt order (a prompt's images are rows
+        of ``pixel_values``, and the model fills its image tokens from them in that
+        order), on the device, floating ones in the model's dtype."""
+        import numpy as np
+        import torch
+
+        names = dict.fromkeys(k for m in media if m is not None for k in m)
+        inputs = {}
+        for name in names:
+            value = torch.from_numpy(np.concatenate(
+                [m[name] for m in media if m is not None and name in m]))
+            value = value.to(self.placement.device)
+            inputs[name] = value.to(self.model.dtype) if value.is_floating_point() else value
+        return inputs
+
     def _prefill(self, prompts: list[list[int]], prompt_logprobs: list[int | None],
-                 partial: Row | None, adapters: list[str | None] | None = None
+                 partial: Row | None, adapters: list[str | None] | None = None,
+                 inputs: dict[str, Any] | None = None
                  ) -> tuple[list[Any], Any, list[list[TokenChoice] | None]]:
         """``prompts`` in one forward, left-padded to the longest; with ``partial`` (a row
         whose cache holds the start of the one prompt given), continuing it with its
-        adapter."""
+        adapter; ``inputs``: model inputs besides the ids (``_media_inputs``)."""
         import torch
         from transformers import DynamicCache
 
@@ -325,7 +353,8 @@ class GenerationSkill(HFTextCodec, TorchSampling, GenerativeSkill):
         with torch.inference_mode():
             out = self.lora(adapters, input_ids=ids, attention_mask=mask,
                             position_ids=positions, use_cache=True,
-                            **{self.cache_kwarg: cache}, logits_to_keep=0 if full else 1)
+                            **{self.cache_kwarg: cache}, logits_to_keep=0 if full else 1,
+                            **(inputs or {}))
         lengths = [done + len(p) for p in prompts]
         if min(lengths) < done + width:
             zero_padding(cache, lengths)

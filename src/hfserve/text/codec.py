@@ -262,7 +262,12 @@ class HFTextCodec:
     def load_tokenizer(self, spec: ModelSpec, eos_from_model: Any = None,
                        cache_dir: Path | str | None = None) -> frozenset[int]:
         """Load the tokenizer; return every token id that ends a sequence."""
-        self.tokenizer = load_hf_tokenizer(spec, cache_dir)
+        return self.use_tokenizer(load_hf_tokenizer(spec, cache_dir), spec, eos_from_model)
+
+    def use_tokenizer(self, tokenizer: Any, spec: ModelSpec,
+                      eos_from_model: Any = None) -> frozenset[int]:
+        """Serve text through ``tokenizer``; return every token id that ends a sequence."""
+        self.tokenizer = tokenizer
         self._architecture = spec.architecture
         self._token_text: dict[int, str] = {}
         backend = _rust_decodes_alike(self.tokenizer)
@@ -272,19 +277,27 @@ class HFTextCodec:
         return frozenset(int(e) for e in [*eos, self.tokenizer.eos_token_id] if e is not None)
 
     def encode_chat(self, messages: list[dict[str, Any]], options: dict[str, Any]) -> list[int]:
+        rendered = [{**m, "content": flatten_content(m.get("content"))} for m in messages]
+        return token_ids(self.tokenizer, self.render_messages(rendered, options),
+                         special=False)
+
+    def render_messages(self, messages: list[dict[str, Any]], options: dict[str, Any],
+                        shape: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+                        = lambda messages: messages) -> str:
+        """The prompt text of ``messages`` (their contents as the template takes them)
+        through the model's chat template, with the request's tools; ``shape``: what the
+        messages become last, once tool calls and results are in them."""
         if not getattr(self.tokenizer, "chat_template", None):
             raise InvalidRequest("this model has no chat template; use /v1/completions",
                                  param="messages")
-        rendered = [{**m, "content": flatten_content(m.get("content"))} for m in messages]
         tools = options.get("tools") or None
         if self._renders_tools(tools):
-            rendered = template_arguments(rendered)
+            messages = template_arguments(messages)
         else:
-            rendered, tools = with_tool_preamble(rendered, tools), None
-        text = render_chat(self.tokenizer, rendered, tools,
+            messages, tools = with_tool_preamble(messages, tools), None
+        return render_chat(self.tokenizer, shape(messages), tools,
                            options.get("chat_template_kwargs"),
                            bool(options.get("trust_request_chat_template")))
-        return token_ids(self.tokenizer, text, special=False)
 
     def encode_text(self, prompt: str) -> list[int]:
         return token_ids(self.tokenizer, prompt)

@@ -66,12 +66,15 @@ def check_capabilities(skill: TextGenerator, params: SamplingParams) -> None:
                              f"this model's backend ({backend}); serve it with "
                              "backend: torch", param="logprobs")
 
-def encode(skill: TextGenerator, request: GenerationInput, trust_template: bool) -> list[int]:
+def encode(skill: TextGenerator, request: GenerationInput, trust_template: bool
+           ) -> tuple[list[int], dict[str, Any] | None]:
     """The prompt's token ids: a chat rendered through the model's template (a request's
-    own template only when the operator trusts them), or a prompt's text or ids, checked."""
+    own template only when the operator trusts them), or a prompt's text or ids, checked;
+    with the model inputs its media became (``TextGenerator.encode_chat_inputs``)."""
+    media = None
     if request.messages is not None:
         check_messages(request.messages)
-        ids = skill.encode_chat(request.messages, {
+        ids, media = skill.encode_chat_inputs(request.messages, {
             **request.options,
             "trust_request_chat_template": trust_template})
     elif isinstance(request.prompt, str):
@@ -82,7 +85,7 @@ def encode(skill: TextGenerator, request: GenerationInput, trust_template: bool)
     if not ids:
         raise InvalidRequest("prompt must not be empty", param="prompt")
     skill.check_token_ids(list(request.params.stop_token_ids), "stop_token_ids")
-    return ids
+    return ids, media
 
 def max_tokens(skill: TextGenerator, default: int, prompt_len: int, asked: int | None) -> int:
     """``max_tokens`` as asked, else the model's default within the room left; a 400

@@ -105,8 +105,10 @@ class Scheduler(GenerationWorker):
         the skill can continue a prefill, and no prompt logprobs are asked for (each part
         would need the logits of every prompt position)."""
         req = active.request
+        # (A prompt with media goes whole: its image tokens take their features from one
+        # forward of the images.)
         return self.skill.chunked_prefill and req.params.prompt_logprobs is None \
-            and len(req.prompt_ids) > self.skill.prefill_budget > 0
+            and req.media is None and len(req.prompt_ids) > self.skill.prefill_budget > 0
 
     def _continue_parts(self) -> None:
         """Feed the next part (``prefill_budget`` tokens) of the oldest prompt being
@@ -142,11 +144,17 @@ class Scheduler(GenerationWorker):
     def _prefill(self, group: list[Active]) -> tuple:
         prompts = [a.request.prompt_ids for a in group]
         logprobs = [a.request.params.prompt_logprobs for a in group]
-        adapters = [a.request.adapter for a in group]
         # Only skills that serve adapters get requests with one (the engine refuses the
-        # rest), and only those take ``adapters``.
+        # rest), and only vision-language skills requests with media: only those take them.
+        extra: dict = {}
+        adapters = [a.request.adapter for a in group]
         if any(adapters):
-            return self.skill.prefill(prompts, logprobs, adapters=adapters)
+            extra["adapters"] = adapters
+        media = [a.request.media for a in group]
+        if any(m is not None for m in media):
+            extra["media"] = media
+        if extra:
+            return self.skill.prefill(prompts, logprobs, **extra)
         return self.skill.prefill(prompts, logprobs)
 
     def _begin(self, group: list[Active], prefilled: tuple) -> None:

@@ -38,6 +38,9 @@ class GenerationRequest:
     priority: int = 1                    # 0 high, 1 normal, 2 low
     deadline: float | None = None        # time.monotonic() value
     adapter: str | None = None           # the LoRA adapter it generates with
+    # The model inputs besides the ids that the prompt's media became (a vision-language
+    # model's pixel values, as arrays), made with the ids off the event loop; None: none.
+    media: dict[str, Any] | None = None
 
 
 @dataclass(eq=False)          # identity: a request is itself, and hashable

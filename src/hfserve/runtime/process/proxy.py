@@ -119,6 +119,10 @@ class ProcessGenerator(TextGenerator):
     def encode_chat(self, messages: list[dict[str, Any]], options: dict[str, Any]) -> list[int]:
         return self.codec.encode_chat(messages, options)
 
+    def encode_chat_inputs(self, messages: list[dict[str, Any]], options: dict[str, Any]
+                           ) -> tuple[list[int], dict[str, Any] | None]:
+        return self.codec.encode_chat_inputs(messages, options)
+
     def encode_text(self, prompt: str) -> list[int]:
         return self.codec.encode_text(prompt)
 
