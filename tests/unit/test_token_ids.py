@@ -36,6 +36,16 @@ def test_a_truncating_backend_is_not_used_directly() -> None:
     assert len(token_ids(tok, "the cat sat the cat")) == 7
 
 
+def test_a_truncating_backend_is_never_mutated() -> None:
+    # transformers' call turns the shared backend's truncation off for the call; threads
+    # doing that at once fail with "Already borrowed". The ids come from a plain copy.
+    tok = tokenizer()
+    tok.backend_tokenizer.enable_truncation(max_length=2)
+    before = dict(tok.backend_tokenizer.truncation)
+    assert token_ids(tok, "the cat sat the cat") == [1, 4, 5, 6, 4, 5, 2]
+    assert tok.backend_tokenizer.truncation == before
+
+
 def test_token_text_is_what_decode_gives() -> None:
     from hfserve.text.codec import token_text
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -60,13 +61,43 @@ def _rust(tokenizer: Any) -> Any:
         if getattr(tokenizer, "is_fast", False) else None
 
 
+_PLAIN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _plain_rust(tokenizer: Any) -> Any:
+    """The Rust tokenizer behind a fast tokenizer, with truncation and padding off (a copy
+    where its ``tokenizer.json`` sets either), or None for a slow tokenizer.
+
+    ``tokenizer(text)`` turns the backend's truncation and padding off for the call, which
+    mutates the shared Rust object: two threads doing it at once fail with "Already
+    borrowed". ``encode`` on an object nobody mutates is safe from any thread."""
+    backend = _rust(tokenizer)
+    if backend is None or (backend.truncation is None and backend.padding is None):
+        return backend
+    try:
+        return _PLAIN[tokenizer]
+    except (KeyError, TypeError):
+        pass
+    from tokenizers import Tokenizer
+
+    plain = Tokenizer.from_str(backend.to_str())
+    plain.no_truncation()
+    plain.no_padding()
+    try:
+        _PLAIN[tokenizer] = plain
+    except TypeError:       # not weakly referable: a copy per call, still correct
+        pass
+    return plain
+
+
 def token_ids(tokenizer: Any, text: str, *, special: bool = True) -> list[int]:
     """``tokenizer(text)["input_ids"]``: through the Rust ``tokenizers`` object of a fast
-    tokenizer when it truncates and pads nothing, which gives the same ids without
-    transformers' per-call Python (a MiniLM sentence: 51 -> 36 us on an idle core; the
-    tokenizer call was a fifth of the event loop's work per one-sentence embedding request)."""
-    backend = _rust(tokenizer)
-    if backend is None or backend.truncation is not None or backend.padding is not None:
+    tokenizer, which gives the same ids without transformers' per-call Python (a MiniLM
+    sentence: 51 -> 36 us on an idle core; the tokenizer call was a fifth of the event
+    loop's work per one-sentence embedding request) and without its per-call mutation of
+    the shared backend (see ``_plain_rust``)."""
+    backend = _plain_rust(tokenizer)
+    if backend is None:
         return tokenizer(text, add_special_tokens=special)["input_ids"]
     return backend.encode(text, add_special_tokens=special).ids
 
