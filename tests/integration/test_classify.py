@@ -77,7 +77,10 @@ def base(models, tmp_path_factory):
          "dtype": "float32", "threads": 1},
         {"name": "reranker", "source": str(models["reranker"]), "backend": "torch",
          "dtype": "float32", "threads": 1},
-        {"name": "ner", "source": str(models["ner"]), "dtype": "float32", "threads": 1},
+        {"name": "ner", "source": str(models["ner"]), "backend": "torch", "dtype": "float32",
+         "threads": 1},
+        {"name": "ner-openvino", "source": str(models["ner"]), "dtype": "float32",
+         "threads": 1},
         {"name": "nli", "source": str(models["nli"]), "backend": "torch", "dtype": "float32",
          "threads": 1},
     ]}
@@ -205,15 +208,16 @@ NER_TEXTS = ["Angela Merkel visited Washington and Paris in unbelievable weather
              "Jean-Baptiste lives in Düsseldorf."]
 
 
+@pytest.mark.parametrize("model", ["ner", "ner-openvino"])
 @pytest.mark.parametrize("strategy", ["none", "simple", "first", "average", "max"])
-def test_entities_equal_the_token_classification_pipeline(base, models, strategy):
+def test_entities_equal_the_token_classification_pipeline(base, models, strategy, model):
     from transformers import pipeline
 
     pipe = pipeline("token-classification", model=str(models["ner"]),
                     aggregation_strategy=strategy)
     want = [[{k: (float(v) if k == "score" else v) for k, v in e.items()} for e in rows]
             for rows in pipe(NER_TEXTS)]
-    got = httpx.post(f"{base}/v1/infer/ner", timeout=60, json={
+    got = httpx.post(f"{base}/v1/infer/{model}", timeout=60, json={
         "inputs": NER_TEXTS, "parameters": {"aggregation_strategy": strategy}}).json()
     assert len(got) == len(want) and any(want)
     for got_rows, want_rows in zip(got, want, strict=True):
@@ -221,9 +225,11 @@ def test_entities_equal_the_token_classification_pipeline(base, models, strategy
             [{k: v for k, v in e.items() if k != "score"} for e in want_rows]
         assert [e["score"] for e in got_rows] == pytest.approx(
             [e["score"] for e in want_rows], abs=1e-4)
-    single = httpx.post(f"{base}/v1/infer/ner", timeout=60, json={
+    single = httpx.post(f"{base}/v1/infer/{model}", timeout=60, json={
         "inputs": NER_TEXTS[1], "parameters": {"aggregation_strategy": strategy}}).json()
     assert [e["word"] for e in single] == [e["word"] for e in want[1]]
+    card = httpx.get(f"{base}/v1/models/{model}", timeout=30).json()
+    assert card["backend"] == ("torch" if model == "ner" else "openvino")
 
 
 def test_infer_classifies_as_the_text_classification_pipeline(base, models):

@@ -87,6 +87,10 @@ def base(models, tmp_path_factory):
     # The same folder for embeddings (its default) and fill-mask, one skill for each.
     config["models"].append({"name": "mlm-both", "source": str(models["mlm"]),
                              "dtype": "float32", "threads": 1, "tasks": ["fill-mask"]})
+    # Fill-mask runs on OpenVINO by default where it is installed; eager torch when asked.
+    config["models"].append({"name": "mlm-torch", "source": str(models["mlm"]),
+                             "task": "fill-mask", "backend": "torch", "dtype": "float32",
+                             "threads": 1})
     proc, url, log = launch(config, tmp)
     try:
         yield url
@@ -147,14 +151,17 @@ def test_tgi_stream_adds_up_and_tasks_are_listed(base, models):
     assert chat.status_code == 400 and "chat template" in chat.json()["error"]["message"]
 
 
-def test_fill_mask_equals_the_pipeline(base, models):
+@pytest.mark.parametrize(("model", "backend"), [("mlm", "openvino"), ("mlm-torch", "torch")])
+def test_fill_mask_equals_the_pipeline(base, models, model, backend):
     from transformers import pipeline
 
     pipe = pipeline("fill-mask", model=str(models["mlm"]), device="cpu")
     http = httpx.Client(base_url=base, timeout=60)
-    one = http.post("/v1/infer/mlm", json={"inputs": MASKED[0], "parameters": {"top_k": 3}})
+    assert http.get(f"/v1/models/{model}").json()["backend"] == backend
+    one = http.post(f"/v1/infer/{model}", json={"inputs": MASKED[0],
+                                                 "parameters": {"top_k": 3}})
     assert one.status_code == 200, one.text
-    many = http.post("/v1/infer/mlm", json={"inputs": MASKED}).json()
+    many = http.post(f"/v1/infer/{model}", json={"inputs": MASKED}).json()
     for got, want in ((one.json(), pipe(MASKED[0], top_k=3)), (many[0], pipe(MASKED[0])),
                       (many[1], pipe(MASKED[1]))):
         flat_got = got if isinstance(got[0], dict) else [g for row in got for g in row]
@@ -164,7 +171,7 @@ def test_fill_mask_equals_the_pipeline(base, models):
         assert np.allclose([g["score"] for g in flat_got], [w["score"] for w in flat_want],
                            atol=1e-4)
     assert len(many[1]) == 2                  # two masks: a ranking for each
-    no_mask = http.post("/v1/infer/mlm", json={"inputs": "no mask here"})
+    no_mask = http.post(f"/v1/infer/{model}", json={"inputs": "no mask here"})
     assert no_mask.status_code == 400 and "[MASK]" in no_mask.json()["error"]["message"]
 
 

@@ -20,6 +20,8 @@ OV_CLASSES = {
     "feature-extraction": "OVModelForFeatureExtraction",
     "text-generation": "OVModelForCausalLM",
     "text-classification": "OVModelForSequenceClassification",
+    "token-classification": "OVModelForTokenClassification",
+    "fill-mask": "OVModelForMaskedLM",
 }
 
 

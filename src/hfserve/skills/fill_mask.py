@@ -3,12 +3,14 @@ tokens for each mask, with their scores and the text they complete.
 
 Tokenizing and ranking are transformers' fill-mask pipeline's own (``preprocess``,
 ``postprocess``), so answers are exactly what ``pipeline("fill-mask")`` gives; only the
-forward pass is ours, batched across requests."""
+forward pass is ours, batched across requests, on eager torch or on OpenVINO (optimum-intel's
+model object, which the pipeline takes as it takes a torch model)."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from hfserve.backends.openvino_backend import load_openvino
 from hfserve.backends.placement import Placement
 from hfserve.backends.pretrained import tokenizer_kwargs
 from hfserve.backends.torch_backend import load_torch_model
@@ -22,7 +24,7 @@ MAX_TOP_K = 100
 
 class FillMaskSkill(BatchSkill):
     task: ClassVar[Task] = Task.FILL_MASK
-    backends: ClassVar[tuple[str, ...]] = ("torch",)
+    backends: ClassVar[tuple[str, ...]] = ("torch", "openvino")
 
     def load(self, placement: Placement) -> None:
         from transformers import AutoModelForMaskedLM, AutoTokenizer
@@ -33,7 +35,9 @@ class FillMaskSkill(BatchSkill):
                                                        **tokenizer_kwargs(self.spec))
         if self.tokenizer.mask_token is None:
             raise ValueError(f"the tokenizer of {self.spec.name!r} has no mask token")
-        self.model = load_torch_model(AutoModelForMaskedLM, self.spec, placement)
+        self.model = (load_openvino("fill-mask", self.spec, placement)
+                      if placement.backend == "openvino"
+                      else load_torch_model(AutoModelForMaskedLM, self.spec, placement))
         self.pipe = FillMaskPipeline(model=self.model, tokenizer=self.tokenizer,
                                      device=placement.device)
         self.max_length = input_limit(self.spec.max_context, self.tokenizer.model_max_length)

@@ -5,12 +5,14 @@ first, average, max).
 Tokenizing and grouping are the pipeline's own (``preprocess``, ``postprocess``), so
 entities come out exactly as ``pipeline("token-classification")`` gives them; only the
 forward pass is ours, batched across requests (right-padded, so each item's logits are its
-own rows, sliced back to its length)."""
+own rows, sliced back to its length), on eager torch or on OpenVINO (optimum-intel's model
+object, which the pipeline takes as it takes a torch model)."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from hfserve.backends.openvino_backend import load_openvino
 from hfserve.backends.placement import Placement
 from hfserve.backends.pretrained import tokenizer_kwargs
 from hfserve.backends.torch_backend import load_torch_model
@@ -24,7 +26,7 @@ STRATEGIES = ("none", "simple", "first", "average", "max")
 
 class TokenClassificationSkill(BatchSkill):
     task: ClassVar[Task] = Task.TOKEN_CLASSIFICATION
-    backends: ClassVar[tuple[str, ...]] = ("torch",)
+    backends: ClassVar[tuple[str, ...]] = ("torch", "openvino")
 
     def load(self, placement: Placement) -> None:
         from transformers import AutoModelForTokenClassification, AutoTokenizer
@@ -33,7 +35,10 @@ class TokenClassificationSkill(BatchSkill):
         self.placement = placement
         tokenizer = AutoTokenizer.from_pretrained(str(self.spec.path),
                                                   **tokenizer_kwargs(self.spec))
-        model = load_torch_model(AutoModelForTokenClassification, self.spec, placement)
+        if placement.backend == "openvino":
+            model = load_openvino("token-classification", self.spec, placement)
+        else:
+            model = load_torch_model(AutoModelForTokenClassification, self.spec, placement)
         self.model = model
         self.pipe = TokenClassificationPipeline(model=model, tokenizer=tokenizer,
                                                 device=placement.device)
