@@ -7,71 +7,83 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-CHECK_EMBEDDING = """\
-    got = client.post("/v1/embeddings", json={"model": "tiny", "input": TEXTS})
-    assert got.status_code == 200, got.text
-    vectors = np.array([d["embedding"] for d in got.json()["data"]])
-    # hfserve pools a plain model's tokens by their mean, as sentence-transformers does.
-    want = np.array([np.mean(reference(text)[0], axis=0) for text in TEXTS])
-    np.testing.assert_allclose(vectors, want, atol=1e-4)
-"""
-CHECK_CLASSIFICATION = """\
-    got = client.post("/v1/classify", json={"model": "tiny", "input": TEXTS})
-    assert got.status_code == 200, got.text
-    for row, text in zip(got.json()["data"], TEXTS, strict=True):
-        want = {r["label"]: r["score"] for r in reference(text, top_k=None)}
-        assert row["label"] == max(want, key=want.get)
-        labels = [want[label] for label in sorted(want)]
-        names = client.get("/v1/models/tiny").json()["labels"]
-        got_scores = dict(zip(names, row["probs"], strict=True))
-        np.testing.assert_allclose([got_scores[label] for label in sorted(want)], labels,
-                                   atol=1e-4)
-"""
-CHECK_GENERATION = """\
-    import torch
-
-    tokenizer, model = reference.tokenizer, reference.model
-    for text in TEXTS:
-        got = client.post("/v1/completions", json={"model": "tiny", "prompt": text,
-                                                  "max_tokens": 8, "temperature": 0})
-        assert got.status_code == 200, got.text
-        # The new tokens' text alone, as a server streams it (the pipeline's
-        # return_full_text=False cuts the prompt's text out of the whole decoded instead).
-        ids = tokenizer(text, return_tensors="pt")["input_ids"]
-        with torch.inference_mode():
-            out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=8,
-                                 do_sample=False)
-        want = tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
-        assert got.json()["choices"][0]["text"] == want
-"""
+from hfserve.plugins import checks
 
 
 @dataclass(frozen=True)
 class Kind:
+    """One task's template values: the built-in skill the file subclasses, what its
+    docstrings say, and what its test sends and compares (snippets of ``checks``)."""
+
     base_module: str
     base_class: str
     family_text: str
     stages: str
     pipeline_task: str
     check: str
+    inputs: str = checks.TEXT_INPUTS
+    reference: str = ""          # code that sets ``reference``; empty: the task's pipeline
+    compared_with: str = ""      # what the test's docstring names; empty: the pipeline
 
+
+IMAGE_STAGES = ("`prepare` decodes and preprocesses one image, `run_batch` runs a batch of "
+                "pixel tensors (grouped by shape).")
 
 KINDS: dict[str, Kind] = {
     "embedding": Kind("hfserve.skills.embedding", "EmbeddingSkill",
                       "text embeddings (/v1/embeddings, TEI's /embed)",
                       "`prepare` tokenizes one input, `run_batch` pools a padded batch.",
-                      "feature-extraction", CHECK_EMBEDDING),
+                      "feature-extraction", checks.CHECK_EMBEDDING),
     "text-classification": Kind(
         "hfserve.skills.classification", "ClassificationSkill",
         "sequence classification, rerank and zero-shot (/v1/classify, /v1/rerank)",
         "`prepare` tokenizes a text or pair, `run_batch` scores a padded batch.",
-        "text-classification", CHECK_CLASSIFICATION),
+        "text-classification", checks.CHECK_CLASSIFICATION),
     "text-generation": Kind(
         "hfserve.skills.generation", "GenerationSkill",
         "text generation (/v1/chat/completions, /v1/completions, TGI's routes)",
         "`prefill` runs new prompts, `decode` one step of every running sequence, "
         "`sample` picks each next token (continuous batching).",
-        "text-generation", CHECK_GENERATION),
+        "text-generation", checks.CHECK_GENERATION),
+    "text2text-generation": Kind(
+        "hfserve.skills.seq2seq", "Seq2SeqSkill",
+        "encoder-decoder generation (/v1/completions, TGI's routes)",
+        "`prefill` encodes new prompts and starts their decoders, `decode` runs one decoder "
+        "step of every running sequence (continuous batching).",
+        "text2text-generation", checks.CHECK_TEXT2TEXT, reference=checks.SEQ2SEQ_REFERENCE,
+        compared_with="the model's own greedy `generate`"),
+    "token-classification": Kind(
+        "hfserve.skills.token_classification", "TokenClassificationSkill",
+        "token classification / NER (/v1/infer)",
+        "`prepare` tokenizes one text with its offsets, `run_batch` tags a padded batch and "
+        "groups the tags into entities.",
+        "token-classification", checks.CHECK_TOKEN_CLASSIFICATION),
+    "fill-mask": Kind(
+        "hfserve.skills.fill_mask", "FillMaskSkill", "masked-token filling (/v1/infer)",
+        "`prepare` tokenizes one text and finds its masks, `run_batch` ranks each mask's "
+        "tokens over a padded batch.",
+        "fill-mask", checks.CHECK_FILL_MASK),
+    "image-classification": Kind(
+        "hfserve.skills.image_classification", "ImageClassificationSkill",
+        "image classification (/v1/classify, /v1/infer)", IMAGE_STAGES,
+        "image-classification", checks.CHECK_IMAGE_CLASSIFICATION, inputs=checks.IMAGE_INPUTS,
+        reference=checks.image_reference("image-classification")),
+    "zero-shot-image-classification": Kind(
+        "hfserve.skills.vision_text", "VisionTextSkill",
+        "CLIP-style zero-shot image classification and text/image embeddings "
+        "(/v1/classify, /v1/embeddings, /v1/infer)",
+        "`prepare` tokenizes a text or preprocesses an image, `run_batch` projects each into "
+        "the shared space and scores images against their candidate labels.",
+        "zero-shot-image-classification", checks.CHECK_ZERO_SHOT_IMAGE,
+        inputs=checks.IMAGE_INPUTS,
+        reference=checks.image_reference("zero-shot-image-classification")),
+    "automatic-speech-recognition": Kind(
+        "hfserve.skills.speech_recognition", "SpeechRecognitionSkill",
+        "speech recognition (/v1/audio/transcriptions; Whisper also /v1/audio/translations)",
+        "`prepare` decodes one audio file to a waveform, `run_batch` transcribes a batch "
+        "(Whisper's generate, or CTC's argmax).",
+        "automatic-speech-recognition", checks.CHECK_SPEECH_RECOGNITION,
+        inputs=checks.AUDIO_INPUTS),
 }
 
 
@@ -111,6 +123,9 @@ def write_skill(source: str, out: Path, task: str | None = None, stem: str | Non
               "source_name": Path(spec.path).name,
               "class_name": "".join(p.capitalize() for p in stem.split("_")) + "Skill",
               **vars(kind)}
+    values["reference"] = kind.reference or checks.pipeline_reference(kind.pipeline_task)
+    values["compared_with"] = (kind.compared_with
+                               or f"transformers' `pipeline({kind.pipeline_task!r})`")
     out.mkdir(parents=True, exist_ok=True)
     env = _environment()
     written = []
