@@ -142,23 +142,6 @@ def test_characters_of_several_tokens_stream_whole_from_the_model_process(client
     assert any(ord(ch) > 0xFFFF for ch in whole)        # emoji: four UTF-8 bytes each
 
 
-def test_openvino_refuses_what_its_engine_cannot_give(client):
-    import openai
-
-    with pytest.raises(openai.BadRequestError) as err:
-        client.chat.completions.create(model=CHAT_OV, messages=QUESTION, logprobs=True,
-                                       top_logprobs=2, max_tokens=2)
-    assert err.value.body["param"] == "top_logprobs"
-    with pytest.raises(openai.BadRequestError):
-        client.completions.create(model=CHAT_OV, prompt="Hi", echo=True, logprobs=1,
-                                  max_tokens=0)
-    # The torch-served copy of the same model gives them.
-    ok = client.chat.completions.create(model=CHAT, messages=QUESTION, logprobs=True,
-                                        top_logprobs=2, max_tokens=2)
-    assert len(ok.choices[0].logprobs.content[0].top_logprobs) == 2
-
-
-
 def test_a_model_in_its_own_process_reports_it_and_its_metrics(http, client):
     import time
 

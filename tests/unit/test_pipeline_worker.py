@@ -1,5 +1,6 @@
 """The pipeline worker (runtime/generation/pipeline_worker.py) over a scripted engine: tokens stream
-through, and requests it ended are stepped out of the engine even when nothing else runs."""
+through, requests it ended are stepped out of the engine even when nothing else runs, and
+logprobs the engine does not report come from the skill's scoring pass."""
 
 from __future__ import annotations
 
@@ -8,13 +9,17 @@ import itertools
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from hfserve.backends.placement import Placement
+from hfserve.errors import InvalidRequest, ModelError
 from hfserve.runtime.generation.pipeline_worker import PipelineWorker
+from hfserve.runtime.generation.prompts import check_capabilities
 from hfserve.runtime.generation.sequence import Delta
 from hfserve.runtime.generation.stream import EventStream
-from hfserve.runtime.generation.worker import Finished, GenerationRequest
+from hfserve.runtime.generation.worker import Finished, GenerationRequest, PromptInfo
 from hfserve.skills.base import PipelineOutput, PipelineSkill
-from hfserve.types import Family, ModelSpec, SamplingParams, Task
+from hfserve.types import Family, ModelSpec, SamplingParams, Task, TokenChoice
 
 WORDS = ["<eos>", "one", "two", "three"]
 
@@ -90,6 +95,80 @@ async def test_requests_the_worker_ended_leave_the_engine_when_nothing_else_runs
                 break
             await asyncio.sleep(0.01)
         assert not engine.has_work()
+    finally:
+        await asyncio.to_thread(worker.stop)
+
+
+class ScoringEngine(ScriptedEngine):
+    """Scores token ``t`` at position ``p`` as -p, with ``three`` as its runner-up."""
+
+    supports_prompt_logprobs = True
+    supports_top_logprobs = True
+    broken = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scored: list[tuple[list[int], int, int | None]] = []
+
+    def score(self, ids: list[int], start: int, k: int | None) -> list[TokenChoice]:
+        if self.broken:
+            raise RuntimeError("scoring failed")
+        self.scored.append((ids, start, k))
+        return [TokenChoice(ids[p], -float(p), [(ids[p], -float(p)), (3, -9.0)][:k or 0])
+                for p in range(start, len(ids))]
+
+
+def test_only_a_pipeline_that_scores_serves_prompt_and_top_logprobs() -> None:
+    plain, scoring = ScriptedEngine(), ScoringEngine()
+    for skill in (plain, scoring):
+        skill.load(Placement(backend="openvino"))
+    with pytest.raises(InvalidRequest, match="backend: torch"):
+        check_capabilities(plain, SamplingParams(logprobs=2))
+    with pytest.raises(InvalidRequest, match="backend: torch"):
+        check_capabilities(plain, SamplingParams(logprobs=1, prompt_logprobs=1))
+    check_capabilities(plain, SamplingParams(logprobs=0))    # the chosen token's only
+    check_capabilities(scoring, SamplingParams(logprobs=2, prompt_logprobs=2))
+
+
+async def test_prompt_logprobs_and_alternatives_come_from_the_scoring_pass() -> None:
+    engine = ScoringEngine()
+    worker = PipelineWorker("e", engine, max_concurrent=4, max_queue=4)
+    try:
+        stream = EventStream(asyncio.get_running_loop())
+        worker.submit(GenerationRequest("r", [2, 1], SamplingParams(
+            max_tokens=3, logprobs=2, prompt_logprobs=1)), stream)
+        events = await asyncio.wait_for(_drain(stream), 5)
+        prompt = events[0]
+        assert isinstance(prompt, PromptInfo)
+        assert [(c.token_id, c.logprob, c.top) for c in prompt.prompt_choices] == \
+            [(2, None, None), (1, -1.0, [(1, -1.0)])]
+        assert prompt.prompt_choices[1].top_text == [("one", -1.0)]
+        deltas = [e for e in events if isinstance(e, Delta)]
+        tokens = [c for d in deltas for c in d.tokens]
+        # The prompt once, then prompt and output once the sequence ended.
+        assert engine.scored == [([2, 1], 1, 1), ([2, 1, 1, 2, 3], 2, 2)]
+        assert [(c.token_id, c.logprob) for c in tokens] == [(1, -2.0), (2, -3.0), (3, -4.0)]
+        assert tokens[1].top_text == [("two", -3.0), ("three", -9.0)]
+        assert "".join(d.text for d in deltas) == "one two three"
+        assert isinstance(events[-1], Finished)
+    finally:
+        await asyncio.to_thread(worker.stop)
+
+
+async def test_a_failed_scoring_pass_fails_its_own_request_only() -> None:
+    engine = ScoringEngine()
+    engine.broken = True
+    worker = PipelineWorker("e", engine, max_concurrent=4, max_queue=4)
+    try:
+        loop = asyncio.get_running_loop()
+        scored, plain = EventStream(loop), EventStream(loop)
+        worker.submit(GenerationRequest("a", [1], SamplingParams(max_tokens=2, logprobs=2)),
+                      scored)
+        worker.submit(GenerationRequest("b", [1], SamplingParams(max_tokens=4)), plain)
+        with pytest.raises(ModelError):
+            await asyncio.wait_for(_drain(scored), 5)
+        events = await asyncio.wait_for(_drain(plain), 5)
+        assert "".join(e.text for e in events if isinstance(e, Delta)) == "one two three one"
     finally:
         await asyncio.to_thread(worker.stop)
 

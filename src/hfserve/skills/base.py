@@ -301,7 +301,20 @@ class PipelineOutput:
 class PipelineSkill(TextGenerator):
     """A generation engine that owns its own continuous-batching loop (openvino-genai,
     transformers' continuous batching). The runtime's pipeline worker feeds it requests,
-    calls ``step`` and reads tokens; it never sees a model stage."""
+    calls ``step`` and reads tokens; it never sees a model stage.
+
+    Such an engine reports at most the chosen token's log-probability. A skill that can
+    score whole token sequences besides (``score``) serves prompt logprobs and the top
+    alternatives of generated tokens from that, and says so in the two flags."""
+
+    supports_prompt_logprobs: ClassVar[bool] = False
+    supports_top_logprobs: ClassVar[bool] = False
+
+    def score(self, ids: list[int], start: int, k: int | None) -> list[TokenChoice]:
+        """``ids[start:]`` (``start`` >= 1), each with its log-probability given the tokens
+        before it and the ``k`` likeliest tokens at its place (none when ``k`` is 0 or
+        None). Runs on the worker's thread, between steps."""
+        raise NotImplementedError
 
     @abstractmethod
     def add(self, key: int, prompt_ids: list[int], params: SamplingParams) -> Any:

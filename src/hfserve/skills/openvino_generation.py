@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
-from hfserve.backends.openvino_backend import ensure_export, ov_config
+from hfserve.backends.openvino_backend import ensure_export, load_openvino, ov_config
 from hfserve.backends.placement import BackendOptions, Placement
+from hfserve.engines.openvino_lm.scoring import SequenceScorer
 from hfserve.errors import InvalidRequest
 from hfserve.skills.base import PipelineOutput, PipelineSkill
 from hfserve.text.codec import HFTextCodec
 from hfserve.text.openvino_tokenizer import genai_tokenizer
-from hfserve.types import Constraint, SamplingParams, Task
+from hfserve.types import Constraint, SamplingParams, Task, TokenChoice
 
 
 def cache_gib(options: BackendOptions) -> int:
@@ -61,9 +62,10 @@ class OpenVINOGenerationSkill(HFTextCodec, PipelineSkill):
     task: ClassVar[Task] = Task.TEXT_GENERATION
     own_process: ClassVar[bool] = True
     backends: ClassVar[tuple[str, ...]] = ("openvino",)
-    # The pipeline reports the chosen token's log-probability only.
-    supports_prompt_logprobs: ClassVar[bool] = False
-    supports_top_logprobs: ClassVar[bool] = False
+    # The pipeline reports the chosen token's log-probability only; prompt logprobs and
+    # the top alternatives come from a scoring forward of the same IR (``score``).
+    supports_prompt_logprobs: ClassVar[bool] = True
+    supports_top_logprobs: ClassVar[bool] = True
 
     def load(self, placement: Placement) -> None:
         import openvino_genai as genai
@@ -75,6 +77,8 @@ class OpenVINOGenerationSkill(HFTextCodec, PipelineSkill):
         self.max_context = self.spec.max_context or 2048
         # The pipeline is fed token ids and returns token ids, so it needs no tokenizer IR.
         folder = ensure_export("text-generation", self.spec, placement)
+        self.scorer = SequenceScorer(lambda: load_openvino("text-generation", self.spec,
+                                                           placement))
         scheduler = genai.SchedulerConfig()
         scheduler.cache_size = cache_gib(placement.options)
         scheduler.max_num_seqs = int(placement.options.max_concurrent)
@@ -101,6 +105,10 @@ class OpenVINOGenerationSkill(HFTextCodec, PipelineSkill):
 
     def unload(self) -> None:
         self.pipe = None
+        self.scorer.unload()
+
+    def score(self, ids: list[int], start: int, k: int | None) -> list[TokenChoice]:
+        return self.scorer.score(ids, start, k)
 
     def _config(self, params: SamplingParams) -> Any:
         import openvino_genai as genai

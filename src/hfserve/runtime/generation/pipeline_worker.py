@@ -1,7 +1,13 @@
 """Generation through an engine that owns its own continuous-batching loop (PipelineSkill,
 e.g. openvino-genai). The worker admits requests (one engine request per choice when n > 1),
 calls ``step``, reads new tokens and streams them through the same Sequence logic as our own
-scheduler, so stop strings, limits, cancellation and events behave identically."""
+scheduler, so stop strings, limits, cancellation and events behave identically.
+
+Where the engine reports only the chosen token's log-probability, the skill scores whole
+sequences (``PipelineSkill.score``): a prompt once before the engine gets it (prompt logprobs),
+and a sequence's prompt and output once it has ended (the top alternatives of each generated
+token). The deltas of a sequence that asked for alternatives are held until then, so its
+stream arrives whole at its end."""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import itertools
 from dataclasses import replace
 
 from hfserve import metrics
+from hfserve.runtime.events import Delta
 from hfserve.runtime.generation.sequence import Sequence
 from hfserve.runtime.generation.worker import Active, GenerationWorker, PromptInfo
 from hfserve.skills.base import PipelineSkill
@@ -23,12 +30,21 @@ class PipelineWorker(GenerationWorker):
 
     def __init__(self, *args, **kwargs) -> None:
         self._keys = itertools.count(1)
+        # Deltas of sequences waiting for their scoring pass: request -> choice index -> deltas.
+        self._held: dict[Active, dict[int, list[Delta]]] = {}
         super().__init__(*args, **kwargs)
 
     def _start(self, active: Active) -> None:
         req = active.request
         metrics.TOKENS.labels(self.name, "prompt").inc(len(req.prompt_ids))
-        active.stream.push([PromptInfo(len(req.prompt_ids), None)])
+        prompt = None
+        if req.params.prompt_logprobs is not None:
+            ids = req.prompt_ids
+            prompt = [TokenChoice(token_id=ids[0]),
+                      *self.skill.score(ids, 1, req.params.prompt_logprobs)]
+            for choice in prompt:
+                self._name(choice)
+        active.stream.push([PromptInfo(len(req.prompt_ids), prompt)])
         self._running.append(active)
         if req.params.max_tokens == 0:
             self._finish_request(active)
@@ -61,6 +77,47 @@ class PipelineWorker(GenerationWorker):
                 self._emit(active, choices)
                 emitted += len(choices)
         self._count_completion(emitted)
+
+    def _push(self, active: Active, events: list[Delta]) -> bool:
+        """Deltas of sequences that want top alternatives wait for the sequence's end; then
+        one scoring pass over its prompt and output fills them in, and they go out."""
+        if not active.request.params.logprobs:
+            return super()._push(active, events)
+        held = self._held.setdefault(active, {})
+        for delta in events:
+            held.setdefault(delta.index, []).append(delta)
+        ready: list[Delta] = []
+        for seq in active.seqs:
+            if seq.finished and seq.index in held:
+                deltas = held.pop(seq.index)
+                try:
+                    self._fill_alternatives(active, deltas)
+                except Exception as exc:  # this request fails, the others run on
+                    self._fail([active], exc)
+                    return False
+                ready += deltas
+        active.stream.push(ready)
+        return True
+
+    def _fill_alternatives(self, active: Active, deltas: list[Delta]) -> None:
+        """The top alternatives of every token of a finished sequence's ``deltas`` (all of
+        its output, in order) from one scoring pass. The chosen token's log-probability is
+        taken from that pass too, so that it equals its own entry among the alternatives:
+        openvino-genai's paged-attention forward put SmolLM2's 5-8e-4 away from the same
+        token's in a plain forward of the same IR (which is within 6e-5 of torch's)."""
+        tokens = [choice for delta in deltas for choice in delta.tokens]
+        if not tokens:
+            return
+        req = active.request
+        scored = self.skill.score([*req.prompt_ids, *(t.token_id for t in tokens)],
+                                  len(req.prompt_ids), req.params.logprobs)
+        for choice, own in zip(tokens, scored, strict=True):
+            choice.logprob, choice.top = own.logprob, own.top
+            self._name(choice)
+
+    def _retire(self, active: Active, error: BaseException | None) -> None:
+        self._held.pop(active, None)
+        super()._retire(active, error)
 
     def _settle(self) -> None:
         """Requests we ended (a stop string, a cancel) are only dropped by the engine at its

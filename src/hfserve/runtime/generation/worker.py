@@ -294,11 +294,17 @@ class GenerationWorker(ABC):
                 events.append(seq.finish("length"))
             if seq.finished:
                 self._on_sequence_end(seq)
-        active.stream.push(events)
+        if not self._push(active, events):
+            return
         for seq in active.seqs:
             if not seq.finished:
                 return
         self._finish_request(active)
+
+    def _push(self, active: Active, events: list[Delta]) -> bool:
+        """Send a request's new deltas; False when that ended the request (it failed)."""
+        active.stream.push(events)
+        return True
 
     def _count_completion(self, tokens: int) -> None:
         if tokens:
