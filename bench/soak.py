@@ -103,6 +103,7 @@ async def main(args: argparse.Namespace) -> int:
                                               for i in range(args.embed_clients)),
                                  *(chatter(i, client) for i in range(args.chat_clients)))
             metrics = (await client.get("/metrics")).text
+            cards = (await client.get("/v1/models")).json()["data"]
     evictions = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
                     if line.startswith("hfserve_model_evictions_total{"))
     warm = [v for t, v in rss if 60 <= t < 120] or [v for _, v in rss[: len(rss) // 3]]
@@ -113,7 +114,10 @@ async def main(args: argparse.Namespace) -> int:
                       "lost_samples": samples,
                       "evictions": evictions, "rss_warm_mib": round(statistics.mean(warm) / 2**20),
                       "rss_last_minute_mib": round(statistics.mean(last) / 2**20),
-                      "rss_drift": round(drift, 4)}, indent=1))
+                      "rss_drift": round(drift, 4),
+                      "models": {c["id"]: {k: c.get(k) for k in (
+                          "state", "evictions", "estimated_bytes", "measured_bytes")}
+                          for c in cards}}, indent=1))
     return 0 if lost == 0 and abs(drift) <= 0.10 else 1
 
 
