@@ -67,7 +67,9 @@ def run(extra: dict | None, args: argparse.Namespace, texts: list[str],
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--warmup", type=float, default=15.0,
+                        help="seconds of load before measuring: the response cache fills "
+                             "over the first ten or so, and the rate climbs with it")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--client", choices=("python", "wrk"), default="python",

@@ -181,6 +181,34 @@ async def test_a_restricted_key_serves_its_own_model(start) -> None:
         assert listed.status_code == 200
 
 
+async def test_concurrent_first_requests_with_a_new_key_verify_it_once(start,
+                                                                         monkeypatch) -> None:
+    import asyncio
+
+    from hfserve.security.keys import KeyRing
+
+    calls = []
+    verify = KeyRing.verify
+
+    def counted(self, presented):
+        calls.append(presented)
+        return verify(self, presented)
+
+    monkeypatch.setattr(KeyRing, "verify", counted)
+    async with start(keys=KEYS) as srv:
+        await srv.wait_ready()
+        answers = await asyncio.gather(*(srv.client.get("/v1/models",
+                                                        headers=bearer(INFERENCE_KEY))
+                                         for _ in range(16)))
+        assert [a.status_code for a in answers] == [200] * 16
+        # One scrypt for the key, however many requests brought it at once.
+        assert calls == [INFERENCE_KEY.encode()]
+        wrong = await asyncio.gather(*(srv.client.get("/v1/models", headers=bearer(WRONG_KEY))
+                                       for _ in range(8)))
+        assert [a.status_code for a in wrong] == [401] * 8
+        assert calls.count(WRONG_KEY.encode()) == 1
+
+
 @pytest.mark.parametrize("public", [False, True])
 async def test_docs_and_metrics_are_public_only_when_asked(start, public: bool) -> None:
     async with start(keys=KEYS, public_docs_and_metrics=public) as srv:

@@ -87,6 +87,9 @@ class Authenticate:
         self.public_docs, self.admin_routes = public_docs, admin_routes
         # One thread: a flood of made-up keys costs one core of scrypt, not all of them.
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="hfserve-keys")
+        # Verifications in flight by key: the first requests of many connections with one new
+        # key wait for one scrypt, not one each in a queue (64 connections: seconds of it).
+        self._verifying: dict[bytes, asyncio.Future] = {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] not in ("http", "websocket"):
@@ -119,8 +122,13 @@ class Authenticate:
         known = self.ring.remembered(key)
         if known is not None or self.ring.refused_before(key):
             return known
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self.ring.verify,
-                                                                key)
+        pending = self._verifying.get(key)
+        if pending is None:
+            pending = asyncio.get_running_loop().run_in_executor(self._pool, self.ring.verify,
+                                                                 key)
+            self._verifying[key] = pending
+            pending.add_done_callback(lambda _: self._verifying.pop(key, None))
+        return await asyncio.shield(pending)
 
     async def _audited(self, scope, receive, send, caller: Caller) -> None:
         status = 500
