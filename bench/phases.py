@@ -114,9 +114,14 @@ def measure_server(srv: ManagedProcess, args: argparse.Namespace, texts: list[st
     appended to ``out["embeddings"]`` / ``out["chat"]`` as they finish."""
     pid = srv.pid
     if embed_model:
-        for clients, per in embed_jobs(args):
+        jobs = embed_jobs(args)
+        # Each run its own sentences, none sent twice in a phase: hfserve's response cache
+        # (on by default) would answer repeats without running the model, peers have none.
+        share = len(texts) // len(jobs)
+        for k, (clients, per) in enumerate(jobs):
+            own = texts[k * share:(k + 1) * share]
             out.setdefault("embeddings", []).append(run_phase(
-                srv, embeddings_run(srv, args, texts, embed_model, clients, per),
+                srv, embeddings_run(srv, args, own, embed_model, clients, per),
                 f"embeddings c={clients} x{per}", args.wait_quiet,
                 embed_model if metrics else None))
     if chat_model:

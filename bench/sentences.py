@@ -90,6 +90,17 @@ def sentences(count: int = 2048, seed: int = 1234, min_words: int = 8,
     return out
 
 
+def distinct_sentences(count: int, seed: int = 1234) -> list[str]:
+    """``count`` sentences no two of which are equal: for loads that must never send an input
+    twice (a server's response cache would answer the repeats)."""
+    out: dict[str, None] = {}
+    extra = 0
+    while len(out) < count:
+        out.update(dict.fromkeys(sentences(count + extra, seed=seed)))
+        extra += count // 10 + 1
+    return list(out)[:count]
+
+
 def chat_prompts(count: int = 64, seed: int = 99) -> list[str]:
     """User messages for chat benchmarks, deterministic."""
     rng = random.Random(seed)

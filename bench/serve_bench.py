@@ -37,7 +37,7 @@ from bench.phases import (  # noqa: E402
     raw_openvino_phase,
     raw_torch_phase,
 )
-from bench.sentences import chat_prompts, sentences  # noqa: E402
+from bench.sentences import chat_prompts, distinct_sentences  # noqa: E402
 from bench.server import (  # noqa: E402
     CHAT_NAME,
     DEMO_CONFIG,
@@ -45,6 +45,8 @@ from bench.server import (  # noqa: E402
     ServerOptions,
     ServerProcess,
 )
+
+EMBED_TEXTS = 160_000
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -212,7 +214,8 @@ def machine() -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    texts, prompts = sentences(2048), chat_prompts(64)
+    # Enough distinct sentences that no embeddings request of a phase repeats an input.
+    texts, prompts = distinct_sentences(EMBED_TEXTS), chat_prompts(64)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     log_path = args.out.with_suffix(".server.log")
     results: dict = {**record.start(args),
