@@ -9,7 +9,6 @@ one request are atomic across its buckets: all pass and take, or none takes. The
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 WINDOW_S = 60.0
+MAX_REMEMBERED_CHECKS = 4096      # (caller, model) pairs; keys and models are configured
 REQUESTS, TOKENS = "requests", "tokens"
 
 
@@ -71,12 +71,13 @@ class Store(Protocol):
 
 
 class MemoryStore:
-    """Buckets of this process (a missing bucket is full)."""
+    """Buckets of this process (a missing bucket is full). ``take`` and ``charge`` never
+    await between reading and writing a bucket, so on the one event loop they are atomic
+    without a lock."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}   # name -> (level, stamp)
-        self._lock = asyncio.Lock()
 
     def _levels(self, checks: Sequence[Check], now: float) -> list[float]:
         out = []
@@ -86,18 +87,16 @@ class MemoryStore:
         return out
 
     async def take(self, checks: Sequence[Check]) -> Outcome:
-        async with self._lock:
-            now = self.clock()
-            allowed, after = settle(self._levels(checks, now), checks)
-            for c, level in zip(checks, after, strict=True):
-                self._buckets[c.bucket] = (level, now)
-            return Outcome(allowed, after)
+        now = self.clock()
+        allowed, after = settle(self._levels(checks, now), checks)
+        for c, level in zip(checks, after, strict=True):
+            self._buckets[c.bucket] = (level, now)
+        return Outcome(allowed, after)
 
     async def charge(self, checks: Sequence[Check], amount: float) -> None:
-        async with self._lock:
-            now = self.clock()
-            for c, level in zip(checks, self._levels(checks, now), strict=True):
-                self._buckets[c.bucket] = (level - amount, now)
+        now = self.clock()
+        for c, level in zip(checks, self._levels(checks, now), strict=True):
+            self._buckets[c.bucket] = (level - amount, now)
 
     async def close(self) -> None:
         return None
@@ -166,11 +165,22 @@ class Limiter:
                  models: dict[str, Limits] | None = None, prefix: str = "hfserve:rl") -> None:
         self.store, self.default, self.prefix = store, default, prefix
         self.models = {m: lim for m, lim in (models or {}).items() if lim.rpm or lim.tpm}
+        # The checks of each (caller, limits, model) seen: built once, not per request.
+        self._checks: dict[tuple[str, Limits, str | None], list[Check]] = {}
 
     def enabled(self) -> bool:
         return bool(self.default.rpm or self.default.tpm or self.models)
 
     def checks(self, caller: str, limits: Limits, model: str | None) -> list[Check]:
+        key = (caller, limits, model if model in self.models else None)
+        found = self._checks.get(key)
+        if found is None:
+            if len(self._checks) >= MAX_REMEMBERED_CHECKS:
+                self._checks.clear()
+            found = self._checks[key] = self._build_checks(*key)
+        return found
+
+    def _build_checks(self, caller: str, limits: Limits, model: str | None) -> list[Check]:
         own = Limits(limits.rpm or self.default.rpm, limits.tpm or self.default.tpm)
         out = own.checks(f"{self.prefix}:key:{caller}")
         if model is not None and model in self.models:
