@@ -131,7 +131,8 @@ class TransformersServe(ManagedProcess):
     name = "transformers serve"
     ready_path = "/health"
     model_name = str(SMOL_HF)       # a local folder is its own model id
-    requirements = ["transformers[serving]", "torch==2.13.0"]
+    # requests: the CLI imports it (transformers 5.17) though the serving extra does not list it.
+    requirements = ["transformers[serving]", "requests", "torch==2.13.0"]
 
     def __init__(self, log_path: Path, continuous_batching: bool, prompts: list[str]) -> None:
         super().__init__(log_path)
