@@ -312,6 +312,12 @@ class HFTextCodec:
         return token_ids(self.tokenizer, self.render_messages(rendered, options),
                          special=False)
 
+    def encode_chat_inputs(self, messages: list[dict[str, Any]], options: dict[str, Any]
+                           ) -> tuple[list[int], dict[str, Any] | None]:
+        """``encode_chat`` and no media inputs: a text model's messages are text. The codec
+        a model process leaves in the server is this object alone, so it answers too."""
+        return self.encode_chat(messages, options), None
+
     def render_messages(self, messages: list[dict[str, Any]], options: dict[str, Any],
                         shape: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
                         = lambda messages: messages) -> str:
