@@ -39,25 +39,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import httpx  # noqa: E402
-import numpy as np  # noqa: E402
 
 from bench import record  # noqa: E402
 from bench.cpu import wait_quiet  # noqa: E402
+from bench.family_report import agreement, details, markdown, table, targets  # noqa: E402
+from bench.heads import CLASSIFY, HEADS, RERANK, build_classifier, random_keys  # noqa: E402
 from bench.load import classify_load, rerank_load, rerank_request  # noqa: E402
 from bench.peers import Infinity, PeerUnavailable  # noqa: E402
 from bench.phases import parse_list, run_phase  # noqa: E402
-from bench.report import _num, targets_markdown  # noqa: E402
+from bench.report import targets_markdown  # noqa: E402
 from bench.sentences import sentences  # noqa: E402
 from bench.serve_bench import machine  # noqa: E402
 from bench.server import EMBED_DIR, ManagedProcess, ServerOptions, ServerProcess  # noqa: E402
-from bench.stats import ratio  # noqa: E402
 
-BENCH_MODELS = ROOT / ".cache" / "bench-models"
-RERANK = "minilm-reranker"
-CLASSIFY = "minilm-classifier"
-# Served name -> the head's labels (one label: a cross-encoder, for hfserve and Infinity).
-HEADS = {RERANK: {0: "LABEL_0"}, CLASSIFY: {0: "negative", 1: "neutral", 2: "positive"}}
-FAMILIES = ("rerank", "classify")
 SAMPLE_TEXTS = 8
 NAN = float("nan")
 
@@ -85,37 +79,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.wait_quiet = 5.0 if args.quick else 15.0
     args.clients = parse_list(args.clients)
     return args
-
-
-def build_classifier(name: str) -> Path:
-    """MiniLM's encoder under a seeded random head of ``HEADS[name]``'s labels, saved with
-    MiniLM's tokenizer (once); what the random head left out is recorded beside it."""
-    folder = BENCH_MODELS / name
-    if (folder / ".complete").is_file():
-        return folder
-    import torch
-    from transformers import AutoTokenizer, BertForSequenceClassification
-
-    labels = HEADS[name]
-    print(f"  writing {folder} from {EMBED_DIR.name} (random head, first run only)",
-          flush=True)
-    torch.manual_seed(0)
-    model, loading = BertForSequenceClassification.from_pretrained(
-        str(EMBED_DIR), num_labels=len(labels), id2label=labels,
-        label2id={v: k for k, v in labels.items()}, output_loading_info=True)
-    model.eval().save_pretrained(folder)
-    AutoTokenizer.from_pretrained(str(EMBED_DIR)).save_pretrained(folder)
-    (folder / "random-weights.json").write_text(json.dumps(
-        {"source": str(EMBED_DIR), "initialised_at_random": sorted(loading["missing_keys"])},
-        indent=2))
-    (folder / ".complete").write_text("ok\n")
-    del model
-    gc.collect()
-    return folder
-
-
-def random_keys(folder: Path) -> list[str]:
-    return json.loads((folder / "random-weights.json").read_text())["initialised_at_random"]
 
 
 def rerank_pairs(texts: list[str], documents: int, requests: int = 64) -> list[tuple[str, str]]:
@@ -265,126 +228,6 @@ def raw_phases(args: argparse.Namespace, folders: dict[str, Path], texts: list[s
     except (ImportError, RuntimeError) as exc:
         out["openvino"] = {"error": f"{type(exc).__name__}: {exc}"}
         print(f"  OpenVINO baselines unavailable: {exc}", flush=True)
-    return out
-
-
-# --- report ------------------------------------------------------------------------------
-ENGINES = {"torch": "torch", "openvino": "OpenVINO"}
-WORKLOADS = {"rerank": ("Rerank, 1 query x {d} documents/request", "pairs/s"),
-             "classify": ("Classify, 1 text/request", "texts/s")}
-
-
-def raw_batch(args: argparse.Namespace, family: str, clients: int) -> int:
-    per = args.documents if family == "rerank" else 1
-    return min(clients * per, args.max_batch_size)
-
-
-def best_raw(results: dict, family: str, batch: int) -> tuple[float, str]:
-    found = [(raw[f"{family}_b{batch}"]["rate"], f"{label}, batch {batch}")
-             for key, label in ENGINES.items()
-             for raw in [results.get("raw", {}).get(key, {})] if f"{family}_b{batch}" in raw]
-    return max(found, default=(NAN, ""))
-
-
-def _run(server: dict, family: str, clients: int) -> dict | None:
-    return next((r for r in server.get(family, []) if r["concurrency"] == clients), None)
-
-
-def table(results: dict, args: argparse.Namespace) -> list[dict]:
-    rows = []
-    peer = results.get("infinity", {})
-    for family in FAMILIES:
-        workload, unit = WORKLOADS[family]
-        for c in args.clients:
-            mine = _run(results["server"], family, c) or {}
-            theirs = _run(peer, family, c)
-            raw = best_raw(results, family, raw_batch(args, family, c))
-            notes = [f"{who}: {r['errors']} errors" for who, r in (("hfserve", mine),
-                                                                    ("Infinity", theirs))
-                     if r and r.get("errors")]
-            notes += [f"{who}: other load {r['other_cpu_pct']:.0f}%"
-                      for who, r in (("hfserve", mine), ("Infinity", theirs))
-                      if r and r.get("other_cpu_pct", 0) >= 10]
-            rate = mine.get("rate", NAN)
-            peer_rate = theirs["rate"] if theirs else NAN
-            rows.append({"family": family, "workload": workload.format(d=args.documents),
-                         "metric": unit, "clients": c, "hfserve": rate, "raw": raw[0],
-                         "raw_label": raw[1], "ratio_raw": ratio(rate, raw[0]),
-                         "infinity": peer_rate,
-                         "infinity_why": "" if theirs else ("failed" if peer.get("error")
-                                                            else "not run"),
-                         "ratio_infinity": ratio(rate, peer_rate),
-                         "mean_batch": mine.get("mean_batch_size"),
-                         "note": "; ".join(notes)})
-    return rows
-
-
-def markdown(rows: list[dict]) -> str:
-    lines = ["| Workload | Clients | Metric | hfserve | Best raw in-process | hfserve / raw "
-             "| Infinity | hfserve / Infinity | hfserve mean batch | Notes |",
-             "|---|---:|---|---:|---|---:|---:|---:|---:|---|"]
-    for r in rows:
-        raw = f"{_num(r['raw'])} ({r['raw_label']})" if r["raw_label"] else "n/a"
-        peer = r["infinity_why"] or _num(r["infinity"])
-        lines.append(f"| {r['workload']} | {r['clients']} | {r['metric']} | "
-                     f"{_num(r['hfserve'])} | {raw} | {_num(r['ratio_raw'], 2)} | {peer} "
-                     f"| {_num(r['ratio_infinity'], 2)} | {_num(r['mean_batch'])} "
-                     f"| {r['note']} |")
-    return "\n".join(lines)
-
-
-def targets(rows: list[dict], args: argparse.Namespace) -> list[dict]:
-    """hfserve >= 2x Infinity on every row; >= 85% of the best raw figure at the most
-    clients."""
-    most = max(args.clients)
-    spec = [(f"{r['workload']}, {r['clients']} clients: >= 2x Infinity", r, "infinity", 2.0)
-            for r in rows]
-    spec += [(f"{r['workload']}, {most} clients: >= 85% of the best raw in-process", r,
-              "raw", 0.85) for r in rows if r["clients"] == most]
-    out = []
-    for name, row, ref, threshold in spec:
-        value = ratio(row["hfserve"], row[ref])
-        out.append({"target": name, "hfserve": row["hfserve"], "reference": row[ref],
-                    "op": ">=", "ratio": value, "threshold": threshold,
-                    "met": None if value != value else value >= threshold})
-    return out
-
-
-def details(results: dict) -> str:
-    lines = ["| Server | Run | Clients | Rate | Latency p50 / p95 ms "
-             "| CPU % server / client / other | Errors |",
-             "|---|---|---:|---:|---|---|---:|"]
-    for name, server in (("hfserve", results["server"]),
-                         ("Infinity", results.get("infinity", {}))):
-        for family in FAMILIES:
-            for r in server.get(family, []):
-                lines.append(
-                    f"| {name} | {family} x{r['per_request']} | {r['concurrency']} "
-                    f"| {_num(r['rate'])} {r['unit']} | {_num(r['latency_p50_ms'])} / "
-                    f"{_num(r['latency_p95_ms'])} | {_num(r.get('server_cpu_pct'), 0)} / "
-                    f"{_num(r['client_cpu_pct'], 0)} / {_num(r['other_cpu_pct'], 0)} "
-                    f"| {r['errors']} |")
-    return "\n".join(lines)
-
-
-def agreement(results: dict) -> list[str]:
-    """Largest difference of each server's and each raw engine's scores from raw torch's."""
-    ref = results.get("raw", {}).get("torch", {})
-    if "sample_rerank" not in ref:
-        return []
-    want = {"rerank": np.asarray(ref["sample_rerank"]),
-            "classify": np.asarray(ref["sample_classify"])}
-    got = {"hfserve": results["server"].get("samples"),
-           "Infinity": results.get("infinity", {}).get("samples"),
-           "raw OpenVINO": {"rerank": results["raw"].get("openvino", {}).get("sample_rerank"),
-                            "classify": results["raw"].get("openvino", {}).get(
-                                "sample_classify")}}
-    out = []
-    for who, sample in got.items():
-        for family in FAMILIES:
-            if sample and sample.get(family) is not None:
-                diff = float(np.nanmax(np.abs(np.asarray(sample[family]) - want[family])))
-                out.append(f"{family} scores, {who} vs raw torch: max |difference| {diff:.2e}")
     return out
 
 
