@@ -46,11 +46,14 @@ def table(results: dict, args: argparse.Namespace) -> list[dict]:
             notes = [f"{who}: {r['errors']} errors" for who, r in (("hfserve", mine),
                                                                     ("Infinity", theirs))
                      if r and r.get("errors")]
+            # A window shorter than one round of requests sees none finish: no rate.
+            notes += [f"{who}: no request finished in the window" for who, r in
+                      (("hfserve", mine), ("Infinity", theirs)) if r and not r["requests"]]
             notes += [f"{who}: other load {r['other_cpu_pct']:.0f}%"
                       for who, r in (("hfserve", mine), ("Infinity", theirs))
                       if r and r.get("other_cpu_pct", 0) >= 10]
-            rate = mine.get("rate", NAN)
-            peer_rate = theirs["rate"] if theirs else NAN
+            rate = mine["rate"] if mine.get("requests") else NAN
+            peer_rate = theirs["rate"] if theirs and theirs["requests"] else NAN
             rows.append({"family": family, "workload": workload.format(d=args.documents),
                          "metric": unit, "clients": c, "hfserve": rate, "raw": raw[0],
                          "raw_label": raw[1], "ratio_raw": ratio(rate, raw[0]),
@@ -77,13 +80,17 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def clients(count: int) -> str:
+    return f"{count} client{'s' if count != 1 else ''}"
+
+
 def targets(rows: list[dict], args: argparse.Namespace) -> list[dict]:
     """hfserve >= 2x Infinity on every row; >= 85% of the best raw figure at the most
     clients."""
     most = max(args.clients)
-    spec = [(f"{r['workload']}, {r['clients']} clients: >= 2x Infinity", r, "infinity", 2.0)
+    spec = [(f"{r['workload']}, {clients(r['clients'])}: >= 2x Infinity", r, "infinity", 2.0)
             for r in rows]
-    spec += [(f"{r['workload']}, {most} clients: >= 85% of the best raw in-process", r,
+    spec += [(f"{r['workload']}, {clients(most)}: >= 85% of the best raw in-process", r,
               "raw", 0.85) for r in rows if r["clients"] == most]
     out = []
     for name, row, ref, threshold in spec:
