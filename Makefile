@@ -9,7 +9,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install dev models serve test conformance unit lint bench bench-backends clean
+.PHONY: install dev models serve test conformance unit lint bench bench-backends \
+	bench-families bench-structured clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -73,6 +74,16 @@ bench-backends: install models
 	$(PIP) -e '.[openvino,onnx]'
 	$(BIN)/pip uninstall -y -q torchvision 2>/dev/null || true
 	$(BIN)/python bench/backends.py
+
+# Reranking and classification on MiniLM heads: hfserve vs raw torch / OpenVINO vs Infinity.
+bench-families: install models
+	$(PIP) aiohttp
+	$(BIN)/python bench/families.py
+
+# SmolLM2 chat as make serve serves it: plain vs json_schema vs tool_choice "required".
+bench-structured: install models
+	$(PIP) aiohttp
+	$(BIN)/python bench/structured.py
 
 clean:
 	rm -rf $(VENV) .cache

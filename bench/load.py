@@ -131,21 +131,20 @@ def _summary(totals: Totals, duration: float, cpu: dict, concurrency: int) -> di
     return out
 
 
-async def embeddings_load(base_url: str, model: str, texts: list[str], *, concurrency: int,
-                          per_request: int, warmup: float, duration: float,
-                          server_pid: int | None) -> dict:
-    """Sentences per second of /v1/embeddings, ``per_request`` sentences in each request."""
+async def _json_load(base_url: str, path: str, request: Callable[[int], tuple[dict, int]],
+                     answers: Callable[[dict], int], *, concurrency: int, warmup: float,
+                     duration: float, server_pid: int | None) -> tuple[Totals, dict]:
+    """Closed-loop POSTs of ``request(n) -> (body, units)`` to ``path``; a request counts
+    (its units) when it answers 200 inside the window with ``answers(json) == units``."""
 
     async def one(client: aiohttp.ClientSession, n: int, window: Window,
                   totals: Totals) -> None:
-        start = (n * per_request) % len(texts)
-        batch = (texts + texts)[start:start + per_request]
-        body = {"model": model, "input": batch[0] if per_request == 1 else batch}
+        body, units = request(n)
         t0 = time.perf_counter()
         try:
-            async with client.post("/v1/embeddings", json=body) as r:
+            async with client.post(path, json=body) as r:
                 text = await r.text()
-            ok = r.status == 200 and len(json.loads(text)["data"]) == per_request
+            ok = r.status == 200 and answers(json.loads(text)) == units
             if not ok:
                 totals.error(f"HTTP {r.status}: {text}")
         except REQUEST_ERRORS as exc:
@@ -154,21 +153,84 @@ async def embeddings_load(base_url: str, model: str, texts: list[str], *, concur
         t1 = time.perf_counter()
         if ok and window.inside(t1):
             totals.requests += 1
-            totals.units += per_request
+            totals.units += units
             totals.latencies.append(t1 - t0)
         elif not ok:
             await asyncio.sleep(0.05)   # do not spin on a failing server
 
-    totals, cpu = await _drive(range(concurrency), concurrency, base_url,
-                               _window(warmup, duration), one, server_pid, drain=30.0)
+    return await _drive(range(concurrency), concurrency, base_url,
+                        _window(warmup, duration), one, server_pid, drain=30.0)
+
+
+def _cycle(texts: list[str], start: int, count: int) -> list[str]:
+    start %= len(texts)
+    return (texts + texts)[start:start + count]
+
+
+async def embeddings_load(base_url: str, model: str, texts: list[str], *, concurrency: int,
+                          per_request: int, warmup: float, duration: float,
+                          server_pid: int | None) -> dict:
+    """Sentences per second of /v1/embeddings, ``per_request`` sentences in each request."""
+
+    def request(n: int) -> tuple[dict, int]:
+        batch = _cycle(texts, n * per_request, per_request)
+        return {"model": model, "input": batch[0] if per_request == 1 else batch}, per_request
+
+    totals, cpu = await _json_load(base_url, "/v1/embeddings", request,
+                                   lambda answer: len(answer["data"]), concurrency=concurrency,
+                                   warmup=warmup, duration=duration, server_pid=server_pid)
     out = _summary(totals, duration, cpu, concurrency)
     out.update(unit="sentences/s", per_request=per_request)
     return out
 
 
+def rerank_request(texts: list[str], n: int, documents: int) -> tuple[str, list[str]]:
+    """The query and documents of rerank request ``n`` (the in-process baselines score the
+    same pairs)."""
+    return texts[(7 * n + 3) % len(texts)], _cycle(texts, n * documents, documents)
+
+
+async def rerank_load(base_url: str, model: str, texts: list[str], *, concurrency: int,
+                      documents: int, warmup: float, duration: float,
+                      server_pid: int | None) -> dict:
+    """(query, document) pairs per second of /v1/rerank (the Cohere form hfserve and
+    Infinity both serve), one query and ``documents`` documents in each request; no
+    documents sent back."""
+
+    def request(n: int) -> tuple[dict, int]:
+        query, docs = rerank_request(texts, n, documents)
+        return {"model": model, "query": query, "documents": docs,
+                "return_documents": False}, documents
+
+    totals, cpu = await _json_load(base_url, "/v1/rerank", request,
+                                   lambda answer: len(answer["results"]),
+                                   concurrency=concurrency, warmup=warmup, duration=duration,
+                                   server_pid=server_pid)
+    out = _summary(totals, duration, cpu, concurrency)
+    out.update(unit="pairs/s", per_request=documents)
+    return out
+
+
+async def classify_load(base_url: str, model: str, texts: list[str], *, concurrency: int,
+                        warmup: float, duration: float, server_pid: int | None) -> dict:
+    """Texts per second of /v1/classify, one text per request (as a list of one: the form
+    hfserve and Infinity both take)."""
+
+    def request(n: int) -> tuple[dict, int]:
+        return {"model": model, "input": [texts[n % len(texts)]]}, 1
+
+    totals, cpu = await _json_load(base_url, "/v1/classify", request,
+                                   lambda answer: len(answer["data"]), concurrency=concurrency,
+                                   warmup=warmup, duration=duration, server_pid=server_pid)
+    out = _summary(totals, duration, cpu, concurrency)
+    out.update(unit="texts/s", per_request=1)
+    return out
+
+
 async def _stream(client: aiohttp.ClientSession, body: dict, stamps: list[float],
                   usage: list[int]) -> None:
-    """POST one streaming chat request; time each chunk that carries content."""
+    """POST one streaming chat request; time each chunk that carries content or tool calls
+    (a call goes out whole once its block is complete, so its tokens arrive together)."""
     async with client.post("/v1/chat/completions", json=body) as r:
         if r.status != 200:
             raise RuntimeError(f"HTTP {r.status}: {await r.text()}")
@@ -182,7 +244,8 @@ async def _stream(client: aiohttp.ClientSession, body: dict, stamps: list[float]
             if chunk.get("usage"):
                 usage.append(chunk["usage"]["completion_tokens"])
             for choice in chunk.get("choices", []):
-                if choice.get("delta", {}).get("content"):
+                delta = choice.get("delta", {})
+                if delta.get("content") or delta.get("tool_calls"):
                     stamps.append(time.perf_counter())
 
 
@@ -206,9 +269,10 @@ def _account(totals: Totals, window: Window, t0: float, stamps: list[float],
         totals.latencies.append(stamps[-1] - t0)
 
 
-def _chat_one(model: str, prompts: list[str], max_tokens: int, fields: dict) -> Callable:
+def _chat_one(model: str, prompts: list[str], max_tokens: int, fields: dict,
+              exact: bool = True) -> Callable:
     """The request of chat client ``n`` (a module-level factory: spawned processes make
-    their own)."""
+    their own). ``exact``: a request that ends before ``max_tokens`` is an error."""
 
     async def one(client: aiohttp.ClientSession, n: int, window: Window,
                   totals: Totals) -> None:
@@ -228,8 +292,8 @@ def _chat_one(model: str, prompts: list[str], max_tokens: int, fields: dict) -> 
             _account(totals, window, t0, stamps, usage)
         if not usage or not stamps:
             totals.error(f"stream without usage or content ({len(stamps)} chunks)")
-        elif usage[0] != max_tokens:
-            totals.error(f"completion_tokens {usage[0]} != max_tokens {max_tokens}")
+        elif usage[0] != max_tokens if exact else not 0 < usage[0] <= max_tokens:
+            totals.error(f"completion_tokens {usage[0]}, max_tokens {max_tokens}")
 
     return one
 
@@ -308,14 +372,17 @@ async def chat_load(base_url: str, model: str, prompts: list[str], *, concurrenc
                     max_tokens: int, warmup: float, duration: float,
                     server_pid: int | None, drain: float = 1.0,
                     fields: dict | None = None, processes: int = 1,
-                    at_start: Callable[[], object] | None = None) -> dict:
+                    at_start: Callable[[], object] | None = None,
+                    exact: bool = True) -> dict:
     """Aggregate streamed output tokens/s, TTFT and inter-token latency of chat streams.
     ``fields`` are the request fields that make the server produce exactly ``max_tokens``
-    tokens (default ``ignore_eos``; servers without it need another way). ``processes`` > 1
+    tokens (default ``ignore_eos``; servers without it need another way); with ``exact``
+    false, requests may end earlier (EOS, a closed JSON schema) and every rate is per
+    generated token (``usage.completion_tokens``). ``processes`` > 1
     runs the clients in that many spawned processes (at most one per client);
     ``at_start`` is called when the measurement window opens."""
     fields = {"ignore_eos": True} if fields is None else fields
-    spec = (model, prompts, max_tokens, fields)
+    spec = (model, prompts, max_tokens, fields, exact)
     processes = max(1, min(processes, concurrency))
     if processes == 1:
         totals, cpu = await _drive(range(concurrency), concurrency, base_url,
@@ -330,5 +397,7 @@ async def chat_load(base_url: str, model: str, prompts: list[str], *, concurrenc
                itl_p50_ms=pct(totals.itl, 50) * 1e3, itl_p95_ms=pct(totals.itl, 95) * 1e3,
                itl_max_ms=max(totals.itl, default=float("nan")) * 1e3,
                tokens_per_chunk=(totals.tokens_reported / totals.content_chunks
-                                 if totals.content_chunks else float("nan")))
+                                 if totals.content_chunks else float("nan")),
+               tokens_per_request=(totals.tokens_reported / totals.requests
+                                   if totals.requests else float("nan")))
     return out

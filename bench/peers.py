@@ -6,7 +6,8 @@ the local CPU build) and run as a subprocess on a free local port.
   file as a normal HF folder in bfloat16, the published checkpoint's precision (its
   ``--dtype auto`` default then loads it in bfloat16), since the benchmark feeds it a local
   folder.
-- Infinity (infinity-emb, torch engine, its defaults) for embeddings, on the MiniLM folder.
+- Infinity (infinity-emb, torch engine, its defaults) for embeddings, on the MiniLM folder,
+  and for reranking and classification (bench/families.py) on classifiers built from it.
 
 Each peer says the precision and threads it runs at; both use torch's default intra-op
 threads (the CPUs the process may use)."""
@@ -162,17 +163,22 @@ class TransformersServe(ManagedProcess):
 
 class Infinity(ManagedProcess):
     """Infinity's v2 server, torch engine on the CPU, result cache off, OpenAI routes under
-    /v1."""
+    /v1; MiniLM by default, or ``models`` ((folder, served name) pairs) side by side. It
+    picks each model's engine from its config: a sequence classifier with one label is a
+    reranker (/v1/rerank), with more a classifier (/v1/classify), anything else an
+    embedder."""
 
     name = "Infinity"
     ready_path = "/health"
     model_name = EMBED_NAME
     requirements = ["infinity-emb[server,torch]", "torch==2.13.0"]
 
-    def __init__(self, log_path: Path, batch_size: int) -> None:
+    def __init__(self, log_path: Path, batch_size: int,
+                 models: list[tuple[Path, str]] | None = None) -> None:
         super().__init__(log_path)
         self.bin = ensure_venv("infinity", self.requirements)
         self.version = version(self.bin, "infinity-emb")
+        self.models = models or [(EMBED_DIR, EMBED_NAME)]
         self.flags = ["--engine", "torch", "--device", "cpu", "--batch-size", str(batch_size),
                       "--no-vector-disk-cache"]
         self.label = "Infinity"
@@ -180,9 +186,12 @@ class Infinity(ManagedProcess):
         self.threads = f"torch default ({len(os.sched_getaffinity(0))})"
 
     def command(self) -> list[str]:
-        return [str(self.bin / "infinity_emb"), "v2", "--model-id", str(EMBED_DIR),
-                "--served-model-name", EMBED_NAME, *self.flags, "--url-prefix", "/v1",
-                "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
+        # Repeated options pair up by position; the others apply to every model.
+        named = [arg for folder, name in self.models
+                 for arg in ("--model-id", str(folder), "--served-model-name", name)]
+        return [str(self.bin / "infinity_emb"), "v2", *named, *self.flags,
+                "--url-prefix", "/v1", "--host", "127.0.0.1", "--port", str(self.port),
+                "--log-level", "warning"]
 
     def env(self) -> dict[str, str]:
         return {**super().env(), "DO_NOT_TRACK": "1", "INFINITY_ANONYMOUS_USAGE_STATS": "0"}

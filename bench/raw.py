@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.cpu import CpuMeter
@@ -64,20 +65,68 @@ class RawEmbedder:
         return emb.numpy()
 
     def throughput(self, texts: list[str], batch_size: int, duration: float) -> dict:
-        state = {"pos": 0}
+        return {"engine": self.engine, **batch_throughput(self.embed, texts, batch_size,
+                                                          duration, "sentences/s")}
 
-        def step() -> int:
-            pos = state["pos"]
-            batch = (texts + texts)[pos:pos + batch_size]
-            state["pos"] = (pos + batch_size) % len(texts)
-            self.embed(batch)
-            return len(batch)
 
-        units, seconds, times, cpu = _timed_loop(
-            step, lambda: [step() for _ in range(3)], duration, min_runs=3)
-        return {"engine": self.engine, "batch_size": batch_size, "rate": units / seconds,
-                "unit": "sentences/s", "batch_p50_ms": pct(times, 50) * 1e3,
-                "seconds": seconds, **cpu}
+def batch_throughput(run, items: list, batch_size: int, duration: float, unit: str) -> dict:
+    """``run(batch)`` over consecutive batches of ``items`` (cycling) for ``duration``
+    seconds: items per second, the median batch time and CPU use."""
+    state = {"pos": 0}
+
+    def step() -> int:
+        pos = state["pos"]
+        batch = (items + items)[pos:pos + batch_size]
+        state["pos"] = (pos + batch_size) % len(items)
+        run(batch)
+        return len(batch)
+
+    units, seconds, times, cpu = _timed_loop(
+        step, lambda: [step() for _ in range(3)], duration, min_runs=3)
+    return {"batch_size": batch_size, "rate": units / seconds, "unit": unit,
+            "batch_p50_ms": pct(times, 50) * 1e3, "seconds": seconds, **cpu}
+
+
+class RawClassifier:
+    """AutoModelForSequenceClassification on texts or (query, document) pairs: tokenize the
+    batch, forward, then the sigmoid of a single logit (a cross-encoder's relevance, as
+    sentence-transformers' CrossEncoder gives it) or a softmax over the labels (transformers'
+    text-classification pipeline)."""
+
+    engine = "torch"
+
+    def __init__(self, folder: Path, threads: int) -> None:
+        import torch
+        from transformers import AutoTokenizer
+
+        torch.set_num_threads(threads)
+        self.torch = torch
+        self.threads = threads
+        self.folder = folder
+        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        self.model = self._load_model()
+
+    def _load_model(self) -> Any:
+        from transformers import AutoModelForSequenceClassification
+
+        return AutoModelForSequenceClassification.from_pretrained(
+            str(self.folder), dtype=self.torch.float32).eval()
+
+    def scores(self, batch: list[str] | list[tuple[str, str]]):
+        torch = self.torch
+        pairs = isinstance(batch[0], tuple | list)
+        first, second = (list(t) for t in zip(*batch, strict=True)) if pairs else (batch, None)
+        features = self.tokenizer(first, second, padding=True, truncation=True,
+                                  return_tensors="pt")
+        with torch.inference_mode():
+            logits = self.model(**features).logits.float()
+            scores = torch.sigmoid(logits) if logits.shape[-1] == 1 else \
+                torch.softmax(logits, dim=-1)
+        return scores.numpy()
+
+    def throughput(self, items: list, batch_size: int, duration: float, unit: str) -> dict:
+        return {"engine": self.engine, **batch_throughput(self.scores, items, batch_size,
+                                                          duration, unit)}
 
 
 def gguf_tokenizer() -> Any:

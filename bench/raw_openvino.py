@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cpu import CpuMeter
-from bench.raw import RawEmbedder, chat_ids, gguf_tokenizer
+from bench.raw import RawClassifier, RawEmbedder, chat_ids, gguf_tokenizer
 from bench.server import CACHE_DIR, EMBED_DIR
 from bench.stats import pct
 
@@ -52,6 +52,41 @@ class RawOVEmbedder(RawEmbedder):
         self.source = str(ir or EMBED_DIR)
         return OVModelForFeatureExtraction.from_pretrained(
             self.source, export=ir is None, ov_config=self.ov_config)
+
+
+def ov_export(folder: Path) -> Path:
+    """``folder``'s classifier as OpenVINO IR beside it (``NAME-openvino``), exported once
+    with optimum-intel's defaults, as hfserve exports it."""
+    target = folder.with_name(f"{folder.name}-openvino")
+    if not (target / ".complete").is_file():
+        from optimum.intel import OVModelForSequenceClassification
+
+        print(f"  exporting {folder.name} to OpenVINO IR in {target} (first run only)",
+              flush=True)
+        model = OVModelForSequenceClassification.from_pretrained(str(folder), export=True,
+                                                                 compile=False)
+        model.save_pretrained(target)
+        (target / ".complete").write_text("ok\n")
+    return target
+
+
+class RawOVClassifier(RawClassifier):
+    """RawClassifier (same tokenization and scores) with the network run by optimum-intel's
+    OVModelForSequenceClassification."""
+
+    engine = "OpenVINO"
+
+    def __init__(self, folder: Path, threads: int, dtype: str | None) -> None:
+        self.ov_config = {"INFERENCE_NUM_THREADS": threads,
+                          "INFERENCE_PRECISION_HINT": precision_hint(dtype)}
+        super().__init__(folder, threads)
+
+    def _load_model(self) -> Any:
+        from optimum.intel import OVModelForSequenceClassification
+
+        self.source = str(ov_export(self.folder))
+        return OVModelForSequenceClassification.from_pretrained(self.source,
+                                                                ov_config=self.ov_config)
 
 
 class RawOVGenerator:
