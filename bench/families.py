@@ -48,7 +48,7 @@ from bench.load import classify_load, rerank_load, rerank_request  # noqa: E402
 from bench.peers import Infinity, PeerUnavailable  # noqa: E402
 from bench.phases import parse_list, run_phase  # noqa: E402
 from bench.report import targets_markdown  # noqa: E402
-from bench.sentences import sentences  # noqa: E402
+from bench.sentences import distinct_sentences  # noqa: E402
 from bench.serve_bench import machine  # noqa: E402
 from bench.server import EMBED_DIR, ManagedProcess, ServerOptions, ServerProcess  # noqa: E402
 
@@ -116,18 +116,24 @@ def samples(client: httpx.Client, texts: list[str], documents: int) -> dict:
 
 def measure(srv: ManagedProcess, args: argparse.Namespace, texts: list[str], out: dict,
             metrics: bool) -> None:
-    """Every rerank run, then every classify run, appended to ``out`` as they finish."""
+    """Every rerank run, then every classify run, appended to ``out`` as they finish. Each
+    run its own sentences, none sent twice: hfserve's response cache (on by default) would
+    answer repeats without running the model."""
+    share = len(texts) // (2 * len(args.clients))
+    own = iter([texts[k * share:(k + 1) * share] for k in range(2 * len(args.clients))])
     for c in args.clients:
+        mine = next(own)
         out["rerank"].append(run_phase(
-            srv, lambda c=c: rerank_load(srv.base_url, RERANK, texts, concurrency=c,
-                                         documents=args.documents, warmup=args.warmup,
-                                         duration=args.rerank_duration, server_pid=srv.pid),
+            srv, lambda c=c, mine=mine: rerank_load(
+                srv.base_url, RERANK, mine, concurrency=c, documents=args.documents,
+                warmup=args.warmup, duration=args.rerank_duration, server_pid=srv.pid),
             f"rerank c={c} x{args.documents}", args.wait_quiet, RERANK if metrics else None))
     for c in args.clients:
+        mine = next(own)
         out["classify"].append(run_phase(
-            srv, lambda c=c: classify_load(srv.base_url, CLASSIFY, texts, concurrency=c,
-                                           warmup=args.warmup, duration=args.duration,
-                                           server_pid=srv.pid),
+            srv, lambda c=c, mine=mine: classify_load(
+                srv.base_url, CLASSIFY, mine, concurrency=c, warmup=args.warmup,
+                duration=args.duration, server_pid=srv.pid),
             f"classify c={c}", args.wait_quiet, CLASSIFY if metrics else None))
 
 
@@ -236,7 +242,7 @@ def raw_phases(args: argparse.Namespace, folders: dict[str, Path], texts: list[s
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    texts = sentences(2048)
+    texts = distinct_sentences(100_000)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     results: dict = {**record.start(args),
                      "command": " ".join([os.path.relpath(sys.executable, ROOT), *sys.argv])}
