@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install dev models serve test conformance unit lint bench bench-backends clean
+.PHONY: install dev models serve test conformance unit lint bench bench-backends bench-media clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -73,6 +73,13 @@ bench-backends: install models
 	$(PIP) -e '.[openvino,onnx]'
 	$(BIN)/pip uninstall -y -q torchvision 2>/dev/null || true
 	$(BIN)/python bench/backends.py
+
+# CLIP image embeddings and Whisper transcription (random weights at real checkpoints' sizes,
+# built on first use) against the same models in-process and Infinity.
+bench-media: install
+	$(PIP) -e '.[audio]' aiohttp
+	command -v espeak-ng >/dev/null && command -v sox >/dev/null || apt-get install -y espeak-ng sox
+	$(BIN)/python bench/media.py
 
 clean:
 	rm -rf $(VENV) .cache

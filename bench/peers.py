@@ -6,7 +6,8 @@ the local CPU build) and run as a subprocess on a free local port.
   file as a normal HF folder in bfloat16, the published checkpoint's precision (its
   ``--dtype auto`` default then loads it in bfloat16), since the benchmark feeds it a local
   folder.
-- Infinity (infinity-emb, torch engine, its defaults) for embeddings, on the MiniLM folder.
+- Infinity (infinity-emb, torch engine, its defaults) for embeddings, on the MiniLM folder
+  (or another: bench/media.py gives it a CLIP folder).
 
 Each peer says the precision and threads it runs at; both use torch's default intra-op
 threads (the CPUs the process may use)."""
@@ -161,15 +162,18 @@ class TransformersServe(ManagedProcess):
 
 class Infinity(ManagedProcess):
     """Infinity's v2 server, torch engine on the CPU, result cache off, OpenAI routes under
-    /v1."""
+    /v1; MiniLM unless another folder is given (a CLIP folder: its image embeddings, with
+    Infinity's ``modality`` field)."""
 
     name = "Infinity"
     ready_path = "/health"
     model_name = EMBED_NAME
     requirements = ["infinity-emb[server,torch]", "torch==2.13.0"]
 
-    def __init__(self, log_path: Path, batch_size: int) -> None:
+    def __init__(self, log_path: Path, batch_size: int, model_dir: Path = EMBED_DIR,
+                 model_name: str = EMBED_NAME) -> None:
         super().__init__(log_path)
+        self.model_dir, self.model_name = model_dir, model_name
         self.bin = ensure_venv("infinity", self.requirements)
         self.version = version(self.bin, "infinity-emb")
         self.flags = ["--engine", "torch", "--device", "cpu", "--batch-size", str(batch_size),
@@ -179,8 +183,8 @@ class Infinity(ManagedProcess):
         self.threads = f"torch default ({len(os.sched_getaffinity(0))})"
 
     def command(self) -> list[str]:
-        return [str(self.bin / "infinity_emb"), "v2", "--model-id", str(EMBED_DIR),
-                "--served-model-name", EMBED_NAME, *self.flags, "--url-prefix", "/v1",
+        return [str(self.bin / "infinity_emb"), "v2", "--model-id", str(self.model_dir),
+                "--served-model-name", self.model_name, *self.flags, "--url-prefix", "/v1",
                 "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
 
     def env(self) -> dict[str, str]:

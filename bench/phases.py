@@ -89,9 +89,11 @@ def uses_wrk(args: argparse.Namespace, clients: int, per: int) -> bool:
 
 
 def embeddings_run(srv: ManagedProcess, args: argparse.Namespace, texts: list[str],
-                   model: str, clients: int, per: int) -> Callable:
-    """The coroutine function of one embeddings run, from wrk or the Python client."""
-    if uses_wrk(args, clients, per):
+                   model: str, clients: int, per: int, fields: dict | None = None,
+                   unit: str = "sentences/s") -> Callable:
+    """The coroutine function of one embeddings run, from wrk or the Python client (the
+    only one that sends more request ``fields``)."""
+    if uses_wrk(args, clients, per) and not fields:
         async def run() -> dict:
             return await asyncio.to_thread(
                 wrk.embeddings_load, srv.base_url, model, texts, concurrency=clients,
@@ -101,22 +103,26 @@ def embeddings_run(srv: ManagedProcess, args: argparse.Namespace, texts: list[st
     async def run_python() -> dict:
         out = await embeddings_load(srv.base_url, model, texts, concurrency=clients,
                                     per_request=per, warmup=args.warmup,
-                                    duration=args.duration, server_pid=srv.pid)
+                                    duration=args.duration, server_pid=srv.pid,
+                                    fields=fields, unit=unit)
         return {**out, "client": "python"}
     return run_python
 
 
 def measure_server(srv: ManagedProcess, args: argparse.Namespace, texts: list[str],
                    prompts: list[str], out: dict, *, embed_model: str | None = None,
+                   embed_fields: dict | None = None, embed_unit: str = "sentences/s",
                    chat_model: str | None = None, chat_fields: dict | None = None,
                    metrics: bool = False) -> None:
-    """Every embeddings run (when ``embed_model``) and chat run (when ``chat_model``),
-    appended to ``out["embeddings"]`` / ``out["chat"]`` as they finish."""
+    """Every embeddings run (when ``embed_model``; ``embed_fields`` more fields of each
+    request, ``embed_unit`` what is counted) and chat run (when ``chat_model``), appended
+    to ``out["embeddings"]`` / ``out["chat"]`` as they finish."""
     pid = srv.pid
     if embed_model:
         for clients, per in embed_jobs(args):
             out.setdefault("embeddings", []).append(run_phase(
-                srv, embeddings_run(srv, args, texts, embed_model, clients, per),
+                srv, embeddings_run(srv, args, texts, embed_model, clients, per,
+                                    embed_fields, embed_unit),
                 f"embeddings c={clients} x{per}", args.wait_quiet,
                 embed_model if metrics else None))
     if chat_model:
@@ -216,7 +222,8 @@ def _peer(make: Callable[[], ManagedProcess], args: argparse.Namespace, texts: l
             with httpx.Client(base_url=srv.base_url, timeout=300) as client:  # first use
                 if load.get("embed_model"):
                     client.post("/v1/embeddings", json={
-                        "model": srv.model_name, "input": texts[:4]}).raise_for_status()
+                        "model": srv.model_name, "input": texts[:4],
+                        **(load.get("embed_fields") or {})}).raise_for_status()
                 if load.get("chat_model"):
                     client.post("/v1/chat/completions", json={
                         "model": srv.model_name, "max_tokens": args.max_tokens, "temperature": 0,
