@@ -172,8 +172,11 @@ def raw_phase(args: argparse.Namespace, urls: list[str], wav: bytes, server: dic
     del clip
     gc.collect()
     threads, dtype = served_as(server, WHISPER_NAME)
-    print(f"  Whisper: eager torch, {dtype or 'float32'}, threads {threads}", flush=True)
     whisper = RawWhisper(WHISPER_DIR, threads, dtype, args.language)
+    out["num_beams"] = whisper.num_beams
+    print(f"  Whisper: eager torch, {dtype or 'float32'}, threads {threads}, decoding as "
+          f"the speech-recognition pipeline: {whisper.num_beams} beam(s), "
+          f"{whisper.max_new_tokens} new tokens", flush=True)
     clip_samples = decode(wav, whisper.rate)                    # as the server decodes it
     texts, counts = whisper.transcribe([clip_samples])
     out.update(sample_transcript=texts[0], new_tokens=counts[0],
@@ -217,7 +220,7 @@ def comparison(results: dict) -> list[dict]:
     for run in server["transcriptions"]:
         c = run["concurrency"]
         base = raw.get(f"speech_b{c}", {})
-        label = f"torch generate, batch {c}"
+        label = f"torch generate, {raw.get('num_beams', '?')} beams, batch {c}"
         workload = f"Transcription, {run['seconds_per_request']:g} s/request"
         note = _notes(run, [none, none])
         rows.append(_row(workload, "audio s/s", c, run["rate"],

@@ -67,12 +67,14 @@ class RawClip:
 
 class RawWhisper:
     """``WhisperForConditionalGeneration.generate`` on a batch of clips: the feature
-    extractor's log-mel features, greedy decoding in the folder's generation config (which
-    fixes the number of new tokens), the language given as the benchmark's requests give
-    it, and the tokens decoded to text."""
+    extractor's log-mel features, the language given as the benchmark's requests give it,
+    and the tokens decoded to text. It decodes as hfserve does, with the generation config
+    of transformers' speech-recognition pipeline on this model: the folder's values (which
+    fix the number of new tokens) over the pipeline's defaults (5 beams where the folder
+    names none, as whisper-tiny's does not)."""
 
     def __init__(self, folder: Path, threads: int, dtype: str | None, language: str) -> None:
-        from transformers import WhisperForConditionalGeneration, WhisperProcessor
+        from transformers import WhisperForConditionalGeneration, WhisperProcessor, pipeline
 
         self.torch, self.dtype = _torch(threads, dtype)
         self.threads = threads
@@ -82,7 +84,11 @@ class RawWhisper:
         self.rate = int(self.extractor.sampling_rate)
         self.model = WhisperForConditionalGeneration.from_pretrained(
             str(folder), dtype=self.dtype).eval()
-        self.max_new_tokens = int(self.model.generation_config.max_new_tokens)
+        self.generation_config = pipeline(
+            "automatic-speech-recognition", model=self.model, tokenizer=self.tokenizer,
+            feature_extractor=self.extractor).generation_config
+        self.max_new_tokens = int(self.generation_config.max_new_tokens)
+        self.num_beams = int(self.generation_config.num_beams or 1)
         # generate() returns the decoder prompt (start, language, task, no-timestamps)
         # before the new tokens: its length, from a run that adds one token
         silence = np.zeros(self.rate, dtype=np.float32)
@@ -92,6 +98,7 @@ class RawWhisper:
         features = self.extractor(clips, sampling_rate=self.rate, return_tensors="pt")
         with self.torch.inference_mode():
             return self.model.generate(features["input_features"].to(self.dtype),
+                                       generation_config=self.generation_config,
                                        language=self.language, **extra)
 
     def transcribe(self, clips: list[np.ndarray]) -> tuple[list[str], list[int]]:
@@ -120,7 +127,8 @@ class RawWhisper:
             self.transcribe(clips[:batch_size])
 
         audio, seconds, times, cpu = _timed_loop(step, warmup, duration, min_runs=2)
-        return {"engine": "torch generate", "batch_size": batch_size,
+        return {"engine": f"torch generate, {self.num_beams} beam"
+                + ("s" if self.num_beams > 1 else ""), "batch_size": batch_size,
                 "rate": audio / seconds, "unit": "audio s/s",
                 "tokens_per_s": state["tokens"] / seconds, "batch_p50_ms": pct(times, 50) * 1e3,
                 "runs": len(times), "seconds": seconds, **cpu}
