@@ -92,8 +92,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     quick = args.quick
     args.duration = args.duration or (3.0 if quick else 10.0)
     args.warmup = 1.0 if quick else 3.0
-    args.speech_duration = args.speech_duration or (6.0 if quick else 20.0)
-    args.speech_warmup = 2.0 if quick else 5.0
+    # a transcript takes seconds: long windows, so that the requests cut off at the window's
+    # end (each client's last, counted only if it ends inside) weigh little
+    args.speech_duration = args.speech_duration or (15.0 if quick else 40.0)
+    args.speech_warmup = 3.0 if quick else 10.0
     args.raw_duration = 3.0 if quick else 10.0
     if args.wait_quiet is None:
         args.wait_quiet = 5.0 if quick else 15.0
@@ -172,13 +174,18 @@ def raw_phase(args: argparse.Namespace, urls: list[str], wav: bytes, server: dic
     del clip
     gc.collect()
     threads, dtype = served_as(server, WHISPER_NAME)
-    whisper = RawWhisper(WHISPER_DIR, threads, dtype, args.language)
+    whisper = RawWhisper(WHISPER_DIR, threads, dtype, args.language, args.max_new_tokens)
     out["num_beams"] = whisper.num_beams
+    config = whisper.generation_config
     print(f"  Whisper: eager torch, {dtype or 'float32'}, threads {threads}, decoding as "
-          f"the speech-recognition pipeline: {whisper.num_beams} beam(s), "
-          f"{whisper.max_new_tokens} new tokens", flush=True)
+          f"the speech-recognition pipeline: {whisper.num_beams} beam(s), max_new_tokens "
+          f"{config.max_new_tokens}, max_length {config.max_length}", flush=True)
     clip_samples = decode(wav, whisper.rate)                    # as the server decodes it
     texts, counts = whisper.transcribe([clip_samples])
+    if counts[0] != args.max_new_tokens:
+        raise RuntimeError(f"raw generate made {counts[0]} new tokens, not "
+                           f"{args.max_new_tokens}: the folder's generation config does not "
+                           "fix the length")
     out.update(sample_transcript=texts[0], new_tokens=counts[0],
                transcript_identical=texts[0].strip() == (server.get("sample_transcript")
                                                           or "").strip())
@@ -198,7 +205,7 @@ def peers_phase(args: argparse.Namespace, urls: list[str], log_dir: Path) -> dic
     if "infinity" in wanted:
         out["infinity"] = _peer(
             lambda: Infinity(log_dir / "infinity-clip.log", args.batch_size, CLIP_DIR,
-                             CLIP_NAME), args, urls, [], embed_model=CLIP_NAME,
+                             CLIP_NAME, images=True), args, urls, [], embed_model=CLIP_NAME,
             embed_fields=IMAGE_FIELDS, embed_unit="images/s")
     return out
 

@@ -55,6 +55,7 @@ def speech(seconds: float = 10.0, rate: int = 16_000, text: str = PARAGRAPH) -> 
     with tempfile.TemporaryDirectory(prefix="bench-speech-") as tmp:
         spoken, out = Path(tmp) / "spoken.wav", Path(tmp) / "speech.wav"
         subprocess.run(["espeak-ng", "-w", str(spoken), text], check=True)
-        subprocess.run(["sox", str(spoken), "-r", str(rate), "-c", "1", "-b", "16", str(out),
-                        "pad", "0", str(seconds), "trim", "0", str(seconds)], check=True)
+        subprocess.run(["sox", "-V1", str(spoken), "-r", str(rate), "-c", "1", "-b", "16",
+                        str(out), "pad", "0", str(seconds), "trim", "0", str(seconds)],
+                       check=True)
         return out.read_bytes()

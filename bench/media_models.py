@@ -30,6 +30,9 @@ WHISPER_NAME = "whisper-tiny-random"
 
 CLIP_VOCAB = 49408          # <|startoftext|> 49406, <|endoftext|> 49407, as in the checkpoint
 WHISPER_REGULAR = 50257     # ordinary ids of whisper-tiny, <|endoftext|> the last of them
+# the decoder prompt of a transcription with its language given and no timestamps:
+# <|startoftranscript|> <|en|> <|transcribe|> <|notimestamps|>
+WHISPER_PROMPT = 4
 
 # openai/clip-vit-base-patch32's preprocessor_config.json, in today's field names
 CLIP_IMAGE_PROCESSOR = {
@@ -86,8 +89,10 @@ def clip_folder() -> Path:
 
 def whisper_folder(max_new_tokens: int) -> Path:
     """The Whisper folder, built on first use; its generation config set to decode exactly
-    ``max_new_tokens`` tokens (``<|endoftext|>`` suppressed: random weights would otherwise
-    stop anywhere), which the server's pipeline and the raw ``generate`` both read."""
+    ``max_new_tokens`` tokens after the decoder prompt (``<|endoftext|>`` suppressed: random
+    weights would otherwise stop anywhere). transformers' speech-recognition pipeline, which
+    hfserve's Whisper runs in, reads the length from ``max_length`` (its own default
+    ``max_new_tokens`` wins over the folder's), so both are set."""
     if not (WHISPER_DIR / ".complete").is_file():
         tests = str(ROOT / "tests")
         if tests not in sys.path:
@@ -101,7 +106,8 @@ def whisper_folder(max_new_tokens: int) -> Path:
         (WHISPER_DIR / ".complete").write_text("ok\n")
     path = WHISPER_DIR / "generation_config.json"
     config = json.loads(path.read_text())
-    if config.get("max_new_tokens") != max_new_tokens:
-        config["max_new_tokens"] = max_new_tokens
-        path.write_text(json.dumps(config, indent=2))
+    wanted = {"max_new_tokens": max_new_tokens,
+              "max_length": WHISPER_PROMPT + max_new_tokens}
+    if any(config.get(k) != v for k, v in wanted.items()):
+        path.write_text(json.dumps({**config, **wanted}, indent=2))
     return WHISPER_DIR

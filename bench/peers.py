@@ -171,10 +171,14 @@ class Infinity(ManagedProcess):
     requirements = ["infinity-emb[server,torch]", "torch==2.13.0"]
 
     def __init__(self, log_path: Path, batch_size: int, model_dir: Path = EMBED_DIR,
-                 model_name: str = EMBED_NAME) -> None:
+                 model_name: str = EMBED_NAME, images: bool = False) -> None:
         super().__init__(log_path)
         self.model_dir, self.model_name = model_dir, model_name
-        self.bin = ensure_venv("infinity", self.requirements)
+        # Infinity reads every image input, data URLs too, through aiohttp, which none of
+        # its extras installs (its vision extra brings torchvision and colpali-engine
+        # instead); a venv of its own, so that the text one stays as it was measured.
+        self.bin = ensure_venv("infinity-images", [*self.requirements, "aiohttp"]) \
+            if images else ensure_venv("infinity", self.requirements)
         self.version = version(self.bin, "infinity-emb")
         self.flags = ["--engine", "torch", "--device", "cpu", "--batch-size", str(batch_size),
                       "--no-vector-disk-cache"]

@@ -69,11 +69,13 @@ class RawWhisper:
     """``WhisperForConditionalGeneration.generate`` on a batch of clips: the feature
     extractor's log-mel features, the language given as the benchmark's requests give it,
     and the tokens decoded to text. It decodes as hfserve does, with the generation config
-    of transformers' speech-recognition pipeline on this model: the folder's values (which
-    fix the number of new tokens) over the pipeline's defaults (5 beams where the folder
-    names none, as whisper-tiny's does not)."""
+    of transformers' speech-recognition pipeline on this model: the pipeline's defaults (5
+    beams, 256 new tokens) over the folder's values, except that a ``max_length`` of the
+    folder's (which the benchmark's sets) replaces the 256."""
 
-    def __init__(self, folder: Path, threads: int, dtype: str | None, language: str) -> None:
+    def __init__(self, folder: Path, threads: int, dtype: str | None, language: str,
+                 new_tokens: int) -> None:
+        """``new_tokens``: what each transcript must decode (checked on every run)."""
         from transformers import WhisperForConditionalGeneration, WhisperProcessor, pipeline
 
         self.torch, self.dtype = _torch(threads, dtype)
@@ -87,10 +89,11 @@ class RawWhisper:
         self.generation_config = pipeline(
             "automatic-speech-recognition", model=self.model, tokenizer=self.tokenizer,
             feature_extractor=self.extractor).generation_config
-        self.max_new_tokens = int(self.generation_config.max_new_tokens)
         self.num_beams = int(self.generation_config.num_beams or 1)
-        # generate() returns the decoder prompt (start, language, task, no-timestamps)
-        # before the new tokens: its length, from a run that adds one token
+        self.max_new_tokens = new_tokens
+        # whether generate() returns the decoder prompt (start, language, task,
+        # no-timestamps) before the new tokens (transformers 5.5 does not): from a run that
+        # adds one token
         silence = np.zeros(self.rate, dtype=np.float32)
         self.prompt_length = self._generate([silence], max_new_tokens=1).shape[1] - 1
 

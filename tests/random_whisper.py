@@ -5,9 +5,11 @@ timestamps. The integration tests build a tiny one; the speech benchmark (bench/
 builds one of whisper-tiny's sizes.
 
 ``regular_tokens`` pads the byte-level vocabulary to that many ordinary tokens (filler
-strings no text encodes to, but that decode like any other), so that the special tokens land
-on the ids a real checkpoint has: 50257 with ``<|endoftext|>`` last gives whisper-tiny's
-51865 ids."""
+strings no text encodes to, but that decode like any other), so that the vocabulary has a
+real checkpoint's size: 50257 with ``<|endoftext|>`` last gives whisper-tiny's 51865 ids,
+its task, no-timestamps and timestamp tokens on whisper-tiny's ids (``<|endoftext|>``,
+``<|startoftranscript|>`` and the languages start one id lower: transformers lists 100
+languages, whisper-tiny 99)."""
 
 from __future__ import annotations
 
@@ -41,13 +43,15 @@ def whisper_tokenizer(regular_tokens: int = BYTE_TOKENS) -> Any:
 
 
 def save_random_whisper(folder: Path, *, seed: int, max_new_tokens: int,
-                        regular_tokens: int = BYTE_TOKENS, never_ends: bool = False,
-                        **sizes: Any) -> Path:
+                        max_length: int | None = None, regular_tokens: int = BYTE_TOKENS,
+                        never_ends: bool = False, **sizes: Any) -> Path:
     """A WhisperForConditionalGeneration of ``sizes`` (WhisperConfig fields; its defaults
     are whisper-tiny's) with random weights seeded by ``seed``, saved to ``folder`` with its
-    processor. ``max_new_tokens`` goes into the generation config, which every reader of the
-    folder (the server's pipeline, a direct ``generate``) takes; ``never_ends`` suppresses
-    ``<|endoftext|>`` there too, so that every transcript is exactly that long."""
+    processor. ``max_new_tokens`` goes into the generation config, where a direct
+    ``generate`` takes it; transformers' speech-recognition pipeline puts its own default
+    (256) over it, but gives way to a ``max_length`` there (as a real checkpoint's 448),
+    which counts the decoder prompt too. ``never_ends`` suppresses ``<|endoftext|>``, so that
+    every transcript is as long as those allow."""
     import torch
     from transformers import (
         GenerationConfig,
@@ -70,6 +74,7 @@ def save_random_whisper(folder: Path, *, seed: int, max_new_tokens: int,
     model.generation_config = GenerationConfig(
         bos_token_id=eot, eos_token_id=eot, pad_token_id=eot,
         decoder_start_token_id=config.decoder_start_token_id, max_new_tokens=max_new_tokens,
+        **({"max_length": max_length} if max_length else {}),
         lang_to_id={f"<|{code}|>": ids(f"<|{code}|>") for code in LANGUAGES},
         task_to_id={"transcribe": ids("<|transcribe|>"), "translate": ids("<|translate|>")},
         no_timestamps_token_id=ids("<|notimestamps|>"), prev_sot_token_id=ids("<|startofprev|>"),
