@@ -10,7 +10,7 @@ PORT ?= 8000
 export HF_HUB_OFFLINE := 1
 
 .PHONY: install dev models serve test conformance unit lint bench bench-backends \
-	bench-families bench-structured clean
+	bench-families bench-structured bench-media clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -84,6 +84,13 @@ bench-families: install models
 bench-structured: install models
 	$(PIP) aiohttp
 	$(BIN)/python bench/structured.py
+
+# CLIP image embeddings and Whisper transcription (random weights at real checkpoints' sizes,
+# built on first use) against the same models in-process and Infinity.
+bench-media: install
+	$(PIP) -e '.[audio]' aiohttp
+	command -v espeak-ng >/dev/null && command -v sox >/dev/null || apt-get install -y espeak-ng sox
+	$(BIN)/python bench/media.py
 
 clean:
 	rm -rf $(VENV) .cache

@@ -6,10 +6,10 @@ as it can: per request, aiohttp here takes about 0.25 ms of CPU against 0.65 ms 
 (64 clients x 1 sentence against hfserve: 17 % against 40 % of a core), and what the client
 does not burn is left to the server under test, whichever it is.
 
-Only work that finishes inside the window counts (completed embedding requests; streamed
-chat tokens by their arrival time), so warm-up and the drain at the end do not skew rates.
-CPU use of this process (the client), the server and everything else is taken over the
-window.
+Only work that finishes inside the window counts (completed embedding and transcription
+requests; streamed chat tokens by their arrival time), so warm-up and the drain at the end
+do not skew rates. CPU use of this process (the client), the server and everything else is
+taken over the window.
 
 ``chat_load(processes=P)`` spreads the clients over P spawned processes (one event loop
 each), so that the load generator is not what limits a fast server: the parent sets one
@@ -169,18 +169,69 @@ def _cycle(texts: list[str], start: int, count: int) -> list[str]:
 
 async def embeddings_load(base_url: str, model: str, texts: list[str], *, concurrency: int,
                           per_request: int, warmup: float, duration: float,
-                          server_pid: int | None) -> dict:
-    """Sentences per second of /v1/embeddings, ``per_request`` sentences in each request."""
+                          server_pid: int | None, fields: dict | None = None,
+                          unit: str = "sentences/s") -> dict:
+    """Sentences per second of /v1/embeddings, ``per_request`` sentences in each request.
+    ``fields``: more request fields (``{"modality": "image"}``: ``texts`` are images, as
+    data URLs), and ``unit`` what the rate counts then."""
 
     def request(n: int) -> tuple[dict, int]:
         batch = _cycle(texts, n * per_request, per_request)
-        return {"model": model, "input": batch[0] if per_request == 1 else batch}, per_request
+        return {"model": model, "input": batch[0] if per_request == 1 else batch,
+                **(fields or {})}, per_request
 
     totals, cpu = await _json_load(base_url, "/v1/embeddings", request,
                                    lambda answer: len(answer["data"]), concurrency=concurrency,
                                    warmup=warmup, duration=duration, server_pid=server_pid)
     out = _summary(totals, duration, cpu, concurrency)
-    out.update(unit="sentences/s", per_request=per_request)
+    out.update(unit=unit, per_request=per_request)
+    return out
+
+
+async def transcription_load(base_url: str, model: str, files: list[bytes], *,
+                             seconds: float, concurrency: int, warmup: float,
+                             duration: float, server_pid: int | None,
+                             tokens_per_request: int | None = None,
+                             fields: dict | None = None) -> dict:
+    """Audio seconds per second of /v1/audio/transcriptions: one file of ``seconds`` per
+    request, as the openai SDK sends it (a multipart form with ``file``, ``model`` and
+    ``fields``), JSON answer. ``tokens_per_request``: what each transcript decodes, when
+    fixed (the model's generation config), for tokens per second."""
+
+    async def one(client: aiohttp.ClientSession, n: int, window: Window,
+                  totals: Totals) -> None:
+        form = aiohttp.FormData()       # one per request: a form is consumed when sent
+        form.add_field("model", model)
+        for key, value in (fields or {}).items():
+            form.add_field(key, str(value))
+        form.add_field("file", files[n % len(files)], filename="speech.wav",
+                       content_type="audio/wav")
+        t0 = time.perf_counter()
+        try:
+            async with client.post("/v1/audio/transcriptions", data=form) as r:
+                text = await r.text()
+            ok = r.status == 200 and isinstance(json.loads(text)["text"], str)
+            if not ok:
+                totals.error(f"HTTP {r.status}: {text}")
+        except REQUEST_ERRORS as exc:
+            ok = False
+            totals.error(f"{type(exc).__name__}: {exc}")
+        t1 = time.perf_counter()
+        if ok and window.inside(t1):
+            totals.requests += 1
+            totals.units += seconds
+            totals.latencies.append(t1 - t0)
+        elif not ok:
+            await asyncio.sleep(0.05)
+
+    totals, cpu = await _drive(range(concurrency), concurrency, base_url,
+                               _window(warmup, duration), one, server_pid, drain=60.0)
+    out = _summary(totals, duration, cpu, concurrency)
+    out.update(unit="audio s/s", seconds_per_request=seconds,
+               requests_per_s=totals.requests / duration,
+               tokens_per_request=tokens_per_request,
+               tokens_per_s=(totals.requests * tokens_per_request / duration
+                             if tokens_per_request else float("nan")))
     return out
 
 

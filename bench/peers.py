@@ -6,8 +6,9 @@ the local CPU build) and run as a subprocess on a free local port.
   file as a normal HF folder in bfloat16, the published checkpoint's precision (its
   ``--dtype auto`` default then loads it in bfloat16), since the benchmark feeds it a local
   folder.
-- Infinity (infinity-emb, torch engine, its defaults) for embeddings, on the MiniLM folder,
-  and for reranking and classification (bench/families.py) on classifiers built from it.
+- Infinity (infinity-emb, torch engine, its defaults) for embeddings, on the MiniLM folder
+  (or a CLIP folder: bench/media.py), and for reranking and classification
+  (bench/families.py) on classifiers built from it.
 
 Each peer says the precision and threads it runs at; both use torch's default intra-op
 threads (the CPUs the process may use)."""
@@ -166,7 +167,8 @@ class Infinity(ManagedProcess):
     /v1; MiniLM by default, or ``models`` ((folder, served name) pairs) side by side. It
     picks each model's engine from its config: a sequence classifier with one label is a
     reranker (/v1/rerank), with more a classifier (/v1/classify), anything else an
-    embedder."""
+    embedder (a CLIP folder: its image embeddings, with Infinity's ``modality``
+    field; ``images`` then gives it the aiohttp it reads images with)."""
 
     name = "Infinity"
     ready_path = "/health"
@@ -174,11 +176,17 @@ class Infinity(ManagedProcess):
     requirements = ["infinity-emb[server,torch]", "torch==2.13.0"]
 
     def __init__(self, log_path: Path, batch_size: int,
-                 models: list[tuple[Path, str]] | None = None) -> None:
+                 models: list[tuple[Path, str]] | None = None,
+                 images: bool = False) -> None:
         super().__init__(log_path)
-        self.bin = ensure_venv("infinity", self.requirements)
+        # Infinity reads every image input, data URLs too, through aiohttp, which none of
+        # its extras installs (its vision extra brings torchvision and colpali-engine
+        # instead); a venv of its own, so that the text one stays as it was measured.
+        self.bin = ensure_venv("infinity-images", [*self.requirements, "aiohttp"]) \
+            if images else ensure_venv("infinity", self.requirements)
         self.version = version(self.bin, "infinity-emb")
         self.models = models or [(EMBED_DIR, EMBED_NAME)]
+        self.model_name = self.models[0][1]
         self.flags = ["--engine", "torch", "--device", "cpu", "--batch-size", str(batch_size),
                       "--no-vector-disk-cache"]
         self.label = "Infinity"

@@ -85,13 +85,16 @@ def uses_wrk(args: argparse.Namespace, clients: int, per: int) -> bool:
     """Whether wrk drives this embeddings run: one sentence per request at or above
     ``--wrk-from`` clients, where the Python client would be the bottleneck (it spends more
     CPU per request than the server does)."""
-    return per == 1 and args.wrk_from and clients >= args.wrk_from and wrk.available()
+    least = getattr(args, "wrk_from", 0)     # scripts without the option: never
+    return per == 1 and bool(least) and clients >= least and wrk.available()
 
 
 def embeddings_run(srv: ManagedProcess, args: argparse.Namespace, texts: list[str],
-                   model: str, clients: int, per: int) -> Callable:
-    """The coroutine function of one embeddings run, from wrk or the Python client."""
-    if uses_wrk(args, clients, per):
+                   model: str, clients: int, per: int, fields: dict | None = None,
+                   unit: str = "sentences/s") -> Callable:
+    """The coroutine function of one embeddings run, from wrk or the Python client (the
+    only one that sends more request ``fields``)."""
+    if uses_wrk(args, clients, per) and not fields:
         async def run() -> dict:
             return await asyncio.to_thread(
                 wrk.embeddings_load, srv.base_url, model, texts, concurrency=clients,
@@ -101,17 +104,20 @@ def embeddings_run(srv: ManagedProcess, args: argparse.Namespace, texts: list[st
     async def run_python() -> dict:
         out = await embeddings_load(srv.base_url, model, texts, concurrency=clients,
                                     per_request=per, warmup=args.warmup,
-                                    duration=args.duration, server_pid=srv.pid)
+                                    duration=args.duration, server_pid=srv.pid,
+                                    fields=fields, unit=unit)
         return {**out, "client": "python"}
     return run_python
 
 
 def measure_server(srv: ManagedProcess, args: argparse.Namespace, texts: list[str],
                    prompts: list[str], out: dict, *, embed_model: str | None = None,
+                   embed_fields: dict | None = None, embed_unit: str = "sentences/s",
                    chat_model: str | None = None, chat_fields: dict | None = None,
                    metrics: bool = False) -> None:
-    """Every embeddings run (when ``embed_model``) and chat run (when ``chat_model``),
-    appended to ``out["embeddings"]`` / ``out["chat"]`` as they finish."""
+    """Every embeddings run (when ``embed_model``; ``embed_fields`` more fields of each
+    request, ``embed_unit`` what is counted) and chat run (when ``chat_model``), appended
+    to ``out["embeddings"]`` / ``out["chat"]`` as they finish."""
     pid = srv.pid
     if embed_model:
         jobs = embed_jobs(args)
@@ -119,9 +125,10 @@ def measure_server(srv: ManagedProcess, args: argparse.Namespace, texts: list[st
         # (on by default) would answer repeats without running the model, peers have none.
         share = len(texts) // len(jobs)
         for k, (clients, per) in enumerate(jobs):
-            own = texts[k * share:(k + 1) * share]
+            own = texts[k * share:(k + 1) * share] if share else texts
             out.setdefault("embeddings", []).append(run_phase(
-                srv, embeddings_run(srv, args, own, embed_model, clients, per),
+                srv, embeddings_run(srv, args, own, embed_model, clients, per,
+                                    embed_fields, embed_unit),
                 f"embeddings c={clients} x{per}", args.wait_quiet,
                 embed_model if metrics else None))
     if chat_model:
@@ -221,7 +228,8 @@ def _peer(make: Callable[[], ManagedProcess], args: argparse.Namespace, texts: l
             with httpx.Client(base_url=srv.base_url, timeout=300) as client:  # first use
                 if load.get("embed_model"):
                     client.post("/v1/embeddings", json={
-                        "model": srv.model_name, "input": texts[:4]}).raise_for_status()
+                        "model": srv.model_name, "input": texts[:4],
+                        **(load.get("embed_fields") or {})}).raise_for_status()
                 if load.get("chat_model"):
                     client.post("/v1/chat/completions", json={
                         "model": srv.model_name, "max_tokens": args.max_tokens, "temperature": 0,

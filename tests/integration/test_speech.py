@@ -18,6 +18,8 @@ import httpx
 import numpy as np
 import pytest
 
+from random_whisper import save_random_whisper
+
 from .conftest import serve_folders
 
 LABELS = ["yes", "no", "silence"]
@@ -26,49 +28,12 @@ MAX_AUDIO_BYTES = 2_000_000
 
 
 def tiny_whisper(folder):
-    import torch
-    from transformers import (
-        GenerationConfig,
-        WhisperConfig,
-        WhisperFeatureExtractor,
-        WhisperForConditionalGeneration,
-        WhisperProcessor,
-        WhisperTokenizer,
-    )
-    from transformers.convert_slow_tokenizer import bytes_to_unicode
-    from transformers.models.whisper.tokenization_whisper import LANGUAGES
-
-    # Byte-level BPE with no merges: every byte a token, then Whisper's special tokens in
-    # its order, then the 1501 timestamp tokens right after the last special one.
-    vocab = {c: i for i, c in enumerate(bytes_to_unicode().values())}
-    tokenizer = WhisperTokenizer(vocab=vocab, merges=[])
-    tokenizer.add_special_tokens({"additional_special_tokens": [
-        "<|startoftranscript|>", *[f"<|{code}|>" for code in LANGUAGES], "<|translate|>",
-        "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nocaptions|>",
-        "<|notimestamps|>"]})
-    tokenizer.add_tokens([f"<|{i * 0.02:.2f}|>" for i in range(1501)])
-    ids = tokenizer.convert_tokens_to_ids
-    eot = ids("<|endoftext|>")
-    torch.manual_seed(3)
-    config = WhisperConfig(vocab_size=len(tokenizer), d_model=32, encoder_layers=1,
-                           decoder_layers=1, encoder_attention_heads=2,
-                           decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
-                           max_target_positions=448, pad_token_id=eot, bos_token_id=eot,
-                           eos_token_id=eot, decoder_start_token_id=ids("<|startoftranscript|>"))
-    model = WhisperForConditionalGeneration(config).eval()
-    model.generation_config = GenerationConfig(
-        bos_token_id=eot, eos_token_id=eot, pad_token_id=eot,
-        decoder_start_token_id=config.decoder_start_token_id, max_new_tokens=24,
-        lang_to_id={f"<|{code}|>": ids(f"<|{code}|>") for code in LANGUAGES},
-        task_to_id={"transcribe": ids("<|transcribe|>"), "translate": ids("<|translate|>")},
-        no_timestamps_token_id=ids("<|notimestamps|>"), prev_sot_token_id=ids("<|startofprev|>"),
-        is_multilingual=True, max_initial_timestamp_index=50, begin_suppress_tokens=[eot],
-        suppress_tokens=[], alignment_heads=[[0, 0], [0, 1]])
     # At most 24 new tokens (the pipeline's default is 256): a random model never stops
     # early, and both sides read this same file.
-    model.save_pretrained(folder)
-    WhisperProcessor(WhisperFeatureExtractor(), tokenizer).save_pretrained(folder)
-    return folder
+    return save_random_whisper(folder, seed=3, max_new_tokens=24, d_model=32,
+                               encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+                               decoder_attention_heads=2, encoder_ffn_dim=64,
+                               decoder_ffn_dim=64)
 
 
 def _wav2vec2_config(**extra):
