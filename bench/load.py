@@ -131,18 +131,20 @@ def _summary(totals: Totals, duration: float, cpu: dict, concurrency: int) -> di
     return out
 
 
-async def _json_load(base_url: str, path: str, request: Callable[[int], tuple[dict, int]],
-                     answers: Callable[[dict], int], *, concurrency: int, warmup: float,
-                     duration: float, server_pid: int | None) -> tuple[Totals, dict]:
-    """Closed-loop POSTs of ``request(n) -> (body, units)`` to ``path``; a request counts
-    (its units) when it answers 200 inside the window with ``answers(json) == units``."""
+async def _json_load(base_url: str, path: str, request: Callable[[int], tuple[dict, float]],
+                     answers: Callable[[dict], float | None], *, concurrency: int,
+                     warmup: float, duration: float, server_pid: int | None,
+                     drain: float = 30.0) -> tuple[Totals, dict]:
+    """Closed-loop POSTs to ``path`` of ``request(n) -> (post's keyword arguments: json= or
+    data=, units)``; a request counts (its units) when it answers 200 inside the window
+    with ``answers(json) == units``."""
 
     async def one(client: aiohttp.ClientSession, n: int, window: Window,
                   totals: Totals) -> None:
-        body, units = request(n)
+        sent, units = request(n)
         t0 = time.perf_counter()
         try:
-            async with client.post(path, json=body) as r:
+            async with client.post(path, **sent) as r:
                 text = await r.text()
             ok = r.status == 200 and answers(json.loads(text)) == units
             if not ok:
@@ -159,7 +161,7 @@ async def _json_load(base_url: str, path: str, request: Callable[[int], tuple[di
             await asyncio.sleep(0.05)   # do not spin on a failing server
 
     return await _drive(range(concurrency), concurrency, base_url,
-                        _window(warmup, duration), one, server_pid, drain=30.0)
+                        _window(warmup, duration), one, server_pid, drain=drain)
 
 
 def _cycle(texts: list[str], start: int, count: int) -> list[str]:
@@ -177,8 +179,8 @@ async def embeddings_load(base_url: str, model: str, texts: list[str], *, concur
 
     def request(n: int) -> tuple[dict, int]:
         batch = _cycle(texts, n * per_request, per_request)
-        return {"model": model, "input": batch[0] if per_request == 1 else batch,
-                **(fields or {})}, per_request
+        return {"json": {"model": model, "input": batch[0] if per_request == 1 else batch,
+                         **(fields or {})}}, per_request
 
     totals, cpu = await _json_load(base_url, "/v1/embeddings", request,
                                    lambda answer: len(answer["data"]), concurrency=concurrency,
@@ -198,34 +200,20 @@ async def transcription_load(base_url: str, model: str, files: list[bytes], *,
     ``fields``), JSON answer. ``tokens_per_request``: what each transcript decodes, when
     fixed (the model's generation config), for tokens per second."""
 
-    async def one(client: aiohttp.ClientSession, n: int, window: Window,
-                  totals: Totals) -> None:
+    def request(n: int) -> tuple[dict, float]:
         form = aiohttp.FormData()       # one per request: a form is consumed when sent
         form.add_field("model", model)
         for key, value in (fields or {}).items():
             form.add_field(key, str(value))
         form.add_field("file", files[n % len(files)], filename="speech.wav",
                        content_type="audio/wav")
-        t0 = time.perf_counter()
-        try:
-            async with client.post("/v1/audio/transcriptions", data=form) as r:
-                text = await r.text()
-            ok = r.status == 200 and isinstance(json.loads(text)["text"], str)
-            if not ok:
-                totals.error(f"HTTP {r.status}: {text}")
-        except REQUEST_ERRORS as exc:
-            ok = False
-            totals.error(f"{type(exc).__name__}: {exc}")
-        t1 = time.perf_counter()
-        if ok and window.inside(t1):
-            totals.requests += 1
-            totals.units += seconds
-            totals.latencies.append(t1 - t0)
-        elif not ok:
-            await asyncio.sleep(0.05)
+        return {"data": form}, seconds
 
-    totals, cpu = await _drive(range(concurrency), concurrency, base_url,
-                               _window(warmup, duration), one, server_pid, drain=60.0)
+    totals, cpu = await _json_load(
+        base_url, "/v1/audio/transcriptions", request,
+        lambda answer: seconds if isinstance(answer["text"], str) else None,
+        concurrency=concurrency, warmup=warmup, duration=duration, server_pid=server_pid,
+        drain=60.0)
     out = _summary(totals, duration, cpu, concurrency)
     out.update(unit="audio s/s", seconds_per_request=seconds,
                requests_per_s=totals.requests / duration,
@@ -250,8 +238,8 @@ async def rerank_load(base_url: str, model: str, texts: list[str], *, concurrenc
 
     def request(n: int) -> tuple[dict, int]:
         query, docs = rerank_request(texts, n, documents)
-        return {"model": model, "query": query, "documents": docs,
-                "return_documents": False}, documents
+        return {"json": {"model": model, "query": query, "documents": docs,
+                         "return_documents": False}}, documents
 
     totals, cpu = await _json_load(base_url, "/v1/rerank", request,
                                    lambda answer: len(answer["results"]),
@@ -268,7 +256,7 @@ async def classify_load(base_url: str, model: str, texts: list[str], *, concurre
     hfserve and Infinity both take)."""
 
     def request(n: int) -> tuple[dict, int]:
-        return {"model": model, "input": [texts[n % len(texts)]]}, 1
+        return {"json": {"model": model, "input": [texts[n % len(texts)]]}}, 1
 
     totals, cpu = await _json_load(base_url, "/v1/classify", request,
                                    lambda answer: len(answer["data"]), concurrency=concurrency,
