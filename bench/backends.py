@@ -37,7 +37,7 @@ from bench.cpu import wait_quiet  # noqa: E402
 from bench.load import embeddings_load  # noqa: E402
 from bench.phases import BUSY_PCT, run_phase  # noqa: E402
 from bench.raw import _timed_loop  # noqa: E402
-from bench.report import _num  # noqa: E402
+from bench.report import _num, log_findings  # noqa: E402
 from bench.sentences import sentences  # noqa: E402
 from bench.serve_bench import machine  # noqa: E402
 from bench.server import CACHE_DIR, EMBED_DIR, ServerOptions, ServerProcess  # noqa: E402
@@ -292,11 +292,7 @@ def check_lines(results: dict) -> list[str]:
         bad = any(v < MIN_COSINE for v in row.values())
         out.append(f"cosine {b}: {', '.join(parts) or 'n/a'}"
                    + (f"  ** below {MIN_COSINE} **" if bad else ""))
-    server = results["server"]
-    problems = server.get("log_problems", [])
-    out.append(f"hfserve: exit code {server.get('exit_code')}, "
-               f"{len(problems)} warning/error log lines")
-    out += [f"   {line[:200]}" for line in problems[:5]]
+    out += log_findings("hfserve", results["server"])
     return out
 
 

@@ -47,7 +47,7 @@ from bench.heads import CLASSIFY, HEADS, RERANK, build_classifier, random_keys  
 from bench.load import classify_load, rerank_load, rerank_request  # noqa: E402
 from bench.peers import Infinity, PeerUnavailable  # noqa: E402
 from bench.phases import parse_list, run_phase  # noqa: E402
-from bench.report import targets_markdown  # noqa: E402
+from bench.report import log_findings, targets_markdown  # noqa: E402
 from bench.sentences import distinct_sentences  # noqa: E402
 from bench.serve_bench import machine  # noqa: E402
 from bench.server import EMBED_DIR, ManagedProcess, ServerOptions, ServerProcess  # noqa: E402
@@ -278,11 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, server in (("hfserve", results["server"]), ("Infinity",
                                                           results.get("infinity", {}))):
         if "exit_code" in server:
-            problems = server.get("log_problems", [])
-            print(f"{name}: exit code {server['exit_code']}, {len(problems)} warning/error "
-                  "log lines")
-            for line in problems[:5]:
-                print(f"   {line[:200]}")
+            for line in log_findings(name, server):
+                print(line)
     args.out.write_text(json.dumps(record.clean(results), indent=2))
     print(f"total {results['total_s']:.0f}s; results in {args.out}")
     return 0

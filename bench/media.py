@@ -57,7 +57,15 @@ from bench.media_models import (  # noqa: E402
 )
 from bench.peers import Infinity  # noqa: E402
 from bench.phases import _peer, measure_server, parse_list, run_phase  # noqa: E402
-from bench.report import _notes, _num, _peer_run, _row, markdown, targets_markdown  # noqa: E402
+from bench.report import (  # noqa: E402
+    _notes,
+    _num,
+    _peer_run,
+    _row,
+    log_findings,
+    markdown,
+    targets_markdown,
+)
 from bench.serve_bench import machine  # noqa: E402
 from bench.server import ServerOptions, ServerProcess  # noqa: E402
 from bench.stats import ratio  # noqa: E402
@@ -295,10 +303,7 @@ def checks(results: dict) -> list[str]:
                    f"(raw: {raw['new_tokens']} new tokens, {raw['sample_transcript'][:60]!r};"
                    f" hfserve: {results['server'].get('sample_transcript', '')[:60]!r})")
     for name, server in {"hfserve": results["server"], **results.get("peers", {})}.items():
-        problems = server.get("log_problems", [])
-        out.append(f"{name}: exit code {server.get('exit_code')}, "
-                   f"{len(problems)} warning/error log lines")
-        out += [f"   {line[:200]}" for line in problems[:5]]
+        out += log_findings(name, server)
     return out
 
 

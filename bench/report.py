@@ -249,6 +249,15 @@ def details_markdown(results: dict[str, Any]) -> str:
                      + [f"\nnot measured: {f}" for f in failed])
 
 
+def log_findings(name: str, server: dict[str, Any]) -> list[str]:
+    """A server's exit code and the first of the warning/error lines of its log, as lines
+    to print."""
+    problems = server.get("log_problems", [])
+    return [f"{name}: exit code {server.get('exit_code')}, "
+            f"{len(problems)} warning/error log lines",
+            *(f"   {line[:200]}" for line in problems[:5])]
+
+
 def checks(results: dict[str, Any]) -> list[str]:
     """Consistency checks and log findings, as lines to print."""
     out = []
@@ -261,8 +270,5 @@ def checks(results: dict[str, Any]) -> list[str]:
             out.append(f"greedy chat text hfserve == raw {name}: {raw['chat_text_identical']}")
     logs = {"hfserve": results["server"], **results.get("peers", {})}
     for name, server in logs.items():
-        problems = server.get("log_problems", [])
-        out.append(f"{name}: exit code {server.get('exit_code')}, "
-                   f"{len(problems)} warning/error log lines")
-        out += [f"   {line[:200]}" for line in problems[:5]]
+        out += log_findings(name, server)
     return out

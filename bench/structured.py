@@ -38,7 +38,7 @@ import httpx  # noqa: E402
 from bench import record  # noqa: E402
 from bench.load import chat_load  # noqa: E402
 from bench.phases import run_phase  # noqa: E402
-from bench.report import _num, targets_markdown  # noqa: E402
+from bench.report import _num, log_findings, targets_markdown  # noqa: E402
 from bench.sentences import sentences  # noqa: E402
 from bench.serve_bench import machine  # noqa: E402
 from bench.server import CHAT_NAME, DEMO_CONFIG, ServerOptions, ServerProcess  # noqa: E402
@@ -245,11 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown(results["summary"], args.clients))
     print()
     print(targets_markdown(results["targets"]))
-    problems = results["server"]["log_problems"]
-    print(f"hfserve: exit code {results['server']['exit_code']}, {len(problems)} "
-          "warning/error log lines")
-    for line in problems[:5]:
-        print(f"   {line[:200]}")
+    for line in log_findings("hfserve", results["server"]):
+        print(line)
     args.out.write_text(json.dumps(record.clean(results), indent=2))
     print(f"total {results['total_s']:.0f}s; results in {args.out}")
     return 0
